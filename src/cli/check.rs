@@ -1,0 +1,78 @@
+//! `kvault check [--read-data | --read-data-subset N%]`.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use kvault::error::exit;
+use kvault::ops::check::{CheckOptions, check};
+use serde_json::json;
+
+use super::Ctx;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read every pack and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+    /// Read a random subset of packs, e.g. `10%`.
+    #[arg(long, value_name = "N%")]
+    read_data_subset: Option<String>,
+}
+
+fn parse_percent(s: &str) -> Result<f64> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--read-data-subset {s:?} is not a percentage like 10%"))?;
+    if !(v > 0.0 && v <= 100.0) {
+        bail!("--read-data-subset {s:?} must be in (0%, 100%]");
+    }
+    Ok(v)
+}
+
+pub async fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
+    let subset = a.read_data_subset.as_deref().map(parse_percent).transpose()?;
+    let repo = ctx.open().await?;
+    let opts = CheckOptions {
+        read_data: a.read_data || subset.is_some(),
+        subset_percent: subset,
+    };
+    let bar = ctx.out.progress();
+    let rep = check(&repo, &opts, &bar).await?;
+    if !ctx.out.json {
+        for n in &rep.notes {
+            ctx.out.note(&format!("note: {n}"));
+        }
+        for e in &rep.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    ctx.out.emit("check", json!(rep), || {
+        let mut s = format!(
+            "checked {} snapshot(s), {} tree(s), {} index file(s), {} pack(s), {} blob(s)",
+            rep.snapshots, rep.trees, rep.index_files, rep.packs, rep.blobs
+        );
+        if opts.read_data {
+            s.push_str(&format!(
+                "; read {} pack(s), verified {} blob(s)",
+                rep.packs_read, rep.blobs_verified
+            ));
+        }
+        if rep.unused_blobs > 0 {
+            s.push_str(&format!(
+                "; {} blob(s) unused (prune frees them)",
+                rep.unused_blobs
+            ));
+        }
+        s
+    });
+    if rep.errors.is_empty() {
+        ctx.out.note("no errors were found");
+        Ok(exit::OK)
+    } else {
+        bail!(
+            "check found {} error(s): the repository is damaged",
+            rep.errors.len()
+        )
+    }
+}

@@ -1,0 +1,276 @@
+//! The command line: clap definitions, global options, dispatch to one file
+//! per command group, and the mapping of errors to exit codes.
+
+mod check;
+mod inspect;
+mod keys;
+mod output;
+mod password;
+mod stream;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use kvault::backend::location::BackendOptions;
+use kvault::error::exit;
+use kvault::repo::chunker::ChunkerParams;
+use kvault::repo::config::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
+use kvault::{InitOptions, KdfParams, Repository};
+use serde_json::json;
+
+pub use output::Out;
+
+/// kvault: encrypted, deduplicating, point-in-time backups of Apache Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "kvault", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Repository location: a path, fs://PATH, s3://BUCKET/PREFIX, gcs://BUCKET/PREFIX, azblob://CONTAINER/PREFIX.
+    #[arg(short = 'r', long = "repo", env = "KVAULT_REPOSITORY", global = true)]
+    repo: Option<String>,
+    /// Read the repository password from this file.
+    #[arg(long, env = "KVAULT_PASSWORD_FILE", global = true)]
+    password_file: Option<String>,
+    /// Run this shell command and use its output as the password.
+    #[arg(long, env = "KVAULT_PASSWORD_COMMAND", global = true)]
+    password_command: Option<String>,
+    /// Print results as JSON Lines (one object per line, with message_type).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Never draw progress bars.
+    #[arg(long, global = true)]
+    no_progress: bool,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+/// Object-store settings.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Storage options")]
+struct StorageArgs {
+    /// S3 endpoint URL (e.g. http://127.0.0.1:8333); default AWS.
+    #[arg(long, env = "KVAULT_S3_ENDPOINT", global = true)]
+    s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "AWS_REGION", global = true)]
+    s3_region: Option<String>,
+    /// S3 access key id.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true, global = true)]
+    s3_secret_access_key: Option<String>,
+    /// GCS service-account credential file.
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
+    gcs_credential_path: Option<String>,
+    /// GCS endpoint.
+    #[arg(long, env = "KVAULT_GCS_ENDPOINT", global = true)]
+    gcs_endpoint: Option<String>,
+    /// Azure storage account.
+    #[arg(long, env = "AZURE_STORAGE_ACCOUNT", global = true)]
+    azure_account_name: Option<String>,
+    /// Azure storage account key.
+    #[arg(long, env = "AZURE_STORAGE_KEY", hide_env_values = true, global = true)]
+    azure_account_key: Option<String>,
+    /// Azure blob endpoint.
+    #[arg(long, env = "AZURE_STORAGE_ENDPOINT", global = true)]
+    azure_endpoint: Option<String>,
+}
+
+impl StorageArgs {
+    fn options(&self) -> BackendOptions {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        BackendOptions {
+            s3_endpoint: self.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
+            s3_region: self.s3_region.clone().or_else(|| env("AWS_DEFAULT_REGION")),
+            s3_access_key_id: self.s3_access_key_id.clone(),
+            s3_secret_access_key: self.s3_secret_access_key.clone(),
+            s3_session_token: env("AWS_SESSION_TOKEN"),
+            gcs_endpoint: self.gcs_endpoint.clone(),
+            gcs_credential_path: self.gcs_credential_path.clone(),
+            azure_endpoint: self.azure_endpoint.clone(),
+            azure_account_name: self.azure_account_name.clone(),
+            azure_account_key: self.azure_account_key.clone(),
+        }
+    }
+}
+
+/// Argon2id cost flags for new keys.
+#[derive(Debug, Args, Clone)]
+struct KdfArgs {
+    /// Argon2id memory in MiB for the new key (default 64).
+    #[arg(long, value_name = "MIB")]
+    kdf_memory_mib: Option<u32>,
+    /// Argon2id passes (default 3).
+    #[arg(long, value_name = "N")]
+    kdf_iterations: Option<u32>,
+    /// Argon2id lanes (default 1).
+    #[arg(long, value_name = "N")]
+    kdf_parallelism: Option<u32>,
+    /// Use the cheapest Argon2id parameters (tests and throwaway repositories only).
+    #[arg(long, hide = true)]
+    insecure_fast_kdf: bool,
+}
+
+impl KdfArgs {
+    fn params(&self) -> KdfParams {
+        if self.insecure_fast_kdf {
+            return KdfParams::insecure_fast();
+        }
+        let d = KdfParams::default();
+        KdfParams {
+            m_cost_kib: self
+                .kdf_memory_mib
+                .map_or(d.m_cost_kib, |m| m.saturating_mul(1024)),
+            t_cost: self.kdf_iterations.unwrap_or(d.t_cost),
+            p_cost: self.kdf_parallelism.unwrap_or(d.p_cost),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init {
+        /// Average chunk size in KiB (a power of two; min = avg/4, max = avg*4).
+        #[arg(long, default_value_t = 1024, value_name = "KIB")]
+        chunk_size: u32,
+        /// Target pack size in MiB.
+        #[arg(long, default_value_t = DEFAULT_PACK_SIZE / (1024 * 1024), value_name = "MIB")]
+        pack_size: u32,
+        /// zstd compression level (-7..=22).
+        #[arg(long, default_value_t = DEFAULT_COMPRESSION_LEVEL, allow_hyphen_values = true)]
+        compression: i32,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Manage the keys (passwords) of a repository.
+    Key {
+        #[command(subcommand)]
+        cmd: keys::KeyCmd,
+    },
+    /// Store a byte stream (a file or stdin) as a snapshot.
+    Put(stream::PutArgs),
+    /// Write the byte stream of a `put` snapshot to stdout or a file.
+    Get(stream::GetArgs),
+    /// List snapshots.
+    Snapshots(inspect::SnapshotsArgs),
+    /// Verify the repository's structure and, with --read-data, its data.
+    Check(check::CheckArgs),
+    /// Show sizes, dedup and compression ratios.
+    Stats,
+    /// Print a repository object, decrypted (for debugging).
+    Cat(inspect::CatArgs),
+    /// Remove stale locks (or, with --remove-all, every lock).
+    Unlock {
+        /// Remove all locks, even live ones.
+        #[arg(long)]
+        remove_all: bool,
+    },
+}
+
+/// Context handed to commands.
+pub struct Ctx {
+    global: GlobalArgs,
+    out: Out,
+}
+
+impl Ctx {
+    fn location(&self) -> Result<&str> {
+        self.global
+            .repo
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                anyhow::Error::new(kvault::Error::NoRepository {
+                    location: "(none)".into(),
+                    reason: "no repository given: use -r/--repo or KVAULT_REPOSITORY".into(),
+                })
+            })
+    }
+
+    /// Opens the repository, asking for the password.
+    async fn open(&self) -> Result<Repository> {
+        let loc = self.location()?;
+        let pw = password::repository_password(&self.global, false)?;
+        Ok(kvault::ops::open(loc, &self.global.storage.options(), &pw).await?)
+    }
+}
+
+/// Runs the parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    let out = Out {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+        progress: !cli.global.no_progress,
+    };
+    let ctx = Ctx {
+        global: cli.global,
+        out,
+    };
+    match cli.command {
+        Command::Init {
+            chunk_size,
+            pack_size,
+            compression,
+            kdf,
+        } => {
+            let loc = ctx.location()?;
+            let chunker = ChunkerParams::with_average(chunk_size.saturating_mul(1024))
+                .context("--chunk-size must be a power of two between 1 and 65536 KiB")?;
+            let opts = InitOptions {
+                chunker,
+                pack_size: pack_size.saturating_mul(1024 * 1024),
+                compression_level: compression,
+                kdf: kdf.params(),
+            };
+            let pw = password::repository_password(&ctx.global, true)?;
+            let (_, s) = kvault::ops::init::init(loc, &ctx.global.storage.options(), &pw, &opts).await?;
+            ctx.out.emit("init", json!(s), || {
+                format!("created kvault repository {} at {}\nkeep your password safe: without it the data cannot be read", s.repository_id.short(), s.location)
+            });
+            Ok(exit::OK)
+        }
+        Command::Key { cmd } => keys::run(&ctx, cmd).await,
+        Command::Put(a) => stream::put(&ctx, a).await,
+        Command::Get(a) => stream::get(&ctx, a).await,
+        Command::Snapshots(a) => inspect::snapshots(&ctx, a).await,
+        Command::Check(a) => check::run(&ctx, a).await,
+        Command::Stats => inspect::stats(&ctx).await,
+        Command::Cat(a) => inspect::cat(&ctx, a).await,
+        Command::Unlock { remove_all } => {
+            let repo = ctx.open().await?;
+            let removed = kvault::repo::lock::unlock(&repo, remove_all).await?;
+            ctx.out.emit("unlock", json!({"removed": removed}), || {
+                format!("removed {} lock(s)", removed.len())
+            });
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Prints an error as one line and returns its exit code.
+pub fn report(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            output::quit_on_broken_pipe(io);
+        }
+    }
+    eprintln!("kvault: {e:#}");
+    e.chain()
+        .find_map(|c| c.downcast_ref::<kvault::Error>())
+        .map_or(exit::ERROR, kvault::Error::exit_code)
+}

@@ -1,0 +1,121 @@
+//! The library's error type.
+//!
+//! Every fallible public function returns [`Result`]. Variants carry the
+//! context a user needs to act (which object, which key, which location), and
+//! [`Error::exit_code`] maps them onto the documented CLI exit codes (README,
+//! "Exit codes"), modelled on restic's table.
+
+use std::fmt;
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with enough context to name the object involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No repository (no config object) at the location.
+    #[error("no repository at {location}: {reason}")]
+    NoRepository {
+        /// The repository location as the user gave it.
+        location: String,
+        /// Why it is not a repository.
+        reason: String,
+    },
+    /// A repository already exists where `init` was asked to create one.
+    #[error("a repository already exists at {0}")]
+    AlreadyInitialized(String),
+    /// Another process holds a conflicting lock.
+    #[error("repository is locked: {0}")]
+    Locked(String),
+    /// No key file could be opened with the password.
+    #[error("wrong password or no key found for this repository")]
+    WrongPassword,
+    /// Authentication or structural check of stored bytes failed.
+    #[error("{object} is corrupt or tampered: {detail}")]
+    Corrupt {
+        /// The object, e.g. `pack 3fa2…` or `index 09bc…`.
+        object: String,
+        /// What did not check out.
+        detail: String,
+    },
+    /// A referenced object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Bad input from the user (arguments, options, files they wrote).
+    #[error("{0}")]
+    Invalid(String),
+    /// The repository uses a format version or feature this build lacks.
+    #[error("unsupported repository format: {0}")]
+    Unsupported(String),
+    /// A storage operation failed.
+    #[error("storage: {0}")]
+    Backend(#[from] crate::backend::BackendError),
+    /// A local I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The operation was interrupted (SIGINT).
+    #[error("interrupted")]
+    Interrupted,
+    /// The operation finished but could not do everything it was asked.
+    #[error("incomplete: {0}")]
+    Incomplete(String),
+    /// An internal invariant broke; a bug in kvault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Process exit codes (README "Exit codes"; restic's table is the model).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Any error not listed below (including corruption found by `check`).
+    pub const ERROR: i32 = 1;
+    /// Command line usage error (clap's default).
+    pub const USAGE: i32 = 2;
+    /// The command finished but could not do everything (e.g. some files unreadable).
+    pub const INCOMPLETE: i32 = 3;
+    /// No repository at the location.
+    pub const NO_REPOSITORY: i32 = 10;
+    /// The repository is locked by another process.
+    pub const LOCKED: i32 = 11;
+    /// Wrong password.
+    pub const WRONG_PASSWORD: i32 = 12;
+    /// Interrupted by SIGINT.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+impl Error {
+    /// The documented CLI exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::NoRepository { .. } => exit::NO_REPOSITORY,
+            Error::Locked(_) => exit::LOCKED,
+            Error::WrongPassword => exit::WRONG_PASSWORD,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Incomplete(_) => exit::INCOMPLETE,
+            _ => exit::ERROR,
+        }
+    }
+
+    /// A corruption error naming `object`.
+    pub fn corrupt(object: impl fmt::Display, detail: impl fmt::Display) -> Self {
+        Error::Corrupt {
+            object: object.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// An I/O error with context.
+    pub fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.to_string(),
+            source,
+        }
+    }
+}

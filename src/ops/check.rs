@@ -1,0 +1,303 @@
+//! `check`: verify the repository's structure and, optionally, its data.
+//!
+//! Structure: every index file opens; every indexed pack exists with the
+//! size its entries imply; every snapshot opens and every tree and data blob
+//! its trees reference is indexed with the right type. Packs no index names
+//! are reported (an interrupted write leaves them; prune removes them) but
+//! are not errors. With `read_data`, every pack (or a random subset) is
+//! read whole: its name must be the hash of its bytes, its header must
+//! match the index, and every blob must decrypt and hash to its id.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::progress::{Progress, Unit};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::repo::crypto::SEAL_OVERHEAD;
+use crate::repo::index::MasterIndex;
+use crate::repo::pack::{BlobType, HEADER_ENTRY_LEN, decode_pack, open_blob};
+use crate::repo::{DATA_DIR, INDEX_DIR, Repository, SNAPSHOTS_DIR, pack_path};
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Read and verify pack contents.
+    pub read_data: bool,
+    /// With `read_data`, only this percentage (0 < p <= 100) of packs.
+    pub subset_percent: Option<f64>,
+}
+
+/// The outcome; the repository is sound when `errors` is empty.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    /// Problems that mean data is damaged or missing.
+    pub errors: Vec<String>,
+    /// Things worth knowing that are not damage (unreferenced packs).
+    pub notes: Vec<String>,
+    /// Index files read.
+    pub index_files: usize,
+    /// Packs in storage.
+    pub packs: usize,
+    /// Distinct blobs indexed.
+    pub blobs: usize,
+    /// Snapshots checked.
+    pub snapshots: usize,
+    /// Trees walked.
+    pub trees: usize,
+    /// Packs read with `read_data`.
+    pub packs_read: usize,
+    /// Blobs verified with `read_data`.
+    pub blobs_verified: usize,
+    /// Indexed blobs no snapshot references (prune frees them).
+    pub unused_blobs: usize,
+}
+
+/// The size a pack with these blob lengths has.
+fn expected_pack_size(stored: impl Iterator<Item = u32>) -> u64 {
+    let mut n = 0u64;
+    let mut total = 0u64;
+    for s in stored {
+        n += 1;
+        total += u64::from(s);
+    }
+    total + (SEAL_OVERHEAD + 9) as u64 + n * HEADER_ENTRY_LEN as u64 + 4
+}
+
+/// Checks the repository.
+///
+/// # Errors
+/// Only when checking cannot proceed (listing fails); damage is reported in
+/// [`CheckReport::errors`].
+pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    let mut rep = CheckReport::default();
+
+    // 1. Index files.
+    let mut files = Vec::new();
+    for id in repo.list_ids(INDEX_DIR).await? {
+        match repo.load_index_file(&id).await {
+            Ok(f) => files.push((id, f)),
+            Err(e) => rep.errors.push(format!("{e}")),
+        }
+    }
+    rep.index_files = files.len();
+    let index = MasterIndex::from_files(&files);
+    repo.set_index(std::sync::Arc::new(index.clone()));
+    rep.blobs = index.len();
+
+    // 2. Packs in storage against the index.
+    let mut stored: HashMap<Id, u64> = HashMap::new();
+    for o in repo.backend().list(DATA_DIR).await? {
+        let name = o.path.rsplit('/').next().unwrap_or_default();
+        match name.parse::<Id>() {
+            Ok(id) if o.path == pack_path(&id) => {
+                stored.insert(id, o.size);
+            }
+            _ => rep.notes.push(format!("unexpected file {} in data/", o.path)),
+        }
+    }
+    rep.packs = stored.len();
+    let mut index_packs: HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>> = HashMap::new();
+    for (_, f) in &files {
+        for p in &f.packs {
+            index_packs.entry(p.id).or_insert_with(|| p.blobs.clone());
+        }
+    }
+    let mut packs_sorted: Vec<&Id> = index_packs.keys().collect();
+    packs_sorted.sort();
+    for pid in packs_sorted {
+        let want = expected_pack_size(
+            index_packs
+                .get(pid)
+                .into_iter()
+                .flatten()
+                .map(|(e, _)| e.stored_len),
+        );
+        match stored.get(pid) {
+            None => rep
+                .errors
+                .push(format!("pack {pid} is indexed but missing from storage")),
+            Some(&size) if size != want => rep.errors.push(format!(
+                "pack {pid} is corrupt or tampered: {size} bytes in storage, the index implies {want}"
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut unref: Vec<&Id> = stored.keys().filter(|id| !index_packs.contains_key(id)).collect();
+    unref.sort();
+    for id in unref {
+        rep.notes.push(format!(
+            "pack {id} is not in any index (left by an interrupted write; prune removes it)"
+        ));
+    }
+
+    // 3. Snapshots and trees.
+    let mut used: HashSet<Id> = HashSet::new();
+    let mut seen_trees: HashSet<Id> = HashSet::new();
+    for sid in repo.list_ids(SNAPSHOTS_DIR).await? {
+        let snap = match repo.load_snapshot(&sid).await {
+            Ok(s) => s,
+            Err(e) => {
+                rep.errors.push(format!("{e}"));
+                continue;
+            }
+        };
+        rep.snapshots += 1;
+        let mut stack = vec![snap.tree];
+        while let Some(tid) = stack.pop() {
+            if !seen_trees.insert(tid) {
+                continue;
+            }
+            used.insert(tid);
+            match index.get(&tid) {
+                None => {
+                    rep.errors.push(format!(
+                        "snapshot {}: tree {tid} is not in the index",
+                        sid.short()
+                    ));
+                    continue;
+                }
+                Some(l) if l.entry.blob_type != BlobType::Tree => {
+                    rep.errors
+                        .push(format!("snapshot {}: tree {tid} is indexed as data", sid.short()));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let tree = match repo.load_tree(&tid).await {
+                Ok(t) => t,
+                Err(e) => {
+                    rep.errors.push(format!("snapshot {}: {e}", sid.short()));
+                    continue;
+                }
+            };
+            rep.trees += 1;
+            for node in &tree.nodes {
+                if let Some(s) = node.subtree {
+                    stack.push(s);
+                }
+                for b in &node.content {
+                    used.insert(*b);
+                    match index.get(b) {
+                        None => rep.errors.push(format!(
+                            "snapshot {}: {} {:?}: data blob {b} is not in the index",
+                            sid.short(),
+                            node.kind,
+                            node.name
+                        )),
+                        Some(l) if l.entry.blob_type != BlobType::Data => rep
+                            .errors
+                            .push(format!("snapshot {}: blob {b} is indexed as a tree", sid.short())),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    rep.unused_blobs = index.blobs().filter(|l| !used.contains(&l.entry.id)).count();
+
+    // 4. Data.
+    if opts.read_data {
+        read_data(repo, opts, &index_packs, &stored, &mut rep, progress).await?;
+    }
+    Ok(rep)
+}
+
+async fn read_data(
+    repo: &Repository,
+    opts: &CheckOptions,
+    index_packs: &HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>>,
+    stored: &HashMap<Id, u64>,
+    rep: &mut CheckReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut ids: Vec<Id> = stored.keys().copied().collect();
+    ids.sort();
+    if let Some(p) = opts.subset_percent {
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(Error::Invalid(format!(
+                "--read-data-subset {p}% is not in (0, 100]"
+            )));
+        }
+        let want = ((ids.len() as f64 * p / 100.0).ceil() as usize).clamp(1.min(ids.len()), ids.len());
+        // Random choice, so repeated runs cover the whole repository.
+        let mut keyed: Vec<(u64, Id)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut r = [0u8; 8];
+            crate::repo::crypto::fill_random(&mut r)?;
+            keyed.push((u64::from_le_bytes(r), id));
+        }
+        keyed.sort();
+        ids = keyed.into_iter().take(want).map(|(_, id)| id).collect();
+    }
+    let total: u64 = ids.iter().filter_map(|id| stored.get(id)).sum();
+    progress.start("reading packs", Some(total), Unit::Bytes);
+    let mut set = tokio::task::JoinSet::new();
+    let mut queue = ids.into_iter();
+    loop {
+        while set.len() < 4 {
+            let Some(pid) = queue.next() else { break };
+            let r = repo.clone();
+            let expected = index_packs.get(&pid).cloned();
+            set.spawn(async move {
+                let bytes = r.backend().read(&pack_path(&pid)).await;
+                let len = bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+                let out = tokio::task::spawn_blocking(move || verify_pack(&r, &pid, bytes, expected))
+                    .await
+                    .unwrap_or_else(|e| (Vec::new(), vec![format!("pack {pid}: verifier crashed: {e}")]));
+                (len, out)
+            });
+        }
+        let Some(done) = set.join_next().await else { break };
+        let (len, (verified, errors)) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        rep.packs_read += 1;
+        rep.blobs_verified += verified.len();
+        rep.errors.extend(errors);
+        progress.inc(len);
+    }
+    progress.finish();
+    Ok(())
+}
+
+fn verify_pack(
+    repo: &Repository,
+    pid: &Id,
+    bytes: std::result::Result<Vec<u8>, crate::backend::BackendError>,
+    expected: Option<Vec<(crate::repo::pack::BlobEntry, u32)>>,
+) -> (Vec<Id>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut ok = Vec::new();
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) => return (ok, vec![format!("pack {pid}: {e}")]),
+    };
+    let entries = match decode_pack(repo.keys(), pid, &bytes) {
+        Ok(e) => e,
+        Err(e) => return (ok, vec![format!("{e}")]),
+    };
+    if let Some(exp) = expected {
+        let have: HashSet<_> = entries.iter().collect();
+        for e in &exp {
+            if !have.contains(e) {
+                errors.push(format!(
+                    "pack {pid}: index entry for blob {} does not match the pack header",
+                    e.0.id
+                ));
+            }
+        }
+    }
+    let object = format!("pack {pid}");
+    for (e, off) in &entries {
+        let start = *off as usize;
+        let Some(sealed) = bytes.get(start..start + e.stored_len as usize) else {
+            errors.push(format!("pack {pid}: blob {} lies outside the pack", e.id));
+            continue;
+        };
+        match open_blob(repo.keys(), e, sealed, &object) {
+            Ok(_) => ok.push(e.id),
+            Err(err) => errors.push(format!("{err}")),
+        }
+    }
+    (ok, errors)
+}

@@ -1,0 +1,98 @@
+//! `key list|add|remove|passwd`: manage the passwords that open a repository.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::repo::keyfile::{KdfParams, KeyFile};
+use crate::repo::{KEYS_DIR, Repository};
+
+/// One key as `key list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Key id.
+    pub id: Id,
+    /// Whether it is the key that opened the repository.
+    pub current: bool,
+    /// Creation time (RFC 3339), or "?" when unreadable.
+    pub created: String,
+    /// Host that created it.
+    pub hostname: String,
+    /// User that created it.
+    pub username: String,
+    /// Argon2id parameters.
+    pub kdf: KdfParams,
+}
+
+/// Lists every key.
+///
+/// # Errors
+/// Storage errors; a damaged key file is reported as [`Error::Corrupt`].
+pub async fn list(repo: &Repository) -> Result<Vec<KeyInfo>> {
+    let mut out = Vec::new();
+    for id in repo.list_ids(KEYS_DIR).await? {
+        let bytes = repo.backend().read(&format!("{KEYS_DIR}/{id}")).await?;
+        if Id::hash(&bytes) != id {
+            return Err(Error::corrupt(
+                format!("key {id}"),
+                "content does not match its name",
+            ));
+        }
+        let kf = KeyFile::decode(&bytes, &id.to_hex())?;
+        let meta = kf.meta(repo.keys(), &id.to_hex())?;
+        out.push(KeyInfo {
+            id,
+            current: id == repo.key_id(),
+            created: meta.created,
+            hostname: meta.hostname,
+            username: meta.username,
+            kdf: kf.kdf.params,
+        });
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created));
+    Ok(out)
+}
+
+/// Adds a key for `password`.
+///
+/// # Errors
+/// Storage errors.
+pub async fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<Id> {
+    repo.add_key(password, kdf).await
+}
+
+/// Removes a key. Refuses the key in use and the last key.
+///
+/// # Errors
+/// [`Error::Invalid`] when refused; [`Error::NotFound`].
+pub async fn remove(repo: &Repository, prefix: &str) -> Result<Id> {
+    let id = repo.find_id(KEYS_DIR, prefix).await?;
+    let all = repo.list_ids(KEYS_DIR).await?;
+    if !all.contains(&id) {
+        return Err(Error::NotFound(format!("key {id}")));
+    }
+    if id == repo.key_id() {
+        return Err(Error::Invalid(format!(
+            "refusing to remove key {} which opened the repository (use `key passwd`, or open with another key)",
+            id.short()
+        )));
+    }
+    if all.len() <= 1 {
+        return Err(Error::Invalid("refusing to remove the last key".into()));
+    }
+    repo.backend().remove(&format!("{KEYS_DIR}/{id}")).await?;
+    Ok(id)
+}
+
+/// Changes the password of the current key: adds a key for the new
+/// password, then removes the old one (in that order, so a crash leaves
+/// two keys, never none).
+///
+/// # Errors
+/// Storage errors.
+pub async fn passwd(repo: &Repository, new_password: &[u8], kdf: KdfParams) -> Result<(Id, Id)> {
+    let new = repo.add_key(new_password, kdf).await?;
+    let old = repo.key_id();
+    repo.backend().remove(&format!("{KEYS_DIR}/{old}")).await?;
+    Ok((old, new))
+}

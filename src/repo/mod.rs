@@ -1,0 +1,507 @@
+//! The repository: an encrypted, deduplicating, content-addressed store of
+//! blobs in packs, with index files, trees, snapshots, keys and locks, over
+//! any [`Backend`] (format-spec/README.md is the normative description).
+//!
+//! Layout (relative to the repository root):
+//!
+//! ```text
+//! config                 sealed Config
+//! keys/<id>              key files (JSON; id = BLAKE3 of the file)
+//! locks/<id>             sealed lock files (random id)
+//! snapshots/<id>         sealed snapshots (id = BLAKE3 of the file)
+//! index/<id>             sealed index files (id = BLAKE3 of the file)
+//! data/<id[0..2]>/<id>   packs (id = BLAKE3 of the file)
+//! ```
+//!
+//! Write ordering (MUST): packs, then the index naming them, then the
+//! snapshot naming their blobs. Every object but `config` is named by a hash
+//! of its bytes or a random id, and never rewritten.
+
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod envelope;
+pub mod index;
+pub mod keyfile;
+pub mod lock;
+pub mod pack;
+pub mod snapshot;
+pub mod tree;
+pub mod writer;
+
+use std::sync::{Arc, RwLock};
+
+use crate::backend::{Backend, BackendErrorKind};
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+use chunker::Chunker;
+use config::Config;
+use crypto::Keys;
+use envelope::FileType;
+use index::{IndexFile, MasterIndex};
+use keyfile::{KdfParams, KeyFile, KeyMeta};
+use pack::{BlobType, open_blob};
+use snapshot::Snapshot;
+use tree::Tree;
+
+/// Directory of key files.
+pub const KEYS_DIR: &str = "keys";
+/// Directory of lock files.
+pub const LOCKS_DIR: &str = "locks";
+/// Directory of snapshots.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+/// Directory of index files.
+pub const INDEX_DIR: &str = "index";
+/// Directory of packs.
+pub const DATA_DIR: &str = "data";
+/// Path of the config.
+pub const CONFIG_PATH: &str = "config";
+
+/// The storage path of a pack.
+pub fn pack_path(id: &Id) -> String {
+    let h = id.to_hex();
+    format!("{DATA_DIR}/{}/{h}", &h[..2])
+}
+
+/// The current time, RFC 3339 with nanoseconds, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+/// This host's name (for snapshots, keys, locks).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The current user's name.
+pub fn username() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    keys: Keys,
+    config: Config,
+    chunker: Chunker,
+    key_id: Id,
+    index: RwLock<Arc<MasterIndex>>,
+}
+
+/// An open repository. Cheap to clone; clones share the index.
+#[derive(Clone)]
+pub struct Repository {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.inner.backend.location())
+    }
+}
+
+/// Options for `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunker parameters.
+    pub chunker: chunker::ChunkerParams,
+    /// Target pack size.
+    pub pack_size: u32,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Argon2id parameters of the first key.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: chunker::ChunkerParams::default(),
+            pack_size: config::DEFAULT_PACK_SIZE,
+            compression_level: config::DEFAULT_COMPRESSION_LEVEL,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+fn no_repo(backend: &dyn Backend, reason: impl std::fmt::Display) -> Error {
+    Error::NoRepository {
+        location: backend.location(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a content-addressed file and checks its bytes hash to its name.
+async fn read_named(backend: &dyn Backend, dir: &str, id: &Id, what: &str) -> Result<Vec<u8>> {
+    let b = backend
+        .read(&format!("{dir}/{id}"))
+        .await
+        .map_err(|e| match e.kind {
+            BackendErrorKind::NotFound => Error::NotFound(format!("{what} {id}")),
+            _ => Error::Backend(e),
+        })?;
+    if Id::hash(&b) != *id {
+        return Err(Error::corrupt(
+            format!("{what} {id}"),
+            "content does not match its name",
+        ));
+    }
+    Ok(b)
+}
+
+/// Writes a content-addressed file; an existing one is the same bytes.
+async fn write_named(backend: &dyn Backend, dir: &str, bytes: Vec<u8>) -> Result<Id> {
+    let id = Id::hash(&bytes);
+    match backend.write_new(&format!("{dir}/{id}"), bytes).await {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind == BackendErrorKind::AlreadyExists => Ok(id),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lists the ids in a directory, ignoring names that are not ids.
+async fn list_ids_in(backend: &dyn Backend, dir: &str) -> Result<Vec<Id>> {
+    let mut ids: Vec<Id> = backend
+        .list(dir)
+        .await?
+        .iter()
+        .filter_map(|o| o.path.rsplit('/').next().and_then(|n| n.parse().ok()))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+impl Repository {
+    /// Creates a repository: a key for `password`, then the config (written
+    /// last, so a repository exists only once it is complete).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInitialized`] when a config exists; storage errors.
+    pub async fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+        if backend.stat(CONFIG_PATH).await?.is_some() {
+            return Err(Error::AlreadyInitialized(backend.location()));
+        }
+        let config = Config::new(opts.chunker, opts.pack_size, opts.compression_level)?;
+        let keys = Keys::generate()?;
+        let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf).await?;
+        let payload = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        let sealed = envelope::seal_file(&keys, FileType::Config, &payload)?;
+        match backend.write_new(CONFIG_PATH, sealed).await {
+            Err(e) if e.kind == BackendErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyInitialized(backend.location()));
+            }
+            r => r?,
+        }
+        Repository::assemble(backend, keys, config, key_id)
+    }
+
+    fn assemble(backend: Arc<dyn Backend>, keys: Keys, config: Config, key_id: Id) -> Result<Repository> {
+        let chunker = Chunker::new(keys.chunker_key(), config.chunker)?;
+        Ok(Repository {
+            inner: Arc::new(Inner {
+                backend,
+                keys,
+                config,
+                chunker,
+                key_id,
+                index: RwLock::new(Arc::new(MasterIndex::default())),
+            }),
+        })
+    }
+
+    /// Opens a repository with a password: tries every key file until one
+    /// unwraps a master key that opens the config.
+    ///
+    /// # Errors
+    /// [`Error::NoRepository`], [`Error::WrongPassword`], or
+    /// [`Error::Corrupt`] naming a damaged key file or config.
+    pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let config_bytes = match backend.read(CONFIG_PATH).await {
+            Ok(b) => b,
+            Err(e) if e.kind == BackendErrorKind::NotFound => {
+                return Err(no_repo(backend.as_ref(), "no config object"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let key_ids = list_ids_in(backend.as_ref(), KEYS_DIR).await?;
+        let mut first_corrupt = None;
+        let mut config_err = None;
+        for kid in &key_ids {
+            let bytes = match read_named(backend.as_ref(), KEYS_DIR, kid, "key").await {
+                Ok(b) => b,
+                Err(e @ Error::Corrupt { .. }) => {
+                    first_corrupt.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let kf = match KeyFile::decode(&bytes, &kid.to_hex()) {
+                Ok(k) => k,
+                Err(e) => {
+                    first_corrupt.get_or_insert(e);
+                    continue;
+                }
+            };
+            let (pw, name) = (password.to_vec(), kid.to_hex());
+            let opened = tokio::task::spawn_blocking(move || kf.open(&pw, &name))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            let Some(keys) = opened else {
+                continue;
+            };
+            // A key left behind by an interrupted init wraps another master
+            // key: it opens, but the config does not. Try the next one.
+            match envelope::open_file(&keys, FileType::Config, &config_bytes, "config") {
+                Ok(plain) => {
+                    let config = Config::decode(&plain)?;
+                    return Repository::assemble(backend, keys, config, *kid);
+                }
+                Err(e) => {
+                    config_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = config_err {
+            return Err(e);
+        }
+        if let Some(e) = first_corrupt {
+            return Err(e);
+        }
+        if key_ids.is_empty() {
+            return Err(no_repo(backend.as_ref(), "no key files"));
+        }
+        Err(Error::WrongPassword)
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    /// The repository keys.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The keyed chunker.
+    pub fn chunker(&self) -> &Chunker {
+        &self.inner.chunker
+    }
+
+    /// The id of the key file that opened the repository.
+    pub fn key_id(&self) -> Id {
+        self.inner.key_id
+    }
+
+    /// Adds a key file for another password.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
+        add_key_file(self.backend().as_ref(), self.keys(), password, kdf).await
+    }
+
+    /// The ids of the files in a directory.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
+        list_ids_in(self.backend().as_ref(), dir).await
+    }
+
+    /// Resolves a unique id prefix (or `latest` for snapshots) in a directory.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or an ambiguous prefix.
+    pub async fn find_id(&self, dir: &str, prefix: &str) -> Result<Id> {
+        if let Ok(id) = prefix.parse::<Id>() {
+            return Ok(id);
+        }
+        let what = dir.trim_end_matches('s');
+        if dir == SNAPSHOTS_DIR && prefix == "latest" {
+            let mut snaps = self.load_snapshots().await?;
+            snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+            return snaps
+                .last()
+                .map(|(id, _)| *id)
+                .ok_or_else(|| Error::NotFound("any snapshot".into()));
+        }
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!("{prefix:?} is not a {what} id")));
+        }
+        let p = prefix.to_ascii_lowercase();
+        let m: Vec<Id> = self
+            .list_ids(dir)
+            .await?
+            .into_iter()
+            .filter(|i| i.to_hex().starts_with(&p))
+            .collect();
+        match m.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NotFound(format!("{what} {prefix}"))),
+            _ => Err(Error::Invalid(format!(
+                "{what} prefix {prefix} is ambiguous ({} matches)",
+                m.len()
+            ))),
+        }
+    }
+
+    /// Seals and stores a content-addressed file of type `t` in `dir`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn save_file(&self, t: FileType, dir: &str, payload: &[u8]) -> Result<Id> {
+        let sealed = envelope::seal_file(self.keys(), t, payload)?;
+        write_named(self.backend().as_ref(), dir, sealed).await
+    }
+
+    /// Reads, verifies and opens a content-addressed file.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Corrupt`], storage errors.
+    pub async fn load_file(&self, t: FileType, dir: &str, id: &Id) -> Result<Vec<u8>> {
+        let b = read_named(self.backend().as_ref(), dir, id, t.name()).await?;
+        envelope::open_file(self.keys(), t, &b, &format!("{} {id}", t.name()))
+    }
+
+    /// Reads and decodes one index file.
+    ///
+    /// # Errors
+    /// As [`Repository::load_file`].
+    pub async fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let p = self.load_file(FileType::Index, INDEX_DIR, id).await?;
+        IndexFile::decode(&p, &format!("index {id}"))
+    }
+
+    /// Reads every index file into the master index.
+    ///
+    /// # Errors
+    /// The first unreadable index file (use `check` for a full report).
+    pub async fn load_index(&self) -> Result<Arc<MasterIndex>> {
+        let ids = self.list_ids(INDEX_DIR).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let r = self.clone();
+            set.spawn(async move { r.load_index_file(&id).await.map(|f| (id, f)) });
+        }
+        let mut files = Vec::new();
+        while let Some(r) = set.join_next().await {
+            files.push(r.map_err(|e| Error::Internal(e.to_string()))??);
+        }
+        let m = Arc::new(MasterIndex::from_files(&files));
+        self.set_index(m.clone());
+        Ok(m)
+    }
+
+    /// The current master index.
+    pub fn index(&self) -> Arc<MasterIndex> {
+        self.inner.index.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn set_index(&self, m: Arc<MasterIndex>) {
+        if let Ok(mut g) = self.inner.index.write() {
+            *g = m;
+        }
+    }
+
+    /// Reads, opens and verifies one blob.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when not indexed, [`Error::Corrupt`] naming the
+    /// blob and pack when the bytes do not check out.
+    pub async fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = *self
+            .index()
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("blob {id} in the index")))?;
+        let sealed = self
+            .backend()
+            .read_range(
+                &pack_path(&loc.pack),
+                u64::from(loc.offset),
+                u64::from(loc.entry.stored_len),
+            )
+            .await
+            .map_err(|e| match e.kind {
+                BackendErrorKind::NotFound => {
+                    Error::NotFound(format!("pack {} (holding blob {})", loc.pack, id.short()))
+                }
+                _ => Error::Backend(e),
+            })?;
+        open_blob(self.keys(), &loc.entry, &sealed, &format!("pack {}", loc.pack))
+    }
+
+    /// Reads a tree blob.
+    ///
+    /// # Errors
+    /// As [`Repository::read_blob`]; a data blob where a tree is expected is corrupt.
+    pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
+        if let Some(l) = self.index().get(id) {
+            if l.entry.blob_type != BlobType::Tree {
+                return Err(Error::corrupt(
+                    format!("tree {}", id.short()),
+                    "indexed as a data blob",
+                ));
+            }
+        }
+        Tree::decode(&self.read_blob(id).await?, id)
+    }
+
+    /// Reads one snapshot.
+    ///
+    /// # Errors
+    /// As [`Repository::load_file`].
+    pub async fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let p = self.load_file(FileType::Snapshot, SNAPSHOTS_DIR, id).await?;
+        Snapshot::decode(&p, id)
+    }
+
+    /// Reads every snapshot, oldest first.
+    ///
+    /// # Errors
+    /// The first unreadable snapshot.
+    pub async fn load_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.list_ids(SNAPSHOTS_DIR).await? {
+            out.push((id, self.load_snapshot(&id).await?));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+        Ok(out)
+    }
+
+    /// Stores a snapshot file (call only after its data is indexed).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        self.save_file(FileType::Snapshot, SNAPSHOTS_DIR, &s.encode()?)
+            .await
+    }
+}
+
+async fn add_key_file(backend: &dyn Backend, keys: &Keys, password: &[u8], kdf: KdfParams) -> Result<Id> {
+    let meta = KeyMeta {
+        created: now_rfc3339(),
+        hostname: hostname(),
+        username: username(),
+    };
+    // Argon2 is CPU-bound for a noticeable time: keep it off the runtime.
+    let keys2 = keys.clone();
+    let pw = password.to_vec();
+    let kf = tokio::task::spawn_blocking(move || KeyFile::create(&keys2, &pw, kdf, &meta))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    write_named(backend, KEYS_DIR, kf.encode()?).await
+}

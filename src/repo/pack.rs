@@ -1,0 +1,448 @@
+//! Blobs and packs (format-spec/README.md §"Blobs" and §"Packs").
+//!
+//! A blob is one chunk of data or one manifest tree node, compressed with
+//! zstd when that shrinks it and sealed with the repository key. The
+//! associated data binds the blob's type, compression, length and id, so a
+//! blob cannot be moved to another id or reinterpreted.
+//!
+//! A pack is `blob_1 .. blob_n || sealed header || header length (u32 LE)`.
+//! The header lists every blob's type, compression, stored and raw lengths
+//! and id; offsets are the running sum of stored lengths. A pack's name is
+//! the unkeyed BLAKE3 of all its bytes.
+
+use serde::Serialize;
+
+use super::crypto::{Keys, SEAL_OVERHEAD};
+use crate::error::{Error, Result};
+use crate::id::{ID_LEN, Id};
+
+/// Blob type byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobType {
+    /// Record-stream (or byte-stream) content.
+    Data = 0,
+    /// A manifest tree node.
+    Tree = 1,
+}
+
+impl BlobType {
+    /// Decodes the type byte.
+    pub fn from_u8(b: u8) -> Option<BlobType> {
+        match b {
+            0 => Some(BlobType::Data),
+            1 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// Compression byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Stored as is (compression did not shrink it).
+    None = 0,
+    /// A single zstd frame.
+    Zstd = 1,
+}
+
+impl Compression {
+    /// Decodes the compression byte.
+    pub fn from_u8(b: u8) -> Option<Compression> {
+        match b {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// What the pack header (and the index) says of one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct BlobEntry {
+    /// Data or tree.
+    pub blob_type: BlobType,
+    /// How the payload is compressed.
+    pub compression: Compression,
+    /// Bytes in the pack (sealed).
+    pub stored_len: u32,
+    /// Bytes of plaintext.
+    pub raw_len: u32,
+    /// Keyed BLAKE3 of the plaintext.
+    pub id: Id,
+}
+
+/// Size of one header entry.
+pub const HEADER_ENTRY_LEN: usize = 1 + 1 + 4 + 4 + ID_LEN;
+const HEADER_MAGIC: &[u8; 4] = b"KVPK";
+const HEADER_VERSION: u8 = 1;
+const HEADER_FIXED: usize = 4 + 1 + 4;
+const HEADER_AAD: &[u8] = b"kvault-pack-header-v1";
+const BLOB_AAD_PREFIX: &[u8] = b"kvault-blob-v1";
+
+/// Largest blob plaintext accepted (fits the u32 length fields with room).
+pub const MAX_BLOB_LEN: usize = 1 << 30;
+
+/// The associated data of a sealed blob.
+pub fn blob_aad(t: BlobType, c: Compression, raw_len: u32, id: &Id) -> Vec<u8> {
+    let mut a = Vec::with_capacity(BLOB_AAD_PREFIX.len() + 6 + ID_LEN);
+    a.extend_from_slice(BLOB_AAD_PREFIX);
+    a.push(t as u8);
+    a.push(c as u8);
+    a.extend_from_slice(&raw_len.to_le_bytes());
+    a.extend_from_slice(&id.0);
+    a
+}
+
+/// Compresses (when it helps) and seals a blob whose id is already known.
+///
+/// # Errors
+/// A blob over [`MAX_BLOB_LEN`], or no randomness.
+pub fn seal_blob(
+    keys: &Keys,
+    t: BlobType,
+    id: &Id,
+    plain: &[u8],
+    level: i32,
+) -> Result<(BlobEntry, Vec<u8>)> {
+    if plain.len() > MAX_BLOB_LEN {
+        return Err(Error::Invalid(format!(
+            "blob of {} bytes exceeds the 1 GiB limit",
+            plain.len()
+        )));
+    }
+    let raw_len = plain.len() as u32;
+    let compressed = zstd::bulk::compress(plain, level)
+        .ok()
+        .filter(|c| c.len() < plain.len());
+    let (compression, payload) = match &compressed {
+        Some(c) => (Compression::Zstd, c.as_slice()),
+        None => (Compression::None, plain),
+    };
+    let sealed = keys.seal(&blob_aad(t, compression, raw_len, id), payload)?;
+    let entry = BlobEntry {
+        blob_type: t,
+        compression,
+        stored_len: u32::try_from(sealed.len()).map_err(|_| Error::Internal("blob too large".into()))?,
+        raw_len,
+        id: *id,
+    };
+    Ok((entry, sealed))
+}
+
+/// Opens, decompresses and verifies a blob. `object` names where it came
+/// from (pack id) for errors.
+///
+/// # Errors
+/// [`Error::Corrupt`] on any mismatch.
+pub fn open_blob(keys: &Keys, e: &BlobEntry, sealed: &[u8], object: &str) -> Result<Vec<u8>> {
+    let what = format!("blob {} in {object}", e.id.short());
+    if sealed.len() != e.stored_len as usize {
+        return Err(Error::corrupt(
+            &what,
+            format!("length {} != {}", sealed.len(), e.stored_len),
+        ));
+    }
+    let payload = keys.open(
+        &blob_aad(e.blob_type, e.compression, e.raw_len, &e.id),
+        sealed,
+        &what,
+    )?;
+    let plain = match e.compression {
+        Compression::None => payload,
+        Compression::Zstd => zstd::bulk::decompress(&payload, e.raw_len as usize)
+            .map_err(|err| Error::corrupt(&what, format!("zstd: {err}")))?,
+    };
+    if plain.len() != e.raw_len as usize {
+        return Err(Error::corrupt(
+            &what,
+            format!("plaintext length {} != {}", plain.len(), e.raw_len),
+        ));
+    }
+    if keys.blob_id(&plain) != e.id {
+        return Err(Error::corrupt(&what, "content does not match its id"));
+    }
+    Ok(plain)
+}
+
+/// Accumulates sealed blobs into one pack.
+#[derive(Debug, Default)]
+pub struct PackBuilder {
+    buf: Vec<u8>,
+    entries: Vec<BlobEntry>,
+}
+
+/// A finished pack: its id, bytes, and each blob's entry with its offset.
+#[derive(Debug)]
+pub struct FinishedPack {
+    /// BLAKE3 of `bytes`.
+    pub id: Id,
+    /// The whole pack file.
+    pub bytes: Vec<u8>,
+    /// Blobs with their offsets.
+    pub blobs: Vec<(BlobEntry, u32)>,
+}
+
+impl PackBuilder {
+    /// An empty pack with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        PackBuilder {
+            buf: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends a sealed blob.
+    pub fn add(&mut self, entry: BlobEntry, sealed: &[u8]) {
+        self.buf.extend_from_slice(sealed);
+        self.entries.push(entry);
+    }
+
+    /// Bytes of blobs so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Seals the header and returns the pack.
+    ///
+    /// # Errors
+    /// No randomness, or a pack over 4 GiB.
+    pub fn finish(mut self, keys: &Keys) -> Result<FinishedPack> {
+        let mut h = Vec::with_capacity(HEADER_FIXED + self.entries.len() * HEADER_ENTRY_LEN);
+        h.extend_from_slice(HEADER_MAGIC);
+        h.push(HEADER_VERSION);
+        h.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        let mut blobs = Vec::with_capacity(self.entries.len());
+        let mut offset: u64 = 0;
+        for e in &self.entries {
+            encode_entry(&mut h, e);
+            let off = u32::try_from(offset).map_err(|_| Error::Internal("pack over 4 GiB".into()))?;
+            blobs.push((*e, off));
+            offset += u64::from(e.stored_len);
+        }
+        let sealed = keys.seal(HEADER_AAD, &h)?;
+        let hlen = sealed.len() as u32;
+        self.buf.extend_from_slice(&sealed);
+        self.buf.extend_from_slice(&hlen.to_le_bytes());
+        Ok(FinishedPack {
+            id: Id::hash(&self.buf),
+            bytes: self.buf,
+            blobs,
+        })
+    }
+}
+
+fn encode_entry(h: &mut Vec<u8>, e: &BlobEntry) {
+    h.push(e.blob_type as u8);
+    h.push(e.compression as u8);
+    h.extend_from_slice(&e.stored_len.to_le_bytes());
+    h.extend_from_slice(&e.raw_len.to_le_bytes());
+    h.extend_from_slice(&e.id.0);
+}
+
+/// Reads a little-endian u32 at `at`.
+pub(crate) fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([
+        *s.first()?,
+        *s.get(1)?,
+        *s.get(2)?,
+        *s.get(3)?,
+    ]))
+}
+
+/// Decodes one header/index entry of the layout `type, compression,
+/// stored_len, raw_len, id` at the start of `b`.
+pub(crate) fn decode_entry(b: &[u8]) -> Option<BlobEntry> {
+    Some(BlobEntry {
+        blob_type: BlobType::from_u8(*b.first()?)?,
+        compression: Compression::from_u8(*b.get(1)?)?,
+        stored_len: le_u32(b, 2)?,
+        raw_len: le_u32(b, 6)?,
+        id: Id::from_slice(b.get(10..10 + ID_LEN)?)?,
+    })
+}
+
+/// Length of the sealed header of a pack, read from its last 4 bytes, and
+/// checked against the pack length.
+///
+/// # Errors
+/// [`Error::Corrupt`] when impossible.
+pub fn header_len(pack_len: u64, tail: &[u8], object: &str) -> Result<u32> {
+    let l = le_u32(tail, tail.len().saturating_sub(4))
+        .ok_or_else(|| Error::corrupt(object, "shorter than 4 bytes"))?;
+    let min = (SEAL_OVERHEAD + HEADER_FIXED) as u64;
+    if u64::from(l) < min
+        || u64::from(l) + 4 > pack_len
+        || (l as usize - SEAL_OVERHEAD - HEADER_FIXED) % HEADER_ENTRY_LEN != 0
+    {
+        return Err(Error::corrupt(object, format!("impossible header length {l}")));
+    }
+    Ok(l)
+}
+
+/// Opens and decodes a sealed pack header; returns blobs with offsets.
+/// `blobs_len` is the pack length minus header and length field: the
+/// entries must account for it exactly.
+///
+/// # Errors
+/// [`Error::Corrupt`] on any inconsistency.
+pub fn decode_header(
+    keys: &Keys,
+    sealed: &[u8],
+    blobs_len: u64,
+    object: &str,
+) -> Result<Vec<(BlobEntry, u32)>> {
+    let h = keys.open(HEADER_AAD, sealed, &format!("header of {object}"))?;
+    if h.get(..4) != Some(HEADER_MAGIC.as_slice()) {
+        return Err(Error::corrupt(object, "bad header magic"));
+    }
+    if h.get(4) != Some(&HEADER_VERSION) {
+        return Err(Error::Unsupported(format!(
+            "{object} has header version {:?}",
+            h.get(4)
+        )));
+    }
+    let n = le_u32(&h, 5).ok_or_else(|| Error::corrupt(object, "truncated header"))? as usize;
+    let body = h.get(HEADER_FIXED..).unwrap_or_default();
+    if body.len() != n.saturating_mul(HEADER_ENTRY_LEN) {
+        return Err(Error::corrupt(
+            object,
+            format!("header says {n} blobs but holds {} bytes", body.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut offset: u64 = 0;
+    for c in body.chunks_exact(HEADER_ENTRY_LEN) {
+        let e = decode_entry(c).ok_or_else(|| Error::corrupt(object, "bad header entry"))?;
+        let off = u32::try_from(offset).map_err(|_| Error::corrupt(object, "offset over 4 GiB"))?;
+        out.push((e, off));
+        offset += u64::from(e.stored_len);
+    }
+    if offset != blobs_len {
+        return Err(Error::corrupt(
+            object,
+            format!("blobs take {offset} bytes but the pack holds {blobs_len}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Decodes a whole pack file: checks its id, its header, and returns the
+/// entries with offsets (blobs are not opened).
+///
+/// # Errors
+/// [`Error::Corrupt`] on any inconsistency.
+pub fn decode_pack(keys: &Keys, id: &Id, bytes: &[u8]) -> Result<Vec<(BlobEntry, u32)>> {
+    let object = format!("pack {id}");
+    if Id::hash(bytes) != *id {
+        return Err(Error::corrupt(&object, "content does not match its name"));
+    }
+    let hl = header_len(bytes.len() as u64, bytes, &object)? as usize;
+    let hstart = bytes.len() - 4 - hl;
+    let sealed = bytes.get(hstart..bytes.len() - 4).unwrap_or_default();
+    decode_header(keys, sealed, hstart as u64, &object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn keys() -> Keys {
+        Keys::from_master([4u8; 32])
+    }
+
+    #[test]
+    fn incompressible_blobs_are_stored_raw() {
+        let k = keys();
+        let mut data = vec![0u8; 4096];
+        blake3::Hasher::new().finalize_xof().fill(&mut data);
+        let id = k.blob_id(&data);
+        let (e, s) = seal_blob(&k, BlobType::Data, &id, &data, 3).unwrap();
+        assert_eq!(e.compression, Compression::None);
+        assert_eq!(open_blob(&k, &e, &s, "p").unwrap(), data);
+        let zeros = vec![0u8; 4096];
+        let (e, s) = seal_blob(&k, BlobType::Data, &k.blob_id(&zeros), &zeros, 3).unwrap();
+        assert_eq!(e.compression, Compression::Zstd);
+        assert!(s.len() < 200);
+        assert_eq!(open_blob(&k, &e, &s, "p").unwrap(), zeros);
+    }
+
+    #[test]
+    fn a_blob_cannot_be_reinterpreted() {
+        let k = keys();
+        let data = b"tree or data?".to_vec();
+        let id = k.blob_id(&data);
+        let (e, s) = seal_blob(&k, BlobType::Data, &id, &data, 3).unwrap();
+        let mut other = e;
+        other.blob_type = BlobType::Tree;
+        assert!(matches!(
+            open_blob(&k, &other, &s, "p"),
+            Err(Error::Corrupt { .. })
+        ));
+        let mut other = e;
+        other.id = k.blob_id(b"x");
+        assert!(open_blob(&k, &other, &s, "p").is_err());
+    }
+
+    #[test]
+    fn every_flipped_byte_of_a_pack_is_detected() {
+        let k = keys();
+        let mut b = PackBuilder::default();
+        for d in [&b"one"[..], b"two", b"three"] {
+            let (e, s) = seal_blob(&k, BlobType::Data, &k.blob_id(d), d, 3).unwrap();
+            b.add(e, &s);
+        }
+        let p = b.finish(&k).unwrap();
+        let entries = decode_pack(&k, &p.id, &p.bytes).unwrap();
+        assert_eq!(entries, p.blobs);
+        for i in 0..p.bytes.len() {
+            let mut t = p.bytes.clone();
+            t[i] ^= 1;
+            assert!(decode_pack(&k, &p.id, &t).is_err());
+            // Even with a matching name, header or blob authentication fails.
+            let tid = Id::hash(&t);
+            let ok_header = decode_pack(&k, &tid, &t);
+            if let Ok(es) = ok_header {
+                let bad = es.iter().any(|(e, off)| {
+                    let s = &t[*off as usize..*off as usize + e.stored_len as usize];
+                    open_blob(&k, e, s, "p").is_err()
+                });
+                assert!(bad, "flip at {i} undetected");
+            }
+        }
+        assert!(decode_pack(&k, &p.id, &p.bytes[..10]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..12)) {
+            let k = keys();
+            let mut b = PackBuilder::default();
+            for d in &blobs {
+                let (e, s) = seal_blob(&k, BlobType::Data, &k.blob_id(d), d, 1).unwrap();
+                b.add(e, &s);
+            }
+            let p = b.finish(&k).unwrap();
+            let entries = decode_pack(&k, &p.id, &p.bytes).unwrap();
+            prop_assert_eq!(entries.len(), blobs.len());
+            for ((e, off), d) in entries.iter().zip(&blobs) {
+                let s = &p.bytes[*off as usize..*off as usize + e.stored_len as usize];
+                prop_assert_eq!(&open_blob(&k, e, s, "p").unwrap(), d);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let k = keys();
+            let _ = decode_pack(&k, &Id::hash(&bytes), &bytes);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Snapshot files (format-spec/README.md §"Snapshots").
+//!
+//! A snapshot names the root tree of one backup plus when, where and why it
+//! was taken. It is written last, after its packs and index, so a snapshot
+//! that exists is complete.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+/// Snapshot format version.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Counters recorded when the snapshot was taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    /// Logical bytes in the snapshot.
+    pub logical_bytes: u64,
+    /// Data blobs referenced.
+    pub data_blobs: u64,
+    /// Data blobs that were new to the repository.
+    pub new_data_blobs: u64,
+    /// Plaintext bytes of the new blobs.
+    pub new_raw_bytes: u64,
+    /// Bytes the new blobs take in packs (compressed and sealed).
+    pub new_stored_bytes: u64,
+}
+
+/// A decrypted snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version.
+    pub version: u32,
+    /// RFC 3339 time the snapshot was taken (nanosecond precision).
+    pub time: String,
+    /// Host it was taken on.
+    pub hostname: String,
+    /// User that took it.
+    pub username: String,
+    /// What was backed up: `stream` (a byte stream), later `kafka`.
+    pub kind: String,
+    /// What the source was (a file name, a cluster id).
+    pub source: String,
+    /// User tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Root tree.
+    pub tree: Id,
+    /// The snapshot this one was incremental to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Id>,
+    /// Counters.
+    #[serde(default)]
+    pub summary: SnapshotSummary,
+}
+
+impl Snapshot {
+    /// Decodes a snapshot payload.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Unsupported`].
+    pub fn decode(b: &[u8], id: &Id) -> Result<Snapshot> {
+        let s: Snapshot =
+            serde_json::from_slice(b).map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e))?;
+        if s.version != SNAPSHOT_VERSION {
+            return Err(Error::Unsupported(format!(
+                "snapshot {} has version {}",
+                id.short(),
+                s.version
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Encodes the payload.
+    ///
+    /// # Errors
+    /// Never in practice.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// The time as a `SystemTime`, if it parses.
+    pub fn system_time(&self) -> Option<std::time::SystemTime> {
+        humantime::parse_rfc3339_weak(&self.time).ok()
+    }
+}

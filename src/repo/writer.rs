@@ -1,0 +1,350 @@
+//! The write path: byte streams and tree blobs into packs.
+//!
+//! ```text
+//! bytes -> keyed FastCDC (caller's task) -> rayon: keyed BLAKE3, dedup
+//!   check, zstd, seal -> in-order results -> pack builder -> tokio: upload
+//!   (bounded concurrency) -> index file at commit
+//! ```
+//!
+//! Memory is bounded by configuration: at most `inflight` chunks of at most
+//! `max_size` bytes are being processed, one pack is being filled, and at
+//! most `uploads` finished packs wait for storage.
+//!
+//! Ordering (format-spec/README.md §"Write ordering"): an index entry is
+//! recorded only once its pack is stored; the index file is written only at
+//! [`SaveSession::commit`] (or every [`INDEX_FLUSH_PACKS`] packs), after
+//! every pack it names. A crash leaves at worst unindexed packs, which
+//! `check` reports and prune removes.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
+
+use super::envelope::FileType;
+use super::index::{IndexFile, IndexPack, MasterIndex};
+use super::pack::{BlobEntry, BlobType, PackBuilder, seal_blob};
+use super::{INDEX_DIR, Repository, pack_path};
+use crate::backend::BackendErrorKind;
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+/// An index file is written after this many packs even before commit.
+pub const INDEX_FLUSH_PACKS: usize = 256;
+
+/// What a save session did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SaveStats {
+    /// Plaintext bytes given to the session (data and trees).
+    pub raw_bytes: u64,
+    /// Blobs given (including duplicates).
+    pub blobs: u64,
+    /// Blobs that were new and stored.
+    pub new_blobs: u64,
+    /// Plaintext bytes of new blobs.
+    pub new_raw_bytes: u64,
+    /// Sealed bytes of new blobs.
+    pub new_stored_bytes: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Index files written.
+    pub index_files: u64,
+}
+
+struct Processed {
+    id: Id,
+    raw_len: u64,
+    sealed: Option<(BlobEntry, Vec<u8>)>,
+}
+
+/// Collects new blobs into packs and indexes them. Use one session per
+/// operation; [`SaveSession::commit`] must be called, or nothing is indexed.
+pub struct SaveSession {
+    repo: Repository,
+    index: Arc<MasterIndex>,
+    claimed: Arc<Mutex<HashSet<Id>>>,
+    packer: PackBuilder,
+    uploads: JoinSet<Result<IndexPack>>,
+    slots: Arc<Semaphore>,
+    done: Vec<IndexPack>,
+    written_index: Vec<IndexPack>,
+    stats: SaveStats,
+    inflight: usize,
+}
+
+impl std::fmt::Debug for SaveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SaveSession({:?})", self.stats)
+    }
+}
+
+impl SaveSession {
+    /// Starts a session against the repository's current master index.
+    pub fn new(repo: &Repository) -> SaveSession {
+        let threads = rayon::current_num_threads().max(1);
+        SaveSession {
+            repo: repo.clone(),
+            index: repo.index(),
+            claimed: Arc::new(Mutex::new(HashSet::new())),
+            packer: PackBuilder::with_capacity(repo.config().pack_size as usize + 1024),
+            uploads: JoinSet::new(),
+            slots: Arc::new(Semaphore::new(2)),
+            done: Vec::new(),
+            written_index: Vec::new(),
+            stats: SaveStats::default(),
+            inflight: 2 * threads + 2,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &SaveStats {
+        &self.stats
+    }
+
+    /// A writer for one byte stream.
+    pub fn stream(&mut self) -> StreamWriter<'_> {
+        StreamWriter {
+            session: self,
+            buf: Vec::new(),
+            pending: VecDeque::new(),
+            ids: Vec::new(),
+            size: 0,
+        }
+    }
+
+    /// Stores one blob (e.g. a tree) directly; returns its id.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn save_blob(&mut self, t: BlobType, plain: Vec<u8>) -> Result<Id> {
+        let p = process(&self.repo, &self.index, &self.claimed, t, plain)?;
+        let id = p.id;
+        self.accept(p).await?;
+        Ok(id)
+    }
+
+    fn claim_ctx(&self) -> (Repository, Arc<MasterIndex>, Arc<Mutex<HashSet<Id>>>) {
+        (self.repo.clone(), self.index.clone(), self.claimed.clone())
+    }
+
+    async fn accept(&mut self, p: Processed) -> Result<()> {
+        self.stats.blobs += 1;
+        self.stats.raw_bytes += p.raw_len;
+        if let Some((entry, sealed)) = p.sealed {
+            self.stats.new_blobs += 1;
+            self.stats.new_raw_bytes += p.raw_len;
+            self.stats.new_stored_bytes += sealed.len() as u64;
+            self.packer.add(entry, &sealed);
+            if self.packer.len() >= self.repo.config().pack_size as usize {
+                self.flush_pack().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reap(&mut self, wait_all: bool) -> Result<()> {
+        loop {
+            let r = if wait_all {
+                self.uploads.join_next().await
+            } else {
+                self.uploads.try_join_next()
+            };
+            match r {
+                Some(r) => self
+                    .done
+                    .push(r.map_err(|e| Error::Internal(format!("upload task: {e}")))??),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn flush_pack(&mut self) -> Result<()> {
+        if self.packer.is_empty() {
+            return Ok(());
+        }
+        let cap = self.repo.config().pack_size as usize + 1024;
+        let full = std::mem::replace(&mut self.packer, PackBuilder::with_capacity(cap));
+        let pack = full.finish(self.repo.keys())?;
+        self.stats.packs += 1;
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let backend = self.repo.backend().clone();
+        self.uploads.spawn(async move {
+            let path = pack_path(&pack.id);
+            match backend.write_new(&path, pack.bytes).await {
+                Ok(()) => {}
+                // Same name, same bytes: already stored.
+                Err(e) if e.kind == BackendErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+            drop(permit);
+            Ok(IndexPack {
+                id: pack.id,
+                blobs: pack.blobs,
+            })
+        });
+        self.reap(false).await?;
+        if self.done.len() >= INDEX_FLUSH_PACKS {
+            self.write_index().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_index(&mut self) -> Result<()> {
+        if self.done.is_empty() {
+            return Ok(());
+        }
+        let packs = std::mem::take(&mut self.done);
+        let f = IndexFile {
+            supersedes: Vec::new(),
+            packs,
+        };
+        self.repo
+            .save_file(FileType::Index, INDEX_DIR, &f.encode())
+            .await?;
+        self.stats.index_files += 1;
+        self.written_index.extend(f.packs);
+        Ok(())
+    }
+
+    /// Stores the last pack, waits for every upload, writes the index file
+    /// and adds the new packs to the repository's master index.
+    ///
+    /// # Errors
+    /// The first storage error; then nothing of this session is indexed
+    /// beyond index files already written.
+    pub async fn commit(mut self) -> Result<SaveStats> {
+        self.flush_pack().await?;
+        self.reap(true).await?;
+        self.write_index().await?;
+        let mut m = (*self.repo.index()).clone();
+        for p in &self.written_index {
+            m.add_pack(p);
+        }
+        self.repo.set_index(Arc::new(m));
+        Ok(self.stats)
+    }
+}
+
+fn process(
+    repo: &Repository,
+    index: &MasterIndex,
+    claimed: &Mutex<HashSet<Id>>,
+    t: BlobType,
+    plain: Vec<u8>,
+) -> Result<Processed> {
+    let keys = repo.keys();
+    let id = keys.blob_id(&plain);
+    let raw_len = plain.len() as u64;
+    let is_new = !index.contains(&id)
+        && claimed
+            .lock()
+            .map_err(|_| Error::Internal("claimed set poisoned".into()))?
+            .insert(id);
+    let sealed = if is_new {
+        Some(seal_blob(keys, t, &id, &plain, repo.config().compression_level)?)
+    } else {
+        None
+    };
+    Ok(Processed { id, raw_len, sealed })
+}
+
+/// The result of writing one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamResult {
+    /// Data blob ids, in order.
+    pub ids: Vec<Id>,
+    /// Stream length in bytes.
+    pub size: u64,
+}
+
+/// Cuts one byte stream into chunks and feeds them through the session.
+pub struct StreamWriter<'s> {
+    session: &'s mut SaveSession,
+    buf: Vec<u8>,
+    pending: VecDeque<oneshot::Receiver<Result<Processed>>>,
+    ids: Vec<Id>,
+    size: u64,
+}
+
+impl std::fmt::Debug for StreamWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamWriter({} bytes)", self.size)
+    }
+}
+
+impl StreamWriter<'_> {
+    /// Appends bytes to the stream.
+    ///
+    /// # Errors
+    /// Storage errors from packs stored meanwhile.
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.size += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        let max = self.session.repo.chunker().max_size();
+        if self.buf.len() < max {
+            return Ok(());
+        }
+        let mut start = 0;
+        while self.buf.len() - start >= max {
+            let rest = self.buf.get(start..).unwrap_or_default();
+            let cut = self.session.repo.chunker().next_cut(rest);
+            let chunk = rest.get(..cut).unwrap_or_default().to_vec();
+            start += cut;
+            self.dispatch(chunk).await?;
+        }
+        self.buf.drain(..start);
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, chunk: Vec<u8>) -> Result<()> {
+        while self.pending.len() >= self.session.inflight {
+            self.take_oldest().await?;
+        }
+        let (tx, rx) = oneshot::channel();
+        let (repo, index, claimed) = self.session.claim_ctx();
+        rayon::spawn(move || {
+            let _ = tx.send(process(&repo, &index, &claimed, BlobType::Data, chunk));
+        });
+        self.pending.push_back(rx);
+        Ok(())
+    }
+
+    async fn take_oldest(&mut self) -> Result<()> {
+        if let Some(rx) = self.pending.pop_front() {
+            let p = rx
+                .await
+                .map_err(|_| Error::Internal("chunk worker vanished".into()))??;
+            self.ids.push(p.id);
+            self.session.accept(p).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the rest of the stream and waits for every chunk.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn finish(mut self) -> Result<StreamResult> {
+        let rest = std::mem::take(&mut self.buf);
+        let mut tail = rest.as_slice();
+        while !tail.is_empty() {
+            let cut = self.session.repo.chunker().next_cut(tail);
+            self.dispatch(tail.get(..cut).unwrap_or_default().to_vec())
+                .await?;
+            tail = tail.get(cut..).unwrap_or_default();
+        }
+        while !self.pending.is_empty() {
+            self.take_oldest().await?;
+        }
+        Ok(StreamResult {
+            ids: self.ids,
+            size: self.size,
+        })
+    }
+}
