@@ -10,6 +10,10 @@
 //!   [`BackendErrorKind::AlreadyExists`] and leaves the old object untouched.
 //!   Everything kvault writes is either content-addressed (same name, same
 //!   bytes) or named by a fresh random id, so no object is ever rewritten.
+//!   Object stores make the create exclusive (S3 `If-None-Match: *`); on the
+//!   fs service two processes racing to create one path may both succeed,
+//!   one replacing the other atomically, which is harmless for
+//!   content-addressed names and impossible for random ones.
 //! - [`Backend::read`] of a missing path returns [`BackendErrorKind::NotFound`].
 //! - [`Backend::remove`] of a missing path succeeds.
 //! - [`Backend::list`] lists every object below a directory, recursively,

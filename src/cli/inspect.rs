@@ -38,7 +38,10 @@ pub async fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
         snaps.drain(..skip);
     }
     if !ctx.out.json && !ctx.out.quiet {
-        println!("{:<10} {:<20} {:<8} {:<24} {:>12}  TAGS", "ID", "TIME", "KIND", "SOURCE", "SIZE");
+        println!(
+            "{:<10} {:<20} {:<8} {:<24} {:>12}  TAGS",
+            "ID", "TIME", "KIND", "SOURCE", "SIZE"
+        );
     }
     let n = snaps.len();
     for (id, s) in snaps {

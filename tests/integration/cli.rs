@@ -1,0 +1,295 @@
+//! The `kvault` binary as a user runs it: outputs, JSON lines, exit codes,
+//! and kill -9 in the middle of a write.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::common::{json_events, random_bytes};
+
+fn kvault(repo: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KVAULT_") || k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.arg("-r")
+        .arg(repo)
+        .arg("--no-progress")
+        .env("KVAULT_PASSWORD", "pw")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("kvault runs")
+}
+
+fn ok(c: &mut Command) -> Output {
+    let o = run(c);
+    assert!(
+        o.status.success(),
+        "{:?} failed: {}",
+        c,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn init(repo: &Path) {
+    ok(kvault(repo).args([
+        "init",
+        "--insecure-fast-kdf",
+        "--chunk-size",
+        "64",
+        "--pack-size",
+        "1",
+    ]));
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn put_get_list_check_stats_cat_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let input = dir.path().join("events.json");
+    let data = json_events(10_000, 9);
+    std::fs::write(&input, &data).unwrap();
+
+    let o = ok(kvault(&repo)
+        .arg("put")
+        .arg(&input)
+        .args(["--tag", "nightly", "--json"]));
+    let summary = &json_lines(&o)[0];
+    assert_eq!(summary["message_type"], "summary");
+    assert_eq!(summary["kvault_json"], 1);
+    assert_eq!(summary["bytes"], data.len());
+    let snap = summary["snapshot"].as_str().unwrap().to_string();
+
+    // The same file again adds no data.
+    let o = ok(kvault(&repo).arg("put").arg(&input).arg("--json"));
+    assert_eq!(json_lines(&o)[0]["stats"]["new_blobs"], 0);
+
+    let o = ok(kvault(&repo).args(["snapshots", "--json", "--tag", "nightly"]));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["message_type"], "snapshot");
+    assert_eq!(lines[0]["id"], snap.as_str());
+    let text = String::from_utf8(ok(kvault(&repo).arg("snapshots")).stdout).unwrap();
+    assert!(
+        text.contains(&snap[..8]) && text.contains("2 snapshot(s)"),
+        "{text}"
+    );
+
+    let out = dir.path().join("out.json");
+    ok(kvault(&repo).args(["get", &snap[..10], "-o"]).arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let o = ok(kvault(&repo).args(["get", "latest"]));
+    assert_eq!(o.stdout, data);
+
+    let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
+    let rep = &json_lines(&o)[0];
+    assert_eq!(rep["message_type"], "check");
+    assert_eq!(rep["errors"].as_array().unwrap().len(), 0);
+    assert!(rep["blobs_verified"].as_u64().unwrap() > 5);
+    ok(kvault(&repo).args(["check", "--read-data-subset", "50%"]));
+
+    let o = ok(kvault(&repo).args(["stats", "--json"]));
+    let st = &json_lines(&o)[0];
+    assert_eq!(st["logical_bytes"], 2 * data.len());
+    assert!(st["dedup_ratio"].as_f64().unwrap() > 1.9);
+    assert!(st["compression_ratio"].as_f64().unwrap() > 2.0);
+
+    let o = ok(kvault(&repo).args(["cat", "config"]));
+    let cfg: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cfg["version"], 1);
+    let o = ok(kvault(&repo).args(["cat", "snapshot", &snap[..8]]));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["kind"], "stream");
+    let tree = s["tree"].as_str().unwrap();
+    let o = ok(kvault(&repo).args(["cat", "blob", tree]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"type\":\"stream\""));
+    let o = ok(kvault(&repo).args(["key", "list", "--json"]));
+    assert_eq!(json_lines(&o).len(), 1);
+}
+
+#[test]
+fn exit_codes_are_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+
+    // 10: no repository (missing, and not given at all).
+    let o = run(kvault(&repo).arg("snapshots"));
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("kvault: no repository at"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(Command::new(env!("CARGO_BIN_EXE_kvault"))
+        .env_remove("KVAULT_REPOSITORY")
+        .arg("snapshots"));
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+
+    init(&repo);
+    // Initialising twice is refused.
+    let o = run(kvault(&repo).args(["init", "--insecure-fast-kdf"]));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+
+    // 12: wrong password, one line.
+    let o = run(kvault(&repo).env("KVAULT_PASSWORD", "wrong").arg("snapshots"));
+    assert_eq!(code(&o), 12);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    // 2: usage.
+    let o = run(kvault(&repo).arg("no-such-command"));
+    assert_eq!(code(&o), 2);
+
+    // Password from a file and from a command.
+    let pwf = dir.path().join("pw.txt");
+    std::fs::write(&pwf, "pw\n").unwrap();
+    ok(kvault(&repo)
+        .env_remove("KVAULT_PASSWORD")
+        .arg("--password-file")
+        .arg(&pwf)
+        .arg("snapshots"));
+    ok(kvault(&repo)
+        .env_remove("KVAULT_PASSWORD")
+        .args(["--password-command", "echo pw", "snapshots"]));
+    ok(kvault(&repo)
+        .env_remove("KVAULT_PASSWORD")
+        .env("KVAULT_PASSWORD_FILE", &pwf)
+        .arg("snapshots"));
+    // No password and no terminal: a clear error, not a hang.
+    let o = run(kvault(&repo).env_remove("KVAULT_PASSWORD").arg("snapshots"));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no password given"), "{}", stderr(&o));
+
+    // 11: locked by a live exclusive lock.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lock = rt.block_on(async {
+        let r = kvault::ops::open(repo.to_str().unwrap(), &Default::default(), b"pw")
+            .await
+            .unwrap();
+        kvault::repo::lock::RepoLock::acquire(&r, true).await.unwrap()
+    });
+    let o = run(kvault(&repo).arg("put").arg(&pwf));
+    assert_eq!(code(&o), 11, "{}", stderr(&o));
+    assert!(stderr(&o).contains("exclusive lock"), "{}", stderr(&o));
+    rt.block_on(lock.release()).unwrap();
+    ok(kvault(&repo).arg("put").arg(&pwf));
+
+    // Keys through the CLI.
+    let new_pw = dir.path().join("new.txt");
+    std::fs::write(&new_pw, "second").unwrap();
+    ok(kvault(&repo)
+        .args(["key", "add", "--insecure-fast-kdf", "--new-password-file"])
+        .arg(&new_pw));
+    ok(kvault(&repo).env("KVAULT_PASSWORD", "second").arg("snapshots"));
+    let o = run(kvault(&repo).args(["key", "remove", "ffffffff"]));
+    assert_eq!(code(&o), 1);
+}
+
+#[test]
+fn a_corrupt_pack_fails_loudly_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, random_bytes(3_000_000, 11)).unwrap();
+    let o = ok(kvault(&repo).arg("put").arg(&input).arg("--json"));
+    let snap = json_lines(&o)[0]["snapshot"].as_str().unwrap().to_string();
+    let pack = walkdir(&repo.join("data")).into_iter().next().unwrap();
+    let mut b = std::fs::read(&pack).unwrap();
+    b[1000] ^= 0xff;
+    std::fs::write(&pack, b).unwrap();
+
+    let o = run(kvault(&repo).args(["check", "--read-data"]));
+    assert_eq!(code(&o), 1);
+    let name = pack.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        stderr(&o).contains("corrupt or tampered") && stderr(&o).contains(&name),
+        "{}",
+        stderr(&o)
+    );
+
+    let out = dir.path().join("restored.bin");
+    let o = run(kvault(&repo).args(["get", &snap, "-o"]).arg(&out));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("corrupt or tampered"), "{}", stderr(&o));
+    assert!(!out.exists(), "a half-written output was left behind");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial"))
+    );
+}
+
+#[test]
+fn kill_9_during_put_then_check_passes_and_put_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let input = dir.path().join("big.bin");
+    let mut data = random_bytes(24_000_000, 12);
+    data.extend_from_slice(&json_events(200_000, 12));
+    std::fs::write(&input, &data).unwrap();
+
+    for delay_ms in [150u64, 400, 700, 1100] {
+        let mut child = kvault(&repo)
+            .arg("put")
+            .arg(&input)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
+        let rep = &json_lines(&o)[0];
+        assert_eq!(
+            rep["errors"].as_array().unwrap().len(),
+            0,
+            "after kill at {delay_ms} ms: {rep}"
+        );
+    }
+    // The dead process's lock is stale: the next run needs no unlock.
+    let o = ok(kvault(&repo).arg("put").arg(&input).arg("--json"));
+    let snap = json_lines(&o)[0]["snapshot"].as_str().unwrap().to_string();
+    let o = ok(kvault(&repo).args(["get", &snap]));
+    assert!(o.stdout == data, "restored bytes differ");
+    ok(kvault(&repo).args(["check", "--read-data"]));
+}
+
+fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walkdir(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}

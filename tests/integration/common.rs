@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests.
+
+use std::sync::Arc;
+
+use kvault::backend::Backend;
+use kvault::backend::location::BackendOptions;
+use kvault::repo::chunker::ChunkerParams;
+use kvault::{InitOptions, KdfParams, Repository};
+
+/// Small chunks and packs so small inputs exercise many of each.
+pub fn small_opts() -> InitOptions {
+    InitOptions {
+        chunker: ChunkerParams::with_average(16 * 1024).unwrap(),
+        pack_size: 64 * 1024,
+        compression_level: 3,
+        kdf: KdfParams::insecure_fast(),
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
+
+/// JSON-like event lines, compressible like real Kafka payloads.
+pub fn json_events(n: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let r = random_bytes(n * 4, seed);
+    for i in 0..n {
+        let x = u32::from_le_bytes([r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3]]);
+        out.extend_from_slice(
+            format!(
+                "{{\"id\":{i},\"user\":\"u{}\",\"event\":\"{}\",\"ts\":{},\"amount\":{}.{:02}}}\n",
+                x % 5000,
+                ["view", "click", "buy", "refund"][(x % 4) as usize],
+                1_764_000_000_000u64 + i as u64 * 17,
+                x % 1000,
+                x % 100
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+/// The S3 server's settings, or a loud failure saying how to start it.
+pub fn s3_options() -> (String, BackendOptions) {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!(
+                "{k} is not set: these tests need the S3 server. Run `scripts/test`, or \
+                 `eval \"$(scripts/s3-server start)\"` before `cargo test`."
+            )
+        })
+    };
+    let opts = BackendOptions {
+        s3_endpoint: Some(get("KVAULT_TEST_S3_ENDPOINT")),
+        s3_region: Some("us-east-1".into()),
+        s3_access_key_id: Some(get("KVAULT_TEST_S3_KEY")),
+        s3_secret_access_key: Some(get("KVAULT_TEST_S3_SECRET")),
+        ..Default::default()
+    };
+    (get("KVAULT_TEST_S3_BUCKET"), opts)
+}
+
+/// A unique S3 location under the test bucket.
+pub fn s3_location(name: &str) -> (String, BackendOptions) {
+    let (bucket, opts) = s3_options();
+    let unique = kvault::Id::random().unwrap().short();
+    (format!("s3://{bucket}/{name}-{unique}"), opts)
+}
+
+/// An S3 backend under a unique prefix.
+pub fn s3_backend(name: &str) -> Arc<dyn Backend> {
+    let (loc, opts) = s3_location(name);
+    kvault::open_backend(&loc, &opts).unwrap()
+}
+
+/// A fresh repository on `backend`.
+pub async fn init_on(backend: Arc<dyn Backend>) -> Repository {
+    Repository::init(backend, b"pw", &small_opts()).await.unwrap()
+}

@@ -1,0 +1,103 @@
+//! Golden vectors (format-spec/vectors.json): KDF, key hierarchy, key wrap,
+//! blob ids, a sealed blob, chunker table and cut points. A change to any
+//! of them is a format change: existing repositories would not open or
+//! would stop deduplicating ("or existing repos will bloat").
+
+use kvault::repo::chunker::{Chunker, ChunkerParams, gear_table};
+use kvault::repo::crypto::{self, CONTEXT_BLOB_ID, CONTEXT_CHUNKER, CONTEXT_ENCRYPTION, Keys};
+use kvault::repo::keyfile::{KdfParams, derive_wrapping_key};
+use kvault::repo::pack::{BlobEntry, BlobType, Compression, blob_aad, open_blob};
+use serde_json::{Value, json};
+
+const VECTORS: &str = include_str!("../../format-spec/vectors.json");
+
+fn master() -> [u8; 32] {
+    std::array::from_fn(|i| i as u8)
+}
+
+fn chunk_input() -> Vec<u8> {
+    let mut v = vec![0u8; 1 << 20];
+    blake3::Hasher::new()
+        .update(b"kvault chunker test vector")
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
+
+/// Computes every vector from the code.
+fn compute() -> Value {
+    let m = master();
+    let kdf = KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let salt = [0x5au8; 16];
+    let wk = derive_wrapping_key(b"correct horse battery staple", &salt, &kdf).unwrap();
+    let enc = blake3::derive_key(CONTEXT_ENCRYPTION, &m);
+    let idk = blake3::derive_key(CONTEXT_BLOB_ID, &m);
+    let chk = blake3::derive_key(CONTEXT_CHUNKER, &m);
+    let keys = Keys::from_master(m);
+    let plain = b"hello kvault";
+    let id = keys.blob_id(plain);
+    let nonce = [0x24u8; 24];
+    let aad = blob_aad(BlobType::Data, Compression::None, plain.len() as u32, &id);
+    let sealed = crypto::seal_with_nonce(&enc, &nonce, &aad, plain);
+    let table = gear_table(&chk);
+    let params = ChunkerParams {
+        min_size: 16 * 1024,
+        avg_size: 64 * 1024,
+        max_size: 256 * 1024,
+    };
+    let cuts = Chunker::new(&chk, params).unwrap().cuts(&chunk_input());
+    json!({
+        "master_key": hex::encode(m),
+        "argon2id": {"password": "correct horse battery staple", "salt": hex::encode(salt),
+                     "m_cost_kib": 64, "t_cost": 1, "p_cost": 1, "output": hex::encode(wk)},
+        "encryption_key": hex::encode(enc),
+        "blob_id_key": hex::encode(idk),
+        "chunker_key": hex::encode(chk),
+        "blob_id_of_hello_kvault": id.to_hex(),
+        "sealed_blob": {"plaintext": "hello kvault", "type": 0, "compression": 0, "nonce": hex::encode(nonce),
+                        "aad": hex::encode(&aad), "sealed": hex::encode(&sealed)},
+        "key_wrap": {"note": "seal(argon2id output, aad, master key) with nonce 24 bytes of 0x11",
+                     "aad": "kvault-key-v1|argon2id|19|64|1|1|5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+                     "wrapped": hex::encode(crypto::seal_with_nonce(&wk, &[0x11; 24],
+                        b"kvault-key-v1|argon2id|19|64|1|1|5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a", &m))},
+        "gear_table_first_4": table[..4].iter().map(|g| format!("{g:016x}")).collect::<Vec<_>>(),
+        "chunker": {"input": "first 1 MiB of BLAKE3 XOF of \"kvault chunker test vector\"",
+                    "min_size": 16384, "avg_size": 65536, "max_size": 262144, "cut_lengths": cuts},
+    })
+}
+
+#[test]
+fn golden_vectors_hold() {
+    let want: Value = serde_json::from_str(VECTORS).expect("format-spec/vectors.json parses");
+    let got = compute();
+    for (k, v) in got.as_object().unwrap() {
+        assert_eq!(
+            want.get(k),
+            Some(v),
+            "vector {k} changed: this is a format change"
+        );
+    }
+    // The sealed vector opens through the repository's own code path.
+    let keys = Keys::from_master(master());
+    let sealed = hex::decode(want["sealed_blob"]["sealed"].as_str().unwrap()).unwrap();
+    let e = BlobEntry {
+        blob_type: BlobType::Data,
+        compression: Compression::None,
+        stored_len: sealed.len() as u32,
+        raw_len: 12,
+        id: keys.blob_id(b"hello kvault"),
+    };
+    assert_eq!(open_blob(&keys, &e, &sealed, "vector").unwrap(), b"hello kvault");
+}
+
+/// `cargo test -- --ignored print_golden_vectors --nocapture` prints the
+/// vectors, for a deliberate format change.
+#[test]
+#[ignore]
+fn print_golden_vectors() {
+    println!("{}", serde_json::to_string_pretty(&compute()).unwrap());
+}

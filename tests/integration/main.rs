@@ -1,0 +1,20 @@
+//! Integration tests: one binary, one module per area.
+//!
+//! Tests that need the S3 server read `KVAULT_TEST_S3_*` (set by
+//! `scripts/test`, or `eval "$(scripts/s3-server start)"`) and fail loudly
+//! when it is missing; they never pass without having run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod backend_suite;
+mod cli;
+mod common;
+mod faults;
+mod fixture;
+mod golden;
+mod repository;
