@@ -6,8 +6,8 @@
 //!   (bounded concurrency) -> index file at commit
 //! ```
 //!
-//! Memory is bounded by configuration: at most `inflight` chunks of at most
-//! `max_size` bytes are being processed, one pack is being filled, and at
+//! Memory is bounded by configuration: at most 2·threads+2 chunks of at most
+//! `max_size` bytes are being processed, one `max_size` buffer waits to be cut, one pack is being filled, and at
 //! most `uploads` finished packs wait for storage.
 //!
 //! Ordering (format-spec/README.md §"Write ordering"): an index entry is
@@ -19,6 +19,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
@@ -71,6 +72,7 @@ pub struct SaveSession {
     written_index: Vec<IndexPack>,
     stats: SaveStats,
     inflight: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for SaveSession {
@@ -80,9 +82,23 @@ impl std::fmt::Debug for SaveSession {
 }
 
 impl SaveSession {
-    /// Starts a session against the repository's current master index.
+    /// Starts a session against the repository's current master index;
+    /// CPU work runs on rayon's global pool (all cores).
     pub fn new(repo: &Repository) -> SaveSession {
-        let threads = rayon::current_num_threads().max(1);
+        Self::build(repo, None)
+    }
+
+    /// Starts a session whose CPU work runs on `pool` (to bound or measure
+    /// the cores used).
+    pub fn with_pool(repo: &Repository, pool: Arc<rayon::ThreadPool>) -> SaveSession {
+        Self::build(repo, Some(pool))
+    }
+
+    fn build(repo: &Repository, pool: Option<Arc<rayon::ThreadPool>>) -> SaveSession {
+        let threads = pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
+            .max(1);
         SaveSession {
             repo: repo.clone(),
             index: repo.index(),
@@ -94,6 +110,7 @@ impl SaveSession {
             written_index: Vec::new(),
             stats: SaveStats::default(),
             inflight: 2 * threads + 2,
+            pool,
         }
     }
 
@@ -106,7 +123,7 @@ impl SaveSession {
     pub fn stream(&mut self) -> StreamWriter<'_> {
         StreamWriter {
             session: self,
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             pending: VecDeque::new(),
             ids: Vec::new(),
             size: 0,
@@ -118,7 +135,7 @@ impl SaveSession {
     /// # Errors
     /// Storage errors.
     pub async fn save_blob(&mut self, t: BlobType, plain: Vec<u8>) -> Result<Id> {
-        let p = process(&self.repo, &self.index, &self.claimed, t, plain)?;
+        let p = process(&self.repo, &self.index, &self.claimed, t, &plain)?;
         let id = p.id;
         self.accept(p).await?;
         Ok(id)
@@ -126,6 +143,14 @@ impl SaveSession {
 
     fn claim_ctx(&self) -> (Repository, Arc<MasterIndex>, Arc<Mutex<HashSet<Id>>>) {
         (self.repo.clone(), self.index.clone(), self.claimed.clone())
+    }
+
+    /// Runs CPU work on the session's pool (or rayon's global pool).
+    fn spawn_cpu(&self, job: impl FnOnce() + Send + 'static) {
+        match &self.pool {
+            Some(p) => p.spawn(job),
+            None => rayon::spawn(job),
+        }
     }
 
     async fn accept(&mut self, p: Processed) -> Result<()> {
@@ -236,7 +261,7 @@ fn process(
     index: &MasterIndex,
     claimed: &Mutex<HashSet<Id>>,
     t: BlobType,
-    plain: Vec<u8>,
+    plain: &[u8],
 ) -> Result<Processed> {
     let keys = repo.keys();
     let id = keys.blob_id(&plain);
@@ -247,7 +272,7 @@ fn process(
             .map_err(|_| Error::Internal("claimed set poisoned".into()))?
             .insert(id);
     let sealed = if is_new {
-        Some(seal_blob(keys, t, &id, &plain, repo.config().compression_level)?)
+        Some(seal_blob(keys, t, &id, plain, repo.config().compression_level)?)
     } else {
         None
     };
@@ -264,9 +289,13 @@ pub struct StreamResult {
 }
 
 /// Cuts one byte stream into chunks and feeds them through the session.
+///
+/// Finding cut points runs on the CPU pool too (not on the caller's task),
+/// so on a small machine the caller does not compete with the workers;
+/// chunks are split off the buffer without copying.
 pub struct StreamWriter<'s> {
     session: &'s mut SaveSession,
-    buf: Vec<u8>,
+    buf: BytesMut,
     pending: VecDeque<oneshot::Receiver<Result<Processed>>>,
     ids: Vec<Id>,
     size: u64,
@@ -286,30 +315,51 @@ impl StreamWriter<'_> {
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.size += data.len() as u64;
         self.buf.extend_from_slice(data);
-        let max = self.session.repo.chunker().max_size();
-        if self.buf.len() < max {
+        if self.buf.len() < self.session.repo.chunker().max_size() {
             return Ok(());
         }
-        let mut start = 0;
-        while self.buf.len() - start >= max {
-            let rest = self.buf.get(start..).unwrap_or_default();
-            let cut = self.session.repo.chunker().next_cut(rest);
-            let chunk = rest.get(..cut).unwrap_or_default().to_vec();
-            start += cut;
-            self.dispatch(chunk).await?;
+        let buf = std::mem::take(&mut self.buf);
+        let (tx, rx) = oneshot::channel();
+        let repo = self.session.repo.clone();
+        self.session.spawn_cpu(move || {
+            let c = repo.chunker();
+            let mut cuts = Vec::new();
+            let mut start = 0;
+            while buf.len() - start >= c.max_size() {
+                let cut = c.next_cut(buf.get(start..).unwrap_or_default());
+                cuts.push(cut);
+                start += cut;
+            }
+            let _ = tx.send((buf, cuts));
+        });
+        let (mut buf, cuts) = rx
+            .await
+            .map_err(|_| Error::Internal("chunker worker vanished".into()))?;
+        for cut in cuts {
+            self.dispatch(buf.split_to(cut).freeze()).await?;
         }
-        self.buf.drain(..start);
+        self.buf = buf;
         Ok(())
     }
 
-    async fn dispatch(&mut self, chunk: Vec<u8>) -> Result<()> {
+    /// Sends one chunk (already cut) through the pipeline. Callers that cut
+    /// their own chunks (record-aligned Kafka segments) use this directly.
+    ///
+    /// # Errors
+    /// Storage errors from packs stored meanwhile.
+    pub async fn write_chunk(&mut self, chunk: Bytes) -> Result<()> {
+        self.size += chunk.len() as u64;
+        self.dispatch(chunk).await
+    }
+
+    async fn dispatch(&mut self, chunk: Bytes) -> Result<()> {
         while self.pending.len() >= self.session.inflight {
             self.take_oldest().await?;
         }
         let (tx, rx) = oneshot::channel();
         let (repo, index, claimed) = self.session.claim_ctx();
-        rayon::spawn(move || {
-            let _ = tx.send(process(&repo, &index, &claimed, BlobType::Data, chunk));
+        self.session.spawn_cpu(move || {
+            let _ = tx.send(process(&repo, &index, &claimed, BlobType::Data, &chunk));
         });
         self.pending.push_back(rx);
         Ok(())
@@ -331,13 +381,10 @@ impl StreamWriter<'_> {
     /// # Errors
     /// Storage errors.
     pub async fn finish(mut self) -> Result<StreamResult> {
-        let rest = std::mem::take(&mut self.buf);
-        let mut tail = rest.as_slice();
-        while !tail.is_empty() {
-            let cut = self.session.repo.chunker().next_cut(tail);
-            self.dispatch(tail.get(..cut).unwrap_or_default().to_vec())
-                .await?;
-            tail = tail.get(cut..).unwrap_or_default();
+        let mut rest = std::mem::take(&mut self.buf);
+        while !rest.is_empty() {
+            let cut = self.session.repo.chunker().next_cut(&rest);
+            self.dispatch(rest.split_to(cut).freeze()).await?;
         }
         while !self.pending.is_empty() {
             self.take_oldest().await?;
