@@ -264,7 +264,7 @@ fn process(
     plain: &[u8],
 ) -> Result<Processed> {
     let keys = repo.keys();
-    let id = keys.blob_id(&plain);
+    let id = keys.blob_id(plain);
     let raw_len = plain.len() as u64;
     let is_new = !index.contains(&id)
         && claimed
