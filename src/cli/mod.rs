@@ -3,6 +3,7 @@
 
 mod check;
 mod inspect;
+mod kafka;
 mod keys;
 mod output;
 mod password;
@@ -162,6 +163,14 @@ enum Command {
         #[command(subcommand)]
         cmd: keys::KeyCmd,
     },
+    /// Snapshot a Kafka cluster: records, topic configs, consumer-group offsets.
+    Snapshot(kafka::SnapshotArgs),
+    /// List a Kafka snapshot: topics, partitions, offset ranges, gaps, groups.
+    Ls(kafka::LsArgs),
+    /// Print a Kafka snapshot's records as JSON lines.
+    Dump(kafka::DumpArgs),
+    /// Compare two Kafka snapshots.
+    Diff(kafka::DiffArgs),
     /// Store a byte stream (a file or stdin) as a snapshot.
     Put(stream::PutArgs),
     /// Write the byte stream of a `put` snapshot to stdout or a file.
@@ -245,6 +254,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Key { cmd } => keys::run(&ctx, cmd).await,
+        Command::Snapshot(a) => kafka::run_snapshot(&ctx, a).await,
+        Command::Ls(a) => kafka::run_ls(&ctx, a).await,
+        Command::Dump(a) => kafka::run_dump(&ctx, a).await,
+        Command::Diff(a) => kafka::run_diff(&ctx, a).await,
         Command::Put(a) => stream::put(&ctx, a).await,
         Command::Get(a) => stream::get(&ctx, a).await,
         Command::Snapshots(a) => inspect::snapshots(&ctx, a).await,

@@ -5,9 +5,12 @@
 
 pub mod cat;
 pub mod check;
+pub mod dump;
 pub mod init;
 pub mod key;
+pub mod manifest;
 pub mod progress;
+pub mod snapshot;
 pub mod stats;
 pub mod stream;
 

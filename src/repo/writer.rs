@@ -73,6 +73,8 @@ pub struct SaveSession {
     stats: SaveStats,
     inflight: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
+    pending: VecDeque<(u64, oneshot::Receiver<Result<Processed>>)>,
+    completed: Vec<(u64, Id)>,
 }
 
 impl std::fmt::Debug for SaveSession {
@@ -111,6 +113,8 @@ impl SaveSession {
             stats: SaveStats::default(),
             inflight: 2 * threads + 2,
             pool,
+            pending: VecDeque::new(),
+            completed: Vec::new(),
         }
     }
 
@@ -124,10 +128,55 @@ impl SaveSession {
         StreamWriter {
             session: self,
             buf: BytesMut::new(),
-            pending: VecDeque::new(),
-            ids: Vec::new(),
             size: 0,
         }
+    }
+
+    /// Sends one already-cut data chunk through the pipeline, labelled with
+    /// `tag` (e.g. a partition). Results come back in submission order from
+    /// [`SaveSession::take_completed`] and [`SaveSession::drain`], so each
+    /// tag's ids keep their order while many tags share the CPU pool.
+    ///
+    /// # Errors
+    /// Storage errors from packs stored meanwhile.
+    pub async fn submit(&mut self, tag: u64, chunk: Bytes) -> Result<()> {
+        while self.pending.len() >= self.inflight {
+            self.take_oldest().await?;
+        }
+        let (tx, rx) = oneshot::channel();
+        let (repo, index, claimed) = self.claim_ctx();
+        self.spawn_cpu(move || {
+            let _ = tx.send(process(&repo, &index, &claimed, BlobType::Data, &chunk));
+        });
+        self.pending.push_back((tag, rx));
+        Ok(())
+    }
+
+    async fn take_oldest(&mut self) -> Result<()> {
+        if let Some((tag, rx)) = self.pending.pop_front() {
+            let p = rx
+                .await
+                .map_err(|_| Error::Internal("chunk worker vanished".into()))??;
+            self.completed.push((tag, p.id));
+            self.accept(p).await?;
+        }
+        Ok(())
+    }
+
+    /// The `(tag, id)` of chunks finished so far, in submission order.
+    pub fn take_completed(&mut self) -> Vec<(u64, Id)> {
+        std::mem::take(&mut self.completed)
+    }
+
+    /// Waits for every submitted chunk; returns all not yet taken.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn drain(&mut self) -> Result<Vec<(u64, Id)>> {
+        while !self.pending.is_empty() {
+            self.take_oldest().await?;
+        }
+        Ok(self.take_completed())
     }
 
     /// Stores one blob (e.g. a tree) directly; returns its id.
@@ -296,8 +345,6 @@ pub struct StreamResult {
 pub struct StreamWriter<'s> {
     session: &'s mut SaveSession,
     buf: BytesMut,
-    pending: VecDeque<oneshot::Receiver<Result<Processed>>>,
-    ids: Vec<Id>,
     size: u64,
 }
 
@@ -342,38 +389,8 @@ impl StreamWriter<'_> {
         Ok(())
     }
 
-    /// Sends one chunk (already cut) through the pipeline. Callers that cut
-    /// their own chunks (record-aligned Kafka segments) use this directly.
-    ///
-    /// # Errors
-    /// Storage errors from packs stored meanwhile.
-    pub async fn write_chunk(&mut self, chunk: Bytes) -> Result<()> {
-        self.size += chunk.len() as u64;
-        self.dispatch(chunk).await
-    }
-
     async fn dispatch(&mut self, chunk: Bytes) -> Result<()> {
-        while self.pending.len() >= self.session.inflight {
-            self.take_oldest().await?;
-        }
-        let (tx, rx) = oneshot::channel();
-        let (repo, index, claimed) = self.session.claim_ctx();
-        self.session.spawn_cpu(move || {
-            let _ = tx.send(process(&repo, &index, &claimed, BlobType::Data, &chunk));
-        });
-        self.pending.push_back(rx);
-        Ok(())
-    }
-
-    async fn take_oldest(&mut self) -> Result<()> {
-        if let Some(rx) = self.pending.pop_front() {
-            let p = rx
-                .await
-                .map_err(|_| Error::Internal("chunk worker vanished".into()))??;
-            self.ids.push(p.id);
-            self.session.accept(p).await?;
-        }
-        Ok(())
+        self.session.submit(0, chunk).await
     }
 
     /// Cuts the rest of the stream and waits for every chunk.
@@ -386,12 +403,13 @@ impl StreamWriter<'_> {
             let cut = self.session.repo.chunker().next_cut(&rest);
             self.dispatch(rest.split_to(cut).freeze()).await?;
         }
-        while !self.pending.is_empty() {
-            self.take_oldest().await?;
-        }
-        Ok(StreamResult {
-            ids: self.ids,
-            size: self.size,
-        })
+        let ids = self
+            .session
+            .drain()
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        Ok(StreamResult { ids, size: self.size })
     }
 }

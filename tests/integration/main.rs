@@ -17,4 +17,6 @@ mod common;
 mod faults;
 mod fixture;
 mod golden;
+mod kafka;
+mod kafka_snapshot;
 mod repository;

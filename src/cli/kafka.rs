@@ -1,0 +1,314 @@
+//! `kvault snapshot`, `ls`, `dump`, `diff`: Kafka snapshots.
+
+use anyhow::Result;
+use clap::Args;
+use kvault::error::exit;
+use kvault::kafka::KafkaOptions;
+use kvault::ops::snapshot::{SnapshotOptions, snapshot};
+use serde_json::json;
+
+use super::Ctx;
+use super::output::human_bytes;
+
+/// How to reach a Kafka cluster (as kcat takes it).
+#[derive(Debug, Args, Clone)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, host:port[,host:port].
+    #[arg(short = 'b', long, env = "KVAULT_BROKERS")]
+    brokers: String,
+    /// A librdkafka property (repeatable), e.g. -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+    /// A file of librdkafka properties (key=value lines).
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Option<String>,
+}
+
+impl KafkaArgs {
+    pub fn options(&self) -> Result<KafkaOptions> {
+        let mut o = KafkaOptions::new(&self.brokers);
+        if let Some(f) = &self.kafka_config {
+            o = o.with_properties_file(f)?;
+        }
+        for p in &self.properties {
+            o = o.with_property(p)?;
+        }
+        Ok(o)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Topics to include (glob, repeatable; default all non-internal topics).
+    #[arg(long = "topic", value_name = "PATTERN")]
+    topics: Vec<String>,
+    /// Topics to exclude (glob, repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Consumer groups to capture (glob, repeatable; default all).
+    #[arg(long = "group", value_name = "PATTERN")]
+    groups: Vec<String>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
+    let repo = ctx.open().await?;
+    let opts = SnapshotOptions {
+        kafka: a.kafka.options()?,
+        topics: a.topics,
+        exclude: a.exclude,
+        groups: a.groups,
+        tags: a.tags,
+    };
+    let bar = ctx.out.progress();
+    let r = snapshot(&repo, &opts, &bar).await?;
+    ctx.out.emit("summary", json!(r), || {
+        format!(
+            "snapshot {} of cluster {} saved{}\n  {} topic(s), {} partition(s) ({} read), {} group(s)\n  read {} records ({}), stored {} new; {} already in the repository\n  {} records in the image; {:.1} s",
+            r.snapshot.short(),
+            r.cluster_id,
+            r.parent.map(|p| format!(" (incremental to {})", p.short())).unwrap_or_default(),
+            r.topics,
+            r.partitions,
+            r.partitions_read,
+            r.groups,
+            r.records_read,
+            human_bytes(r.bytes_read),
+            human_bytes(r.new_bytes_stored),
+            human_bytes(r.dedup_saved_bytes),
+            r.records_total,
+            r.seconds
+        )
+    });
+    Ok(exit::OK)
+}
+
+async fn load_kafka(
+    ctx: &Ctx,
+    snap: &str,
+    segments: bool,
+) -> Result<(kvault::Repository, kvault::Id, kvault::ops::manifest::Manifest)> {
+    let repo = ctx.open().await?;
+    let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, snap).await?;
+    let s = repo.load_snapshot(&id).await?;
+    if s.kind != kvault::ops::manifest::KAFKA_KIND {
+        anyhow::bail!(
+            "snapshot {} is a {} snapshot, not a Kafka snapshot",
+            id.short(),
+            s.kind
+        );
+    }
+    repo.load_index().await?;
+    let m = kvault::ops::manifest::load(&repo, &s.tree, segments).await?;
+    Ok((repo, id, m))
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot id, unique prefix, or `latest`.
+    snapshot: String,
+}
+
+pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
+    let (_, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
+    for t in m.topics.values() {
+        ctx.out
+            .emit("topic", json!({"topic": t.name, "meta": t.meta}), || {
+                let cfg: Vec<String> = t.meta.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(
+                    "topic {}  partitions={} replication={}{}",
+                    t.name,
+                    t.meta.partitions,
+                    t.meta.replication_factor,
+                    if cfg.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", cfg.join(" "))
+                    }
+                )
+            });
+        for p in t.partitions.values() {
+            let mut gaps: Vec<[i64; 2]> = p.meta.expired.clone();
+            for s in &p.segments {
+                gaps.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
+            }
+            let chunks: usize = p.segments.iter().map(|s| s.chunks.len()).sum();
+            ctx.out.emit(
+                "partition",
+                json!({"topic": t.name, "partition": p.meta.partition, "log_start": p.meta.log_start, "end": p.meta.end,
+                       "records": p.meta.records, "segments": p.segments.len(), "chunks": chunks, "gaps": gaps}),
+                || {
+                    let g: Vec<String> = gaps.iter().map(|g| format!("{}..{}", g[0], g[1])).collect();
+                    format!(
+                        "  {:>4}  offsets {}..{}  {} records in {} segment(s), {} chunk(s){}",
+                        p.meta.partition,
+                        p.meta.log_start,
+                        p.meta.end,
+                        p.meta.records,
+                        p.segments.len(),
+                        chunks,
+                        if g.is_empty() { String::new() } else { format!("  gaps {}", g.join(" ")) }
+                    )
+                },
+            );
+        }
+    }
+    for (g, offs) in &m.groups {
+        ctx.out.emit("group", json!({"group": g, "offsets": offs}), || {
+            let o: Vec<String> = offs
+                .iter()
+                .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
+                .collect();
+            format!("group {g}  {}", o.join(" "))
+        });
+    }
+    Ok(exit::OK)
+}
+
+fn parse_time_ms(s: &str) -> Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| anyhow::anyhow!("{s:?} is not RFC 3339 or epoch milliseconds: {e}"))?;
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+    Ok(i64::try_from(d.as_millis())?)
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot id, unique prefix, or `latest`.
+    snapshot: String,
+    /// Topic to dump.
+    #[arg(long)]
+    topic: String,
+    /// Only this partition.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// First offset (inclusive).
+    #[arg(long)]
+    from_offset: Option<i64>,
+    /// Last offset (exclusive).
+    #[arg(long)]
+    to_offset: Option<i64>,
+    /// Earliest timestamp (RFC 3339 or epoch ms, inclusive).
+    #[arg(long)]
+    from_time: Option<String>,
+    /// Latest timestamp (RFC 3339 or epoch ms, inclusive).
+    #[arg(long)]
+    to_time: Option<String>,
+}
+
+pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
+    use std::io::Write;
+    let (repo, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
+    let t = m.topics.get(&a.topic).ok_or_else(|| {
+        anyhow::Error::new(kvault::Error::NotFound(format!(
+            "topic {} in the snapshot",
+            a.topic
+        )))
+    })?;
+    let filter = kvault::ops::dump::RecordFilter {
+        from_offset: a.from_offset,
+        to_offset: a.to_offset,
+        from_time: a.from_time.as_deref().map(parse_time_ms).transpose()?,
+        to_time: a.to_time.as_deref().map(parse_time_ms).transpose()?,
+    };
+    for p in t
+        .partitions
+        .values()
+        .filter(|p| a.partition.is_none_or(|x| x == p.meta.partition))
+    {
+        let what = format!("{}/{}", t.name, p.meta.partition);
+        let (topic, part) = (t.name.clone(), p.meta.partition);
+        let mut f = move |off: i64, r: kvault::kafka::record::Record| -> kvault::Result<()> {
+            let d = kvault::ops::dump::DumpedRecord::new(&topic, part, off, &r);
+            let line = serde_json::to_string(&d).map_err(|e| kvault::Error::Internal(e.to_string()))?;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = writeln!(out, "{line}") {
+                super::output::quit_on_broken_pipe(&e);
+                return Err(kvault::Error::io("writing output", e));
+            }
+            Ok(())
+        };
+        kvault::ops::dump::for_each_record(&repo, &what, p, &filter, &mut f).await?;
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    a: String,
+    /// The newer snapshot.
+    b: String,
+}
+
+pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
+    let (_, ia, ma) = load_kafka(ctx, &a.a, false).await?;
+    let (_, ib, mb) = load_kafka(ctx, &a.b, false).await?;
+    ctx.out
+        .note(&format!("comparing {} with {}", ia.short(), ib.short()));
+    let names: std::collections::BTreeSet<&String> = ma.topics.keys().chain(mb.topics.keys()).collect();
+    for n in names {
+        match (ma.topics.get(n), mb.topics.get(n)) {
+            (Some(_), None) => ctx
+                .out
+                .emit("diff", json!({"topic": n, "change": "removed"}), || {
+                    format!("-  topic {n}")
+                }),
+            (None, Some(_)) => ctx.out.emit("diff", json!({"topic": n, "change": "added"}), || {
+                format!("+  topic {n}")
+            }),
+            (Some(x), Some(y)) => {
+                if x.meta != y.meta {
+                    ctx.out.emit(
+                        "diff",
+                        json!({"topic": n, "change": "settings", "before": x.meta, "after": y.meta}),
+                        || format!("M  topic {n}: settings changed"),
+                    );
+                }
+                for (p, py) in &y.partitions {
+                    let px = x.partitions.get(p);
+                    if px.map(|q| &q.node) != Some(&py.node) {
+                        let (s0, e0, r0) =
+                            px.map_or((0, 0, 0), |q| (q.meta.log_start, q.meta.end, q.meta.records));
+                        ctx.out.emit(
+                            "diff",
+                            json!({"topic": n, "partition": p, "change": "records",
+                                   "before": {"log_start": s0, "end": e0, "records": r0},
+                                   "after": {"log_start": py.meta.log_start, "end": py.meta.end, "records": py.meta.records}}),
+                            || format!("M  {n}/{p}: offsets {s0}..{e0} -> {}..{}, records {r0} -> {}", py.meta.log_start, py.meta.end, py.meta.records),
+                        );
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    let groups: std::collections::BTreeSet<&String> = ma.groups.keys().chain(mb.groups.keys()).collect();
+    for g in groups {
+        let (x, y) = (ma.groups.get(g), mb.groups.get(g));
+        if x != y {
+            ctx.out
+                .emit("diff", json!({"group": g, "before": x, "after": y}), || {
+                    let fmt = |v: Option<&Vec<kvault::kafka::admin::GroupOffset>>| {
+                        v.map_or("-".to_string(), |o| {
+                            o.iter()
+                                .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                    };
+                    format!("M  group {g}: {} -> {}", fmt(x), fmt(y))
+                });
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,163 @@
+//! Kafka clients: configuration shared by every client kvault makes, the
+//! cluster's description (admin), and reading partitions (source).
+//!
+//! kvault reads with `assign` only: it never joins, and never commits for,
+//! a consumer group on the source cluster. Group offsets are read with
+//! OffsetFetch (a consumer configured with the group's id that neither
+//! subscribes nor commits).
+
+pub mod admin;
+pub mod record;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use crate::error::{Error, Result};
+
+/// How to reach a cluster: bootstrap servers plus librdkafka properties
+/// (`-X key=value` and a properties file, as kcat takes them).
+#[derive(Debug, Clone, Default)]
+pub struct KafkaOptions {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// librdkafka properties; later entries win.
+    pub properties: BTreeMap<String, String>,
+    /// Timeout for metadata and admin requests.
+    pub timeout: Option<Duration>,
+}
+
+impl KafkaOptions {
+    /// Options for a broker list.
+    pub fn new(brokers: &str) -> Self {
+        KafkaOptions {
+            brokers: brokers.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds `key=value` properties (from `-X`).
+    ///
+    /// # Errors
+    /// A property without `=`.
+    pub fn with_property(mut self, kv: &str) -> Result<Self> {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("librdkafka property {kv:?} is not key=value")))?;
+        self.properties.insert(k.trim().to_string(), v.trim().to_string());
+        Ok(self)
+    }
+
+    /// Adds the properties of a Java-style properties file (`key=value`
+    /// lines, `#` comments).
+    ///
+    /// # Errors
+    /// An unreadable file or a malformed line.
+    pub fn with_properties_file(mut self, path: &str) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {path}"), e))?;
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') || l.starts_with('!') {
+                continue;
+            }
+            let (k, v) = l
+                .split_once('=')
+                .or_else(|| l.split_once(':'))
+                .ok_or_else(|| Error::Invalid(format!("{path}:{}: not key=value: {l:?}", n + 1)))?;
+            self.properties.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(self)
+    }
+
+    /// The request timeout (default 30 s).
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(30))
+    }
+
+    /// A client config with the user's properties applied last.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        c.set("client.id", "kvault");
+        // Fail fast when no broker answers rather than retrying forever.
+        c.set("socket.connection.setup.timeout.ms", "10000");
+        c.set("log_level", "3");
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// Matches `name` against a glob (`*` any run, `?` one character).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some(pi);
+                mark = ni;
+                pi += 1;
+            }
+            Some(c) if *c == '?' || Some(c) == n.get(ni) => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    pi = s + 1;
+                    mark += 1;
+                    ni = mark;
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..).unwrap_or_default().iter().all(|c| *c == '*')
+}
+
+/// Whether `name` is selected by include patterns (all when empty) and not
+/// excluded.
+pub fn selected(name: &str, include: &[String], exclude: &[String]) -> bool {
+    (include.is_empty() || include.iter().any(|p| glob_match(p, name)))
+        && !exclude.iter().any(|p| glob_match(p, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "orders"));
+        assert!(glob_match("ord*", "orders"));
+        assert!(glob_match("*ers", "orders"));
+        assert!(glob_match("o?ders", "orders"));
+        assert!(!glob_match("o?ders", "oders"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(selected("x", &[], &[]));
+        assert!(!selected("x", &[], &["x".into()]));
+        assert!(!selected("x", &["y*".into()], &[]));
+    }
+
+    #[test]
+    fn properties() {
+        let o = KafkaOptions::new("b:1")
+            .with_property("security.protocol=SASL_SSL")
+            .unwrap();
+        assert_eq!(o.properties["security.protocol"], "SASL_SSL");
+        assert!(KafkaOptions::new("b").with_property("novalue").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p");
+        std::fs::write(&f, "# c\nsasl.mechanism = PLAIN\nclient.id: me\n").unwrap();
+        let o = KafkaOptions::new("b")
+            .with_properties_file(f.to_str().unwrap())
+            .unwrap();
+        assert_eq!(o.properties["sasl.mechanism"], "PLAIN");
+        assert_eq!(o.client_config().get("client.id"), Some("me"));
+    }
+}

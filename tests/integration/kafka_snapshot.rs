@@ -1,0 +1,309 @@
+//! `kvault snapshot` against a real broker: every record shape, increments,
+//! unchanged clusters, dedup across topics, transactions, retention, groups,
+//! and failures.
+
+use std::sync::Arc;
+
+use kvault::backend::memory::MemoryBackend;
+use kvault::kafka::KafkaOptions;
+use kvault::kafka::record::Record;
+use kvault::ops::dump::{RecordFilter, for_each_record};
+use kvault::ops::manifest::{self, Manifest};
+use kvault::ops::snapshot::{SnapshotOptions, SnapshotResult, snapshot};
+use kvault::{Id, NoProgress, Repository};
+
+use crate::common::init_on;
+use crate::kafka::*;
+use crate::repository::assert_clean;
+
+fn opts(topics: &[&str], groups: &[&str]) -> SnapshotOptions {
+    SnapshotOptions {
+        kafka: KafkaOptions::new(&source()),
+        topics: topics.iter().map(|s| s.to_string()).collect(),
+        groups: groups.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+async fn snap(repo: &Repository, topics: &[&str], groups: &[&str]) -> SnapshotResult {
+    snapshot(repo, &opts(topics, groups), &NoProgress).await.unwrap()
+}
+
+async fn load(repo: &Repository, id: &Id) -> Manifest {
+    let s = repo.load_snapshot(id).await.unwrap();
+    repo.load_index().await.unwrap();
+    manifest::load(repo, &s.tree, true).await.unwrap()
+}
+
+async fn records(repo: &Repository, id: &Id, topic: &str) -> Vec<(i32, i64, Record)> {
+    let m = load(repo, id).await;
+    let mut out = Vec::new();
+    for p in m.topics[topic].partitions.values() {
+        let part = p.meta.partition;
+        let mut got = Vec::new();
+        let mut f = |o: i64, r: Record| {
+            got.push((part, o, r));
+            Ok(())
+        };
+        for_each_record(repo, topic, p, &RecordFilter::default(), &mut f)
+            .await
+            .unwrap();
+        out.extend(got);
+    }
+    out
+}
+
+fn shapes(n: usize, partitions: i32) -> Vec<(i32, Record)> {
+    let base = now_ms() - 3_600_000;
+    let mut v = Vec::new();
+    for i in 0..n {
+        let ts = base + i as i64;
+        let key = format!("key-{}", i % 7);
+        let val = format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 50));
+        let r = match i % 6 {
+            0 => rec(ts, None, Some(val.as_bytes()), &[]),
+            1 => rec(ts, Some(key.as_bytes()), Some(val.as_bytes()), &[]),
+            2 => rec(ts, Some(key.as_bytes()), None, &[]),
+            3 => rec(ts, Some(b""), Some(b""), &[]),
+            4 => rec(
+                ts,
+                Some(key.as_bytes()),
+                Some(&[0xff, 0x00, 0xfe]),
+                &[
+                    ("h", Some(b"1")),
+                    ("h", Some(b"2")),
+                    ("n", None),
+                    ("e", Some(b"")),
+                ],
+            ),
+            _ => rec(ts, None, None, &[("only", Some(b"header"))]),
+        };
+        v.push(((i as i32) % partitions, r));
+    }
+    v
+}
+
+#[tokio::test]
+async fn every_record_shape_is_captured_exactly() {
+    let b = source();
+    let topic = unique("shapes");
+    create_topic(&b, &topic, 3, &[]).await;
+    let sent = shapes(600, 3);
+    produce(&b, &topic, &sent);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let r = snap(&repo, &[&topic], &["none"]).await;
+    assert_eq!(r.records_read, 600);
+    assert_eq!(r.partitions, 3);
+    let got = records(&repo, &r.snapshot, &topic).await;
+    assert_eq!(got.len(), 600);
+    for p in 0..3 {
+        let want: Vec<&Record> = sent.iter().filter(|(q, _)| *q == p).map(|(_, r)| r).collect();
+        let have: Vec<(i64, &Record)> = got
+            .iter()
+            .filter(|(q, _, _)| *q == p)
+            .map(|(_, o, r)| (*o, r))
+            .collect();
+        assert_eq!(have.len(), want.len());
+        for (i, ((o, h), w)) in have.iter().zip(&want).enumerate() {
+            assert_eq!(*o, i as i64, "offsets are contiguous");
+            assert_eq!(h, w, "partition {p} offset {o}");
+        }
+    }
+    assert_clean(&repo, true).await;
+}
+
+#[tokio::test]
+async fn increments_read_only_new_offsets_and_unchanged_costs_almost_nothing() {
+    let b = source();
+    let topic = unique("incr");
+    create_topic(&b, &topic, 2, &[]).await;
+    produce(&b, &topic, &shapes(300, 2));
+    let mem = MemoryBackend::new();
+    let repo = init_on(Arc::new(mem.clone())).await;
+    let first = snap(&repo, &[&topic], &["none"]).await;
+    assert_eq!(first.records_read, 300);
+    produce(&b, &topic, &shapes(50, 2));
+    let second = snap(&repo, &[&topic], &["none"]).await;
+    assert_eq!(second.parent, Some(first.snapshot));
+    assert_eq!(second.records_read, 50, "only new offsets are read");
+    assert_eq!(second.records_total, 350);
+    let got = records(&repo, &second.snapshot, &topic).await;
+    assert_eq!(got.len(), 350);
+
+    let before = mem.total_size();
+    let third = snap(&repo, &[&topic], &["none"]).await;
+    assert_eq!(third.records_read, 0);
+    assert_eq!(third.partitions_read, 0);
+    let grew = mem.total_size() - before;
+    assert!(grew < 8_192, "an unchanged snapshot added {grew} bytes");
+    // The unchanged topic keeps its subtree.
+    let (m2, m3) = (
+        load(&repo, &second.snapshot).await,
+        load(&repo, &third.snapshot).await,
+    );
+    assert_eq!(m2.topics[&topic].node, m3.topics[&topic].node);
+    assert_clean(&repo, true).await;
+}
+
+#[tokio::test]
+async fn the_same_records_in_two_topics_are_stored_once() {
+    let b = source();
+    let (t1, t2) = (unique("same-a"), unique("same-b"));
+    create_topic(&b, &t1, 1, &[]).await;
+    create_topic(&b, &t2, 1, &[]).await;
+    let big: Vec<(i32, Record)> = (0..20_000)
+        .map(|i| {
+            (
+                0,
+                rec(
+                    now_ms() - 60_000 + i,
+                    Some(format!("k{i}").as_bytes()),
+                    Some(format!("{{\"event\":{i},\"data\":\"{}\"}}", i * 7919 % 100_003).as_bytes()),
+                    &[],
+                ),
+            )
+        })
+        .collect();
+    produce(&b, &t1, &big);
+    produce(&b, &t2, &big);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let r = snap(&repo, &[&t1, &t2], &["none"]).await;
+    assert_eq!(r.records_read, 40_000);
+    assert!(r.dedup_saved_bytes * 10 >= r.bytes_read * 4, "{r:?}");
+    let s = kvault::ops::stats::stats(&repo).await.unwrap();
+    assert!(s.dedup_ratio > 1.8, "{s:?}");
+}
+
+#[tokio::test]
+async fn aborted_transactions_are_not_data_and_leave_recorded_gaps() {
+    let b = source();
+    let topic = unique("tx");
+    create_topic(&b, &topic, 1, &[]).await;
+    let batch = |tag: &str, n: i64| -> Vec<(i32, Record)> {
+        (0..n)
+            .map(|i| {
+                (
+                    0,
+                    rec(
+                        now_ms() - 60_000 + i,
+                        Some(tag.as_bytes()),
+                        Some(format!("{tag}-{i}").as_bytes()),
+                        &[],
+                    ),
+                )
+            })
+            .collect()
+    };
+    produce_transaction(&b, &topic, &batch("committed1", 5), true);
+    produce_transaction(&b, &topic, &batch("aborted", 4), false);
+    produce_transaction(&b, &topic, &batch("committed2", 3), true);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let r = snap(&repo, &[&topic], &["none"]).await;
+    let got = records(&repo, &r.snapshot, &topic).await;
+    let values: Vec<String> = got
+        .iter()
+        .map(|(_, _, r)| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(values.len(), 8, "{values:?}");
+    assert!(values.iter().all(|v| !v.starts_with("aborted")));
+    let m = load(&repo, &r.snapshot).await;
+    let p = &m.topics[&topic].partitions[&0];
+    let seg = &p.segments[0];
+    let gaps = seg.meta.runs.gaps(seg.meta.start, seg.meta.end);
+    // Control records (3 commits/aborts) and the 4 aborted records are gaps.
+    let gap_total: i64 = gaps.iter().map(|g| g[1] - g[0]).sum();
+    assert_eq!(gap_total, 7, "{gaps:?}");
+    assert_eq!(p.meta.end, 15);
+}
+
+#[tokio::test]
+async fn group_offsets_and_topic_configs_are_captured() {
+    let b = source();
+    let topic = unique("groups");
+    create_topic(
+        &b,
+        &topic,
+        2,
+        &[("retention.ms", "86400000"), ("cleanup.policy", "delete")],
+    )
+    .await;
+    produce(&b, &topic, &shapes(40, 2));
+    let group = unique("g");
+    commit_group(&b, &group, &[(&topic, 0, 5, "meta-0"), (&topic, 1, 7, "")]);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let r = snap(&repo, &[&topic], &[&group]).await;
+    assert_eq!(r.groups, 1);
+    let m = load(&repo, &r.snapshot).await;
+    let offs = &m.groups[&group];
+    assert_eq!(offs.len(), 2);
+    assert_eq!(
+        (offs[0].partition, offs[0].offset, offs[0].metadata.as_str()),
+        (0, 5, "meta-0")
+    );
+    assert_eq!((offs[1].partition, offs[1].offset), (1, 7));
+    let t = &m.topics[&topic].meta;
+    assert_eq!(t.partitions, 2);
+    assert_eq!(t.replication_factor, 1);
+    assert_eq!(
+        t.configs.get("retention.ms").map(String::as_str),
+        Some("86400000")
+    );
+}
+
+#[tokio::test]
+async fn retention_moves_the_log_start_and_old_data_is_no_longer_referenced() {
+    let b = source();
+    let topic = unique("retention");
+    create_topic(&b, &topic, 1, &[]).await;
+    produce(&b, &topic, &shapes(100, 1));
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let first = snap(&repo, &[&topic], &["none"]).await;
+    produce(&b, &topic, &shapes(100, 1));
+    let second = snap(&repo, &[&topic], &["none"]).await;
+    assert_eq!(
+        load(&repo, &second.snapshot).await.topics[&topic].partitions[&0]
+            .segments
+            .len(),
+        2
+    );
+    // DeleteRecords past the first segment: the next snapshot drops it.
+    delete_records(&b, &topic, 0, 150).await;
+    let third = snap(&repo, &[&topic], &["none"]).await;
+    let m = load(&repo, &third.snapshot).await;
+    let p = &m.topics[&topic].partitions[&0];
+    assert_eq!(p.meta.log_start, 150);
+    assert_eq!(p.segments.len(), 1, "the segment below the log start is dropped");
+    assert!(third.warnings.is_empty(), "{:?}", third.warnings);
+    // Records deleted before any snapshot read them: recorded and warned.
+    produce(&b, &topic, &shapes(100, 1));
+    delete_records(&b, &topic, 0, 250).await;
+    let fourth = snap(&repo, &[&topic], &["none"]).await;
+    let p4 = load(&repo, &fourth.snapshot).await.topics[&topic].partitions[&0].clone();
+    assert_eq!(p4.meta.expired, vec![[200, 250]]);
+    assert!(
+        fourth.warnings.iter().any(|w| w.contains("expired")),
+        "{:?}",
+        fourth.warnings
+    );
+    // The first snapshot is still complete.
+    assert_eq!(records(&repo, &first.snapshot, &topic).await.len(), 100);
+    assert_clean(&repo, true).await;
+}
+
+#[tokio::test]
+async fn unknown_topics_and_unreachable_brokers_fail_clearly() {
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let e = snapshot(&repo, &opts(&["no-such-topic-xyz"], &[]), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no-such-topic-xyz"), "{e}");
+    let mut o = opts(&[], &[]);
+    o.kafka = KafkaOptions::new("127.0.0.1:1");
+    o.kafka.timeout = Some(std::time::Duration::from_secs(3));
+    let e = snapshot(&repo, &o, &NoProgress).await.unwrap_err();
+    assert!(e.to_string().contains("cannot reach Kafka at 127.0.0.1:1"), "{e}");
+    assert!(
+        repo.load_snapshots().await.unwrap().is_empty(),
+        "no half snapshot"
+    );
+}
