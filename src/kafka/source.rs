@@ -16,6 +16,7 @@ use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -259,6 +260,11 @@ pub fn read_topic(
                 // EOF at the current last stable offset, which is at or past
                 // the captured end (the rest were control or aborted records).
                 Some(p)
+            }
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {
+                return Err(Error::NotFound(format!(
+                    "topic {topic} (deleted during the snapshot?)"
+                )));
             }
             Some(Err(e)) => {
                 if last_progress.elapsed() > Duration::from_secs(20) {

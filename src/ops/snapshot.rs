@@ -221,7 +221,8 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
             by_topic.entry(j.topic.clone()).or_default().push(i);
         }
     }
-    for (topic, idxs) in by_topic {
+    let mut deleted: std::collections::BTreeSet<String> = Default::default();
+    'topics: for (topic, idxs) in by_topic {
         for batch in idxs.chunks(PARTITION_BATCH) {
             let read_jobs: Vec<ReadJob> = batch
                 .iter()
@@ -262,7 +263,19 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
                     }
                 }
             }
-            reader.await.map_err(|e| Error::Internal(e.to_string()))??;
+            match reader.await.map_err(|e| Error::Internal(e.to_string()))? {
+                Ok(()) => {}
+                Err(Error::NotFound(what)) => {
+                    // A topic deleted after the capture: leave it out of this
+                    // snapshot rather than record a partial image of it.
+                    let w = format!("{what}: left out of this snapshot");
+                    progress.warn(&w);
+                    res.warnings.push(w);
+                    deleted.insert(topic.clone());
+                    continue 'topics;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     for (t, id) in session.drain().await? {
@@ -275,7 +288,11 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
 
     // 4. Trees: segments -> partitions -> topics -> root; groups.
     let mut new_nodes: BTreeMap<(String, i32), Node> = BTreeMap::new();
-    for j in jobs {
+    let topics: Vec<TopicInfo> = topics
+        .into_iter()
+        .filter(|t| !deleted.contains(&t.name))
+        .collect();
+    for j in jobs.into_iter().filter(|j| !deleted.contains(&j.topic)) {
         res.partitions_read += usize::from(j.end > j.start);
         res.records_read += j.runs.count();
         res.bytes_read += j.bytes;

@@ -293,3 +293,55 @@ fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn kill_9_during_a_kafka_snapshot_then_rerun_completes() {
+    let b = crate::kafka::source();
+    let topic = crate::kafka::unique("kill");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(crate::kafka::create_topic(&b, &topic, 4, &[]));
+    let base = crate::kafka::now_ms() - 60_000;
+    let recs: Vec<_> = (0..200_000)
+        .map(|i: i64| {
+            (
+                (i % 4) as i32,
+                crate::kafka::rec(
+                    base + i,
+                    Some(format!("k{i}").as_bytes()),
+                    Some(&json_events(1, i as u64)),
+                    &[],
+                ),
+            )
+        })
+        .collect();
+    crate::kafka::produce(&b, &topic, &recs);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    for delay_ms in [300u64, 900] {
+        let mut child = kvault(&repo)
+            .args(["snapshot", "-b", &b, "--topic", &topic])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
+        assert_eq!(
+            json_lines(&o)[0]["errors"].as_array().unwrap().len(),
+            0,
+            "after kill at {delay_ms} ms"
+        );
+    }
+    let o = ok(kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic, "--json"]));
+    let s = &json_lines(&o)[0];
+    assert_eq!(s["records_total"], 200_000);
+    let o = ok(kvault(&repo).args(["dump", "latest", "--topic", &topic]));
+    let lines = String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(lines, 200_000);
+    ok(kvault(&repo).args(["check", "--read-data"]));
+    let o = ok(kvault(&repo).args(["ls", "latest"]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&topic));
+}

@@ -174,3 +174,35 @@ pub fn rec(ts: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, 
             .collect(),
     }
 }
+
+/// (log start, end) of a partition, as any client sees it.
+pub fn watermarks(brokers: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let c: BaseConsumer = config(brokers).create().unwrap();
+    c.fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap()
+}
+
+/// Counts the records a plain consumer reads from a partition.
+pub fn count_records(brokers: &str, topic: &str, partition: i32) -> usize {
+    let (lo, hi) = watermarks(brokers, topic, partition);
+    let c: BaseConsumer = config(brokers)
+        .set("group.id", "kvault-test-counter")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(lo))
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut n = 0;
+    if lo == hi {
+        return 0;
+    }
+    loop {
+        match c.poll(Duration::from_secs(10)) {
+            Some(Ok(_)) => n += 1,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => return n,
+            Some(Err(e)) => panic!("{e}"),
+        }
+    }
+}

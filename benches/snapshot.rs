@@ -1,0 +1,225 @@
+//! `kvault snapshot` against the raw consume rate of the same broker, in one
+//! run: >= 1 GiB of JSON events over 4 partitions; peak RSS of the
+//! snapshot; an unchanged 1,000-partition snapshot. Results in BENCHMARKS.md.
+//!
+//! Needs a broker: `eval "$(scripts/kafka start source)"; cargo bench --bench snapshot`
+//! (KVAULT_BENCH_MIB sets the data size, default 1100).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+#[path = "common.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvault::kafka::KafkaOptions;
+use kvault::ops::snapshot::{SnapshotOptions, snapshot};
+use kvault::{InitOptions, KdfParams, NoProgress, Repository};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+fn vm_hwm_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    // Linux: writing 5 to clear_refs resets VmHWM to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn cfg(b: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", b).set("log_level", "3");
+    c
+}
+
+async fn create(b: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = cfg(b).create().unwrap();
+    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for r in admin.create_topics([&t], &AdminOptions::new()).await.unwrap() {
+        r.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+fn produce_events(b: &str, topic: &str, partitions: i32, bytes: usize) -> (u64, u64) {
+    let p: ThreadedProducer<DefaultProducerContext> = cfg(b)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .create()
+        .unwrap();
+    let data = common::json_events(64 << 20, 3);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (mut sent, mut n) = (0u64, 0u64);
+    'outer: for round in 0.. {
+        for line in data.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            if sent as usize >= bytes {
+                break 'outer;
+            }
+            let key = format!("user-{}", (n * 2_654_435_761) % 100_000);
+            let mut value = line.to_vec();
+            value.extend_from_slice(format!(",\"r\":{round}").as_bytes());
+            let mut rec = BaseRecord::to(topic)
+                .partition((n % partitions as u64) as i32)
+                .key(key.as_bytes())
+                .payload(&value)
+                .timestamp(now - 600_000 + (n / 1000) as i64);
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        rec = back;
+                    }
+                }
+            }
+            sent += (key.len() + value.len()) as u64;
+            n += 1;
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+    (n, sent)
+}
+
+fn raw_consume(b: &str, topic: &str, partitions: i32) -> (u64, u64, f64) {
+    // The same fetch settings as kvault's reader (src/kafka/source.rs).
+    let c: BaseConsumer = cfg(b)
+        .set("group.id", "kvault-bench-raw")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("queued.max.messages.kbytes", "65536")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let (mut n, mut bytes, mut eofs) = (0u64, 0u64, 0);
+    while eofs < partitions {
+        match c.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => eofs += 1,
+            Some(Err(e)) => panic!("{e}"),
+            None => panic!("raw consumer stalled"),
+        }
+    }
+    (n, bytes, start.elapsed().as_secs_f64())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let b = std::env::var("KVAULT_KAFKA_SOURCE")
+        .expect("KVAULT_KAFKA_SOURCE is not set: run `eval \"$(scripts/kafka start source)\"` first");
+    let mib: usize = std::env::var("KVAULT_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1100);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = kvault::Id::random().unwrap().short();
+    let topic = format!("bench-events-{id}");
+    rt.block_on(create(&b, &topic, 4));
+    let t0 = Instant::now();
+    let (n, bytes) = produce_events(&b, &topic, 4, mib << 20);
+    println!(
+        "produced {n} records, {:.0} MiB of keys+values in {:.1} s",
+        bytes as f64 / 1048576.0,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Raw consume, twice (the first warms the page cache like kvault's run will see it).
+    let _ = raw_consume(&b, &topic, 4);
+    let (rn, rbytes, rsecs) = raw_consume(&b, &topic, 4);
+    assert_eq!(rn, n);
+    let raw = rbytes as f64 / rsecs / 1e6;
+    println!("raw consume: {rn} records, {:.1} s, {raw:.0} MB/s", rsecs);
+
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("repo");
+    let backend = kvault::open_backend(loc.to_str().unwrap(), &Default::default()).unwrap();
+    let opts = InitOptions {
+        kdf: KdfParams::insecure_fast(),
+        ..Default::default()
+    };
+    let repo = rt
+        .block_on(Repository::init(Arc::clone(&backend), b"pw", &opts))
+        .unwrap();
+    let sopts = SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![topic.clone()],
+        groups: vec!["none".into()],
+        ..Default::default()
+    };
+    reset_peak_rss();
+    let rss0 = vm_hwm_mib();
+    let s0 = Instant::now();
+    let r = rt.block_on(snapshot(&repo, &sopts, &NoProgress)).unwrap();
+    let ssecs = s0.elapsed().as_secs_f64();
+    let snap = rbytes as f64 / ssecs / 1e6;
+    println!(
+        "kvault snapshot: {} records, {:.1} s, {snap:.0} MB/s of keys+values = {:.2}x raw consume; stored {:.0} MiB; peak RSS {:.0} MiB (before: {rss0:.0} MiB)",
+        r.records_read,
+        ssecs,
+        snap / raw,
+        r.new_bytes_stored as f64 / 1048576.0,
+        vm_hwm_mib()
+    );
+    assert_eq!(r.records_read, n);
+
+    // An unchanged cluster of 1,000 partitions.
+    let many: Vec<String> = (0..10).map(|i| format!("bench-many-{id}-{i}")).collect();
+    for t in &many {
+        rt.block_on(create(&b, t, 100));
+        let p: ThreadedProducer<DefaultProducerContext> = cfg(&b).create().unwrap();
+        for part in 0..100 {
+            p.send(BaseRecord::<[u8], [u8]>::to(t).partition(part).payload(b"x"))
+                .unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+    let mopts = SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![format!("bench-many-{id}-*")],
+        groups: vec!["none".into()],
+        ..Default::default()
+    };
+    let first = rt.block_on(snapshot(&repo, &mopts, &NoProgress)).unwrap();
+    assert_eq!(first.partitions, 1000);
+    let u0 = Instant::now();
+    let again = rt.block_on(snapshot(&repo, &mopts, &NoProgress)).unwrap();
+    println!(
+        "unchanged snapshot of {} partitions: {:.2} s, {} partitions read, {} bytes stored",
+        again.partitions,
+        u0.elapsed().as_secs_f64(),
+        again.partitions_read,
+        again.new_bytes_stored
+    );
+}
