@@ -15,12 +15,11 @@
 #[path = "common.rs"]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvault::kafka::KafkaOptions;
 use kvault::ops::snapshot::{SnapshotOptions, snapshot};
-use kvault::{InitOptions, KdfParams, NoProgress, Repository};
+use kvault::{NoProgress, Repository};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -28,19 +27,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-fn vm_hwm_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn reset_peak_rss() {
-    // Linux: writing 5 to clear_refs resets VmHWM to the current RSS.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 fn cfg(b: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -101,15 +87,15 @@ fn produce_events(b: &str, topic: &str, partitions: i32, bytes: usize) -> (u64, 
 }
 
 fn raw_consume(b: &str, topic: &str, partitions: i32) -> (u64, u64, f64) {
-    // The same fetch settings as kvault's reader (src/kafka/source.rs).
+    // The same fetch settings as kvault's reader gives 4 partitions (src/kafka/source.rs).
     let c: BaseConsumer = cfg(b)
         .set("group.id", "kvault-bench-raw")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
-        .set("fetch.max.bytes", "52428800")
+        .set("fetch.max.bytes", "33554432")
         .set("max.partition.fetch.bytes", "8388608")
-        .set("queued.max.messages.kbytes", "65536")
+        .set("queued.max.messages.kbytes", "32768")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -162,37 +148,56 @@ fn main() {
     let raw = rbytes as f64 / rsecs / 1e6;
     println!("raw consume: {rn} records, {:.1} s, {raw:.0} MB/s", rsecs);
 
+    // kvault snapshot as users run it: the CLI in its own process, its peak
+    // RSS sampled from /proc while it runs.
     let dir = tempfile::tempdir().unwrap();
     let loc = dir.path().join("repo");
-    let backend = kvault::open_backend(loc.to_str().unwrap(), &Default::default()).unwrap();
-    let opts = InitOptions {
-        kdf: KdfParams::insecure_fast(),
-        ..Default::default()
+    let kv = env!("CARGO_BIN_EXE_kvault");
+    let run = |args: &[&str]| {
+        std::process::Command::new(kv)
+            .args(["-r", loc.to_str().unwrap(), "--no-progress"])
+            .args(args)
+            .env("KVAULT_PASSWORD", "pw")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     };
-    let repo = rt
-        .block_on(Repository::init(Arc::clone(&backend), b"pw", &opts))
-        .unwrap();
-    let sopts = SnapshotOptions {
-        kafka: KafkaOptions::new(&b),
-        topics: vec![topic.clone()],
-        groups: vec!["none".into()],
-        ..Default::default()
-    };
-    reset_peak_rss();
-    let rss0 = vm_hwm_mib();
+    assert!(
+        run(&["init", "--insecure-fast-kdf", "-q"])
+            .wait()
+            .unwrap()
+            .success()
+    );
     let s0 = Instant::now();
-    let r = rt.block_on(snapshot(&repo, &sopts, &NoProgress)).unwrap();
+    let mut child = run(&[
+        "snapshot", "-b", &b, "--topic", &topic, "--group", "none", "--json",
+    ]);
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0f64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(st) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = st.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+                peak_kib = peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let ssecs = s0.elapsed().as_secs_f64();
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let snap = rbytes as f64 / ssecs / 1e6;
     println!(
-        "kvault snapshot: {} records, {:.1} s, {snap:.0} MB/s of keys+values = {:.2}x raw consume; stored {:.0} MiB; peak RSS {:.0} MiB (before: {rss0:.0} MiB)",
-        r.records_read,
+        "kvault snapshot (CLI): {} records, {:.1} s, {snap:.0} MB/s of keys+values = {:.2}x raw consume; stored {:.0} MiB; peak RSS {:.0} MiB",
+        r["records_read"],
         ssecs,
         snap / raw,
-        r.new_bytes_stored as f64 / 1048576.0,
-        vm_hwm_mib()
+        r["new_bytes_stored"].as_f64().unwrap_or(0.0) / 1048576.0,
+        peak_kib / 1024.0
     );
-    assert_eq!(r.records_read, n);
+    assert_eq!(r["records_read"].as_u64(), Some(n));
+    let backend = kvault::open_backend(loc.to_str().unwrap(), &Default::default()).unwrap();
+    let repo = rt.block_on(Repository::open(backend, b"pw")).unwrap();
 
     // An unchanged cluster of 1,000 partitions.
     let many: Vec<String> = (0..10).map(|i| format!("bench-many-{id}-{i}")).collect();

@@ -1,4 +1,4 @@
-//! Canonical serialization of Kafka records (format-spec/README.md §15).
+//! Canonical serialization of Kafka records (format-spec/README.md §13).
 //!
 //! A partition's records are written as one byte stream **without absolute
 //! offsets**, so the same record sequence produces the same bytes (and so

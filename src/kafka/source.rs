@@ -31,6 +31,10 @@ use crate::repo::chunker::Chunker;
 /// committed to, so the cluster never creates such a group.
 pub const ASSIGN_ONLY_GROUP: &str = "kvault-assign-only-never-joined";
 
+/// Memory librdkafka may use for prefetched records of the partitions read
+/// at once (128 MiB), shared among them (2..32 MiB each).
+pub const PREFETCH_BUDGET_KIB: usize = 128 * 1024;
+
 /// One partition to read, `[start, end)`.
 #[derive(Debug, Clone)]
 pub struct ReadJob {
@@ -184,6 +188,7 @@ pub fn read_topic(
     if parts.is_empty() {
         return Ok(());
     }
+    let queue_kib = (PREFETCH_BUDGET_KIB / parts.len().max(1)).clamp(2048, 32768);
     let mut cfg = opts.client_config();
     // librdkafka needs a group id to assign partitions; kvault never joins
     // (no subscribe) or commits with it, so no group is created.
@@ -195,9 +200,14 @@ pub fn read_topic(
         // Retention may delete records between reading the bounds and
         // fetching them: start at the new log start; the gap is recorded.
         .set("auto.offset.reset", "earliest")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "8388608")
-        .set("queued.max.messages.kbytes", "65536");
+        // Memory: librdkafka's queue limit is per partition, so share a
+        // fixed budget among the partitions read at once.
+        .set("fetch.max.bytes", "33554432")
+        .set(
+            "max.partition.fetch.bytes",
+            (queue_kib.min(8192) * 1024).to_string(),
+        )
+        .set("queued.max.messages.kbytes", queue_kib.to_string());
     let consumer: BaseConsumer = cfg
         .create()
         .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", opts.brokers)))?;

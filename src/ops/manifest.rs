@@ -1,5 +1,5 @@
 //! The Kafka manifest: how a Kafka snapshot's trees are laid out
-//! (format-spec/README.md §16), and reading it back.
+//! (format-spec/README.md §14), and reading it back.
 //!
 //! ```text
 //! root        nodes "topics" (type topics) and "groups" (type groups)

@@ -50,7 +50,37 @@ fn compute() -> Value {
         max_size: 256 * 1024,
     };
     let cuts = Chunker::new(&chk, params).unwrap().cuts(&chunk_input());
+    let mut rec_enc = kvault::kafka::record::Encoder::default();
+    let mut records = Vec::new();
+    use kvault::kafka::record::{RecordRef, TimestampType};
+    for r in [
+        RecordRef {
+            timestamp: 1_764_300_000_000,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(b"k"),
+            value: Some(b"v"),
+            headers: vec![("h", Some(b"1")), ("n", None)],
+        },
+        RecordRef {
+            timestamp: 1_764_300_000_005,
+            timestamp_type: TimestampType::LogAppendTime,
+            key: None,
+            value: Some(b""),
+            headers: vec![],
+        },
+        RecordRef {
+            timestamp: -1,
+            timestamp_type: TimestampType::None,
+            key: Some(b""),
+            value: None,
+            headers: vec![],
+        },
+    ] {
+        rec_enc.encode(&r, &mut records);
+    }
     json!({
+        "kafka_records": {"note": "format-spec §13: (ts 1764300000000 CreateTime, key k, value v, headers h=1, n=null), (ts +5 LogAppendTime, null key, empty value), (no timestamp, empty key, null value)",
+                          "encoded": hex::encode(&records)},
         "master_key": hex::encode(m),
         "argon2id": {"password": "correct horse battery staple", "salt": hex::encode(salt),
                      "m_cost_kib": 64, "t_cost": 1, "p_cost": 1, "output": hex::encode(wk)},

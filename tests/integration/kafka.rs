@@ -206,3 +206,11 @@ pub fn count_records(brokers: &str, topic: &str, partition: i32) -> usize {
         }
     }
 }
+
+/// Deletes a topic.
+pub async fn delete_topic(brokers: &str, name: &str) {
+    let admin: AdminClient<DefaultClientContext> = config(brokers).create().unwrap();
+    for r in admin.delete_topics(&[name], &AdminOptions::new()).await.unwrap() {
+        r.unwrap();
+    }
+}

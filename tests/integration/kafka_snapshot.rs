@@ -441,3 +441,102 @@ async fn time_retention_moves_the_log_start_between_snapshots() {
         "the older snapshot is intact"
     );
 }
+
+#[tokio::test]
+async fn size_retention_moves_the_log_start_between_snapshots() {
+    let b = source();
+    let topic = unique("sizeret");
+    // Kafka 4 segments are at least 1 MiB; keep about two of them.
+    create_topic(
+        &b,
+        &topic,
+        1,
+        &[("retention.bytes", "2097152"), ("segment.bytes", "1048576")],
+    )
+    .await;
+    let value = vec![b'x'; 1000];
+    let batch = |n: usize| -> Vec<(i32, Record)> {
+        (0..n)
+            .map(|_| (0, rec(now_ms(), None, Some(&value), &[])))
+            .collect()
+    };
+    produce(&b, &topic, &batch(1500));
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let first = snap(&repo, &[&topic], &["none"]).await;
+    assert_eq!(first.records_read, 1500);
+    let mut moved = false;
+    for _ in 0..60 {
+        produce(&b, &topic, &batch(1000));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if watermarks(&b, &topic, 0).0 >= 1500 {
+            moved = true;
+            break;
+        }
+    }
+    assert!(
+        moved,
+        "size retention did not move the log start past the first snapshot"
+    );
+    let second = snap(&repo, &[&topic], &["none"]).await;
+    let p = load(&repo, &second.snapshot).await.topics[&topic].partitions[&0].clone();
+    assert!(p.meta.log_start >= 1500);
+    assert!(p.segments.iter().all(|s| s.meta.end > p.meta.log_start));
+    assert_eq!(
+        records(&repo, &first.snapshot, &topic).await.len(),
+        1500,
+        "the older snapshot is intact"
+    );
+    assert_clean(&repo, false).await;
+}
+
+#[tokio::test]
+async fn a_topic_deleted_during_a_snapshot_is_left_out_and_the_rest_is_complete() {
+    let b = source();
+    let (doomed, kept) = (unique("doomed"), unique("kept"));
+    create_topic(&b, &doomed, 4, &[]).await;
+    create_topic(&b, &kept, 1, &[]).await;
+    let many: Vec<(i32, Record)> = (0..150_000)
+        .map(|i| {
+            (
+                (i % 4) as i32,
+                rec(now_ms(), Some(b"k"), Some(format!("value {i}").as_bytes()), &[]),
+            )
+        })
+        .collect();
+    produce(&b, &doomed, &many);
+    produce(&b, &kept, &shapes(100, 1));
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let (r2, b2, d2, k2) = (repo.clone(), b.clone(), doomed.clone(), kept.clone());
+    let running = tokio::spawn(async move {
+        let o = SnapshotOptions {
+            kafka: KafkaOptions::new(&b2),
+            topics: vec![d2, k2],
+            groups: vec!["none".into()],
+            ..Default::default()
+        };
+        snapshot(&r2, &o, &NoProgress).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    delete_topic(&b, &doomed).await;
+    let r = running.await.unwrap().unwrap();
+    let m = load(&repo, &r.snapshot).await;
+    if let Some(t) = m.topics.get(&doomed) {
+        // Read completely before the deletion landed: then it is whole.
+        assert_eq!(
+            t.partitions.values().map(|p| p.meta.records).sum::<u64>(),
+            150_000
+        );
+    } else {
+        assert!(r.warnings.iter().any(|w| w.contains(&doomed)), "{:?}", r.warnings);
+    }
+    assert_eq!(records(&repo, &r.snapshot, &kept).await.len(), 100);
+    assert_clean(&repo, true).await;
+    // A topic created since is picked up by the next snapshot.
+    let newer = unique("newer");
+    create_topic(&b, &newer, 1, &[]).await;
+    produce(&b, &newer, &shapes(10, 1));
+    let again = snapshot(&repo, &opts(&[&kept, &newer], &["none"]), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(records(&repo, &again.snapshot, &newer).await.len(), 10);
+}
