@@ -498,7 +498,7 @@ async fn a_topic_deleted_during_a_snapshot_is_left_out_and_the_rest_is_complete(
     let many: Vec<(i32, Record)> = (0..150_000)
         .map(|i| {
             (
-                (i % 4) as i32,
+                i % 4,
                 rec(now_ms(), Some(b"k"), Some(format!("value {i}").as_bytes()), &[]),
             )
         })
