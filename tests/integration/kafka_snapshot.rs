@@ -53,6 +53,11 @@ async fn records(repo: &Repository, id: &Id, topic: &str) -> Vec<(i32, i64, Reco
     out
 }
 
+/// The record shapes, for the Kafka fixture.
+pub fn shapes_for_fixture(n: usize, partitions: i32) -> Vec<(i32, Record)> {
+    shapes(n, partitions)
+}
+
 fn shapes(n: usize, partitions: i32) -> Vec<(i32, Record)> {
     let base = now_ms() - 3_600_000;
     let mut v = Vec::new();

@@ -18,5 +18,6 @@ mod faults;
 mod fixture;
 mod golden;
 mod kafka;
+mod kafka_fixture;
 mod kafka_snapshot;
 mod repository;
