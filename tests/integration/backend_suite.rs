@@ -110,8 +110,9 @@ async fn fs_backend_keeps_the_contract() {
     // path may both succeed (see the contract in src/backend/mod.rs).
     conformance(b, false).await;
     // No temporary files are left where a listing would see them.
-    let leftovers: Vec<_> = walk(dir.path())
+    let leftovers: Vec<_> = crate::common::files(dir.path())
         .into_iter()
+        .map(|p| p.to_string_lossy().to_string())
         .filter(|p| p.contains("tmp") && !p.contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -120,19 +121,4 @@ async fn fs_backend_keeps_the_contract() {
 #[tokio::test]
 async fn s3_backend_keeps_the_contract() {
     conformance(s3_backend("suite"), true).await;
-}
-
-fn walk(p: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path.to_string_lossy().to_string());
-            }
-        }
-    }
-    out
 }

@@ -216,7 +216,10 @@ fn a_corrupt_pack_fails_loudly_and_writes_nothing() {
     std::fs::write(&input, random_bytes(3_000_000, 11)).unwrap();
     let o = ok(kvault(&repo).arg("put").arg(&input).arg("--json"));
     let snap = json_lines(&o)[0]["snapshot"].as_str().unwrap().to_string();
-    let pack = walkdir(&repo.join("data")).into_iter().next().unwrap();
+    let pack = crate::common::files(&repo.join("data"))
+        .into_iter()
+        .next()
+        .unwrap();
     let mut b = std::fs::read(&pack).unwrap();
     b[1000] ^= 0xff;
     std::fs::write(&pack, b).unwrap();
@@ -279,19 +282,6 @@ fn kill_9_during_put_then_check_passes_and_put_completes() {
     let o = ok(kvault(&repo).args(["get", &snap]));
     assert!(o.stdout == data, "restored bytes differ");
     ok(kvault(&repo).args(["check", "--read-data"]));
-}
-
-fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(walkdir(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -85,3 +85,41 @@ pub fn s3_backend(name: &str) -> Arc<dyn Backend> {
 pub async fn init_on(backend: Arc<dyn Backend>) -> Repository {
     Repository::init(backend, b"pw", &small_opts()).await.unwrap()
 }
+
+/// Every file below `dir`, sorted.
+pub fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(files(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Packs `parent/name` into a reproducible tarball at `out` (fixtures).
+pub fn tar_fixture(parent: &std::path::Path, name: &str, out: &str) {
+    let st = std::process::Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--exclude=.tmp",
+            "--exclude=locks",
+            "-czf",
+            out,
+            "-C",
+        ])
+        .arg(parent)
+        .arg(name)
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar failed");
+    println!("wrote {out}");
+}

@@ -11,7 +11,7 @@ use kvault::repo::Repository;
 use kvault::repo::chunker::ChunkerParams;
 use kvault::{InitOptions, KdfParams, NoProgress};
 
-use crate::common::{json_events, random_bytes};
+use crate::common::{files, json_events, random_bytes};
 use crate::repository::{get_bytes, put_bytes};
 
 const PASSWORD: &[u8] = b"kvault fixture v1";
@@ -100,19 +100,6 @@ async fn broken_copies_of_the_fixture_are_reported() {
     );
 }
 
-fn files(p: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(files(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Regenerates the fixture (only for a new format version, into a new
 /// file): `cargo test -- --ignored make_fixture`.
 #[tokio::test]
@@ -131,22 +118,5 @@ async fn make_fixture() {
     put_bytes(&repo, &json_events(3_000, 42)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     put_bytes(&repo, &random_bytes(300_000, 7)).await.unwrap();
-    let out = format!("{}.new", TARBALL);
-    let st = Command::new("tar")
-        .args([
-            "--sort=name",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "--exclude=.tmp",
-            "-czf",
-            &out,
-            "-C",
-        ])
-        .arg(dir.path())
-        .arg("repo-v1")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    println!("wrote {out}");
+    crate::common::tar_fixture(dir.path(), "repo-v1", &format!("{TARBALL}.new"));
 }

@@ -112,23 +112,5 @@ async fn make_kafka_fixture() {
     kvault::ops::snapshot::snapshot(&repo, &so, &NoProgress)
         .await
         .unwrap();
-    let out = format!("{TARBALL}.new");
-    let st = Command::new("tar")
-        .args([
-            "--sort=name",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "--exclude=.tmp",
-            "--exclude=locks",
-            "-czf",
-            &out,
-            "-C",
-        ])
-        .arg(dir.path())
-        .arg("kafka-v1")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    println!("wrote {out}");
+    crate::common::tar_fixture(dir.path(), "kafka-v1", &format!("{TARBALL}.new"));
 }
