@@ -100,7 +100,7 @@ impl Progress for Bar {
                 "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}"
             }
             (false, Unit::Bytes) => "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
-            (true, Unit::Items) => "{msg} [{bar:30}] {pos}/{len} ETA {eta}",
+            (true, Unit::Items) => "{msg} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta}",
             (false, Unit::Items) => "{spinner} {msg} {pos} {elapsed}",
         };
         if let Ok(s) = ProgressStyle::with_template(tpl) {
@@ -117,6 +117,14 @@ impl Progress for Bar {
         if let Ok(g) = self.bar.lock() {
             if let Some(b) = g.as_ref() {
                 b.inc(n);
+            }
+        }
+    }
+
+    fn set_message(&self, msg: &str) {
+        if let Ok(g) = self.bar.lock() {
+            if let Some(b) = g.as_ref() {
+                b.set_message(msg.to_string());
             }
         }
     }

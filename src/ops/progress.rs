@@ -17,6 +17,8 @@ pub trait Progress: Send + Sync {
     fn start(&self, _phase: &str, _total: Option<u64>, _unit: Unit) {}
     /// `n` more units done.
     fn inc(&self, _n: u64) {}
+    /// Replaces the phase's description (e.g. with partitions done).
+    fn set_message(&self, _msg: &str) {}
     /// The phase ended.
     fn finish(&self) {}
     /// Something the user should know that is not an error.

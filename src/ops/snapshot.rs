@@ -222,6 +222,9 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
         }
     }
     let mut deleted: std::collections::BTreeSet<String> = Default::default();
+    let to_read = jobs.iter().filter(|j| j.end > j.start).count();
+    let (mut parts_done, mut bytes_done) = (0usize, 0u64);
+    progress.set_message(&format!("reading: 0/{to_read} partitions;"));
     'topics: for (topic, idxs) in by_topic {
         for batch in idxs.chunks(PARTITION_BATCH) {
             let read_jobs: Vec<ReadJob> = batch
@@ -256,6 +259,12 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
                             j.runs = runs;
                             j.bytes = bytes;
                         }
+                        parts_done += 1;
+                        bytes_done += bytes;
+                        progress.set_message(&format!(
+                            "reading: {parts_done}/{to_read} partitions, {:.1} MiB;",
+                            bytes_done as f64 / 1_048_576.0
+                        ));
                     }
                     Event::Warning(w) => {
                         progress.warn(&w);
