@@ -298,7 +298,7 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
         if x != y {
             ctx.out
                 .emit("diff", json!({"group": g, "before": x, "after": y}), || {
-                    let fmt = |v: Option<&Vec<kvault::kafka::admin::GroupOffset>>| {
+                    let fmt = |v: Option<&Vec<kvault::kafka::types::GroupOffset>>| {
                         v.map_or("-".to_string(), |o| {
                             o.iter()
                                 .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))

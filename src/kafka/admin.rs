@@ -8,37 +8,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier}
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 
+pub use super::types::{GroupOffset, TopicInfo};
 use super::{KafkaOptions, selected};
 use crate::error::{Error, Result};
-
-/// A topic as captured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicInfo {
-    /// Name.
-    pub name: String,
-    /// Partition count.
-    pub partitions: i32,
-    /// Replication factor (of partition 0).
-    pub replication_factor: i32,
-    /// Configs set on the topic (not defaults).
-    pub configs: BTreeMap<String, String>,
-}
-
-/// One group's committed offset for one partition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupOffset {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Committed offset (the next record the group will read).
-    pub offset: i64,
-    /// Commit metadata.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub metadata: String,
-}
 
 fn kafka_err(what: &str, brokers: &str, e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("kafka {what} at {brokers}: {e}"))

@@ -6,14 +6,15 @@
 //! OffsetFetch (a consumer configured with the group's id that neither
 //! subscribes nor commits).
 
+#[cfg(feature = "kafka")]
 pub mod admin;
 pub mod record;
+#[cfg(feature = "kafka")]
 pub mod source;
+pub mod types;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-use rdkafka::ClientConfig;
 
 use crate::error::{Error, Result};
 
@@ -77,8 +78,9 @@ impl KafkaOptions {
     }
 
     /// A client config with the user's properties applied last.
-    pub fn client_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
+    #[cfg(feature = "kafka")]
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         c.set("client.id", "kvault");
         // Fail fast when no broker answers rather than retrying forever.

@@ -18,9 +18,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use super::types::ChunkMeta;
 use super::KafkaOptions;
 use super::record::{Encoder, OffsetRuns, RecordRef, TimestampType};
 use crate::error::{Error, Result};
@@ -46,36 +46,6 @@ pub struct ReadJob {
     pub start: i64,
     /// End (exclusive): the last stable offset when the snapshot began.
     pub end: i64,
-}
-
-/// Per-chunk metadata kept in the manifest, so seeks and time cuts need no
-/// data reads: `[first_offset, records, min_ts, max_ts, ts_base]`, where
-/// `ts_base` is the timestamp before the chunk's first record (its
-/// timestamp deltas start from it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkMeta(pub [i64; 5]);
-
-impl ChunkMeta {
-    /// Offset of the chunk's first record.
-    pub fn first_offset(&self) -> i64 {
-        self.0[0]
-    }
-    /// Records in the chunk.
-    pub fn records(&self) -> i64 {
-        self.0[1]
-    }
-    /// Smallest timestamp.
-    pub fn min_ts(&self) -> i64 {
-        self.0[2]
-    }
-    /// Largest timestamp.
-    pub fn max_ts(&self) -> i64 {
-        self.0[3]
-    }
-    /// Timestamp before the first record.
-    pub fn ts_base(&self) -> i64 {
-        self.0[4]
-    }
 }
 
 /// What the reader reports.

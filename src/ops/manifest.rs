@@ -21,9 +21,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::kafka::admin::GroupOffset;
 use crate::kafka::record::OffsetRuns;
-use crate::kafka::source::ChunkMeta;
+use crate::kafka::types::{ChunkMeta, GroupOffset};
 use crate::repo::Repository;
 use crate::repo::tree::{Node, Tree};
 

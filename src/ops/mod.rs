@@ -10,6 +10,7 @@ pub mod init;
 pub mod key;
 pub mod manifest;
 pub mod progress;
+#[cfg(feature = "kafka")]
 pub mod snapshot;
 pub mod stats;
 pub mod stream;
