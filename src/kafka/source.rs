@@ -20,9 +20,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-pub use super::types::ChunkMeta;
 use super::KafkaOptions;
 use super::record::{Encoder, OffsetRuns, RecordRef, TimestampType};
+pub use super::types::ChunkMeta;
 use crate::error::{Error, Result};
 use crate::repo::chunker::Chunker;
 
