@@ -123,7 +123,10 @@ impl SaveSession {
         &self.stats
     }
 
-    /// A writer for one byte stream.
+    /// A writer for one byte stream. It borrows the session until
+    /// [`StreamWriter::finish`], which drains every pending chunk of the
+    /// session: do not leave [`SaveSession::submit`] chunks undrained before
+    /// starting a stream.
     pub fn stream(&mut self) -> StreamWriter<'_> {
         StreamWriter {
             session: self,
