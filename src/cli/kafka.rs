@@ -312,3 +312,107 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
     }
     Ok(exit::OK)
 }
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id, unique prefix, or `latest` (the default).
+    #[arg(default_value = "latest")]
+    snapshot: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Source topics to restore (glob, repeatable; default all).
+    #[arg(long = "topic", value_name = "PATTERN")]
+    topics: Vec<String>,
+    /// Restore topic FROM as TO (repeatable).
+    #[arg(long = "rename", value_name = "FROM=TO")]
+    rename: Vec<String>,
+    /// Prefix every target topic name.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Consumer groups to restore (glob, repeatable; default all).
+    #[arg(long = "group", value_name = "PATTERN")]
+    groups: Vec<String>,
+    /// Restore no consumer-group offsets.
+    #[arg(long)]
+    no_groups: bool,
+    /// Commit group offsets even if the group has active members on the target.
+    #[arg(long)]
+    force: bool,
+    /// Print the plan (topics, partitions, records, group offsets) and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    let repo = ctx.open().await?;
+    let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, &a.snapshot).await?;
+    let mut rename = Vec::new();
+    for r in &a.rename {
+        let (f, t) = r
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--rename {r:?} is not FROM=TO"))?;
+        rename.push((f.to_string(), t.to_string()));
+    }
+    let opts = kvault::ops::restore::RestoreOptions {
+        kafka: a.kafka.options()?,
+        topics: a.topics,
+        rename,
+        prefix: a.prefix,
+        groups: a.groups,
+        no_groups: a.no_groups,
+        force: a.force,
+        dry_run: a.dry_run,
+    };
+    let bar = ctx.out.progress();
+    let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
+    for w in &r.warnings {
+        ctx.out.note(&format!("warning: {w}"));
+    }
+    ctx.out.emit(
+        if r.dry_run { "restore_plan" } else { "restore" },
+        json!(r),
+        || {
+            let mut s = String::new();
+            let verb = if r.dry_run { "would restore" } else { "restored" };
+            for t in &r.created_topics {
+                s.push_str(&format!(
+                    "{} topic {t}\n",
+                    if r.dry_run { "would create" } else { "created" }
+                ));
+            }
+            for p in &r.partitions {
+                s.push_str(&format!(
+                    "{verb} {}/{} -> {}/{}: {} records (source offsets {}..{}){}\n",
+                    p.source_topic,
+                    p.partition,
+                    p.target_topic,
+                    p.partition,
+                    p.records,
+                    p.source_range[0],
+                    p.source_range[1],
+                    p.target_start
+                        .map(|t| format!(", target from offset {t}"))
+                        .unwrap_or_default()
+                ));
+            }
+            for g in &r.groups {
+                s.push_str(&format!(
+                    "group {} {}/{}: source offset {} -> target offset {}\n",
+                    g.group,
+                    g.topic,
+                    g.partition,
+                    g.source_offset,
+                    g.target_offset.map_or("?".into(), |t| t.to_string())
+                ));
+            }
+            if !r.dry_run {
+                s.push_str(&format!(
+                    "{} records written and confirmed by the target",
+                    r.records_written
+                ));
+            }
+            s.trim_end().to_string()
+        },
+    );
+    Ok(exit::OK)
+}

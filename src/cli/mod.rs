@@ -165,6 +165,8 @@ enum Command {
     },
     /// Snapshot a Kafka cluster: records, topic configs, consumer-group offsets.
     Snapshot(kafka::SnapshotArgs),
+    /// Restore a Kafka snapshot to a cluster, translating consumer-group offsets.
+    Restore(kafka::RestoreArgs),
     /// List a Kafka snapshot: topics, partitions, offset ranges, gaps, groups.
     Ls(kafka::LsArgs),
     /// Print a Kafka snapshot's records as JSON lines.
@@ -255,6 +257,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Key { cmd } => keys::run(&ctx, cmd).await,
         Command::Snapshot(a) => kafka::run_snapshot(&ctx, a).await,
+        Command::Restore(a) => kafka::run_restore(&ctx, a).await,
         Command::Ls(a) => kafka::run_ls(&ctx, a).await,
         Command::Dump(a) => kafka::run_dump(&ctx, a).await,
         Command::Diff(a) => kafka::run_diff(&ctx, a).await,

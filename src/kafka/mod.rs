@@ -10,6 +10,8 @@
 pub mod admin;
 pub mod record;
 #[cfg(feature = "kafka")]
+pub mod sink;
+#[cfg(feature = "kafka")]
 pub mod source;
 pub mod types;
 

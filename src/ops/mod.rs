@@ -11,6 +11,8 @@ pub mod key;
 pub mod manifest;
 pub mod progress;
 #[cfg(feature = "kafka")]
+pub mod restore;
+#[cfg(feature = "kafka")]
 pub mod snapshot;
 pub mod stats;
 pub mod stream;

@@ -19,5 +19,6 @@ mod fixture;
 mod golden;
 mod kafka;
 mod kafka_fixture;
+mod kafka_restore;
 mod kafka_snapshot;
 mod repository;

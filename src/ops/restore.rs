@@ -1,0 +1,484 @@
+//! `restore`: replay a Kafka snapshot into a cluster (the same or another),
+//! with exact consumer-group offset translation.
+//!
+//! Per partition, the restored records are the snapshot's records at or
+//! above its log start, in offset order, to the same partition number. The
+//! target offset of the i-th restored record is `start + i`, where `start`
+//! is the target partition's end before the restore; every delivery report
+//! is checked against it. A committed source offset O becomes the target
+//! offset of the first restored record whose source offset is >= O (or the
+//! end). Groups are committed only after every partition is flushed.
+//!
+//! Not yet: `--at` cuts and resuming a killed restore (format-spec and
+//! ARCHITECTURE.md "Next" describe the plan).
+
+use std::collections::BTreeMap;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::dump::{RecordFilter, for_each_record};
+use super::manifest::{self, KAFKA_KIND, Manifest, Partition};
+use super::progress::{Progress, Unit};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::kafka::admin::metadata_consumer;
+use crate::kafka::sink::Sink;
+use crate::kafka::{KafkaOptions, selected};
+use crate::repo::Repository;
+
+/// What to restore, and where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// The target cluster.
+    pub kafka: KafkaOptions,
+    /// Source topic globs (all when empty).
+    pub topics: Vec<String>,
+    /// Renames `(from, to)` of source topics.
+    pub rename: Vec<(String, String)>,
+    /// A prefix for every target topic (after renames).
+    pub prefix: String,
+    /// Group globs (all when empty).
+    pub groups: Vec<String>,
+    /// Restore no group offsets.
+    pub no_groups: bool,
+    /// Commit even when a group has active members on the target.
+    pub force: bool,
+    /// Only compute and return the plan.
+    pub dry_run: bool,
+}
+
+/// One partition of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionPlan {
+    /// Source topic.
+    pub source_topic: String,
+    /// Target topic.
+    pub target_topic: String,
+    /// Partition number (the same on both sides).
+    pub partition: i32,
+    /// Records to restore.
+    pub records: u64,
+    /// Source offsets restored, `[first, end)`.
+    pub source_range: [i64; 2],
+    /// Target offset of the first restored record (known after the restore starts).
+    pub target_start: Option<i64>,
+}
+
+/// One group offset, before and after translation.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupOffsetPlan {
+    /// Group id.
+    pub group: String,
+    /// Target topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Committed offset in the source.
+    pub source_offset: i64,
+    /// Restored records before it (its index in the restored log).
+    pub index: u64,
+    /// Offset committed on the target (`target_start + index`).
+    pub target_offset: Option<i64>,
+    /// Commit metadata.
+    pub metadata: String,
+}
+
+/// The plan, and what was done.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreResult {
+    /// Snapshot restored.
+    pub snapshot: Option<Id>,
+    /// Topics created on the target.
+    pub created_topics: Vec<String>,
+    /// Partitions.
+    pub partitions: Vec<PartitionPlan>,
+    /// Group offsets.
+    pub groups: Vec<GroupOffsetPlan>,
+    /// Records written (confirmed by delivery reports).
+    pub records_written: u64,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+fn target_name(opts: &RestoreOptions, source: &str) -> String {
+    let renamed = opts
+        .rename
+        .iter()
+        .find(|(f, _)| f == source)
+        .map_or(source, |(_, t)| t.as_str());
+    format!("{}{renamed}", opts.prefix)
+}
+
+/// The restored offsets of a partition: records at or above its log start.
+fn restored_offsets(p: &Partition) -> Vec<[i64; 2]> {
+    let mut runs = Vec::new();
+    for s in &p.segments {
+        for r in &s.meta.runs.0 {
+            let lo = r[0].max(p.meta.log_start);
+            let hi = r[0] + r[1];
+            if hi > lo {
+                runs.push([lo, hi - lo]);
+            }
+        }
+    }
+    runs
+}
+
+/// Restored records below source offset `o`.
+fn index_of(runs: &[[i64; 2]], o: i64) -> u64 {
+    runs.iter().map(|r| (o - r[0]).clamp(0, r[1]) as u64).sum()
+}
+
+/// Restores a Kafka snapshot.
+///
+/// # Errors
+/// A non-Kafka snapshot, a target with fewer partitions, an active group
+/// (without `force`), corrupt data (before anything of that group is
+/// committed), a delivery the target does not confirm.
+pub async fn restore(
+    repo: &Repository,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
+    let snap = repo.load_snapshot(snapshot).await?;
+    if snap.kind != KAFKA_KIND {
+        return Err(Error::Invalid(format!(
+            "snapshot {} is a {} snapshot, not a Kafka snapshot",
+            snapshot.short(),
+            snap.kind
+        )));
+    }
+    repo.load_index().await?;
+    let m: Manifest = manifest::load(repo, &snap.tree, true).await?;
+    let mut res = RestoreResult {
+        snapshot: Some(*snapshot),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let topics: Vec<_> = m
+        .topics
+        .values()
+        .filter(|t| selected(&t.name, &opts.topics, &[]))
+        .collect();
+    if topics.is_empty() {
+        return Err(Error::NotFound(format!(
+            "topics matching {:?} in snapshot {}",
+            opts.topics,
+            snapshot.short()
+        )));
+    }
+    let mut runs_of: BTreeMap<(String, i32), Vec<[i64; 2]>> = BTreeMap::new();
+    for t in &topics {
+        for p in t.partitions.values() {
+            let runs = restored_offsets(p);
+            let records: u64 = runs.iter().map(|r| r[1] as u64).sum();
+            let first = runs.first().map_or(p.meta.end, |r| r[0]);
+            res.partitions.push(PartitionPlan {
+                source_topic: t.name.clone(),
+                target_topic: target_name(opts, &t.name),
+                partition: p.meta.partition,
+                records,
+                source_range: [first, p.meta.end],
+                target_start: None,
+            });
+            runs_of.insert((t.name.clone(), p.meta.partition), runs);
+        }
+    }
+    if !opts.no_groups {
+        for (g, offs) in m.groups.iter().filter(|(g, _)| selected(g, &opts.groups, &[])) {
+            for o in offs.iter().filter(|o| topics.iter().any(|t| t.name == o.topic)) {
+                let Some(runs) = runs_of.get(&(o.topic.clone(), o.partition)) else {
+                    continue;
+                };
+                res.groups.push(GroupOffsetPlan {
+                    group: g.clone(),
+                    topic: target_name(opts, &o.topic),
+                    partition: o.partition,
+                    source_offset: o.offset,
+                    index: index_of(runs, o.offset),
+                    target_offset: None,
+                    metadata: o.metadata.clone(),
+                });
+            }
+        }
+    }
+
+    // Target state: bounds (or absence) of every target partition.
+    let k = opts.kafka.clone();
+    // (target name, partitions, replication factor, configs)
+    let wanted: Vec<(String, i32, i32, &BTreeMap<String, String>)> = topics
+        .iter()
+        .map(|t| {
+            (
+                target_name(opts, &t.name),
+                t.meta.partitions,
+                t.meta.replication_factor,
+                &t.meta.configs,
+            )
+        })
+        .collect();
+    let (brokers, existing) =
+        tokio::task::spawn_blocking(move || -> Result<(usize, BTreeMap<String, i32>)> {
+            let c = metadata_consumer(&k)?;
+            let md = c
+                .fetch_metadata(None, k.timeout())
+                .map_err(|e| Error::Invalid(format!("cannot reach Kafka at {}: {e}", k.brokers)))?;
+            let existing = md
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                .collect();
+            Ok((md.brokers().len().max(1), existing))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let mut to_create = Vec::new();
+    for (name, parts, rf, configs) in &wanted {
+        match existing.get(name) {
+            Some(have) if have < parts => {
+                return Err(Error::Invalid(format!(
+                    "target topic {name} has {have} partitions; the snapshot needs {parts}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                let rf_t = (*rf).min(brokers as i32).max(1);
+                if rf_t < *rf {
+                    res.warnings.push(format!("{name}: replication factor {rf} capped to {rf_t} (the target has {brokers} broker(s))"));
+                }
+                to_create.push((name.clone(), *parts, rf_t, (*configs).clone()));
+            }
+        }
+    }
+    if opts.dry_run {
+        // Predict: existing targets continue at their end, new ones at 0.
+        let k = opts.kafka.clone();
+        let keys: Vec<(String, i32, bool)> = res
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.target_topic.clone(),
+                    p.partition,
+                    existing.contains_key(&p.target_topic),
+                )
+            })
+            .collect();
+        let starts = tokio::task::spawn_blocking(move || -> Result<Vec<i64>> {
+            let c = metadata_consumer(&k)?;
+            keys.iter()
+                .map(|(t, p, exists)| {
+                    if !exists {
+                        return Ok(0);
+                    }
+                    c.fetch_watermarks(t, *p, k.timeout())
+                        .map(|w| w.1)
+                        .map_err(|e| Error::Invalid(format!("offsets of {t}/{p}: {e}")))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        for (p, s) in res.partitions.iter_mut().zip(starts) {
+            p.target_start = Some(s);
+        }
+        fill_group_targets(&mut res);
+        res.created_topics = to_create.into_iter().map(|t| t.0).collect();
+        return Ok(res);
+    }
+
+    // Groups must not be live on the target.
+    if !opts.no_groups && !opts.force {
+        let k = opts.kafka.clone();
+        let names: Vec<String> = res.groups.iter().map(|g| g.group.clone()).collect();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let c = metadata_consumer(&k)?;
+            let list = c
+                .fetch_group_list(None, k.timeout())
+                .map_err(|e| Error::Invalid(format!("listing groups on {}: {e}", k.brokers)))?;
+            for g in list.groups() {
+                if names.iter().any(|n| n == g.name()) && !g.members().is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "group {} has {} active member(s) on the target; stop its consumers or use --force",
+                        g.name(),
+                        g.members().len()
+                    )));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    }
+
+    if !to_create.is_empty() {
+        let admin: AdminClient<DefaultClientContext> = opts
+            .kafka
+            .client_config()
+            .create()
+            .map_err(|e| Error::Invalid(format!("kafka admin client: {e}")))?;
+        let specs: Vec<NewTopic<'_>> = to_create
+            .iter()
+            .map(|(n, p, rf, cfg)| {
+                let mut t = NewTopic::new(n, *p, TopicReplication::Fixed(*rf));
+                for (k, v) in cfg {
+                    t = t.set(k, v);
+                }
+                t
+            })
+            .collect();
+        for r in admin
+            .create_topics(&specs, &AdminOptions::new())
+            .await
+            .map_err(|e| Error::Invalid(format!("creating topics: {e}")))?
+        {
+            r.map_err(|(t, e)| Error::Invalid(format!("creating topic {t}: {e}")))?;
+        }
+        res.created_topics = to_create.iter().map(|t| t.0.clone()).collect();
+        wait_for_topics(&opts.kafka, &res.created_topics).await?;
+    }
+
+    // Produce, partition by partition, checking every delivery.
+    let total: u64 = res.partitions.iter().map(|p| p.records).sum();
+    progress.start("restoring records", Some(total), Unit::Items);
+    let mut sink = Sink::new(&opts.kafka)?;
+    let k = opts.kafka.clone();
+    let probe = tokio::task::spawn_blocking(move || metadata_consumer(&k))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    for pp in &mut res.partitions {
+        let (_, start) = probe
+            .fetch_watermarks(&pp.target_topic, pp.partition, opts.kafka.timeout())
+            .map_err(|e| Error::Invalid(format!("offsets of {}/{}: {e}", pp.target_topic, pp.partition)))?;
+        pp.target_start = Some(start);
+        let part = m
+            .topics
+            .get(&pp.source_topic)
+            .and_then(|t| t.partitions.get(&pp.partition))
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "plan names {}/{} not in the manifest",
+                    pp.source_topic, pp.partition
+                ))
+            })?;
+        let what = format!("{}/{}", pp.source_topic, pp.partition);
+        let filter = RecordFilter {
+            from_offset: Some(part.meta.log_start),
+            ..Default::default()
+        };
+        let mut i = 0i64;
+        let (topic, partition) = (pp.target_topic.clone(), pp.partition);
+        let mut f = |_o: i64, r: crate::kafka::record::Record| -> Result<()> {
+            sink.send(&topic, partition, &r, start + i)?;
+            i += 1;
+            if i % 4096 == 0 {
+                progress.inc(4096);
+            }
+            Ok(())
+        };
+        for_each_record(repo, &what, part, &filter, &mut f).await?;
+        progress.inc((i % 4096) as u64);
+    }
+    res.records_written = tokio::task::spawn_blocking(move || sink.flush())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    progress.finish();
+
+    // Groups, only after every record is confirmed.
+    fill_group_targets(&mut res);
+    let mut by_group: BTreeMap<String, Vec<&GroupOffsetPlan>> = BTreeMap::new();
+    for g in &res.groups {
+        by_group.entry(g.group.clone()).or_default().push(g);
+    }
+    for (group, offs) in by_group {
+        let mut tpl = TopicPartitionList::new();
+        for o in offs {
+            let t = o.target_offset.ok_or_else(|| {
+                Error::Internal(format!("no target offset for {}/{}", o.topic, o.partition))
+            })?;
+            tpl.add_partition_offset(&o.topic, o.partition, Offset::Offset(t))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            if let Some(el) = tpl.find_partition(&o.topic, o.partition) {
+                let mut el = el;
+                el.set_metadata(o.metadata.clone());
+            }
+        }
+        let mut cfg = opts.kafka.client_config();
+        cfg.set("group.id", &group).set("enable.auto.commit", "false");
+        let c: BaseConsumer = cfg
+            .create()
+            .map_err(|e| Error::Invalid(format!("kafka client: {e}")))?;
+        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Invalid(format!("committing offsets of group {group}: {e}")))?;
+    }
+    Ok(res)
+}
+
+fn fill_group_targets(res: &mut RestoreResult) {
+    let starts: BTreeMap<(String, i32), i64> = res
+        .partitions
+        .iter()
+        .filter_map(|p| p.target_start.map(|s| ((p.target_topic.clone(), p.partition), s)))
+        .collect();
+    for g in &mut res.groups {
+        g.target_offset = starts
+            .get(&(g.topic.clone(), g.partition))
+            .map(|s| s + g.index as i64);
+    }
+}
+
+async fn wait_for_topics(k: &KafkaOptions, names: &[String]) -> Result<()> {
+    for _ in 0..100 {
+        let k2 = k.clone();
+        let names2 = names.to_vec();
+        let ready = tokio::task::spawn_blocking(move || -> Result<bool> {
+            let c = metadata_consumer(&k2)?;
+            let md = c
+                .fetch_metadata(None, k2.timeout())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            Ok(names2.iter().all(|n| {
+                md.topics()
+                    .iter()
+                    .any(|t| t.name() == n && t.error().is_none() && !t.partitions().is_empty())
+            }))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        if ready {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(Error::Invalid(format!(
+        "topics {names:?} did not become ready on the target"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_translate_to_the_first_restored_record_at_or_after() {
+        // Restored offsets 3,4,5, 9,10, 12.
+        let runs = vec![[3, 3], [9, 2], [12, 1]];
+        assert_eq!(index_of(&runs, 0), 0);
+        assert_eq!(index_of(&runs, 3), 0);
+        assert_eq!(index_of(&runs, 5), 2);
+        assert_eq!(index_of(&runs, 6), 3);
+        assert_eq!(index_of(&runs, 8), 3);
+        assert_eq!(index_of(&runs, 10), 4);
+        assert_eq!(index_of(&runs, 13), 6);
+        assert_eq!(index_of(&runs, 100), 6);
+    }
+}
