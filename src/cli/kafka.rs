@@ -341,6 +341,19 @@ pub struct RestoreArgs {
     /// Print the plan (topics, partitions, records, group offsets) and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Restore the log as of this time: RFC 3339, epoch milliseconds, or relative ("2h ago").
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+/// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".
+fn parse_at(s: &str) -> Result<i64> {
+    if let Some(d) = s.trim().strip_suffix("ago") {
+        let d = humantime::parse_duration(d.trim()).map_err(|e| anyhow::anyhow!("--at {s:?}: {e}"))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        return Ok(i64::try_from(now.saturating_sub(d).as_millis())?);
+    }
+    parse_time_ms(s)
 }
 
 pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
@@ -362,6 +375,7 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         no_groups: a.no_groups,
         force: a.force,
         dry_run: a.dry_run,
+        at: a.at.as_deref().map(parse_at).transpose()?,
     };
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;

@@ -9,8 +9,14 @@
 //! offset of the first restored record whose source offset is >= O (or the
 //! end). Groups are committed only after every partition is flushed.
 //!
-//! Not yet: `--at` cuts and resuming a killed restore (format-spec and
-//! ARCHITECTURE.md "Next" describe the plan).
+//! With `--at T` the log is the union of every snapshot of the cluster; per
+//! partition it is cut before the first record with a timestamp after T
+//! (chunk metadata finds the one chunk to decode) and starts at the log
+//! start of the latest snapshot at or before T; topic settings and group
+//! offsets come from that snapshot too, offsets clamped to the cut.
+//!
+//! Not yet: compacting compacted topics at T, and resuming a killed restore
+//! (ARCHITECTURE.md "Next").
 
 use std::collections::BTreeMap;
 
@@ -49,6 +55,10 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Only compute and return the plan.
     pub dry_run: bool,
+    /// Restore the log as of this time (ms since the epoch), combining
+    /// every snapshot of the cluster: per partition the longest prefix whose
+    /// records all have timestamps <= it, from the log start at that time.
+    pub at: Option<i64>,
 }
 
 /// One partition of the plan.
@@ -115,13 +125,14 @@ fn target_name(opts: &RestoreOptions, source: &str) -> String {
     format!("{}{renamed}", opts.prefix)
 }
 
-/// The restored offsets of a partition: records at or above its log start.
-fn restored_offsets(p: &Partition) -> Vec<[i64; 2]> {
+/// The restored offsets of a partition: records at or above its log start
+/// and below the cut.
+fn restored_offsets(p: &Partition, cut: Option<i64>) -> Vec<[i64; 2]> {
     let mut runs = Vec::new();
     for s in &p.segments {
         for r in &s.meta.runs.0 {
             let lo = r[0].max(p.meta.log_start);
-            let hi = r[0] + r[1];
+            let hi = (r[0] + r[1]).min(cut.unwrap_or(i64::MAX));
             if hi > lo {
                 runs.push([lo, hi - lo]);
             }
@@ -156,11 +167,14 @@ pub async fn restore(
         )));
     }
     repo.load_index().await?;
-    let m: Manifest = manifest::load(repo, &snap.tree, true).await?;
     let mut res = RestoreResult {
         snapshot: Some(*snapshot),
         dry_run: opts.dry_run,
         ..Default::default()
+    };
+    let (m, cuts): (Manifest, BTreeMap<(String, i32), Option<i64>>) = match opts.at {
+        None => (manifest::load(repo, &snap.tree, true).await?, BTreeMap::new()),
+        Some(t) => as_of(repo, &snap.source, t, &mut res).await?,
     };
     let topics: Vec<_> = m
         .topics
@@ -177,7 +191,8 @@ pub async fn restore(
     let mut runs_of: BTreeMap<(String, i32), Vec<[i64; 2]>> = BTreeMap::new();
     for t in &topics {
         for p in t.partitions.values() {
-            let runs = restored_offsets(p);
+            let cut = cuts.get(&(t.name.clone(), p.meta.partition)).copied().flatten();
+            let runs = restored_offsets(p, cut);
             let records: u64 = runs.iter().map(|r| r[1] as u64).sum();
             let first = runs.first().map_or(p.meta.end, |r| r[0]);
             res.partitions.push(PartitionPlan {
@@ -372,6 +387,10 @@ pub async fn restore(
         let what = format!("{}/{}", pp.source_topic, pp.partition);
         let filter = RecordFilter {
             from_offset: Some(part.meta.log_start),
+            to_offset: cuts
+                .get(&(pp.source_topic.clone(), pp.partition))
+                .copied()
+                .flatten(),
             ..Default::default()
         };
         let mut i = 0i64;
@@ -422,6 +441,93 @@ pub async fn restore(
             .map_err(|e| Error::Invalid(format!("committing offsets of group {group}: {e}")))?;
     }
     Ok(res)
+}
+
+/// The log as of `t`: topics and groups from the latest snapshot of the
+/// cluster at or before `t` (else the earliest), segments from every
+/// snapshot, and per partition the first offset whose record is newer than
+/// `t` (the cut; `None` when every known record is older).
+async fn as_of(
+    repo: &Repository,
+    cluster: &str,
+    t: i64,
+    res: &mut RestoreResult,
+) -> Result<(Manifest, BTreeMap<(String, i32), Option<i64>>)> {
+    let snaps: Vec<_> = repo
+        .load_snapshots()
+        .await?
+        .into_iter()
+        .filter(|(_, s)| s.kind == KAFKA_KIND && s.source == cluster)
+        .collect();
+    let ms = |s: &crate::repo::snapshot::Snapshot| {
+        s.system_time()
+            .and_then(|x| x.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let base_idx = snaps.iter().rposition(|(_, s)| ms(s) <= t).unwrap_or(0);
+    let (base_id, base) = snaps
+        .get(base_idx)
+        .ok_or_else(|| Error::NotFound(format!("a snapshot of cluster {cluster}")))?;
+    if ms(base) > t {
+        res.warnings.push(format!(
+            "no snapshot of cluster {cluster} at or before the requested time; using the earliest ({}) for settings and groups",
+            base_id.short()
+        ));
+    }
+    res.snapshot = Some(*base_id);
+    let mut m = manifest::load(repo, &base.tree, true).await?;
+    // Every segment any snapshot holds: the log as the repository knows it.
+    for (_, s) in &snaps {
+        let other = manifest::load(repo, &s.tree, true).await?;
+        for (name, ot) in other.topics {
+            let Some(bt) = m.topics.get_mut(&name) else {
+                continue;
+            };
+            for (p, op) in ot.partitions {
+                let Some(bp) = bt.partitions.get_mut(&p) else {
+                    continue;
+                };
+                for seg in op.segments {
+                    if !bp.segments.iter().any(|x| x.meta.start == seg.meta.start) {
+                        bp.segments.push(seg);
+                    }
+                }
+                bp.segments.sort_by_key(|x| x.meta.start);
+            }
+        }
+    }
+    let mut cuts = BTreeMap::new();
+    for t_ in m.topics.values() {
+        for p in t_.partitions.values() {
+            cuts.insert(
+                (t_.name.clone(), p.meta.partition),
+                first_newer(repo, &format!("{}/{}", t_.name, p.meta.partition), p, t).await?,
+            );
+        }
+    }
+    Ok((m, cuts))
+}
+
+/// The offset of the first record newer than `t`, reading only the chunk
+/// whose metadata says it holds one.
+async fn first_newer(repo: &Repository, what: &str, p: &Partition, t: i64) -> Result<Option<i64>> {
+    for seg in &p.segments {
+        let mut offsets = seg.meta.runs.offsets();
+        for (id, cm) in seg.chunks.iter().zip(&seg.meta.chunks) {
+            let chunk_offsets: Vec<i64> = offsets.by_ref().take(cm.records().max(0) as usize).collect();
+            if cm.max_ts() <= t {
+                continue;
+            }
+            let data = repo.read_blob(id).await?;
+            let dec = crate::kafka::record::Decoder::new(&data, cm.ts_base(), what);
+            for (off, r) in chunk_offsets.iter().zip(dec) {
+                if r?.timestamp > t {
+                    return Ok(Some(*off));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn fill_group_targets(res: &mut RestoreResult) {

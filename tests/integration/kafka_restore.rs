@@ -215,3 +215,75 @@ async fn a_corrupt_pack_fails_the_restore_and_commits_no_group() {
         "{committed:?}"
     );
 }
+
+#[tokio::test]
+async fn restore_at_a_time_cuts_the_log_and_takes_the_groups_of_that_time() {
+    let b = source();
+    let topic = unique("at");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    let group = unique("atg");
+    let t0 = now_ms() - 10_000;
+    let batch_a: Vec<(i32, Record)> = (0..100)
+        .map(|i| (0, rec(t0 + i, Some(b"a"), Some(format!("a{i}").as_bytes()), &[])))
+        .collect();
+    produce(&b, &topic, &batch_a);
+    commit_group(&b, &group, &[(&topic, 0, 80, "")]);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let so = SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![topic.clone()],
+        groups: vec![group.clone()],
+        ..Default::default()
+    };
+    let s1 = snapshot(&repo, &so, &NoProgress).await.unwrap();
+    let s1_ms = repo
+        .load_snapshot(&s1.snapshot)
+        .await
+        .unwrap()
+        .system_time()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let batch_b: Vec<(i32, Record)> = (0..60)
+        .map(|i| {
+            (
+                0,
+                rec(now_ms() + i, Some(b"b"), Some(format!("b{i}").as_bytes()), &[]),
+            )
+        })
+        .collect();
+    produce(&b, &topic, &batch_b);
+    commit_group(&b, &group, &[(&topic, 0, 150, "")]);
+    let s2 = snapshot(&repo, &so, &NoProgress).await.unwrap();
+
+    // At the first snapshot's time: all of batch A, none of B; the group as it was then.
+    let mut o = ropts("at1-", &topic);
+    o.at = Some(s1_ms);
+    let r = restore(&repo, &s2.snapshot, &o, &NoProgress).await.unwrap();
+    assert_eq!(r.records_written, 100);
+    let g = r.groups.iter().find(|g| g.group == group).unwrap();
+    assert_eq!((g.source_offset, g.target_offset), (80, Some(80)));
+    let back = read_back(&b, &format!("at1-{topic}"), 0, None);
+    assert_eq!(
+        back.iter().map(|x| x.1.value.clone()).collect::<Vec<_>>(),
+        batch_a.iter().map(|x| x.1.value.clone()).collect::<Vec<_>>()
+    );
+
+    // In the middle of batch A (before any snapshot): the prefix up to it;
+    // the group's offset is clamped to the cut.
+    let mut o = ropts("at2-", &topic);
+    o.at = Some(t0 + 49);
+    let r = restore(&repo, &s2.snapshot, &o, &NoProgress).await.unwrap();
+    assert_eq!(r.records_written, 50);
+    assert!(!r.warnings.is_empty(), "no snapshot before T is warned about");
+    let g = r.groups.iter().find(|g| g.group == group).unwrap();
+    assert_eq!(
+        g.target_offset,
+        Some(50),
+        "offset 80 clamped to the end of the cut"
+    );
+    let resumed = read_back(&b, &format!("at2-{topic}"), 0, Some(&group));
+    assert!(resumed.is_empty(), "the group is at the end of the restored log");
+}
