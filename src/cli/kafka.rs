@@ -344,6 +344,9 @@ pub struct RestoreArgs {
     /// Restore the log as of this time: RFC 3339, epoch milliseconds, or relative ("2h ago").
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// Where resume state is kept (default ~/.local/state/kvault/restore).
+    #[arg(long, env = "KVAULT_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".
@@ -376,6 +379,7 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         force: a.force,
         dry_run: a.dry_run,
         at: a.at.as_deref().map(parse_at).transpose()?,
+        state_dir: a.state_dir,
     };
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;

@@ -29,6 +29,7 @@ use serde::Serialize;
 use super::dump::{RecordFilter, for_each_record};
 use super::manifest::{self, KAFKA_KIND, Manifest, Partition};
 use super::progress::{Progress, Unit};
+use super::restore_state::{ResumeState, stable_end, state_file};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::kafka::admin::metadata_consumer;
@@ -55,6 +56,9 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Only compute and return the plan.
     pub dry_run: bool,
+    /// Where resume state lives (default `$XDG_STATE_HOME/kvault/restore`
+    /// or `~/.local/state/kvault/restore`).
+    pub state_dir: Option<std::path::PathBuf>,
     /// Restore the log as of this time (ms since the epoch), combining
     /// every snapshot of the cluster: per partition the longest prefix whose
     /// records all have timestamps <= it, from the log start at that time.
@@ -112,6 +116,10 @@ pub struct RestoreResult {
     pub records_written: u64,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Records found already restored by an interrupted run and skipped.
+    pub resumed_records: u64,
+    /// The resume state file.
+    pub state_file: Option<String>,
     /// Warnings.
     pub warnings: Vec<String>,
 }
@@ -361,19 +369,47 @@ pub async fn restore(
         wait_for_topics(&opts.kafka, &res.created_topics).await?;
     }
 
-    // Produce, partition by partition, checking every delivery.
-    let total: u64 = res.partitions.iter().map(|p| p.records).sum();
-    progress.start("restoring records", Some(total), Unit::Items);
-    let mut sink = Sink::new(&opts.kafka)?;
+    // Resume state: each target partition's start offset, written before
+    // the first record is produced (format-spec §14 "Restore state").
+    let state_path = state_file(opts, snapshot)?;
+    res.state_file = Some(state_path.display().to_string());
+    let mut state = ResumeState::load(&state_path)?;
+    if state.completed {
+        return Err(Error::Invalid(format!(
+            "this restore already completed (state in {}); delete that file to restore again",
+            state_path.display()
+        )));
+    }
     let k = opts.kafka.clone();
     let probe = tokio::task::spawn_blocking(move || metadata_consumer(&k))
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
+    let mut already: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for pp in &mut res.partitions {
-        let (_, start) = probe
-            .fetch_watermarks(&pp.target_topic, pp.partition, opts.kafka.timeout())
-            .map_err(|e| Error::Invalid(format!("offsets of {}/{}: {e}", pp.target_topic, pp.partition)))?;
+        let key = format!("{}/{}", pp.target_topic, pp.partition);
+        let end = stable_end(&probe, &opts.kafka, &pp.target_topic, pp.partition).await?;
+        let start = *state.starts.entry(key).or_insert(end);
+        let done = (end - start).clamp(0, pp.records as i64);
         pp.target_start = Some(start);
+        already.insert((pp.target_topic.clone(), pp.partition), done);
+        res.resumed_records += done as u64;
+    }
+    state.save(&state_path)?;
+
+    // Produce, partition by partition, checking every delivery.
+    let total: u64 = res.partitions.iter().map(|p| p.records).sum();
+    progress.start("restoring records", Some(total), Unit::Items);
+    progress.inc(res.resumed_records);
+    let mut sink = Sink::new(&opts.kafka)?;
+    for pp in &res.partitions {
+        let start = pp.target_start.unwrap_or(0);
+        let skip = already
+            .get(&(pp.target_topic.clone(), pp.partition))
+            .copied()
+            .unwrap_or(0);
+        if skip as u64 >= pp.records {
+            continue;
+        }
         let part = m
             .topics
             .get(&pp.source_topic)
@@ -396,15 +432,17 @@ pub async fn restore(
         let mut i = 0i64;
         let (topic, partition) = (pp.target_topic.clone(), pp.partition);
         let mut f = |_o: i64, r: crate::kafka::record::Record| -> Result<()> {
-            sink.send(&topic, partition, &r, start + i)?;
-            i += 1;
-            if i % 4096 == 0 {
-                progress.inc(4096);
+            if i >= skip {
+                sink.send(&topic, partition, &r, start + i)?;
+                if (i - skip) % 4096 == 4095 {
+                    progress.inc(4096);
+                }
             }
+            i += 1;
             Ok(())
         };
         for_each_record(repo, &what, part, &filter, &mut f).await?;
-        progress.inc((i % 4096) as u64);
+        progress.inc(((i - skip).max(0) % 4096) as u64);
     }
     res.records_written = tokio::task::spawn_blocking(move || sink.flush())
         .await
@@ -440,6 +478,8 @@ pub async fn restore(
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|e| Error::Invalid(format!("committing offsets of group {group}: {e}")))?;
     }
+    state.completed = true;
+    state.save(&state_path)?;
     Ok(res)
 }
 

@@ -335,3 +335,100 @@ fn kill_9_during_a_kafka_snapshot_then_rerun_completes() {
     let o = ok(kvault(&repo).args(["ls", "latest"]));
     assert!(String::from_utf8_lossy(&o.stdout).contains(&topic));
 }
+
+#[test]
+fn kill_9_during_restore_then_rerun_leaves_every_record_exactly_once() {
+    let b = crate::kafka::source();
+    let topic = crate::kafka::unique("rkill");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(crate::kafka::create_topic(
+        &b,
+        &topic,
+        2,
+        &[("retention.ms", "-1")],
+    ));
+    let base = crate::kafka::now_ms() - 60_000;
+    let recs: Vec<_> = (0..300_000i64)
+        .map(|i| {
+            (
+                (i % 2) as i32,
+                crate::kafka::rec(
+                    base + i,
+                    Some(format!("k{i}").as_bytes()),
+                    Some(&json_events(1, i as u64)),
+                    &[],
+                ),
+            )
+        })
+        .collect();
+    crate::kafka::produce(&b, &topic, &recs);
+    let group = crate::kafka::unique("rkg");
+    crate::kafka::commit_group(&b, &group, &[(&topic, 0, 100_000, ""), (&topic, 1, 7, "")]);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let state = dir.path().join("state");
+    init(&repo);
+    ok(kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic, "--group", &group]));
+    let restore = |repo: &Path| {
+        let mut c = kvault(repo);
+        c.args([
+            "restore", "latest", "-b", &b, "--topic", &topic, "--prefix", "k9-", "--json",
+        ])
+        .arg("--state-dir")
+        .arg(&state);
+        c
+    };
+    // Kill each run as soon as the target has grown: in the middle of producing.
+    let target = format!("k9-{topic}");
+    let written = || -> i64 {
+        (0..2)
+            .map(|p| crate::kafka::watermarks_if_exists(&b, &target, p).map_or(0, |w| w.1))
+            .sum()
+    };
+    let mut finished_early = false;
+    for _ in 0..2 {
+        let before = written();
+        let mut child = restore(&repo)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                finished_early = true;
+                break;
+            }
+            if written() > before || t0.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.wait();
+        if finished_early {
+            break;
+        }
+    }
+    if !finished_early {
+        let o = ok(&mut restore(&repo));
+        let r = &json_lines(&o)[0];
+        assert_eq!(r["message_type"], "restore");
+        assert!(r["resumed_records"].as_u64().unwrap() > 0, "{r}");
+    }
+    for p in 0..2 {
+        let src = crate::kafka_restore::read_partition(&b, &topic, p, None);
+        let dst = crate::kafka_restore::read_partition(&b, &target, p, None);
+        assert_eq!(dst.len(), src.len(), "partition {p}: every record exactly once");
+        assert!(
+            src == dst,
+            "partition {p}: same records, same order, same offsets"
+        );
+    }
+    let resumed = crate::kafka_restore::read_partition(&b, &target, 0, Some(&group));
+    assert_eq!(resumed.first().map(|x| x.0), Some(100_000));
+    // The same command after completion changes nothing.
+    let o = run(&mut restore(&repo));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("already completed"), "{}", stderr(&o));
+}

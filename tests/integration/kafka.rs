@@ -214,3 +214,9 @@ pub async fn delete_topic(brokers: &str, name: &str) {
         r.unwrap();
     }
 }
+
+/// (log start, end) of a partition, or `None` while the topic does not exist.
+pub fn watermarks_if_exists(brokers: &str, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let c: BaseConsumer = config(brokers).create().unwrap();
+    c.fetch_watermarks(topic, partition, Duration::from_secs(2)).ok()
+}

@@ -79,8 +79,14 @@ fn ropts(prefix: &str, topic: &str) -> RestoreOptions {
         kafka: KafkaOptions::new(&source()),
         topics: vec![topic.into()],
         prefix: prefix.into(),
+        state_dir: Some(std::env::temp_dir().join("kvault-test-restore-state")),
         ..Default::default()
     }
+}
+
+/// Reads a partition from the beginning, or from a group's committed offset.
+pub fn read_partition(b: &str, topic: &str, p: i32, group: Option<&str>) -> Vec<(i64, Record)> {
+    read_back(b, topic, p, group)
 }
 
 async fn setup(partitions: i32, n: usize) -> (Repository, MemoryBackend, String, String, kvault::Id) {

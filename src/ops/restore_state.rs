@@ -1,0 +1,88 @@
+//! Resume state of a restore (format-spec/README.md §14, "Restore
+//! state"): each target partition's start offset, written durably before
+//! the first record is produced. A rerun of the same command finds
+//! `end - start` records already restored, skips them and continues at the
+//! right offsets; a completed restore is marked so a rerun changes nothing.
+
+use std::collections::BTreeMap;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::restore::RestoreOptions;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::kafka::KafkaOptions;
+
+/// What survives a killed restore.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ResumeState {
+    /// Target start offset per `topic/partition`.
+    pub(crate) starts: BTreeMap<String, i64>,
+    /// Set once every record and group offset is in.
+    pub(crate) completed: bool,
+}
+
+impl ResumeState {
+    pub(crate) fn load(path: &std::path::Path) -> Result<ResumeState> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::corrupt(format!("restore state {}", path.display()), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ResumeState::default()),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Atomic and durable: write a temporary file, fsync, rename.
+    pub(crate) fn save(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        let tmp = path.with_extension("tmp");
+        let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut f =
+            std::fs::File::create(&tmp).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        f.write_all(&body)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))
+    }
+}
+
+/// The resume state file of this restore: one per snapshot, time and
+/// target (brokers, topic names).
+pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::path::PathBuf> {
+    let dir = match &opts.state_dir {
+        Some(d) => d.clone(),
+        None => std::env::var_os("XDG_STATE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("kvault/restore"),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let key = format!(
+        "{snapshot}|{:?}|{}|{:?}|{:?}|{}",
+        opts.at, opts.kafka.brokers, opts.topics, opts.rename, opts.prefix
+    );
+    Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
+}
+
+/// The end offset of a partition once it stops moving (a killed run's last
+/// produce requests may still be landing).
+pub(crate) async fn stable_end(c: &BaseConsumer, k: &KafkaOptions, topic: &str, p: i32) -> Result<i64> {
+    let get = || {
+        c.fetch_watermarks(topic, p, k.timeout())
+            .map(|w| w.1)
+            .map_err(|e| Error::Invalid(format!("offsets of {topic}/{p}: {e}")))
+    };
+    let mut last = get()?;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let now = get()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Err(Error::Invalid(format!(
+        "{topic}/{p} keeps growing: something else is writing to the restore target"
+    )))
+}
