@@ -293,3 +293,61 @@ async fn restore_at_a_time_cuts_the_log_and_takes_the_groups_of_that_time() {
     let resumed = read_back(&b, &format!("at2-{topic}"), 0, Some(&group));
     assert!(resumed.is_empty(), "the group is at the end of the restored log");
 }
+
+/// The target broker (a second cluster), or a loud failure.
+fn target() -> String {
+    std::env::var("KVAULT_KAFKA_TARGET").unwrap_or_else(|_| {
+        panic!("KVAULT_KAFKA_TARGET is not set: run `scripts/test`, or `eval \"$(scripts/kafka start target)\"` first")
+    })
+}
+
+#[tokio::test]
+async fn restore_into_another_cluster_and_an_independent_client_resumes_the_group() {
+    let (b, tgt) = (source(), target());
+    let topic = unique("xc");
+    create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
+    produce(&b, &topic, &crate::kafka_snapshot::shapes_for_fixture(400, 2));
+    let group = unique("xcg");
+    commit_group(&b, &group, &[(&topic, 0, 120, "p0"), (&topic, 1, 33, "p1")]);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let so = SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![topic.clone()],
+        groups: vec![group.clone()],
+        ..Default::default()
+    };
+    let s = snapshot(&repo, &so, &NoProgress).await.unwrap();
+    let mut o = ropts("", &topic);
+    o.kafka = KafkaOptions::new(&tgt);
+    let r = restore(&repo, &s.snapshot, &o, &NoProgress).await.unwrap();
+    assert_eq!(r.created_topics, vec![topic.clone()]);
+    assert_eq!(r.records_written, 400);
+    for p in 0..2 {
+        assert_eq!(
+            read_back(&b, &topic, p, None),
+            read_back(&tgt, &topic, p, None),
+            "partition {p} byte for byte"
+        );
+    }
+    // confluent-kafka (Python, its own librdkafka) joins the group on the
+    // target and must start at exactly the records the group had not consumed.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/resume_group.py");
+    let out = std::process::Command::new("python3")
+        .args([script, &tgt, &group, &topic, "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let src0 = read_back(&b, &topic, 0, None);
+    let src1 = read_back(&b, &topic, 1, None);
+    assert_eq!(got["0"]["offset"], 120);
+    assert_eq!(got["1"]["offset"], 33);
+    assert_eq!(
+        got["0"]["value"].as_str().map(str::as_bytes),
+        src0[120].1.value.as_deref()
+    );
+    assert_eq!(
+        got["1"]["value"].as_str().map(str::as_bytes),
+        src1[33].1.value.as_deref()
+    );
+}
