@@ -35,13 +35,15 @@ async fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    // Timestamps in a short window ending now (100 records per millisecond).
+    let ts = |i: u64| now - (n - i) as i64 / 100;
     for i in 0..n {
         let key = format!("customer-{}", i % 97);
         let value = format!(
             "{{\"order\":{i},\"customer\":\"{key}\",\"item\":\"sku-{}\",\"qty\":{},\"ts\":{}}}",
             (i * 7919) % 500,
             1 + i % 4,
-            now + i as i64
+            ts(i)
         );
         let h = OwnedHeaders::new().insert(Header {
             key: "source",
@@ -51,7 +53,7 @@ async fn main() {
             .key(&key)
             .payload(&value)
             .headers(h)
-            .timestamp(now + i as i64);
+            .timestamp(ts(i));
         while let Err((_, back)) = p.send(rec) {
             std::thread::sleep(Duration::from_millis(5));
             rec = back;

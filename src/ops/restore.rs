@@ -208,7 +208,7 @@ pub async fn restore(
                 target_topic: target_name(opts, &t.name),
                 partition: p.meta.partition,
                 records,
-                source_range: [first, p.meta.end],
+                source_range: [first, cut.unwrap_or(p.meta.end)],
                 target_start: None,
             });
             runs_of.insert((t.name.clone(), p.meta.partition), runs);
