@@ -290,21 +290,7 @@ fn kill_9_during_a_kafka_snapshot_then_rerun_completes() {
     let topic = crate::kafka::unique("kill");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(crate::kafka::create_topic(&b, &topic, 4, &[]));
-    let base = crate::kafka::now_ms() - 60_000;
-    let recs: Vec<_> = (0..200_000)
-        .map(|i: i64| {
-            (
-                (i % 4) as i32,
-                crate::kafka::rec(
-                    base + i,
-                    Some(format!("k{i}").as_bytes()),
-                    Some(&json_events(1, i as u64)),
-                    &[],
-                ),
-            )
-        })
-        .collect();
-    crate::kafka::produce(&b, &topic, &recs);
+    crate::kafka::produce_events(&b, &topic, 4, 200_000);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     init(&repo);
@@ -347,21 +333,7 @@ fn kill_9_during_restore_then_rerun_leaves_every_record_exactly_once() {
         2,
         &[("retention.ms", "-1")],
     ));
-    let base = crate::kafka::now_ms() - 60_000;
-    let recs: Vec<_> = (0..300_000i64)
-        .map(|i| {
-            (
-                (i % 2) as i32,
-                crate::kafka::rec(
-                    base + i,
-                    Some(format!("k{i}").as_bytes()),
-                    Some(&json_events(1, i as u64)),
-                    &[],
-                ),
-            )
-        })
-        .collect();
-    crate::kafka::produce(&b, &topic, &recs);
+    crate::kafka::produce_events(&b, &topic, 2, 300_000);
     let group = crate::kafka::unique("rkg");
     crate::kafka::commit_group(&b, &group, &[(&topic, 0, 100_000, ""), (&topic, 1, 7, "")]);
     let dir = tempfile::tempdir().unwrap();

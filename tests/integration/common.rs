@@ -123,3 +123,19 @@ pub fn tar_fixture(parent: &std::path::Path, name: &str, out: &str) {
     assert!(st.success(), "tar failed");
     println!("wrote {out}");
 }
+
+/// Extracts a fixture tarball into a fresh temporary directory; returns it
+/// and the path of the top-level directory `name` inside it.
+pub fn extract_fixture(tarball: &str, name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "cannot extract {tarball}");
+    let root = dir.path().join(name);
+    (dir, root)
+}

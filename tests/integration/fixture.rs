@@ -4,7 +4,6 @@
 //! pack, a truncated index) must be reported.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use kvault::repo::Repository;
@@ -18,17 +17,7 @@ const PASSWORD: &[u8] = b"kvault fixture v1";
 const TARBALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/repo-v1.tar.gz");
 
 fn extract() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let st = Command::new("tar")
-        .arg("-xzf")
-        .arg(TARBALL)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success(), "cannot extract {TARBALL}");
-    let root = dir.path().join("repo-v1");
-    (dir, root)
+    crate::common::extract_fixture(TARBALL, "repo-v1")
 }
 
 async fn open(root: &Path) -> Repository {

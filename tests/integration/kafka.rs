@@ -220,3 +220,19 @@ pub fn watermarks_if_exists(brokers: &str, topic: &str, partition: i32) -> Optio
     let c: BaseConsumer = config(brokers).create().unwrap();
     c.fetch_watermarks(topic, partition, Duration::from_secs(2)).ok()
 }
+
+/// Produces `n` keyed JSON-event records round-robin over `partitions`,
+/// with timestamps one millisecond apart ending a minute ago.
+pub fn produce_events(brokers: &str, topic: &str, partitions: i32, n: i64) {
+    let base = now_ms() - 60_000 - n;
+    let recs: Vec<(i32, Record)> = (0..n)
+        .map(|i| {
+            let value = crate::common::json_events(1, i as u64);
+            (
+                (i % i64::from(partitions)) as i32,
+                rec(base + i, Some(format!("k{i}").as_bytes()), Some(&value), &[]),
+            )
+        })
+        .collect();
+    produce(brokers, topic, &recs);
+}

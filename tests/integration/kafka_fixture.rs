@@ -27,18 +27,7 @@ fn expected(partition: i32) -> Vec<Record> {
 
 #[tokio::test]
 async fn the_kafka_v1_fixture_still_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(TARBALL)
-            .arg("-C")
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success()
-    );
-    let root = dir.path().join("kafka-v1");
+    let (_dir, root) = crate::common::extract_fixture(TARBALL, "kafka-v1");
     let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), PASSWORD)
         .await
         .unwrap();
@@ -134,18 +123,7 @@ fn cli(root: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn ls_dump_and_diff_on_the_fixture() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(TARBALL)
-            .arg("-C")
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success()
-    );
-    let root = dir.path().join("kafka-v1");
+    let (_dir, root) = crate::common::extract_fixture(TARBALL, "kafka-v1");
 
     let (code, out, err) = cli(&root, &["ls", "latest"]);
     assert_eq!(code, 0, "{err}");
