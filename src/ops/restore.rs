@@ -19,6 +19,7 @@
 //! (ARCHITECTURE.md "Next").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -247,9 +248,18 @@ pub async fn restore(
             )
         })
         .collect();
+    // One metadata client serves every lookup of this restore.
+    let probe = {
+        let k = k.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || metadata_consumer(&k))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??,
+        )
+    };
+    let c = probe.clone();
     let (brokers, existing) =
         tokio::task::spawn_blocking(move || -> Result<(usize, BTreeMap<String, i32>)> {
-            let c = metadata_consumer(&k)?;
             let md = c
                 .fetch_metadata(None, k.timeout())
                 .map_err(|e| Error::Invalid(format!("cannot reach Kafka at {}: {e}", k.brokers)))?;
@@ -295,8 +305,8 @@ pub async fn restore(
                 )
             })
             .collect();
+        let c = probe.clone();
         let starts = tokio::task::spawn_blocking(move || -> Result<Vec<i64>> {
-            let c = metadata_consumer(&k)?;
             keys.iter()
                 .map(|(t, p, exists)| {
                     if !exists {
@@ -322,8 +332,8 @@ pub async fn restore(
     if !opts.no_groups && !opts.force {
         let k = opts.kafka.clone();
         let names: Vec<String> = res.groups.iter().map(|g| g.group.clone()).collect();
+        let c = probe.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let c = metadata_consumer(&k)?;
             let list = c
                 .fetch_group_list(None, k.timeout())
                 .map_err(|e| Error::Invalid(format!("listing groups on {}: {e}", k.brokers)))?;
@@ -366,7 +376,7 @@ pub async fn restore(
             r.map_err(|(t, e)| Error::Invalid(format!("creating topic {t}: {e}")))?;
         }
         res.created_topics = to_create.iter().map(|t| t.0.clone()).collect();
-        wait_for_topics(&opts.kafka, &res.created_topics).await?;
+        wait_for_topics(&probe, &opts.kafka, &res.created_topics).await?;
     }
 
     // Resume state: each target partition's start offset, written before
@@ -380,10 +390,6 @@ pub async fn restore(
             state_path.display()
         )));
     }
-    let k = opts.kafka.clone();
-    let probe = tokio::task::spawn_blocking(move || metadata_consumer(&k))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
     let mut already: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for pp in &mut res.partitions {
         let key = format!("{}/{}", pp.target_topic, pp.partition);
@@ -583,12 +589,12 @@ fn fill_group_targets(res: &mut RestoreResult) {
     }
 }
 
-async fn wait_for_topics(k: &KafkaOptions, names: &[String]) -> Result<()> {
+async fn wait_for_topics(probe: &Arc<BaseConsumer>, k: &KafkaOptions, names: &[String]) -> Result<()> {
     for _ in 0..100 {
         let k2 = k.clone();
         let names2 = names.to_vec();
+        let c = probe.clone();
         let ready = tokio::task::spawn_blocking(move || -> Result<bool> {
-            let c = metadata_consumer(&k2)?;
             let md = c
                 .fetch_metadata(None, k2.timeout())
                 .map_err(|e| Error::Invalid(e.to_string()))?;

@@ -89,6 +89,16 @@ pub fn read_partition(b: &str, topic: &str, p: i32, group: Option<&str>) -> Vec<
     read_back(b, topic, p, group)
 }
 
+/// Snapshot options for one topic and one group.
+fn snap_opts(b: &str, topic: &str, group: &str) -> SnapshotOptions {
+    SnapshotOptions {
+        kafka: KafkaOptions::new(b),
+        topics: vec![topic.to_string()],
+        groups: vec![group.to_string()],
+        ..Default::default()
+    }
+}
+
 async fn setup(partitions: i32, n: usize) -> (Repository, MemoryBackend, String, String, kvault::Id) {
     let b = source();
     let topic = unique("rt");
@@ -99,12 +109,7 @@ async fn setup(partitions: i32, n: usize) -> (Repository, MemoryBackend, String,
     commit_group(&b, &group, &[(&topic, 0, 5, "m0")]);
     let mem = MemoryBackend::new();
     let repo = init_on(Arc::new(mem.clone())).await;
-    let so = SnapshotOptions {
-        kafka: KafkaOptions::new(&b),
-        topics: vec![topic.clone()],
-        groups: vec![group.clone()],
-        ..Default::default()
-    };
+    let so = snap_opts(&b, &topic, &group);
     let s = snapshot(&repo, &so, &NoProgress).await.unwrap();
     (repo, mem, topic, group, s.snapshot)
 }
@@ -235,12 +240,7 @@ async fn restore_at_a_time_cuts_the_log_and_takes_the_groups_of_that_time() {
     produce(&b, &topic, &batch_a);
     commit_group(&b, &group, &[(&topic, 0, 80, "")]);
     let repo = init_on(Arc::new(MemoryBackend::new())).await;
-    let so = SnapshotOptions {
-        kafka: KafkaOptions::new(&b),
-        topics: vec![topic.clone()],
-        groups: vec![group.clone()],
-        ..Default::default()
-    };
+    let so = snap_opts(&b, &topic, &group);
     let s1 = snapshot(&repo, &so, &NoProgress).await.unwrap();
     let s1_ms = repo
         .load_snapshot(&s1.snapshot)
@@ -310,12 +310,7 @@ async fn restore_into_another_cluster_and_an_independent_client_resumes_the_grou
     let group = unique("xcg");
     commit_group(&b, &group, &[(&topic, 0, 120, "p0"), (&topic, 1, 33, "p1")]);
     let repo = init_on(Arc::new(MemoryBackend::new())).await;
-    let so = SnapshotOptions {
-        kafka: KafkaOptions::new(&b),
-        topics: vec![topic.clone()],
-        groups: vec![group.clone()],
-        ..Default::default()
-    };
+    let so = snap_opts(&b, &topic, &group);
     let s = snapshot(&repo, &so, &NoProgress).await.unwrap();
     let mut o = ropts("", &topic);
     o.kafka = KafkaOptions::new(&tgt);
