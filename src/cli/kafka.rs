@@ -347,6 +347,10 @@ pub struct RestoreArgs {
     /// Where resume state is kept (default ~/.local/state/kvault/restore).
     #[arg(long, env = "KVAULT_STATE_DIR", value_name = "DIR")]
     state_dir: Option<std::path::PathBuf>,
+    /// Restore compacted topics with every record the repository holds,
+    /// instead of only the latest value per key.
+    #[arg(long)]
+    no_compact: bool,
 }
 
 /// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".
@@ -380,6 +384,7 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         dry_run: a.dry_run,
         at: a.at.as_deref().map(parse_at).transpose()?,
         state_dir: a.state_dir,
+        no_compact: a.no_compact,
     };
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
@@ -400,7 +405,7 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             }
             for p in &r.partitions {
                 s.push_str(&format!(
-                    "{verb} {}/{} -> {}/{}: {} records (source offsets {}..{}){}\n",
+                    "{verb} {}/{} -> {}/{}: {} records (source offsets {}..{}){}{}\n",
                     p.source_topic,
                     p.partition,
                     p.target_topic,
@@ -410,7 +415,12 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
                     p.source_range[1],
                     p.target_start
                         .map(|t| format!(", target from offset {t}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if p.compacted_away > 0 {
+                        format!(", {} compacted away", p.compacted_away)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             for g in &r.groups {

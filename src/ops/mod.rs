@@ -13,6 +13,8 @@ pub mod progress;
 #[cfg(feature = "kafka")]
 pub mod restore;
 #[cfg(feature = "kafka")]
+pub mod restore_log;
+#[cfg(feature = "kafka")]
 pub(crate) mod restore_state;
 #[cfg(feature = "kafka")]
 pub mod snapshot;

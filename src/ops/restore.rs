@@ -15,8 +15,10 @@
 //! start of the latest snapshot at or before T; topic settings and group
 //! offsets come from that snapshot too, offsets clamped to the cut.
 //!
-//! Not yet: compacting compacted topics at T, and resuming a killed restore
-//! (ARCHITECTURE.md "Next").
+//! Retention (as of T) and compaction (latest value per key, tombstones per
+//! `delete.retention.ms`) choose the records of each partition:
+//! [`super::restore_log`]. A killed restore resumes from its state file
+//! ([`super::restore_state`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,9 +29,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::dump::{RecordFilter, for_each_record};
-use super::manifest::{self, KAFKA_KIND, Manifest, Partition};
+use super::dump::for_each_record;
+use super::manifest::{self, KAFKA_KIND, Manifest};
 use super::progress::{Progress, Unit};
+use super::restore_log::{SelectOptions, Selection, first_newer, select};
 use super::restore_state::{ResumeState, stable_end, state_file};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -64,6 +67,8 @@ pub struct RestoreOptions {
     /// every snapshot of the cluster: per partition the longest prefix whose
     /// records all have timestamps <= it, from the log start at that time.
     pub at: Option<i64>,
+    /// Restore compacted topics as they are, without applying compaction.
+    pub no_compact: bool,
 }
 
 /// One partition of the plan.
@@ -81,6 +86,8 @@ pub struct PartitionPlan {
     pub source_range: [i64; 2],
     /// Target offset of the first restored record (known after the restore starts).
     pub target_start: Option<i64>,
+    /// Records left out because compaction removes them (compacted topics).
+    pub compacted_away: u64,
 }
 
 /// One group offset, before and after translation.
@@ -134,22 +141,6 @@ fn target_name(opts: &RestoreOptions, source: &str) -> String {
     format!("{}{renamed}", opts.prefix)
 }
 
-/// The restored offsets of a partition: records at or above its log start
-/// and below the cut.
-fn restored_offsets(p: &Partition, cut: Option<i64>) -> Vec<[i64; 2]> {
-    let mut runs = Vec::new();
-    for s in &p.segments {
-        for r in &s.meta.runs.0 {
-            let lo = r[0].max(p.meta.log_start);
-            let hi = (r[0] + r[1]).min(cut.unwrap_or(i64::MAX));
-            if hi > lo {
-                runs.push([lo, hi - lo]);
-            }
-        }
-    }
-    runs
-}
-
 /// Restored records below source offset `o`.
 fn index_of(runs: &[[i64; 2]], o: i64) -> u64 {
     runs.iter().map(|r| (o - r[0]).clamp(0, r[1]) as u64).sum()
@@ -197,28 +188,38 @@ pub async fn restore(
             snapshot.short()
         )));
     }
-    let mut runs_of: BTreeMap<(String, i32), Vec<[i64; 2]>> = BTreeMap::new();
+    let sel_opts = SelectOptions {
+        at: opts.at,
+        now: opts.at.unwrap_or_else(|| {
+            snap.system_time()
+                .and_then(|x| x.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64)
+        }),
+        compact: !opts.no_compact,
+    };
+    let mut sel_of: BTreeMap<(String, i32), Selection> = BTreeMap::new();
     for t in &topics {
         for p in t.partitions.values() {
             let cut = cuts.get(&(t.name.clone(), p.meta.partition)).copied().flatten();
-            let runs = restored_offsets(p, cut);
-            let records: u64 = runs.iter().map(|r| r[1] as u64).sum();
-            let first = runs.first().map_or(p.meta.end, |r| r[0]);
+            let what = format!("{}/{}", t.name, p.meta.partition);
+            let sel = select(repo, &what, &t.meta, p, cut, sel_opts).await?;
+            let first = sel.runs.first().map_or(sel.start.min(p.meta.end), |r| r[0]);
             res.partitions.push(PartitionPlan {
                 source_topic: t.name.clone(),
                 target_topic: target_name(opts, &t.name),
                 partition: p.meta.partition,
-                records,
+                records: sel.records(),
                 source_range: [first, cut.unwrap_or(p.meta.end)],
                 target_start: None,
+                compacted_away: sel.compacted_away,
             });
-            runs_of.insert((t.name.clone(), p.meta.partition), runs);
+            sel_of.insert((t.name.clone(), p.meta.partition), sel);
         }
     }
     if !opts.no_groups {
         for (g, offs) in m.groups.iter().filter(|(g, _)| selected(g, &opts.groups, &[])) {
             for o in offs.iter().filter(|o| topics.iter().any(|t| t.name == o.topic)) {
-                let Some(runs) = runs_of.get(&(o.topic.clone(), o.partition)) else {
+                let Some(sel) = sel_of.get(&(o.topic.clone(), o.partition)) else {
                     continue;
                 };
                 res.groups.push(GroupOffsetPlan {
@@ -226,7 +227,7 @@ pub async fn restore(
                     topic: target_name(opts, &o.topic),
                     partition: o.partition,
                     source_offset: o.offset,
-                    index: index_of(runs, o.offset),
+                    index: index_of(&sel.runs, o.offset),
                     target_offset: None,
                     metadata: o.metadata.clone(),
                 });
@@ -427,17 +428,16 @@ pub async fn restore(
                 ))
             })?;
         let what = format!("{}/{}", pp.source_topic, pp.partition);
-        let filter = RecordFilter {
-            from_offset: Some(part.meta.log_start),
-            to_offset: cuts
-                .get(&(pp.source_topic.clone(), pp.partition))
-                .copied()
-                .flatten(),
-            ..Default::default()
-        };
+        let sel = sel_of
+            .get(&(pp.source_topic.clone(), pp.partition))
+            .ok_or_else(|| Error::Internal(format!("no selection for {what}")))?;
+        let filter = sel.filter();
         let mut i = 0i64;
         let (topic, partition) = (pp.target_topic.clone(), pp.partition);
-        let mut f = |_o: i64, r: crate::kafka::record::Record| -> Result<()> {
+        let mut f = |o: i64, r: crate::kafka::record::Record| -> Result<()> {
+            if !sel.wants(o) {
+                return Ok(());
+            }
             if i >= skip {
                 sink.send(&topic, partition, &r, start + i)?;
                 if (i - skip) % 4096 == 4095 {
@@ -482,7 +482,7 @@ pub async fn restore(
         tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Invalid(format!("committing offsets of group {group}: {e}")))?;
+            .map_err(|e| commit_error(&group, &e))?;
     }
     state.completed = true;
     state.save(&state_path)?;
@@ -554,26 +554,23 @@ async fn as_of(
     Ok((m, cuts))
 }
 
-/// The offset of the first record newer than `t`, reading only the chunk
-/// whose metadata says it holds one.
-async fn first_newer(repo: &Repository, what: &str, p: &Partition, t: i64) -> Result<Option<i64>> {
-    for seg in &p.segments {
-        let mut offsets = seg.meta.runs.offsets();
-        for (id, cm) in seg.chunks.iter().zip(&seg.meta.chunks) {
-            let chunk_offsets: Vec<i64> = offsets.by_ref().take(cm.records().max(0) as usize).collect();
-            if cm.max_ts() <= t {
-                continue;
-            }
-            let data = repo.read_blob(id).await?;
-            let dec = crate::kafka::record::Decoder::new(&data, cm.ts_base(), what);
-            for (off, r) in chunk_offsets.iter().zip(dec) {
-                if r?.timestamp > t {
-                    return Ok(Some(*off));
-                }
-            }
-        }
+/// A refused group commit. A live group refuses commits from outside its
+/// generation; the records are restored by then, so a rerun of the same
+/// command (once the consumers stop) only commits the groups.
+fn commit_error(group: &str, e: &rdkafka::error::KafkaError) -> Error {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let live = matches!(
+        e.rdkafka_error_code(),
+        Some(C::UnknownMemberId | C::IllegalGeneration | C::RebalanceInProgress)
+    );
+    if live {
+        Error::Invalid(format!(
+            "group {group} has active members on the target, and the broker refuses offsets from outside them; \
+             the records are restored: stop the group's consumers and run the same command again to commit its offsets"
+        ))
+    } else {
+        Error::Invalid(format!("committing offsets of group {group}: {e}"))
     }
-    Ok(None)
 }
 
 fn fill_group_targets(res: &mut RestoreResult) {

@@ -74,7 +74,7 @@ impl WithHeaders for Record {
     }
 }
 
-fn ropts(prefix: &str, topic: &str) -> RestoreOptions {
+pub fn ropts(prefix: &str, topic: &str) -> RestoreOptions {
     RestoreOptions {
         kafka: KafkaOptions::new(&source()),
         topics: vec![topic.into()],
@@ -90,7 +90,7 @@ pub fn read_partition(b: &str, topic: &str, p: i32, group: Option<&str>) -> Vec<
 }
 
 /// Snapshot options for one topic and one group.
-fn snap_opts(b: &str, topic: &str, group: &str) -> SnapshotOptions {
+pub fn snap_opts(b: &str, topic: &str, group: &str) -> SnapshotOptions {
     SnapshotOptions {
         kafka: KafkaOptions::new(b),
         topics: vec![topic.to_string()],
@@ -295,7 +295,7 @@ async fn restore_at_a_time_cuts_the_log_and_takes_the_groups_of_that_time() {
 }
 
 /// The target broker (a second cluster), or a loud failure.
-fn target() -> String {
+pub fn target() -> String {
     std::env::var("KVAULT_KAFKA_TARGET").unwrap_or_else(|_| {
         panic!("KVAULT_KAFKA_TARGET is not set: run `scripts/test`, or `eval \"$(scripts/kafka start target)\"` first")
     })

@@ -20,5 +20,6 @@ mod golden;
 mod kafka;
 mod kafka_fixture;
 mod kafka_restore;
+mod kafka_restore_select;
 mod kafka_snapshot;
 mod repository;
