@@ -4,6 +4,7 @@
 //! the partition, a lost record) is an error, never assumed away.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
@@ -14,44 +15,42 @@ use super::KafkaOptions;
 use super::record::{Record, TimestampType};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Default)]
-struct State {
-    delivered: u64,
-    problems: Vec<String>,
-}
-
-/// Checks each delivery report against the offset it must land at.
+/// Checks each delivery report against the offset it must land at (the
+/// opaque of each record; the partition is fixed per record, so the report's
+/// partition is the one it was sent to).
 #[derive(Debug, Default)]
 pub struct Checked {
-    state: Mutex<State>,
+    delivered: AtomicU64,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Checked {
+    fn problem(&self, p: String) {
+        if let Ok(mut ps) = self.problems.lock() {
+            if ps.len() < 10 {
+                ps.push(p);
+            }
+        }
+    }
 }
 
 impl ClientContext for Checked {}
 
 impl ProducerContext for Checked {
-    type DeliveryOpaque = Box<(i32, i64)>;
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, r: &DeliveryResult<'_>, expected: Self::DeliveryOpaque) {
-        let Ok(mut st) = self.state.lock() else { return };
+    fn delivery(&self, r: &DeliveryResult<'_>, expected: usize) {
         match r {
-            Ok(m) if m.offset() == expected.1 && m.partition() == expected.0 => st.delivered += 1,
-            Ok(m) => {
-                if st.problems.len() < 10 {
-                    st.problems.push(format!(
-                        "record for {}/{} landed at offset {} instead of {} (is something else writing to it?)",
-                        m.topic(),
-                        expected.0,
-                        m.offset(),
-                        expected.1
-                    ));
-                }
+            Ok(m) if m.offset() as usize == expected && m.offset() >= 0 => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
             }
-            Err((e, m)) => {
-                if st.problems.len() < 10 {
-                    st.problems
-                        .push(format!("delivery to {}/{} failed: {e}", m.topic(), expected.0));
-                }
-            }
+            Ok(m) => self.problem(format!(
+                "record for {}/{} landed at offset {} instead of {expected} (is something else writing to it?)",
+                m.topic(),
+                m.partition(),
+                m.offset(),
+            )),
+            Err((e, m)) => self.problem(format!("delivery to {}/{} failed: {e}", m.topic(), m.partition())),
         }
     }
 }
@@ -92,17 +91,20 @@ impl Sink {
     /// # Errors
     /// A record librdkafka refuses (e.g. too large for the target).
     pub fn send(&mut self, topic: &str, partition: i32, r: &Record, expected_offset: i64) -> Result<()> {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_ref(),
-            });
+        let expected = usize::try_from(expected_offset)
+            .map_err(|_| Error::Internal(format!("negative target offset {expected_offset}")))?;
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, expected).partition(partition);
+        if !r.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: v.as_ref(),
+                });
+            }
+            rec = rec.headers(headers);
         }
-        let mut rec: BaseRecord<'_, [u8], [u8], Box<(i32, i64)>> =
-            BaseRecord::with_opaque_to(topic, Box::new((partition, expected_offset)))
-                .partition(partition)
-                .headers(headers);
         // CreateTime is preserved; LogAppendTime topics stamp their own time.
         if r.timestamp_type != TimestampType::None {
             rec = rec.timestamp(r.timestamp);
@@ -140,23 +142,23 @@ impl Sink {
         self.producer
             .flush(Duration::from_secs(300))
             .map_err(|e| Error::Invalid(format!("flushing restored records: {e}")))?;
-        let st = self
-            .producer
-            .context()
-            .state
+        let ctx = self.producer.context();
+        let problems = ctx
+            .problems
             .lock()
             .map_err(|_| Error::Internal("delivery state poisoned".into()))?;
-        if let Some(p) = st.problems.first() {
+        if let Some(p) = problems.first() {
             return Err(Error::Invalid(format!(
                 "restore not confirmed by the target: {p}"
             )));
         }
-        if st.delivered != self.sent {
+        let delivered = ctx.delivered.load(Ordering::Acquire);
+        if delivered != self.sent {
             return Err(Error::Invalid(format!(
-                "{} records sent but {} confirmed",
-                self.sent, st.delivered
+                "{} records sent but {delivered} confirmed",
+                self.sent
             )));
         }
-        Ok(st.delivered)
+        Ok(delivered)
     }
 }
