@@ -18,6 +18,9 @@ pub enum Fault {
     /// Writes number N and later (0-based) fail permanently, as if the
     /// process had died before making them.
     FailWritesFrom(u64),
+    /// Mutations (writes and removes) number N and later fail permanently:
+    /// a crash of an operation that also deletes (prune).
+    FailMutationsFrom(u64),
     /// The next N writes fail with a transient error.
     TransientWrites(u64),
     /// Reads of paths starting with the prefix get the byte at `offset`
@@ -43,6 +46,7 @@ pub struct FaultBackend<B> {
     inner: B,
     faults: Mutex<Vec<Fault>>,
     writes: AtomicU64,
+    mutations: AtomicU64,
 }
 
 impl<B: Backend> FaultBackend<B> {
@@ -52,6 +56,7 @@ impl<B: Backend> FaultBackend<B> {
             inner,
             faults: Mutex::new(Vec::new()),
             writes: AtomicU64::new(0),
+            mutations: AtomicU64::new(0),
         }
     }
 
@@ -72,6 +77,28 @@ impl<B: Backend> FaultBackend<B> {
     /// Writes attempted so far.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Writes and removes attempted so far.
+    pub fn mutations(&self) -> u64 {
+        self.mutations.load(Ordering::SeqCst)
+    }
+
+    /// Counts a mutation; fails it when a [`Fault::FailMutationsFrom`] says so.
+    fn mutation_fault(&self, op: &'static str, path: &str) -> Option<BackendError> {
+        let n = self.mutations.fetch_add(1, Ordering::SeqCst);
+        let hit = self
+            .faults()
+            .iter()
+            .any(|f| matches!(f, Fault::FailMutationsFrom(from) if n >= *from));
+        hit.then(|| {
+            BackendError::new(
+                BackendErrorKind::Permanent,
+                op,
+                path,
+                "injected failure (simulated crash)",
+            )
+        })
     }
 
     fn faults(&self) -> Vec<Fault> {
@@ -149,6 +176,9 @@ impl<B: Backend> Backend for FaultBackend<B> {
     }
 
     async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+        if let Some(e) = self.mutation_fault("write", path) {
+            return Err(e);
+        }
         if let Some(e) = self.write_fault(path) {
             return Err(e);
         }
@@ -164,6 +194,9 @@ impl<B: Backend> Backend for FaultBackend<B> {
     }
 
     async fn remove(&self, path: &str) -> BackendResult<()> {
+        if let Some(e) = self.mutation_fault("remove", path) {
+            return Err(e);
+        }
         self.inner.remove(path).await
     }
 }

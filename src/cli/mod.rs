@@ -5,6 +5,7 @@ mod check;
 mod inspect;
 mod kafka;
 mod keys;
+mod lifecycle;
 mod output;
 mod password;
 mod stream;
@@ -185,6 +186,12 @@ enum Command {
     Stats,
     /// Print a repository object, decrypted (for debugging).
     Cat(inspect::CatArgs),
+    /// Remove snapshots by a retention policy (restic's --keep-* rules).
+    Forget(lifecycle::ForgetArgs),
+    /// Remove data no snapshot references; repack partly used packs.
+    Prune(lifecycle::PruneCmd),
+    /// Copy snapshots from another repository (e.g. local to S3), storing only what is missing.
+    Copy(lifecycle::CopyArgs),
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock {
         /// Remove all locks, even live ones.
@@ -266,6 +273,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Snapshots(a) => inspect::snapshots(&ctx, a).await,
         Command::Check(a) => check::run(&ctx, a).await,
         Command::Stats => inspect::stats(&ctx).await,
+        Command::Forget(a) => lifecycle::run_forget(&ctx, a).await,
+        Command::Prune(a) => lifecycle::run_prune(&ctx, a).await,
+        Command::Copy(a) => lifecycle::run_copy(&ctx, a).await,
         Command::Cat(a) => inspect::cat(&ctx, a).await,
         Command::Unlock { remove_all } => {
             let repo = ctx.open().await?;

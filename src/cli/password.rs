@@ -89,3 +89,17 @@ pub fn new_password(file: Option<&str>) -> Result<Vec<u8>> {
     }
     Ok(pw)
 }
+
+/// The source repository's password for `copy`: `--from-password-file`,
+/// `--from-password-command`, `KVAULT_FROM_PASSWORD`, or a prompt.
+pub fn source_password(file: Option<&str>, command: Option<&str>) -> Result<Vec<u8>> {
+    if let Some(f) = file {
+        from_file(f)
+    } else if let Some(c) = command {
+        from_command(c)
+    } else if let Ok(p) = std::env::var("KVAULT_FROM_PASSWORD") {
+        Ok(p.into_bytes())
+    } else {
+        prompt("enter password for the source repository: ")
+    }
+}

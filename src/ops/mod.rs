@@ -5,11 +5,14 @@
 
 pub mod cat;
 pub mod check;
+pub mod copy;
 pub mod dump;
+pub mod forget;
 pub mod init;
 pub mod key;
 pub mod manifest;
 pub mod progress;
+pub mod prune;
 #[cfg(feature = "kafka")]
 pub mod restore;
 #[cfg(feature = "kafka")]

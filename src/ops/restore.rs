@@ -158,6 +158,16 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
+    // A shared lock: prune cannot remove data while it is being restored.
+    super::with_lock(repo, false, || restore_locked(repo, snapshot, opts, progress)).await
+}
+
+async fn restore_locked(
+    repo: &Repository,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
     let snap = repo.load_snapshot(snapshot).await?;
     if snap.kind != KAFKA_KIND {
         return Err(Error::Invalid(format!(

@@ -456,6 +456,7 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
         tags: opts.tags.clone(),
         tree: root_id,
         parent: res.parent,
+        original: None,
         summary: SnapshotSummary {
             logical_bytes: logical,
             data_blobs: data_stats.blobs,

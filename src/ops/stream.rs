@@ -96,6 +96,7 @@ pub async fn put<R: AsyncRead + Unpin>(
             tags: opts.tags.clone(),
             tree: tree_id,
             parent: None,
+            original: None,
             summary: SnapshotSummary {
                 logical_bytes: result.size,
                 data_blobs: data_stats.blobs,

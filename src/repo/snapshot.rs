@@ -50,6 +50,10 @@ pub struct Snapshot {
     /// The snapshot this one was incremental to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Id>,
+    /// For a snapshot copied from another repository (`kvault copy`): the
+    /// id of the snapshot it was first taken as there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
     /// Counters.
     #[serde(default)]
     pub summary: SnapshotSummary,

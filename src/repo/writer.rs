@@ -90,6 +90,15 @@ impl SaveSession {
         Self::build(repo, None)
     }
 
+    /// Starts a session that stores every blob given to it once, even blobs
+    /// the repository already holds (prune moves blobs out of packs it is
+    /// about to delete).
+    pub fn for_repack(repo: &Repository) -> SaveSession {
+        let mut s = Self::build(repo, None);
+        s.index = Arc::new(MasterIndex::default());
+        s
+    }
+
     /// Starts a session whose CPU work runs on `pool` (to bound or measure
     /// the cores used).
     pub fn with_pool(repo: &Repository, pool: Arc<rayon::ThreadPool>) -> SaveSession {
@@ -295,7 +304,15 @@ impl SaveSession {
     /// # Errors
     /// The first storage error; then nothing of this session is indexed
     /// beyond index files already written.
-    pub async fn commit(mut self) -> Result<SaveStats> {
+    pub async fn commit(self) -> Result<SaveStats> {
+        self.commit_packs().await.map(|(s, _)| s)
+    }
+
+    /// As [`SaveSession::commit`], also returning the packs written.
+    ///
+    /// # Errors
+    /// As [`SaveSession::commit`].
+    pub async fn commit_packs(mut self) -> Result<(SaveStats, Vec<IndexPack>)> {
         self.flush_pack().await?;
         self.reap(true).await?;
         self.write_index().await?;
@@ -304,7 +321,7 @@ impl SaveSession {
             m.add_pack(p);
         }
         self.repo.set_index(Arc::new(m));
-        Ok(self.stats)
+        Ok((self.stats, self.written_index))
     }
 }
 

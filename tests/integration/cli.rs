@@ -404,3 +404,196 @@ fn kill_9_during_restore_then_rerun_leaves_every_record_exactly_once() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("already completed"), "{}", stderr(&o));
 }
+
+/// Puts `data` and returns the snapshot id.
+fn put_file(repo: &Path, dir: &Path, name: &str, data: &[u8]) -> String {
+    let f = dir.join(name);
+    std::fs::write(&f, data).unwrap();
+    let o = ok(kvault(repo).arg("put").arg(&f).arg("--json"));
+    json_lines(&o)[0]["snapshot"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn kill_9_during_prune_then_check_passes_and_prune_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let a = random_bytes(24_000_000, 21);
+    let mut b = a[..12_000_000].to_vec();
+    b.extend_from_slice(&random_bytes(12_000_000, 22));
+    let sa = put_file(&repo, dir.path(), "a", &a);
+    let sb = put_file(&repo, dir.path(), "b", &b);
+    let sc = put_file(&repo, dir.path(), "c", &random_bytes(8_000_000, 23));
+    let o = ok(kvault(&repo).args(["forget", &sa, &sc, "--json"]));
+    assert_eq!(json_lines(&o)[0]["removed"].as_array().unwrap().len(), 2);
+    for delay_ms in [30u64, 120, 300, 600] {
+        let mut child = kvault(&repo)
+            .args(["prune", "--max-unused", "0%"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
+        let rep = &json_lines(&o)[0];
+        assert_eq!(
+            rep["errors"].as_array().unwrap().len(),
+            0,
+            "after kill at {delay_ms} ms: {rep}"
+        );
+        let o = ok(kvault(&repo).args(["get", &sb]));
+        assert!(o.stdout == b, "snapshot B differs after a kill at {delay_ms} ms");
+    }
+    let o = ok(kvault(&repo).args(["prune", "--max-unused", "0%", "--json"]));
+    let r = &json_lines(&o)[0];
+    assert_eq!(r["message_type"], "prune");
+    let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
+    let rep = &json_lines(&o)[0];
+    assert_eq!(rep["errors"].as_array().unwrap().len(), 0);
+    assert_eq!(rep["unused_blobs"], 0, "{rep}");
+    assert!(rep["notes"].as_array().unwrap().is_empty(), "{rep}");
+    let o = ok(kvault(&repo).args(["stats", "--json"]));
+    let packs = json_lines(&o)[0]["pack_bytes"].as_u64().unwrap();
+    assert!(
+        packs < 25_000_000,
+        "B alone is 24 MB of random data, stored {packs}"
+    );
+    let o = ok(kvault(&repo).args(["get", &sb]));
+    assert!(o.stdout == b);
+}
+
+#[test]
+fn forget_prints_what_it_keeps_and_why_and_copy_moves_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let data: Vec<Vec<u8>> = (0..4).map(|i| json_events(2_000, 30 + i)).collect();
+    let ids: Vec<String> = data
+        .iter()
+        // One source (as a nightly dump of the same file): one group.
+        .map(|d| put_file(&repo, dir.path(), "dump", d))
+        .collect();
+    let o = ok(kvault(&repo).args(["forget", "--keep-last", "2", "--dry-run"]));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("last snapshot") && text.contains("would remove 2 snapshot(s)"),
+        "{text}"
+    );
+    let o = run(kvault(&repo).args(["forget", "--keep-daily", "x"]));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = ok(kvault(&repo).args(["forget", "--keep-last", "2", "--prune", "--json"]));
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["removed"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[1]["message_type"], "prune");
+
+    // copy to a second repository with its own password.
+    let dst = dir.path().join("dst");
+    ok(kvault(&dst)
+        .args(["init", "--insecure-fast-kdf"])
+        .env("KVAULT_PASSWORD", "other"));
+    let o = run(kvault(&dst)
+        .arg("copy")
+        .arg("--from-repo")
+        .arg(&repo)
+        .env("KVAULT_PASSWORD", "other")
+        .env("KVAULT_FROM_PASSWORD", "wrong"));
+    assert_eq!(code(&o), 12, "a wrong source password: {}", stderr(&o));
+    let o = ok(kvault(&dst)
+        .arg("copy")
+        .arg("--from-repo")
+        .arg(&repo)
+        .arg("--json")
+        .env("KVAULT_PASSWORD", "other")
+        .env("KVAULT_FROM_PASSWORD", "pw"));
+    assert_eq!(json_lines(&o)[0]["copied"].as_array().unwrap().len(), 2);
+    let o = ok(kvault(&dst)
+        .args(["snapshots", "--json"])
+        .env("KVAULT_PASSWORD", "other"));
+    let snaps = json_lines(&o);
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    for s in &snaps {
+        let id = s["id"].as_str().unwrap();
+        let orig = s["snapshot"]["original"].as_str().unwrap();
+        let i = ids.iter().position(|x| x == orig).unwrap();
+        let o = ok(kvault(&dst).args(["get", id]).env("KVAULT_PASSWORD", "other"));
+        assert!(o.stdout == data[i]);
+    }
+}
+
+#[test]
+fn snapshot_and_prune_at_the_same_time_keep_every_snapshot_restorable() {
+    let b = crate::kafka::source();
+    let topic = crate::kafka::unique("conc");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(crate::kafka::create_topic(
+        &b,
+        &topic,
+        2,
+        &[("retention.ms", "-1")],
+    ));
+    crate::kafka::produce_events(&b, &topic, 2, 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    ok(kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic]));
+    crate::kafka::produce_events(&b, &topic, 2, 150_000);
+
+    // The second snapshot (incremental to the first) runs while
+    // `forget --keep-last 1 --prune` runs again and again; the lock lets one
+    // of them run at a time, and the other exits with code 11.
+    let (mut collisions, mut prunes, mut snapshot_done) = (0, 0, false);
+    while !snapshot_done {
+        let mut snap = kvault(&repo)
+            .args(["snapshot", "-b", &b, "--topic", &topic])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        loop {
+            let o = run(kvault(&repo).args(["forget", "--keep-last", "1", "--prune"]));
+            match code(&o) {
+                0 => prunes += 1,
+                11 => collisions += 1,
+                c => panic!("prune exited {c}: {}", stderr(&o)),
+            }
+            if let Some(st) = snap.try_wait().unwrap() {
+                match st.code() {
+                    Some(0) => snapshot_done = true,
+                    Some(11) => {} // prune held the lock when it started: run it again
+                    c => panic!("snapshot exited {c:?}"),
+                }
+                break;
+            }
+        }
+    }
+    assert!(collisions > 0, "the two never overlapped ({prunes} prunes)");
+    // Once the snapshot is done, forget removes the first one and prune
+    // frees what only it needed; the second still holds every record.
+    let o = ok(kvault(&repo).args(["forget", "--keep-last", "1", "--prune", "--json"]));
+    assert_eq!(json_lines(&o)[0]["message_type"], "forget");
+    let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
+    let rep = &json_lines(&o)[0];
+    assert_eq!(rep["errors"].as_array().unwrap().len(), 0, "{rep}");
+    assert_eq!(rep["snapshots"], 1);
+    let o = ok(kvault(&repo).args(["dump", "latest", "--topic", &topic]));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 250_000);
+    let o = ok(kvault(&repo)
+        .args([
+            "restore",
+            "latest",
+            "-b",
+            &b,
+            "--prefix",
+            "conc-",
+            "--no-groups",
+            "--json",
+        ])
+        .env("KVAULT_STATE_DIR", dir.path().join("state")));
+    assert_eq!(json_lines(&o)[0]["records_written"], 250_000);
+    let n: usize = (0..2)
+        .map(|p| crate::kafka::count_records(&b, &format!("conc-{topic}"), p))
+        .sum();
+    assert_eq!(n, 250_000);
+}

@@ -22,4 +22,5 @@ mod kafka_fixture;
 mod kafka_restore;
 mod kafka_restore_select;
 mod kafka_snapshot;
+mod lifecycle;
 mod repository;

@@ -1,0 +1,636 @@
+//! `forget`: remove snapshots by a retention policy, with restic's
+//! semantics (restic's `forget` documentation is the reference).
+//!
+//! Snapshots are grouped (by cluster/source, and optionally by the topics
+//! they hold and their tags); in each group, newest first, a snapshot is
+//! kept when any rule wants it:
+//!
+//! - `--keep-last n`: the n newest;
+//! - `--keep-hourly|daily|weekly|monthly|yearly n`: for the last n hours
+//!   (days, ISO weeks, months, years) that have snapshots, the newest of
+//!   each; when fewer such periods exist than n, the oldest snapshot of the
+//!   group is kept too (as restic does). `-1` means unlimited;
+//! - `--keep-within D`: every snapshot newer than D (`1y5m7d2h`) before the
+//!   group's newest snapshot;
+//! - `--keep-tag T`: every snapshot with tag T.
+//!
+//! Periods are computed in UTC. Only snapshot files are removed; `prune`
+//! frees the data no remaining snapshot references.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::repo::snapshot::Snapshot;
+use crate::repo::{Repository, SNAPSHOTS_DIR};
+
+/// A duration in calendar units, as restic's `--keep-within` takes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CalendarDuration {
+    /// Years.
+    pub years: i64,
+    /// Months.
+    pub months: i64,
+    /// Days.
+    pub days: i64,
+    /// Hours.
+    pub hours: i64,
+}
+
+impl std::str::FromStr for CalendarDuration {
+    type Err = Error;
+
+    /// Parses `1y5m7d2h` (any subset, in any order).
+    fn from_str(s: &str) -> Result<Self> {
+        let mut d = CalendarDuration::default();
+        let mut num = String::new();
+        let bad = || Error::Invalid(format!("duration {s:?}: expected a form like 1y5m7d2h"));
+        for c in s.trim().chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let n: i64 = num.parse().map_err(|_| bad())?;
+            num.clear();
+            match c {
+                'y' => d.years += n,
+                'm' => d.months += n,
+                'd' => d.days += n,
+                'h' => d.hours += n,
+                _ => return Err(bad()),
+            }
+        }
+        if !num.is_empty() || s.trim().is_empty() {
+            return Err(bad());
+        }
+        Ok(d)
+    }
+}
+
+/// A retention policy; counts of 0 are off, -1 unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// Newest n snapshots.
+    pub last: i64,
+    /// Newest of each of the last n hours.
+    pub hourly: i64,
+    /// Days.
+    pub daily: i64,
+    /// ISO weeks.
+    pub weekly: i64,
+    /// Months.
+    pub monthly: i64,
+    /// Years.
+    pub yearly: i64,
+    /// Everything newer than this before the group's newest snapshot.
+    pub within: Option<CalendarDuration>,
+    /// Snapshots with any of these tags.
+    pub tags: Vec<String>,
+}
+
+impl Policy {
+    /// Whether no rule is set (then nothing is removed).
+    pub fn is_empty(&self) -> bool {
+        self.last == 0
+            && self.hourly == 0
+            && self.daily == 0
+            && self.weekly == 0
+            && self.monthly == 0
+            && self.yearly == 0
+            && self.within.is_none()
+            && self.tags.is_empty()
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01; days past the month's end
+/// roll over (as Go's `AddDate` normalizes).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let (y, m) = (y + (m - 1).div_euclid(12), (m - 1).rem_euclid(12) + 1);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The ISO 8601 (year, week) of a day.
+fn iso_week(days: i64) -> (i64, i64) {
+    // 1970-01-01 was a Thursday; ISO weekday 1 = Monday.
+    let weekday = (days + 3).rem_euclid(7) + 1;
+    let thursday = days - weekday + 4;
+    let (y, _, _) = civil_from_days(thursday);
+    let jan1 = days_from_civil(y, 1, 1);
+    (y, (thursday - jan1) / 7 + 1)
+}
+
+/// Time in seconds since the epoch (UTC) minus a calendar duration.
+fn minus(t: i64, d: &CalendarDuration) -> i64 {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let (y, m, dd) = civil_from_days(days);
+    let shifted = days_from_civil(y - d.years, m - d.months, dd - d.days);
+    shifted * 86_400 + secs - d.hours * 3600
+}
+
+/// One snapshot as the policy sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Id.
+    pub id: Id,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// Applies a policy to one group; returns per snapshot (in the order
+/// given) the reasons it is kept (empty: removed).
+pub fn apply(list: &[Candidate], p: &Policy) -> Vec<Vec<String>> {
+    let mut order: Vec<usize> = (0..list.len()).collect();
+    // Newest first; ties keep their order.
+    order.sort_by(|&a, &b| {
+        let (ta, tb) = (
+            list.get(a).map_or(0, |c| c.time),
+            list.get(b).map_or(0, |c| c.time),
+        );
+        tb.cmp(&ta)
+    });
+    let mut reasons = vec![Vec::new(); list.len()];
+    if p.is_empty() {
+        for r in &mut reasons {
+            r.push("policy is empty".to_string());
+        }
+        return reasons;
+    }
+    type Bucker = fn(i64, usize) -> i64;
+    let hour: Bucker = |t, _| {
+        let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+        ((y * 100 + m) * 100 + d) * 100 + t.rem_euclid(86_400) / 3600
+    };
+    let day: Bucker = |t, _| {
+        let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+        (y * 100 + m) * 100 + d
+    };
+    let week: Bucker = |t, _| {
+        let (y, w) = iso_week(t.div_euclid(86_400));
+        y * 100 + w
+    };
+    let month: Bucker = |t, _| {
+        let (y, m, _) = civil_from_days(t.div_euclid(86_400));
+        y * 100 + m
+    };
+    let year: Bucker = |t, _| civil_from_days(t.div_euclid(86_400)).0;
+    let always: Bucker = |_, nr| nr as i64;
+    let mut buckets: [(i64, Bucker, Option<i64>, &str); 6] = [
+        (p.last, always, None, "last snapshot"),
+        (p.hourly, hour, None, "hourly snapshot"),
+        (p.daily, day, None, "daily snapshot"),
+        (p.weekly, week, None, "weekly snapshot"),
+        (p.monthly, month, None, "monthly snapshot"),
+        (p.yearly, year, None, "yearly snapshot"),
+    ];
+    let latest = order.first().and_then(|&i| list.get(i)).map_or(0, |c| c.time);
+    let n = order.len();
+    for (nr, &i) in order.iter().enumerate() {
+        let Some(cur) = list.get(i) else { continue };
+        let Some(why) = reasons.get_mut(i) else { continue };
+        if let Some(t) = p.tags.iter().find(|t| cur.tags.contains(t)) {
+            why.push(format!("has tag {t}"));
+        }
+        if let Some(d) = &p.within {
+            if cur.time > minus(latest, d) {
+                why.push(format!("within {}y{}m{}d{}h", d.years, d.months, d.days, d.hours));
+            }
+        }
+        for b in &mut buckets {
+            if b.0 > 0 || b.0 == -1 {
+                let val = (b.1)(cur.time, nr);
+                let new_period = b.2 != Some(val);
+                if new_period || nr == n - 1 {
+                    why.push(if new_period {
+                        b.3.to_string()
+                    } else {
+                        format!("oldest {}", b.3)
+                    });
+                    b.2 = Some(val);
+                    if b.0 > 0 {
+                        b.0 -= 1;
+                    }
+                }
+            }
+        }
+    }
+    reasons
+}
+
+/// What `forget` groups snapshots by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupBy {
+    /// The source (cluster id, or stream name) and kind.
+    pub cluster: bool,
+    /// The topics a Kafka snapshot holds.
+    pub topics: bool,
+    /// The tag set.
+    pub tags: bool,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let mut g = GroupBy::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "cluster" | "source" => g.cluster = true,
+                "topics" => g.topics = true,
+                "tags" => g.tags = true,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "--group-by {part:?}: expected cluster, topics or tags"
+                    )));
+                }
+            }
+        }
+        Ok(g)
+    }
+}
+
+/// One snapshot's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Snapshot id.
+    pub id: Id,
+    /// Its time.
+    pub time: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Why it is kept (empty when removed).
+    pub reasons: Vec<String>,
+}
+
+/// One group's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    /// The group key (`cluster=…`, `topics=…`, `tags=…`).
+    pub key: BTreeMap<String, String>,
+    /// Kept snapshots, newest first.
+    pub keep: Vec<Verdict>,
+    /// Removed snapshots, newest first.
+    pub remove: Vec<Verdict>,
+}
+
+/// What `forget` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForgetReport {
+    /// Per group.
+    pub groups: Vec<GroupReport>,
+    /// Snapshot files removed (none on a dry run).
+    pub removed: Vec<Id>,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+}
+
+/// What to forget.
+#[derive(Debug, Clone, Default)]
+pub struct ForgetOptions {
+    /// The policy.
+    pub policy: Policy,
+    /// Grouping (default: cluster).
+    pub group_by: Option<GroupBy>,
+    /// Snapshots to remove explicitly (besides the policy).
+    pub ids: Vec<Id>,
+    /// Only report.
+    pub dry_run: bool,
+}
+
+async fn topics_of(repo: &Repository, s: &Snapshot) -> Result<String> {
+    if s.kind != super::manifest::KAFKA_KIND {
+        return Ok(String::new());
+    }
+    let root = repo.load_tree(&s.tree).await?;
+    let Some(t) = root
+        .nodes
+        .iter()
+        .find(|n| n.name == "topics")
+        .and_then(|n| n.subtree)
+    else {
+        return Ok(String::new());
+    };
+    let names: Vec<String> = repo
+        .load_tree(&t)
+        .await?
+        .nodes
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    Ok(names.join(","))
+}
+
+fn seconds(s: &Snapshot) -> i64 {
+    s.system_time()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Applies the policy (and explicit ids) and removes the snapshot files
+/// that no rule keeps. The caller holds an exclusive lock.
+///
+/// # Errors
+/// Storage errors; an explicit id that is not a snapshot.
+pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
+    let snaps = repo.load_snapshots().await?;
+    for id in &opts.ids {
+        if !snaps.iter().any(|(s, _)| s == id) {
+            return Err(Error::NotFound(format!("snapshot {}", id.short())));
+        }
+    }
+    let group_by = opts.group_by.unwrap_or(GroupBy {
+        cluster: true,
+        ..Default::default()
+    });
+    let mut groups: BTreeMap<BTreeMap<String, String>, Vec<(Id, Snapshot)>> = BTreeMap::new();
+    for (id, s) in snaps {
+        let mut key = BTreeMap::new();
+        if group_by.cluster {
+            key.insert("cluster".to_string(), format!("{}:{}", s.kind, s.source));
+        }
+        if group_by.topics {
+            key.insert("topics".to_string(), topics_of(repo, &s).await?);
+        }
+        if group_by.tags {
+            let mut t = s.tags.clone();
+            t.sort();
+            key.insert("tags".to_string(), t.join(","));
+        }
+        groups.entry(key).or_default().push((id, s));
+    }
+    let mut rep = ForgetReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let use_policy = !opts.policy.is_empty();
+    for (key, mut members) in groups {
+        // Newest first, to the nanosecond (apply keeps the order of ties).
+        members.sort_by_key(|(_, s)| std::cmp::Reverse(s.system_time()));
+        let cands: Vec<Candidate> = members
+            .iter()
+            .map(|(id, s)| Candidate {
+                id: *id,
+                time: seconds(s),
+                tags: s.tags.clone(),
+            })
+            .collect();
+        let reasons = if use_policy {
+            apply(&cands, &opts.policy)
+        } else {
+            vec![vec!["not named".to_string()]; cands.len()]
+        };
+        let mut g = GroupReport {
+            key,
+            keep: Vec::new(),
+            remove: Vec::new(),
+        };
+        for ((id, s), why) in members.iter().zip(reasons) {
+            let named = opts.ids.contains(id);
+            let v = Verdict {
+                id: *id,
+                time: s.time.clone(),
+                tags: s.tags.clone(),
+                reasons: if named { Vec::new() } else { why },
+            };
+            if v.reasons.is_empty() {
+                g.remove.push(v);
+            } else {
+                g.keep.push(v);
+            }
+        }
+        rep.groups.push(g);
+    }
+    if !opts.dry_run {
+        for g in &rep.groups {
+            for v in &g.remove {
+                repo.backend()
+                    .remove(&format!("{SNAPSHOTS_DIR}/{}", v.id))
+                    .await?;
+                rep.removed.push(v.id);
+            }
+        }
+    }
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seconds of a UTC date-time.
+    fn at(y: i64, mo: i64, d: i64, h: i64, mi: i64) -> i64 {
+        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60
+    }
+
+    fn run(times: &[i64], p: &Policy) -> Vec<usize> {
+        let cands: Vec<Candidate> = times
+            .iter()
+            .map(|&t| Candidate {
+                id: Id::hash(b"s"),
+                time: t,
+                tags: Vec::new(),
+            })
+            .collect();
+        apply(&cands, p)
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn calendar_arithmetic_matches_known_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(days_from_civil(2026, 11, 28)), (2026, 11, 28));
+        assert_eq!(civil_from_days(days_from_civil(2024, 2, 30)), (2024, 3, 1));
+        assert_eq!(civil_from_days(days_from_civil(2026, 0, 15)), (2025, 12, 15));
+        // ISO weeks: 2021-01-03 is in 2020-W53, 2021-01-04 starts 2021-W01,
+        // 2024-12-30 is in 2025-W01.
+        assert_eq!(iso_week(days_from_civil(2021, 1, 3)), (2020, 53));
+        assert_eq!(iso_week(days_from_civil(2021, 1, 4)), (2021, 1));
+        assert_eq!(iso_week(days_from_civil(2024, 12, 30)), (2025, 1));
+        assert_eq!(iso_week(days_from_civil(2026, 11, 28)), (2026, 48));
+        // Go's AddDate normalization: 2026-03-31 minus one month is 2026-03-03.
+        let d = CalendarDuration {
+            months: 1,
+            ..Default::default()
+        };
+        assert_eq!(minus(at(2026, 3, 31, 0, 0), &d), at(2026, 3, 3, 0, 0));
+    }
+
+    #[test]
+    fn durations_parse_like_restic() {
+        let d: CalendarDuration = "1y5m7d2h".parse().unwrap();
+        assert_eq!((d.years, d.months, d.days, d.hours), (1, 5, 7, 2));
+        assert!("5x".parse::<CalendarDuration>().is_err());
+        assert!("7".parse::<CalendarDuration>().is_err());
+        assert!("".parse::<CalendarDuration>().is_err());
+    }
+
+    /// Snapshots every 6 hours over 10 days, newest first in the table.
+    fn six_hourly() -> Vec<i64> {
+        (0..40).map(|i| at(2026, 11, 28, 18, 0) - i * 6 * 3600).collect()
+    }
+
+    #[test]
+    fn keep_policies_match_restics_documented_behaviour() {
+        let t = six_hourly();
+        let table: Vec<(Policy, Vec<usize>)> = vec![
+            // The empty policy keeps everything.
+            (Policy::default(), (0..40).collect()),
+            // keep-last 3: the three newest.
+            (
+                Policy {
+                    last: 3,
+                    ..Default::default()
+                },
+                vec![0, 1, 2],
+            ),
+            // keep-daily 3: the newest of each of the last 3 days (18:00).
+            (
+                Policy {
+                    daily: 3,
+                    ..Default::default()
+                },
+                vec![0, 4, 8],
+            ),
+            // keep-hourly 5: every snapshot is its own hour.
+            (
+                Policy {
+                    hourly: 5,
+                    ..Default::default()
+                },
+                vec![0, 1, 2, 3, 4],
+            ),
+            // keep-daily 100 with only 10 days: one per day, and the oldest
+            // snapshot too (not enough periods).
+            (
+                Policy {
+                    daily: 100,
+                    ..Default::default()
+                },
+                vec![0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 39],
+            ),
+            // keep-daily unlimited: one per day, plus the oldest.
+            (
+                Policy {
+                    daily: -1,
+                    ..Default::default()
+                },
+                vec![0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 39],
+            ),
+            // keep-weekly 2: 2026-11-28 is a Saturday of week 48; the newest
+            // of week 47 is Sunday 2026-11-22 18:00 (index 24).
+            (
+                Policy {
+                    weekly: 2,
+                    ..Default::default()
+                },
+                vec![0, 24],
+            ),
+            // keep-within 2d: newer than 2 days before the newest snapshot
+            // (strictly), so 18:00 two days earlier is not kept.
+            (
+                Policy {
+                    within: Some(CalendarDuration {
+                        days: 2,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                (0..8).collect(),
+            ),
+            // Rules add up: last 2 + daily 2.
+            (
+                Policy {
+                    last: 2,
+                    daily: 2,
+                    ..Default::default()
+                },
+                vec![0, 1, 4],
+            ),
+            // keep-monthly 1 and keep-yearly 1: the newest only.
+            (
+                Policy {
+                    monthly: 1,
+                    yearly: 1,
+                    ..Default::default()
+                },
+                vec![0],
+            ),
+        ];
+        for (p, want) in table {
+            assert_eq!(run(&t, &p), want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn monthly_and_yearly_buckets_cross_year_boundaries() {
+        let t = vec![
+            at(2026, 1, 2, 0, 0),
+            at(2025, 12, 31, 23, 0),
+            at(2025, 12, 1, 0, 0),
+            at(2025, 11, 30, 0, 0),
+            at(2024, 6, 1, 0, 0),
+        ];
+        let p = Policy {
+            monthly: 3,
+            ..Default::default()
+        };
+        assert_eq!(run(&t, &p), vec![0, 1, 3]);
+        let p = Policy {
+            yearly: 5,
+            ..Default::default()
+        };
+        assert_eq!(run(&t, &p), vec![0, 1, 4]);
+    }
+
+    #[test]
+    fn tags_keep_without_counting() {
+        let t = six_hourly();
+        let mut cands: Vec<Candidate> = t
+            .iter()
+            .map(|&x| Candidate {
+                id: Id::hash(b"s"),
+                time: x,
+                tags: Vec::new(),
+            })
+            .collect();
+        cands[30].tags.push("release".into());
+        let p = Policy {
+            last: 1,
+            tags: vec!["release".into()],
+            ..Default::default()
+        };
+        let kept: Vec<usize> = apply(&cands, &p)
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, vec![0, 30]);
+    }
+}
