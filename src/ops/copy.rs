@@ -16,7 +16,7 @@
 //! is indexed before its snapshot file is written; a killed copy leaves at
 //! most unindexed packs (prune removes them) and a rerun continues.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -31,6 +31,9 @@ use crate::repo::pack::BlobType;
 use crate::repo::snapshot::Snapshot;
 use crate::repo::tree::Tree;
 use crate::repo::writer::SaveSession;
+
+/// Chunks read ahead of the one being stored.
+const READ_AHEAD: usize = 4;
 
 /// What `copy` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -95,6 +98,54 @@ impl Copier<'_> {
             .filter(|d| self.fresh.contains(d) || self.dst.index().contains(d))
     }
 
+    /// Maps a node's chunk list to destination ids, copying the chunks the
+    /// destination lacks: reads (decrypt, decompress) run a few chunks
+    /// ahead on other workers, and re-hashing, compression and sealing run
+    /// on the session's CPU pool; ids come back in order.
+    async fn chunks(&mut self, session: &mut SaveSession, content: &mut [Id]) -> Result<()> {
+        let missing: Vec<usize> = (0..content.len())
+            .filter(|&i| content.get(i).is_some_and(|c| self.known(c).is_none()))
+            .collect();
+        let mut ahead = VecDeque::new();
+        let mut queue = missing.iter().copied();
+        loop {
+            while ahead.len() < READ_AHEAD {
+                let Some(i) = queue.next() else { break };
+                let Some(c) = content.get(i).copied() else {
+                    continue;
+                };
+                let src = self.src.clone();
+                ahead.push_back((i, tokio::spawn(async move { src.read_blob(&c).await })));
+            }
+            let Some((i, h)) = ahead.pop_front() else { break };
+            let plain = h
+                .await
+                .map_err(|e| crate::Error::Internal(format!("reading a chunk: {e}")))??;
+            self.rep.blobs_read += 1;
+            self.rep.bytes_read += plain.len() as u64;
+            self.progress.inc(plain.len() as u64);
+            session.submit(i as u64, bytes::Bytes::from(plain)).await?;
+        }
+        let copied: HashMap<usize, Id> = session
+            .drain()
+            .await?
+            .into_iter()
+            .map(|(i, d)| (i as usize, d))
+            .collect();
+        for (i, c) in content.iter_mut().enumerate() {
+            let d = match copied.get(&i) {
+                Some(d) => *d,
+                None => self
+                    .known(c)
+                    .ok_or_else(|| crate::Error::Internal(format!("chunk {} was not copied", c.short())))?,
+            };
+            self.map.insert(*c, d);
+            self.fresh.insert(d);
+            *c = d;
+        }
+        Ok(())
+    }
+
     /// Copies a tree and everything below it; returns its destination id.
     fn tree<'s>(
         &'s mut self,
@@ -107,21 +158,7 @@ impl Copier<'_> {
             }
             let mut t: Tree = self.src.load_tree(&id).await?;
             for node in &mut t.nodes {
-                for c in &mut node.content {
-                    *c = match self.known(c) {
-                        Some(d) => d,
-                        None => {
-                            let plain = self.src.read_blob(c).await?;
-                            self.rep.blobs_read += 1;
-                            self.rep.bytes_read += plain.len() as u64;
-                            self.progress.inc(plain.len() as u64);
-                            let d = session.save_blob(BlobType::Data, plain).await?;
-                            self.map.insert(*c, d);
-                            self.fresh.insert(d);
-                            d
-                        }
-                    };
-                }
+                self.chunks(session, &mut node.content).await?;
                 if let Some(sub) = node.subtree {
                     node.subtree = Some(self.tree(session, sub).await?);
                 }
