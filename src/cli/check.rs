@@ -38,7 +38,8 @@ pub async fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         subset_percent: subset,
     };
     let bar = ctx.out.progress();
-    let rep = check(&repo, &opts, &bar).await?;
+    // A shared lock: a prune cannot change the repository under the check.
+    let rep = kvault::ops::with_lock(&repo, false, || check(&repo, &opts, &bar)).await?;
     if !ctx.out.json {
         for n in &rep.notes {
             ctx.out.note(&format!("note: {n}"));

@@ -306,3 +306,56 @@ async fn a_kafka_snapshot_copied_to_s3_restores_equal_to_the_source() {
     let g = res.groups.iter().find(|g| g.group == group).unwrap();
     assert_eq!(g.target_offset, Some(40));
 }
+
+#[tokio::test]
+async fn records_kafka_deleted_are_freed_once_no_snapshot_holds_them() {
+    use crate::kafka::*;
+    use crate::kafka_restore::snap_opts;
+    let b = source();
+    let topic = unique("ret-prune");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    produce_events(&b, &topic, 1, 20_000);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let so = snap_opts(&b, &topic, "none");
+    let s1 = kvault::ops::snapshot::snapshot(&repo, &so, &NoProgress)
+        .await
+        .unwrap();
+    // Kafka deletes the first 15,000 records; the next snapshot no longer
+    // references them, but the first still does.
+    delete_records(&b, &topic, 0, 15_000).await;
+    let s2 = kvault::ops::snapshot::snapshot(&repo, &so, &NoProgress)
+        .await
+        .unwrap();
+    let kept = prune(&repo, &all_repacked(), &NoProgress).await.unwrap();
+    assert_eq!(
+        kept.bytes_freed, 0,
+        "the first snapshot still needs them: {kept:?}"
+    );
+    forget(&repo, &forget_ids(&[s1.snapshot])).await.unwrap();
+    let r = prune(&repo, &all_repacked(), &NoProgress).await.unwrap();
+    assert!(r.blobs_removed > 0 && r.bytes_freed > 0, "{r:?}");
+    assert_clean(&repo, true).await;
+    let m = kvault::ops::manifest::load(&repo, &repo.load_snapshot(&s2.snapshot).await.unwrap().tree, true)
+        .await
+        .unwrap();
+    let p = &m.topics[&topic].partitions[&0];
+    let mut n = 0u64;
+    let mut f = |o: i64, _r: kvault::kafka::record::Record| {
+        assert!(o >= 15_000);
+        n += 1;
+        Ok(())
+    };
+    kvault::ops::dump::for_each_record(
+        &repo,
+        "t/0",
+        p,
+        &kvault::ops::dump::RecordFilter {
+            from_offset: Some(p.meta.log_start),
+            ..Default::default()
+        },
+        &mut f,
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 5_000);
+}
