@@ -207,7 +207,6 @@ pub async fn prune_locked(
                 used_b += u64::from(e.stored_len);
             } else {
                 unused_b += u64::from(e.stored_len);
-                rep.blobs_removed += 1;
             }
         }
         if used_n == 0 {
@@ -239,6 +238,21 @@ pub async fn prune_locked(
         }
     }
     rep.unused_bytes_left = unused_left;
+    // Entries of the packs that go, less the used blobs moved out of them.
+    let count = |set: &[Id]| -> usize {
+        set.iter()
+            .filter_map(|p| packs.get(p))
+            .map(|p| p.blobs.len())
+            .sum()
+    };
+    let moved_n: usize = partial
+        .iter()
+        .filter(|x| repack.contains(&x.0))
+        .filter_map(|x| packs.get(&x.0))
+        .flat_map(|p| &p.blobs)
+        .filter(|(e, _)| used.contains(&e.id))
+        .count();
+    rep.blobs_removed = (count(&delete) + count(&repack)).saturating_sub(moved_n);
     rep.packs_deleted = delete.len();
     rep.packs_repacked = repack.len();
     let unindexed: Vec<Id> = {
@@ -263,6 +277,13 @@ pub async fn prune_locked(
                     .sum(),
             );
         rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
+        return Ok(rep);
+    }
+
+    let lingering = old_files.iter().any(|id| superseded.contains(id));
+    if delete.is_empty() && repack.is_empty() && unindexed.is_empty() && !lingering {
+        // Nothing to free: leave the index as it is.
+        rep.bytes_after = rep.bytes_before;
         return Ok(rep);
     }
 
