@@ -259,6 +259,8 @@ pub async fn run_copy(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
     let src = kvault::ops::open(&a.from_repo, &storage, &src_pw).await?;
     let dst_pw = password::repository_password(&ctx.global, false)?;
     let dst = kvault::ops::open(&dst_loc, &storage, &dst_pw).await?;
+    ctx.lock_wait(&src);
+    ctx.lock_wait(&dst);
     let mut ids = Vec::new();
     for s in &a.snapshots {
         ids.push(src.find_id(kvault::repo::SNAPSHOTS_DIR, s).await?);

@@ -55,6 +55,9 @@ pub struct GlobalArgs {
     /// Never draw progress bars.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Wait up to this long (e.g. 10m) for a conflicting lock to go, instead of failing at once.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    retry_lock: Option<std::time::Duration>,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -224,7 +227,16 @@ impl Ctx {
     async fn open(&self) -> Result<Repository> {
         let loc = self.location()?;
         let pw = password::repository_password(&self.global, false)?;
-        Ok(kvault::ops::open(loc, &self.global.storage.options(), &pw).await?)
+        let repo = kvault::ops::open(loc, &self.global.storage.options(), &pw).await?;
+        self.lock_wait(&repo);
+        Ok(repo)
+    }
+
+    /// Applies `--retry-lock` to a repository.
+    fn lock_wait(&self, repo: &Repository) {
+        if let Some(d) = self.global.retry_lock {
+            repo.set_lock_wait(d);
+        }
     }
 }
 

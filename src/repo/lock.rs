@@ -133,14 +133,18 @@ impl RepoLock {
     /// # Errors
     /// [`Error::Locked`] naming the holder of a conflicting lock.
     pub async fn acquire(repo: &Repository, exclusive: bool) -> Result<RepoLock> {
-        if let Some(who) = conflict(repo, exclusive, None).await? {
-            return Err(Error::Locked(who));
-        }
-        let id = write_lock(repo, exclusive).await?;
-        if let Some(who) = conflict(repo, exclusive, Some(id)).await? {
-            let _ = repo.backend().remove(&format!("{LOCKS_DIR}/{id}")).await;
-            return Err(Error::Locked(who));
-        }
+        // With a lock wait (`--retry-lock`), retry conflicts until it runs out.
+        let deadline = std::time::Instant::now() + repo.lock_wait();
+        let mut pause = std::time::Duration::from_millis(100);
+        let id = loop {
+            match try_lock(repo, exclusive).await {
+                Err(Error::Locked(_)) if std::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(10));
+                }
+                r => break r?,
+            }
+        };
         let current = Arc::new(Mutex::new(id));
         let (r, c) = (repo.clone(), current.clone());
         let refresher = tokio::spawn(async move {
@@ -183,6 +187,19 @@ impl Drop for RepoLock {
     fn drop(&mut self) {
         self.refresher.abort();
     }
+}
+
+/// One attempt: check, write, check again (removing ours on a conflict).
+async fn try_lock(repo: &Repository, exclusive: bool) -> Result<Id> {
+    if let Some(who) = conflict(repo, exclusive, None).await? {
+        return Err(Error::Locked(who));
+    }
+    let id = write_lock(repo, exclusive).await?;
+    if let Some(who) = conflict(repo, exclusive, Some(id)).await? {
+        let _ = repo.backend().remove(&format!("{LOCKS_DIR}/{id}")).await;
+        return Err(Error::Locked(who));
+    }
+    Ok(id)
 }
 
 async fn write_lock(repo: &Repository, exclusive: bool) -> Result<Id> {

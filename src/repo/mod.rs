@@ -93,6 +93,9 @@ struct Inner {
     chunker: Chunker,
     key_id: Id,
     index: RwLock<Arc<MasterIndex>>,
+    /// How long lock acquisition retries while a conflicting lock is held
+    /// (milliseconds; 0: fail at once).
+    lock_wait_ms: std::sync::atomic::AtomicU64,
 }
 
 /// An open repository. Cheap to clone; clones share the index.
@@ -212,6 +215,7 @@ impl Repository {
                 chunker,
                 key_id,
                 index: RwLock::new(Arc::new(MasterIndex::default())),
+                lock_wait_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -298,6 +302,20 @@ impl Repository {
     /// The keyed chunker.
     pub fn chunker(&self) -> &Chunker {
         &self.inner.chunker
+    }
+
+    /// Makes lock acquisition retry for up to `wait` while another process
+    /// holds a conflicting lock (`--retry-lock`).
+    pub fn set_lock_wait(&self, wait: std::time::Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .lock_wait_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long lock acquisition retries.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.inner.lock_wait_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The id of the key file that opened the repository.

@@ -364,3 +364,29 @@ async fn records_kafka_deleted_are_freed_once_no_snapshot_holds_them() {
     .unwrap();
     assert_eq!(n, 5_000);
 }
+
+#[tokio::test]
+async fn prune_waits_for_a_snapshot_with_retry_lock_and_fails_at_once_without() {
+    let mem = MemoryBackend::new();
+    let repo = init_on(Arc::new(mem.clone())).await;
+    let [a, _, _] = three(&repo).await;
+    forget(&repo, &forget_ids(&[a.0])).await.unwrap();
+    // Another process (its own Repository) holds a shared lock, as a running snapshot does.
+    let other = Repository::open(Arc::new(mem.clone()), b"pw").await.unwrap();
+    let held = kvault::repo::lock::RepoLock::acquire(&other, false)
+        .await
+        .unwrap();
+    let e = prune(&repo, &all_repacked(), &NoProgress).await.unwrap_err();
+    assert!(matches!(e, kvault::Error::Locked(_)), "{e}");
+    repo.set_lock_wait(std::time::Duration::from_secs(20));
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        held.release().await.unwrap();
+    });
+    let t0 = std::time::Instant::now();
+    let r = prune(&repo, &all_repacked(), &NoProgress).await.unwrap();
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(600));
+    assert!(r.bytes_freed > 0);
+    releaser.await.unwrap();
+    assert_clean(&repo, true).await;
+}
