@@ -597,3 +597,50 @@ fn snapshot_and_prune_at_the_same_time_keep_every_snapshot_restorable() {
         .sum();
     assert_eq!(n, 250_000);
 }
+
+#[test]
+fn kill_9_during_copy_then_rerun_copies_each_snapshot_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    init(&src);
+    init(&dst);
+    let mut data = random_bytes(20_000_000, 41);
+    data.extend_from_slice(&json_events(100_000, 41));
+    let id = put_file(&src, dir.path(), "big", &data);
+    let copy = |dst: &Path| {
+        let mut c = kvault(dst);
+        c.arg("copy")
+            .arg("--from-repo")
+            .arg(&src)
+            .env("KVAULT_FROM_PASSWORD", "pw");
+        c
+    };
+    for delay_ms in [100u64, 300, 600] {
+        let mut child = copy(&dst)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = ok(kvault(&dst).args(["check", "--read-data", "--json"]));
+        let rep = &json_lines(&o)[0];
+        assert_eq!(
+            rep["errors"].as_array().unwrap().len(),
+            0,
+            "after kill at {delay_ms} ms: {rep}"
+        );
+    }
+    ok(copy(&dst).arg("--json"));
+    let o = ok(kvault(&dst).args(["snapshots", "--json"]));
+    let snaps = json_lines(&o);
+    assert_eq!(snaps.len(), 1, "copied once: {snaps:?}");
+    assert_eq!(snaps[0]["snapshot"]["original"].as_str(), Some(id.as_str()));
+    let o = ok(kvault(&dst).args(["get", snaps[0]["id"].as_str().unwrap()]));
+    assert!(o.stdout == data);
+    // Packs of the killed runs are garbage for prune.
+    ok(kvault(&dst).arg("prune"));
+    let o = ok(kvault(&dst).args(["check", "--read-data", "--json"]));
+    assert!(json_lines(&o)[0]["notes"].as_array().unwrap().is_empty());
+}
