@@ -58,10 +58,14 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
             .join("kvault/restore"),
     };
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let key = format!(
+    let mut key = format!(
         "{snapshot}|{:?}|{}|{:?}|{:?}|{}",
         opts.at, opts.kafka.brokers, opts.topics, opts.rename, opts.prefix
     );
+    // A different record set: a different restore.
+    if opts.no_compact {
+        key.push_str("|no-compact");
+    }
     Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
 }
 
