@@ -75,3 +75,20 @@ impl Backend for Sink {
         self.0.remove(path).await
     }
 }
+
+/// Waits for a child process, sampling its peak RSS (VmHWM) from /proc
+/// every 10 ms; returns (peak MiB, output).
+pub fn wait_sampling_rss(mut child: std::process::Child) -> std::io::Result<(f64, std::process::Output)> {
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0f64;
+    while child.try_wait().ok().flatten().is_none() {
+        if let Ok(st) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = st.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+                peak_kib = peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output()?;
+    Ok((peak_kib / 1024.0, out))
+}

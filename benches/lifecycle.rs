@@ -23,7 +23,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn env(k: &str) -> String {
     std::env::var(k)
@@ -45,25 +45,10 @@ fn timed(args: &[&str], extra_env: &[(&str, &str)]) -> (f64, f64, String) {
         c.env(k, v);
     }
     let t0 = Instant::now();
-    let mut child = c.spawn().unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0f64;
-    while child.try_wait().unwrap().is_none() {
-        if let Ok(st) = std::fs::read_to_string(&status_path) {
-            if let Some(v) = st.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
-                peak_kib = peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (peak_mib, out) = common::wait_sampling_rss(c.spawn().unwrap()).unwrap();
     let secs = t0.elapsed().as_secs_f64();
-    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "kvault {args:?} failed");
-    (
-        secs,
-        peak_kib / 1024.0,
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
+    (secs, peak_mib, String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 fn put(repo: &Path, file: &Path) -> String {

@@ -14,81 +14,23 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "support/kafka.rs"]
+mod kafka_common;
 
 use std::time::{Duration, Instant};
 
 use kvault::kafka::KafkaOptions;
 use kvault::ops::snapshot::{SnapshotOptions, snapshot};
 use kvault::{NoProgress, Repository};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-fn cfg(b: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", b).set("log_level", "3");
-    c
-}
-
-async fn create(b: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = cfg(b).create().unwrap();
-    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for r in admin.create_topics([&t], &AdminOptions::new()).await.unwrap() {
-        r.unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-}
-
-fn produce_events(b: &str, topic: &str, partitions: i32, bytes: usize) -> (u64, u64) {
-    let p: ThreadedProducer<DefaultProducerContext> = cfg(b)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "262144")
-        .create()
-        .unwrap();
-    let data = common::json_events(64 << 20, 3);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let (mut sent, mut n) = (0u64, 0u64);
-    'outer: for round in 0.. {
-        for line in data.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-            if sent as usize >= bytes {
-                break 'outer;
-            }
-            let key = format!("user-{}", (n * 2_654_435_761) % 100_000);
-            let mut value = line.to_vec();
-            value.extend_from_slice(format!(",\"r\":{round}").as_bytes());
-            let mut rec = BaseRecord::to(topic)
-                .partition((n % partitions as u64) as i32)
-                .key(key.as_bytes())
-                .payload(&value)
-                .timestamp(now - 600_000 + (n / 1000) as i64);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        std::thread::sleep(Duration::from_millis(2));
-                        rec = back;
-                    }
-                }
-            }
-            sent += (key.len() + value.len()) as u64;
-            n += 1;
-        }
-    }
-    p.flush(Duration::from_secs(120)).unwrap();
-    (n, sent)
-}
+use rdkafka::{Offset, TopicPartitionList};
 
 fn raw_consume(b: &str, topic: &str, partitions: i32) -> (u64, u64, f64) {
     // The same fetch settings as kvault's reader gives 4 partitions (src/kafka/source.rs).
-    let c: BaseConsumer = cfg(b)
+    let c: BaseConsumer = kafka_common::cfg(b)
         .set("group.id", "kvault-bench-raw")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -132,9 +74,15 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let id = kvault::Id::random().unwrap().short();
     let topic = format!("bench-events-{id}");
-    rt.block_on(create(&b, &topic, 4));
+    rt.block_on(kafka_common::create(&b, &topic, 4));
     let t0 = Instant::now();
-    let (n, bytes) = produce_events(&b, &topic, 4, mib << 20);
+    let recs = kafka_common::events(4, mib << 20);
+    kafka_common::produce(&b, &topic, &recs, false);
+    let (n, bytes) = (
+        recs.len() as u64,
+        recs.iter().map(|r| (r.1.len() + r.2.len()) as u64).sum::<u64>(),
+    );
+    drop(recs);
     println!(
         "produced {n} records, {:.0} MiB of keys+values in {:.1} s",
         bytes as f64 / 1048576.0,
@@ -170,21 +118,11 @@ fn main() {
             .success()
     );
     let s0 = Instant::now();
-    let mut child = run(&[
+    let child = run(&[
         "snapshot", "-b", &b, "--topic", &topic, "--group", "none", "--json",
     ]);
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0f64;
-    while child.try_wait().unwrap().is_none() {
-        if let Ok(st) = std::fs::read_to_string(&status_path) {
-            if let Some(v) = st.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
-                peak_kib = peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (peak_mib, out) = common::wait_sampling_rss(child).unwrap();
     let ssecs = s0.elapsed().as_secs_f64();
-    let out = child.wait_with_output().unwrap();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let snap = rbytes as f64 / ssecs / 1e6;
     println!(
@@ -193,7 +131,7 @@ fn main() {
         ssecs,
         snap / raw,
         r["new_bytes_stored"].as_f64().unwrap_or(0.0) / 1048576.0,
-        peak_kib / 1024.0
+        peak_mib
     );
     assert_eq!(r["records_read"].as_u64(), Some(n));
     let backend = kvault::open_backend(loc.to_str().unwrap(), &Default::default()).unwrap();
@@ -202,8 +140,8 @@ fn main() {
     // An unchanged cluster of 1,000 partitions.
     let many: Vec<String> = (0..10).map(|i| format!("bench-many-{id}-{i}")).collect();
     for t in &many {
-        rt.block_on(create(&b, t, 100));
-        let p: ThreadedProducer<DefaultProducerContext> = cfg(&b).create().unwrap();
+        rt.block_on(kafka_common::create(&b, t, 100));
+        let p: ThreadedProducer<DefaultProducerContext> = kafka_common::cfg(&b).create().unwrap();
         for part in 0..100 {
             p.send(BaseRecord::<[u8], [u8]>::to(t).partition(part).payload(b"x"))
                 .unwrap();

@@ -33,7 +33,7 @@ use super::dump::for_each_record;
 use super::manifest::{self, KAFKA_KIND, Manifest};
 use super::progress::{Progress, Unit};
 use super::restore_log::{SelectOptions, Selection, first_newer, select};
-use super::restore_state::{ResumeState, stable_end, state_file};
+use super::restore_state::{ResumeState, end_offsets, state_file};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::kafka::admin::metadata_consumer;
@@ -402,9 +402,19 @@ async fn restore_locked(
         )));
     }
     let mut already: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for pp in &mut res.partitions {
+    let parts: Vec<(String, i32)> = res
+        .partitions
+        .iter()
+        .map(|pp| (pp.target_topic.clone(), pp.partition))
+        .collect();
+    // Only a rerun can have its own records still landing: then wait until
+    // every end stops moving (one pause for all partitions).
+    let rerun = parts
+        .iter()
+        .any(|(t, p)| state.starts.contains_key(&format!("{t}/{p}")));
+    let ends = end_offsets(&probe, &opts.kafka, &parts, rerun).await?;
+    for (pp, end) in res.partitions.iter_mut().zip(ends) {
         let key = format!("{}/{}", pp.target_topic, pp.partition);
-        let end = stable_end(&probe, &opts.kafka, &pp.target_topic, pp.partition).await?;
         let start = *state.starts.entry(key).or_insert(end);
         let done = (end - start).clamp(0, pp.records as i64);
         pp.target_start = Some(start);

@@ -69,24 +69,46 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
     Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
 }
 
-/// The end offset of a partition once it stops moving (a killed run's last
-/// produce requests may still be landing).
-pub(crate) async fn stable_end(c: &BaseConsumer, k: &KafkaOptions, topic: &str, p: i32) -> Result<i64> {
-    let get = || {
-        c.fetch_watermarks(topic, p, k.timeout())
-            .map(|w| w.1)
-            .map_err(|e| Error::Invalid(format!("offsets of {topic}/{p}: {e}")))
+/// The end offsets of target partitions; with `stable`, once none of them
+/// moves for 250 ms (a killed run's last produce requests may still be
+/// landing), checking every partition each round.
+pub(crate) async fn end_offsets(
+    c: &BaseConsumer,
+    k: &KafkaOptions,
+    parts: &[(String, i32)],
+    stable: bool,
+) -> Result<Vec<i64>> {
+    let get = || -> Result<Vec<i64>> {
+        parts
+            .iter()
+            .map(|(topic, p)| {
+                c.fetch_watermarks(topic, *p, k.timeout())
+                    .map(|w| w.1)
+                    .map_err(|e| Error::Invalid(format!("offsets of {topic}/{p}: {e}")))
+            })
+            .collect()
     };
     let mut last = get()?;
+    if !stable {
+        return Ok(last);
+    }
+    let mut moving = Vec::new();
     for _ in 0..20 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         let now = get()?;
-        if now == last {
+        moving = parts
+            .iter()
+            .zip(now.iter().zip(&last))
+            .filter(|(_, (a, b))| a != b)
+            .map(|((t, p), _)| format!("{t}/{p}"))
+            .collect();
+        if moving.is_empty() {
             return Ok(now);
         }
         last = now;
     }
     Err(Error::Invalid(format!(
-        "{topic}/{p} keeps growing: something else is writing to the restore target"
+        "the end of {} keeps growing: something else is writing to the restore target",
+        moving.join(", ")
     )))
 }

@@ -63,6 +63,22 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs `c`, kills it (SIGKILL) after `delay_ms`, then `check --read-data`
+/// of `repo` must find no error.
+fn kill_after_then_check(c: &mut Command, delay_ms: u64, repo: &Path) {
+    let mut child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let o = ok(kvault(repo).args(["check", "--read-data", "--json"]));
+    let rep = &json_lines(&o)[0];
+    assert_eq!(
+        rep["errors"].as_array().unwrap().len(),
+        0,
+        "after kill at {delay_ms} ms: {rep}"
+    );
+}
+
 #[test]
 fn put_get_list_check_stats_cat_with_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,23 +274,7 @@ fn kill_9_during_put_then_check_passes_and_put_completes() {
     std::fs::write(&input, &data).unwrap();
 
     for delay_ms in [150u64, 400, 700, 1100] {
-        let mut child = kvault(&repo)
-            .arg("put")
-            .arg(&input)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
-        let rep = &json_lines(&o)[0];
-        assert_eq!(
-            rep["errors"].as_array().unwrap().len(),
-            0,
-            "after kill at {delay_ms} ms: {rep}"
-        );
+        kill_after_then_check(kvault(&repo).arg("put").arg(&input), delay_ms, &repo);
     }
     // The dead process's lock is stale: the next run needs no unlock.
     let o = ok(kvault(&repo).arg("put").arg(&input).arg("--json"));
@@ -295,20 +295,10 @@ fn kill_9_during_a_kafka_snapshot_then_rerun_completes() {
     let repo = dir.path().join("repo");
     init(&repo);
     for delay_ms in [300u64, 900] {
-        let mut child = kvault(&repo)
-            .args(["snapshot", "-b", &b, "--topic", &topic])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
-        assert_eq!(
-            json_lines(&o)[0]["errors"].as_array().unwrap().len(),
-            0,
-            "after kill at {delay_ms} ms"
+        kill_after_then_check(
+            kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic]),
+            delay_ms,
+            &repo,
         );
     }
     let o = ok(kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic, "--json"]));
@@ -427,21 +417,10 @@ fn kill_9_during_prune_then_check_passes_and_prune_completes() {
     let o = ok(kvault(&repo).args(["forget", &sa, &sc, "--json"]));
     assert_eq!(json_lines(&o)[0]["removed"].as_array().unwrap().len(), 2);
     for delay_ms in [30u64, 120, 300, 600] {
-        let mut child = kvault(&repo)
-            .args(["prune", "--max-unused", "0%"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
-        let rep = &json_lines(&o)[0];
-        assert_eq!(
-            rep["errors"].as_array().unwrap().len(),
-            0,
-            "after kill at {delay_ms} ms: {rep}"
+        kill_after_then_check(
+            kvault(&repo).args(["prune", "--max-unused", "0%"]),
+            delay_ms,
+            &repo,
         );
         let o = ok(kvault(&repo).args(["get", &sb]));
         assert!(o.stdout == b, "snapshot B differs after a kill at {delay_ms} ms");
@@ -616,21 +595,7 @@ fn kill_9_during_copy_then_rerun_copies_each_snapshot_once() {
         c
     };
     for delay_ms in [100u64, 300, 600] {
-        let mut child = copy(&dst)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let o = ok(kvault(&dst).args(["check", "--read-data", "--json"]));
-        let rep = &json_lines(&o)[0];
-        assert_eq!(
-            rep["errors"].as_array().unwrap().len(),
-            0,
-            "after kill at {delay_ms} ms: {rep}"
-        );
+        kill_after_then_check(&mut copy(&dst), delay_ms, &dst);
     }
     ok(copy(&dst).arg("--json"));
     let o = ok(kvault(&dst).args(["snapshots", "--json"]));
