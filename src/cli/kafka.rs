@@ -95,13 +95,7 @@ async fn load_kafka(
     let repo = ctx.open().await?;
     let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, snap).await?;
     let s = repo.load_snapshot(&id).await?;
-    if s.kind != kvault::ops::manifest::KAFKA_KIND {
-        anyhow::bail!(
-            "snapshot {} is a {} snapshot, not a Kafka snapshot",
-            id.short(),
-            s.kind
-        );
-    }
+    s.expect_kind(&id, kvault::ops::manifest::KAFKA_KIND, "a Kafka snapshot")?;
     repo.load_index().await?;
     let m = kvault::ops::manifest::load(&repo, &s.tree, segments).await?;
     Ok((repo, id, m))

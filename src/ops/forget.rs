@@ -343,9 +343,7 @@ async fn topics_of(repo: &Repository, s: &Snapshot) -> Result<String> {
 }
 
 fn seconds(s: &Snapshot) -> i64 {
-    s.system_time()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64)
+    s.unix_ms().div_euclid(1000)
 }
 
 /// Applies the policy (and explicit ids) and removes the snapshot files

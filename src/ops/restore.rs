@@ -169,13 +169,7 @@ async fn restore_locked(
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
     let snap = repo.load_snapshot(snapshot).await?;
-    if snap.kind != KAFKA_KIND {
-        return Err(Error::Invalid(format!(
-            "snapshot {} is a {} snapshot, not a Kafka snapshot",
-            snapshot.short(),
-            snap.kind
-        )));
-    }
+    snap.expect_kind(snapshot, KAFKA_KIND, "a Kafka snapshot")?;
     repo.load_index().await?;
     let mut res = RestoreResult {
         snapshot: Some(*snapshot),
@@ -200,11 +194,7 @@ async fn restore_locked(
     }
     let sel_opts = SelectOptions {
         at: opts.at,
-        now: opts.at.unwrap_or_else(|| {
-            snap.system_time()
-                .and_then(|x| x.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as i64)
-        }),
+        now: opts.at.unwrap_or_else(|| snap.unix_ms()),
         compact: !opts.no_compact,
     };
     let mut sel_of: BTreeMap<(String, i32), Selection> = BTreeMap::new();
@@ -525,16 +515,11 @@ async fn as_of(
         .into_iter()
         .filter(|(_, s)| s.kind == KAFKA_KIND && s.source == cluster)
         .collect();
-    let ms = |s: &crate::repo::snapshot::Snapshot| {
-        s.system_time()
-            .and_then(|x| x.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64)
-    };
-    let base_idx = snaps.iter().rposition(|(_, s)| ms(s) <= t).unwrap_or(0);
+    let base_idx = snaps.iter().rposition(|(_, s)| s.unix_ms() <= t).unwrap_or(0);
     let (base_id, base) = snaps
         .get(base_idx)
         .ok_or_else(|| Error::NotFound(format!("a snapshot of cluster {cluster}")))?;
-    if ms(base) > t {
+    if base.unix_ms() > t {
         res.warnings.push(format!(
             "no snapshot of cluster {cluster} at or before the requested time; using the earliest ({}) for settings and groups",
             base_id.short()

@@ -130,13 +130,7 @@ pub async fn get<W: AsyncWrite + Unpin>(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let snap = repo.load_snapshot(snapshot).await?;
-    if snap.kind != STREAM_KIND {
-        return Err(Error::Invalid(format!(
-            "snapshot {} is a {} snapshot, not a stream",
-            snapshot.short(),
-            snap.kind
-        )));
-    }
+    snap.expect_kind(snapshot, STREAM_KIND, "a stream")?;
     repo.load_index().await?;
     let tree = repo.load_tree(&snap.tree).await?;
     let node = tree

@@ -89,4 +89,27 @@ impl Snapshot {
     pub fn system_time(&self) -> Option<std::time::SystemTime> {
         humantime::parse_rfc3339_weak(&self.time).ok()
     }
+
+    /// The time in milliseconds since the Unix epoch (0 if it does not parse).
+    pub fn unix_ms(&self) -> i64 {
+        self.system_time()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Fails unless the snapshot is of `kind`; `what` names the kind for
+    /// the message ("a Kafka snapshot", "a stream").
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the snapshot and its kind.
+    pub fn expect_kind(&self, id: &Id, kind: &str, what: &str) -> Result<()> {
+        if self.kind == kind {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "snapshot {} is a {} snapshot, not {what}",
+            id.short(),
+            self.kind
+        )))
+    }
 }

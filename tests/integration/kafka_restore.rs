@@ -242,15 +242,7 @@ async fn restore_at_a_time_cuts_the_log_and_takes_the_groups_of_that_time() {
     let repo = init_on(Arc::new(MemoryBackend::new())).await;
     let so = snap_opts(&b, &topic, &group);
     let s1 = snapshot(&repo, &so, &NoProgress).await.unwrap();
-    let s1_ms = repo
-        .load_snapshot(&s1.snapshot)
-        .await
-        .unwrap()
-        .system_time()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let s1_ms = repo.load_snapshot(&s1.snapshot).await.unwrap().unix_ms();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let batch_b: Vec<(i32, Record)> = (0..60)
         .map(|i| {
