@@ -140,10 +140,7 @@ async fn for_each_in_segment(
             "segment chunk list and chunk metadata differ",
         ));
     }
-    let mut offsets = seg.meta.runs.offsets();
-    for (id, cm) in seg.chunks.iter().zip(&seg.meta.chunks) {
-        let n = cm.records().max(0) as usize;
-        let chunk_offsets: Vec<i64> = offsets.by_ref().take(n).collect();
+    for (id, cm, chunk_offsets) in seg.chunks_with_offsets() {
         let (Some(first), Some(last)) = (chunk_offsets.first().copied(), chunk_offsets.last().copied())
         else {
             continue;

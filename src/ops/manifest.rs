@@ -102,6 +102,18 @@ pub struct Segment {
     pub size: u64,
 }
 
+impl Segment {
+    /// Each chunk with its metadata and the source offsets of its records
+    /// (taken from the segment's runs, in order).
+    pub fn chunks_with_offsets(&self) -> impl Iterator<Item = (&Id, &ChunkMeta, Vec<i64>)> + '_ {
+        let mut offsets = self.meta.runs.offsets();
+        self.chunks.iter().zip(&self.meta.chunks).map(move |(id, cm)| {
+            let n = usize::try_from(cm.records()).unwrap_or(0);
+            (id, cm, offsets.by_ref().take(n).collect())
+        })
+    }
+}
+
 /// A partition with its segments.
 #[derive(Debug, Clone)]
 pub struct Partition {

@@ -183,15 +183,8 @@ fn size_retention_start(
     let index = repo.index();
     let mut chunks = Vec::new();
     for seg in &p.segments {
-        let mut offsets = seg.meta.runs.offsets();
-        for (id, cm) in seg.chunks.iter().zip(&seg.meta.chunks) {
-            let n = cm.records().max(0) as usize;
-            let (first, last) = {
-                let mut it = offsets.by_ref().take(n);
-                let first = it.next();
-                (first, it.last().or(first))
-            };
-            let (Some(first), Some(last)) = (first, last) else {
+        for (id, _, chunk_offsets) in seg.chunks_with_offsets() {
+            let (Some(&first), Some(&last)) = (chunk_offsets.first(), chunk_offsets.last()) else {
                 continue;
             };
             if last < start || first >= end {
@@ -222,9 +215,7 @@ fn size_retention_start(
 /// Unreadable or corrupt chunks.
 pub async fn first_newer(repo: &Repository, what: &str, p: &Partition, t: i64) -> Result<Option<i64>> {
     for seg in &p.segments {
-        let mut offsets = seg.meta.runs.offsets();
-        for (id, cm) in seg.chunks.iter().zip(&seg.meta.chunks) {
-            let chunk_offsets: Vec<i64> = offsets.by_ref().take(cm.records().max(0) as usize).collect();
+        for (id, cm, chunk_offsets) in seg.chunks_with_offsets() {
             if cm.max_ts() <= t {
                 continue;
             }
