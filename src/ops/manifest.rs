@@ -166,18 +166,11 @@ pub async fn load(repo: &Repository, root: &Id, segments: bool) -> Result<Manife
             if let Some(pt) = tn.subtree {
                 for pn in repo.load_tree(&pt).await?.nodes {
                     let pm: PartitionMeta = from_meta(&pn)?;
-                    let mut segs = Vec::new();
-                    if segments {
-                        if let Some(st) = pn.subtree {
-                            for sn in repo.load_tree(&st).await?.nodes {
-                                segs.push(Segment {
-                                    meta: from_meta(&sn)?,
-                                    chunks: sn.content.clone(),
-                                    size: sn.size,
-                                });
-                            }
-                        }
-                    }
+                    let segs = if segments {
+                        load_segments(repo, &pn).await?
+                    } else {
+                        Vec::new()
+                    };
                     partitions.insert(
                         pm.partition,
                         Partition {
