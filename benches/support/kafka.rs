@@ -60,12 +60,7 @@ pub fn events(partitions: i32, bytes: usize) -> Vec<Rec> {
 pub fn produce(b: &str, topic: &str, recs: &[Rec], sink_settings: bool) -> f64 {
     let mut c = cfg(b);
     if sink_settings {
-        c.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "20")
-            .set("batch.size", "1000000")
-            .set("compression.type", "lz4")
-            .set("queue.buffering.max.kbytes", "65536");
+        kvault::kafka::sink::producer_settings(&mut c);
     } else {
         c.set("linger.ms", "20")
             .set("batch.size", "1000000")

@@ -67,19 +67,26 @@ impl std::fmt::Debug for Sink {
     }
 }
 
+/// The producer settings of a restore: idempotent (in order, no duplicates
+/// on retries), acks from all replicas, lz4, 1 MB batches, a 64 MiB queue.
+/// The restore bench's raw-produce baseline uses them too.
+pub fn producer_settings(c: &mut rdkafka::ClientConfig) -> &mut rdkafka::ClientConfig {
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.kbytes", "65536")
+}
+
 impl Sink {
-    /// An idempotent producer (in order, no duplicates on retries).
+    /// An idempotent producer with [`producer_settings`].
     ///
     /// # Errors
     /// Invalid properties.
     pub fn new(opts: &KafkaOptions) -> Result<Sink> {
         let mut c = opts.client_config();
-        c.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "20")
-            .set("batch.size", "1000000")
-            .set("compression.type", "lz4")
-            .set("queue.buffering.max.kbytes", "65536");
+        producer_settings(&mut c);
         let producer = c
             .create_with_context(Checked::default())
             .map_err(|e| Error::Invalid(format!("kafka producer for {}: {e}", opts.brokers)))?;
