@@ -200,6 +200,8 @@ pub async fn prune_locked(
     let (mut keep, mut delete, mut partial) = (Vec::new(), Vec::new(), Vec::new());
     for pid in &ids {
         let Some(p) = packs.get(pid) else { continue };
+        // Blobs kept in this pack: used, and not already kept in an
+        // earlier pack (a duplicate's first copy wins).
         let (mut used_n, mut used_b, mut unused_b) = (0usize, 0u64, 0u64);
         for (e, _) in &p.blobs {
             if used.contains(&e.id) && kept_copy.insert(e.id) {
@@ -211,10 +213,11 @@ pub async fn prune_locked(
         }
         if used_n == 0 {
             delete.push(*pid);
+            rep.blobs_removed += p.blobs.len();
         } else if used_n == p.blobs.len() {
             keep.push((*pid, used_b));
         } else {
-            partial.push((*pid, used_b, unused_b));
+            partial.push((*pid, used_b, unused_b, p.blobs.len() - used_n));
         }
     }
     let used_bytes: u64 = keep.iter().map(|k| k.1).sum::<u64>() + partial.iter().map(|p| p.1).sum::<u64>();
@@ -226,33 +229,21 @@ pub async fn prune_locked(
         let fb = b.2 as f64 / (b.1 + b.2).max(1) as f64;
         fb.total_cmp(&fa).then(a.0.cmp(&b.0))
     });
-    let (mut repack, mut repack_bytes) = (Vec::new(), 0u64);
-    for (pid, u, w) in &partial {
+    // Bytes of used blobs moved into new packs.
+    let (mut repack, mut repack_bytes, mut moved_bytes) = (Vec::new(), 0u64, 0u64);
+    for (pid, u, w, dropped) in &partial {
         let budget_ok = opts.max_repack_bytes.is_none_or(|m| repack_bytes + u + w <= m);
         if unused_left > allowed && budget_ok {
             repack.push(*pid);
             repack_bytes += u + w;
+            moved_bytes += u;
             unused_left -= w;
+            rep.blobs_removed += dropped;
         } else {
             keep.push((*pid, *u));
         }
     }
     rep.unused_bytes_left = unused_left;
-    // Entries of the packs that go, less the used blobs moved out of them.
-    let count = |set: &[Id]| -> usize {
-        set.iter()
-            .filter_map(|p| packs.get(p))
-            .map(|p| p.blobs.len())
-            .sum()
-    };
-    let moved_n: usize = partial
-        .iter()
-        .filter(|x| repack.contains(&x.0))
-        .filter_map(|x| packs.get(&x.0))
-        .flat_map(|p| &p.blobs)
-        .filter(|(e, _)| used.contains(&e.id))
-        .count();
-    rep.blobs_removed = (count(&delete) + count(&repack)).saturating_sub(moved_n);
     rep.packs_deleted = delete.len();
     rep.packs_repacked = repack.len();
     let unindexed: Vec<Id> = {
@@ -268,14 +259,7 @@ pub async fn prune_locked(
     let size_of = |p: &Id| stored.get(p).copied().unwrap_or(0);
     let freed_guess: u64 = delete.iter().chain(&repack).chain(&unindexed).map(size_of).sum();
     if opts.dry_run {
-        rep.bytes_after = rep.bytes_before.saturating_sub(freed_guess)
-            + repack_bytes.saturating_sub(
-                repack
-                    .iter()
-                    .filter_map(|p| partial.iter().find(|x| x.0 == *p))
-                    .map(|x| x.2)
-                    .sum(),
-            );
+        rep.bytes_after = rep.bytes_before.saturating_sub(freed_guess) + moved_bytes;
         rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
         return Ok(rep);
     }
