@@ -294,35 +294,21 @@ async fn restore_locked(
     }
     if opts.dry_run {
         // Predict: existing targets continue at their end, new ones at 0.
-        let k = opts.kafka.clone();
-        let keys: Vec<(String, i32, bool)> = res
+        let present: Vec<(String, i32)> = res
             .partitions
             .iter()
-            .map(|p| {
-                (
-                    p.target_topic.clone(),
-                    p.partition,
-                    existing.contains_key(&p.target_topic),
-                )
-            })
+            .filter(|p| existing.contains_key(&p.target_topic))
+            .map(|p| (p.target_topic.clone(), p.partition))
             .collect();
-        let c = probe.clone();
-        let starts = tokio::task::spawn_blocking(move || -> Result<Vec<i64>> {
-            keys.iter()
-                .map(|(t, p, exists)| {
-                    if !exists {
-                        return Ok(0);
-                    }
-                    c.fetch_watermarks(t, *p, k.timeout())
-                        .map(|w| w.1)
-                        .map_err(|e| Error::Invalid(format!("offsets of {t}/{p}: {e}")))
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-        for (p, s) in res.partitions.iter_mut().zip(starts) {
-            p.target_start = Some(s);
+        let mut ends = end_offsets(&probe, &opts.kafka, &present, false)
+            .await?
+            .into_iter();
+        for p in &mut res.partitions {
+            p.target_start = Some(if existing.contains_key(&p.target_topic) {
+                ends.next().unwrap_or(0)
+            } else {
+                0
+            });
         }
         fill_group_targets(&mut res);
         res.created_topics = to_create.into_iter().map(|t| t.0).collect();

@@ -5,6 +5,7 @@
 //! right offsets; a completed restore is marked so a rerun changes nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -73,29 +74,37 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
 /// moves for 250 ms (a killed run's last produce requests may still be
 /// landing), checking every partition each round.
 pub(crate) async fn end_offsets(
-    c: &BaseConsumer,
+    c: &Arc<BaseConsumer>,
     k: &KafkaOptions,
     parts: &[(String, i32)],
     stable: bool,
 ) -> Result<Vec<i64>> {
-    let get = || -> Result<Vec<i64>> {
-        parts
-            .iter()
-            .map(|(topic, p)| {
-                c.fetch_watermarks(topic, *p, k.timeout())
-                    .map(|w| w.1)
-                    .map_err(|e| Error::Invalid(format!("offsets of {topic}/{p}: {e}")))
+    // Blocking ListOffsets requests, off the async workers.
+    let get = || {
+        let (c, k, parts) = (c.clone(), k.clone(), parts.to_vec());
+        async move {
+            tokio::task::spawn_blocking(move || -> Result<Vec<i64>> {
+                parts
+                    .iter()
+                    .map(|(topic, p)| {
+                        c.fetch_watermarks(topic, *p, k.timeout())
+                            .map(|w| w.1)
+                            .map_err(|e| Error::Invalid(format!("offsets of {topic}/{p}: {e}")))
+                    })
+                    .collect()
             })
-            .collect()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+        }
     };
-    let mut last = get()?;
+    let mut last = get().await?;
     if !stable {
         return Ok(last);
     }
     let mut moving = Vec::new();
     for _ in 0..20 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let now = get()?;
+        let now = get().await?;
         moving = parts
             .iter()
             .zip(now.iter().zip(&last))
