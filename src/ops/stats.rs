@@ -1,11 +1,14 @@
 //! `stats`: how much the snapshots hold, and what they take in storage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::id::Id;
+use crate::repo::index::MasterIndex;
 use crate::repo::{DATA_DIR, Repository};
 
 /// Repository statistics.
@@ -37,6 +40,36 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// The logical bytes below tree `t` (every data blob reference below it,
+/// duplicates counted), reading each distinct tree once; collects every
+/// tree and blob id into `unique`.
+fn tree_logical<'a>(
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    t: Id,
+    memo: &'a mut HashMap<Id, u64>,
+    unique: &'a mut HashSet<Id>,
+) -> Pin<Box<dyn Future<Output = Result<u64>> + Send + 'a>> {
+    Box::pin(async move {
+        if let Some(n) = memo.get(&t) {
+            return Ok(*n);
+        }
+        unique.insert(t);
+        let mut n = 0u64;
+        for node in repo.load_tree(&t).await?.nodes {
+            for b in &node.content {
+                unique.insert(*b);
+                n += index.get(b).map_or(0, |l| u64::from(l.entry.raw_len));
+            }
+            if let Some(st) = node.subtree {
+                n += tree_logical(repo, index, st, memo, unique).await?;
+            }
+        }
+        memo.insert(t, n);
+        Ok(n)
+    })
+}
+
 /// Computes the statistics by walking every snapshot's trees.
 ///
 /// # Errors
@@ -48,28 +81,13 @@ pub async fn stats(repo: &Repository) -> Result<Stats> {
         snapshots: snaps.len(),
         ..Default::default()
     };
+    // Logical size counts every reference: a tree shared by many snapshots
+    // counts once per snapshot. Each distinct tree is read once; its
+    // logical size (content plus subtrees) is remembered.
     let mut unique: HashSet<Id> = HashSet::new();
-    let mut walked: HashSet<Id> = HashSet::new();
+    let mut logical: HashMap<Id, u64> = HashMap::new();
     for (_, snap) in &snaps {
-        // Logical size per snapshot counts every reference, so walk each
-        // snapshot fully; tree blobs themselves count once.
-        let mut stack = vec![snap.tree];
-        while let Some(t) = stack.pop() {
-            unique.insert(t);
-            let tree = repo.load_tree(&t).await?;
-            walked.insert(t);
-            for n in &tree.nodes {
-                if let Some(st) = n.subtree {
-                    stack.push(st);
-                }
-                for b in &n.content {
-                    unique.insert(*b);
-                    if let Some(l) = index.get(b) {
-                        s.logical_bytes += u64::from(l.entry.raw_len);
-                    }
-                }
-            }
-        }
+        s.logical_bytes += tree_logical(repo, &index, snap.tree, &mut logical, &mut unique).await?;
     }
     for b in &unique {
         if let Some(l) = index.get(b) {
