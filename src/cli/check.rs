@@ -18,20 +18,28 @@ pub struct CheckArgs {
     read_data_subset: Option<String>,
 }
 
-fn parse_percent(s: &str) -> Result<f64> {
+/// Parses `N%` (or `N`) for `flag`; `zero` allows 0%.
+pub(crate) fn parse_percent(flag: &str, s: &str, zero: bool) -> Result<f64> {
     let v: f64 = s
+        .trim()
         .trim_end_matches('%')
         .trim()
         .parse()
-        .map_err(|_| anyhow::anyhow!("--read-data-subset {s:?} is not a percentage like 10%"))?;
-    if !(v > 0.0 && v <= 100.0) {
-        bail!("--read-data-subset {s:?} must be in (0%, 100%]");
+        .map_err(|_| anyhow::anyhow!("{flag} {s:?} is not a percentage like 10%"))?;
+    let low_ok = if zero { v >= 0.0 } else { v > 0.0 };
+    if !(low_ok && v <= 100.0) {
+        let low = if zero { "[0%" } else { "(0%" };
+        bail!("{flag} {s:?} must be in {low}, 100%]");
     }
     Ok(v)
 }
 
 pub async fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
-    let subset = a.read_data_subset.as_deref().map(parse_percent).transpose()?;
+    let subset = a
+        .read_data_subset
+        .as_deref()
+        .map(|s| parse_percent("--read-data-subset", s, false))
+        .transpose()?;
     let repo = ctx.open().await?;
     let opts = CheckOptions {
         read_data: a.read_data || subset.is_some(),

@@ -74,20 +74,7 @@ pub struct PruneArgs {
 
 impl PruneArgs {
     fn options(&self, dry_run: bool) -> Result<PruneOptions> {
-        let p: f64 = self
-            .max_unused
-            .trim()
-            .trim_end_matches('%')
-            .parse()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "--max-unused {:?}: expected a percentage like 5%",
-                    self.max_unused
-                )
-            })?;
-        if !(0.0..=100.0).contains(&p) {
-            anyhow::bail!("--max-unused must be between 0% and 100%");
-        }
+        let p = super::check::parse_percent("--max-unused", &self.max_unused, true)?;
         let max_repack_bytes = self.max_repack_size.as_deref().map(parse_size).transpose()?;
         Ok(PruneOptions {
             max_unused_percent: p,
