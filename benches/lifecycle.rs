@@ -51,6 +51,24 @@ fn timed(args: &[&str], extra_env: &[(&str, &str)]) -> (f64, f64, String) {
     (secs, peak_mib, String::from_utf8_lossy(&out.stdout).to_string())
 }
 
+/// A repository with 16 KiB chunks and 4 MiB packs.
+fn init(repo: &str, password: &str) {
+    timed(
+        &[
+            "-r",
+            repo,
+            "init",
+            "--insecure-fast-kdf",
+            "--chunk-size",
+            "16",
+            "--pack-size",
+            "4",
+            "-q",
+        ],
+        &[("KVAULT_PASSWORD", password)],
+    );
+}
+
 fn put(repo: &Path, file: &Path) -> String {
     let (_, _, out) = timed(
         &[
@@ -77,20 +95,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let r = repo.to_str().unwrap();
-    timed(
-        &[
-            "-r",
-            r,
-            "init",
-            "--insecure-fast-kdf",
-            "--chunk-size",
-            "16",
-            "--pack-size",
-            "4",
-            "-q",
-        ],
-        &[],
-    );
+    init(r, "pw");
     // Snapshot 1: segments x0 y0 x1 y1 ... of 1 MiB (JSON events, then
     // random bytes); snapshot 2: x0 x1 ... only. Forgetting snapshot 1 makes
     // every y chunk garbage, spread over every pack.
@@ -142,20 +147,7 @@ fn main() {
     let bucket = env("KVAULT_TEST_S3_BUCKET");
     let id = kvault::Id::random().unwrap().short();
     let dst = format!("s3://{bucket}/bench-copy-{id}");
-    timed(
-        &[
-            "-r",
-            &dst,
-            "init",
-            "--insecure-fast-kdf",
-            "--chunk-size",
-            "16",
-            "--pack-size",
-            "4",
-            "-q",
-        ],
-        &[("KVAULT_PASSWORD", "other")],
-    );
+    init(&dst, "other");
     let (csecs, crss, out) = timed(
         &["-r", &dst, "copy", "--from-repo", r, "--json"],
         &[("KVAULT_PASSWORD", "other"), ("KVAULT_FROM_PASSWORD", "pw")],
