@@ -58,7 +58,6 @@ struct Copier<'a> {
     dst: &'a Repository,
     map: HashMap<Id, Id>,
     paired: HashSet<Id>,
-    fresh: HashSet<Id>,
     rep: CopyReport,
     progress: &'a dyn Progress,
 }
@@ -91,11 +90,9 @@ impl Copier<'_> {
         })
     }
 
-    fn known(&self, s: &Id) -> Option<Id> {
-        self.map
-            .get(s)
-            .copied()
-            .filter(|d| self.fresh.contains(d) || self.dst.index().contains(d))
+    /// The destination id of source blob `s`, when the destination holds it.
+    fn known(&self, session: &SaveSession, s: &Id) -> Option<Id> {
+        self.map.get(s).copied().filter(|d| session.holds(d))
     }
 
     /// Maps a node's chunk list to destination ids, copying the chunks the
@@ -104,7 +101,7 @@ impl Copier<'_> {
     /// on the session's CPU pool; ids come back in order.
     async fn chunks(&mut self, session: &mut SaveSession, content: &mut [Id]) -> Result<()> {
         let missing: Vec<usize> = (0..content.len())
-            .filter(|&i| content.get(i).is_some_and(|c| self.known(c).is_none()))
+            .filter(|&i| content.get(i).is_some_and(|c| self.known(session, c).is_none()))
             .collect();
         let mut ahead = VecDeque::new();
         let mut queue = missing.iter().copied();
@@ -136,11 +133,10 @@ impl Copier<'_> {
             let d = match copied.get(&i) {
                 Some(d) => *d,
                 None => self
-                    .known(c)
+                    .known(session, c)
                     .ok_or_else(|| crate::Error::Internal(format!("chunk {} was not copied", c.short())))?,
             };
             self.map.insert(*c, d);
-            self.fresh.insert(d);
             *c = d;
         }
         Ok(())
@@ -153,7 +149,7 @@ impl Copier<'_> {
         id: Id,
     ) -> Pin<Box<dyn Future<Output = Result<Id>> + Send + 's>> {
         Box::pin(async move {
-            if let Some(d) = self.known(&id) {
+            if let Some(d) = self.known(session, &id) {
                 return Ok(d);
             }
             let mut t: Tree = self.src.load_tree(&id).await?;
@@ -165,7 +161,6 @@ impl Copier<'_> {
             }
             let d = session.save_blob(BlobType::Tree, t.encode()?).await?;
             self.map.insert(id, d);
-            self.fresh.insert(d);
             Ok(d)
         })
     }
@@ -229,7 +224,6 @@ async fn copy_locked(
         dst,
         map: HashMap::new(),
         paired: HashSet::new(),
-        fresh: HashSet::new(),
         rep: CopyReport::default(),
         progress,
     };

@@ -127,6 +127,12 @@ impl SaveSession {
         }
     }
 
+    /// Whether the repository (as of the session's start) or this session
+    /// already holds blob `id`.
+    pub fn holds(&self, id: &Id) -> bool {
+        self.index.contains(id) || self.claimed.lock().is_ok_and(|c| c.contains(id))
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &SaveStats {
         &self.stats
