@@ -21,6 +21,7 @@
 pub mod backend;
 pub mod error;
 pub mod id;
+pub mod image;
 pub mod kafka;
 pub mod ops;
 pub mod repo;

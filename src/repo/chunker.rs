@@ -70,6 +70,13 @@ impl ChunkerParams {
     }
 }
 
+/// Where [`Chunker::scan`] stopped in a growing chunk.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanState {
+    pos: usize,
+    hash: u64,
+}
+
 /// A keyed FastCDC chunker.
 #[derive(Clone)]
 pub struct Chunker {
@@ -174,6 +181,47 @@ impl Chunker {
         n
     }
 
+    /// Scans a growing chunk for its cut, resuming where the last call
+    /// stopped: `data` is everything since the previous cut (it only grows
+    /// between calls with the same `state`). Returns the chunk's length once
+    /// a cut point is found or `max` bytes are reached — the same cut
+    /// [`Chunker::next_cut`] finds in the complete stream — and `None` while
+    /// the chunk may still grow. Reset `state` after each cut.
+    pub fn scan(&self, state: &mut ScanState, data: &[u8]) -> Option<usize> {
+        let n = data.len().min(self.max);
+        let mut i = state.pos.max(self.min);
+        let mut hash = state.hash;
+        // A u8 index into a 256-entry table is always in bounds.
+        #[allow(clippy::indexing_slicing)]
+        let step = |h: u64, b: u8| (h << 1).wrapping_add(self.gear[b as usize]);
+        if i < self.avg {
+            if let Some(part) = data.get(i..n.min(self.avg)) {
+                for &b in part {
+                    hash = step(hash, b);
+                    i += 1;
+                    if hash & self.mask_s == 0 {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+        if let Some(part) = data.get(i..n) {
+            for &b in part {
+                hash = step(hash, b);
+                i += 1;
+                if hash & self.mask_l == 0 {
+                    return Some(i);
+                }
+            }
+        }
+        if n == self.max {
+            return Some(self.max);
+        }
+        state.pos = i.max(state.pos);
+        state.hash = hash;
+        None
+    }
+
     /// All cut lengths of a complete stream.
     pub fn cuts(&self, mut data: &[u8]) -> Vec<usize> {
         let mut out = Vec::new();
@@ -264,7 +312,44 @@ mod tests {
         );
     }
 
+    /// Cuts found by scanning a stream that arrives in pieces.
+    fn scanned_cuts(c: &Chunker, data: &[u8], pieces: &[usize]) -> Vec<usize> {
+        let (mut out, mut start, mut end, mut st) = (Vec::new(), 0, 0, ScanState::default());
+        let mut steps = pieces.iter().cycle();
+        while end < data.len() {
+            end = (end + steps.next().copied().unwrap_or(1).max(1)).min(data.len());
+            while let Some(cut) = c.scan(&mut st, &data[start..end]) {
+                out.push(cut);
+                start += cut;
+                st = ScanState::default();
+            }
+        }
+        if start < data.len() {
+            out.push(data.len() - start);
+        }
+        out
+    }
+
+    #[test]
+    fn scanning_as_bytes_arrive_cuts_where_the_whole_stream_is_cut() {
+        let c = Chunker::new(&[3u8; 32], small()).unwrap();
+        let data = pseudo_random(256 * 1024, 7);
+        assert_eq!(scanned_cuts(&c, &data, &[1]), c.cuts(&data));
+        assert_eq!(scanned_cuts(&c, &data, &[100, 7, 3000]), c.cuts(&data));
+        let zeros = vec![0u8; 10_000];
+        assert_eq!(scanned_cuts(&c, &zeros, &[33]), c.cuts(&zeros));
+    }
+
     proptest! {
+        #[test]
+        fn scanning_in_any_pieces_matches_cutting_the_whole(
+            data in proptest::collection::vec(any::<u8>(), 0..8192),
+            pieces in proptest::collection::vec(1usize..2000, 1..8),
+        ) {
+            let c = Chunker::new(&[5u8; 32], small()).unwrap();
+            prop_assert_eq!(scanned_cuts(&c, &data, &pieces), c.cuts(&data));
+        }
+
         #[test]
         fn cuts_cover_the_input(data in proptest::collection::vec(any::<u8>(), 0..8192)) {
             let c = Chunker::new(&[5u8; 32], small()).unwrap();
