@@ -231,7 +231,9 @@ async fn copy_to_s3_with_other_keys_is_incremental_and_idempotent() {
     assert_eq!(r1.copied.len(), 1);
     let r2 = copy(&src, &dst, &[b.0], &NoProgress).await.unwrap();
     assert_eq!(r2.copied.len(), 1);
-    assert!(r2.blobs_read < r1.blobs_read * 3 / 4, "{r1:?} {r2:?}");
+    // Measured in bytes: blob counts of a few dozen chunks vary too much
+    // with the random chunker key (15 of 21 once).
+    assert!(r2.bytes_read < r1.bytes_read * 3 / 4, "{r1:?} {r2:?}");
     let all = copy(&src, &dst, &[], &NoProgress).await.unwrap();
     assert_eq!((all.copied.len(), all.skipped.len()), (1, 2));
     let b_copy = r2.copied[0].1;
