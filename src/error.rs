@@ -59,6 +59,34 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A Kafka request failed (after retries, when its error was transient).
+    #[error("kafka {op}: {detail}")]
+    Kafka {
+        /// What was asked, with topic and partition where there is one.
+        op: String,
+        /// librdkafka's message, and how long it was retried.
+        detail: String,
+        /// librdkafka's error code, when there is one.
+        code: Option<String>,
+        /// Whether the error was of a kind that goes away by itself.
+        transient: bool,
+    },
+    /// No broker of a cluster answered.
+    #[error("cannot reach Kafka at {brokers}: {detail}")]
+    KafkaUnreachable {
+        /// The bootstrap servers as given.
+        brokers: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A restore failed after it started writing to the target.
+    #[error("{error}; {left_behind}")]
+    RestoreFailed {
+        /// Why it failed.
+        error: Box<Error>,
+        /// What it left on the target, and how to resume or undo it.
+        left_behind: String,
+    },
     /// The operation was interrupted (SIGINT).
     #[error("interrupted")]
     Interrupted,
@@ -99,6 +127,7 @@ impl Error {
             Error::WrongPassword => exit::WRONG_PASSWORD,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Incomplete(_) => exit::INCOMPLETE,
+            Error::RestoreFailed { error, .. } => error.exit_code(),
             _ => exit::ERROR,
         }
     }

@@ -60,7 +60,9 @@ pub fn events(partitions: i32, bytes: usize) -> Vec<Rec> {
 pub fn produce(b: &str, topic: &str, recs: &[Rec], sink_settings: bool) -> f64 {
     let mut c = cfg(b);
     if sink_settings {
-        kvault::kafka::sink::producer_settings(&mut c);
+        for (k, v) in kvault::kafka::sink::PRODUCER_DEFAULTS {
+            c.set(*k, *v);
+        }
     } else {
         c.set("linger.ms", "20")
             .set("batch.size", "1000000")

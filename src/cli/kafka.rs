@@ -22,6 +22,10 @@ pub struct KafkaArgs {
     /// A file of librdkafka properties (key=value lines).
     #[arg(long, value_name = "FILE")]
     kafka_config: Option<String>,
+    /// How long transient broker errors are retried (default 2m); also how
+    /// long the first connection may take (default 8s).
+    #[arg(long, env = "KVAULT_KAFKA_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    kafka_timeout: Option<std::time::Duration>,
 }
 
 impl KafkaArgs {
@@ -33,6 +37,7 @@ impl KafkaArgs {
         for p in &self.properties {
             o = o.with_property(p)?;
         }
+        o.timeout = self.kafka_timeout;
         Ok(o)
     }
 }
@@ -345,6 +350,44 @@ pub struct RestoreArgs {
     /// instead of only the latest value per key.
     #[arg(long)]
     no_compact: bool,
+    /// A target partition that already holds records: fail (nothing is
+    /// written), append after them, or purge them first (DeleteRecords).
+    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "append", "purge"])]
+    if_not_empty: String,
+    /// Restore into existing topics with a different partition count,
+    /// spreading records by key (the Java client's murmur2; keyless records
+    /// round-robin). Group offsets become approximate across partitions.
+    #[arg(long)]
+    repartition: bool,
+    /// Produce at most this many records per second.
+    #[arg(long, value_name = "N")]
+    max_records_per_sec: Option<u64>,
+    /// Produce at most this many bytes (keys, values, headers) per second;
+    /// suffixes K, M, G (powers of 1024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_bytes_per_sec: Option<u64>,
+}
+
+/// `1048576`, `512K`, `10M`, `1G`.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'B' => 1,
+                _ => return Err(format!("{s:?}: unknown size suffix {c:?}")),
+            };
+            (t.get(..i).unwrap_or_default(), m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".
@@ -379,6 +422,10 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         at: a.at.as_deref().map(parse_at).transpose()?,
         state_dir: a.state_dir,
         no_compact: a.no_compact,
+        if_not_empty: a.if_not_empty.parse()?,
+        repartition: a.repartition,
+        max_records_per_sec: a.max_records_per_sec,
+        max_bytes_per_sec: a.max_bytes_per_sec,
     };
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
@@ -397,13 +444,19 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
                     if r.dry_run { "would create" } else { "created" }
                 ));
             }
+            for n in &r.non_empty {
+                s.push_str(&format!(
+                    "target {n} before the restore{}\n",
+                    if r.purged_records > 0 { " (purged)" } else { "" }
+                ));
+            }
             for p in &r.partitions {
                 s.push_str(&format!(
                     "{verb} {}/{} -> {}/{}: {} records (source offsets {}..{}){}{}\n",
                     p.source_topic,
                     p.partition,
                     p.target_topic,
-                    p.partition,
+                    p.target_partition.map_or("*".to_string(), |q| q.to_string()),
                     p.records,
                     p.source_range[0],
                     p.source_range[1],
@@ -417,13 +470,28 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
                     }
                 ));
             }
-            for g in &r.groups {
+            for sp in &r.spread {
                 s.push_str(&format!(
-                    "group {} {}/{}: source offset {} -> target offset {}\n",
+                    "  spread by key into {}/{}: {} records{}\n",
+                    sp.topic,
+                    sp.partition,
+                    sp.records,
+                    sp.target_start
+                        .map(|t| format!(", target from offset {t}"))
+                        .unwrap_or_default()
+                ));
+            }
+            for g in &r.groups {
+                let source = if g.approximate {
+                    "first record not consumed (approximate across partitions)".to_string()
+                } else {
+                    format!("source offset {}", g.source_offset)
+                };
+                s.push_str(&format!(
+                    "group {} {}/{}: {source} -> target offset {}\n",
                     g.group,
                     g.topic,
                     g.partition,
-                    g.source_offset,
                     g.target_offset.map_or("?".into(), |t| t.to_string())
                 ));
             }

@@ -1,176 +1,677 @@
-//! What a snapshot captures about a cluster besides records: its id, the
-//! selected topics with partition counts, replication factors, non-default
-//! configs and log bounds, and consumer groups' committed offsets.
+//! A cluster as kvault talks to it outside the data path: its id, topics
+//! (partitions, replication factor, non-default configs), log bounds of
+//! many partitions at once, consumer groups' committed offsets, and the
+//! changes a restore makes (create topics, delete records, commit offsets).
+//!
+//! Every request is retried while its error is transient ([`super::retry`]),
+//! and the bounds of any number of partitions come from batched ListOffsets
+//! requests (one per leader broker, through `rd_kafka_offsets_for_times`
+//! with the special timestamps "earliest" and "latest"), never one round
+//! trip per partition. The metadata client reads with read_committed, so
+//! "latest" is the last stable offset.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::retry::{Backoff, Transient, kafka_error, retry};
 pub use super::types::{GroupOffset, TopicInfo};
 use super::{KafkaOptions, selected};
 use crate::error::{Error, Result};
 
-fn kafka_err(what: &str, brokers: &str, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("kafka {what} at {brokers}: {e}"))
+/// A client context that remembers the last client-level error librdkafka
+/// reported (e.g. "Connection refused"), so a failure can say why.
+#[derive(Debug, Default)]
+pub struct Context {
+    last_error: Mutex<Option<String>>,
 }
 
-/// A consumer for metadata and reads: no group, no commits, read_committed.
-///
-/// # Errors
-/// Invalid librdkafka properties.
-pub fn metadata_consumer(opts: &KafkaOptions) -> Result<BaseConsumer> {
-    let mut c = opts.client_config();
-    c.set("enable.auto.commit", "false");
-    c.set("isolation.level", "read_committed");
-    c.create().map_err(|e| kafka_err("client", &opts.brokers, e))
+impl Context {
+    /// The last client-level error, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
 }
 
-/// The cluster id; fails clearly when no broker answers.
-///
-/// # Errors
-/// An unreachable cluster.
-pub fn cluster_id(consumer: &BaseConsumer, opts: &KafkaOptions) -> Result<String> {
-    consumer
-        .fetch_metadata(None, opts.timeout())
-        .map_err(|e| Error::Invalid(format!("cannot reach Kafka at {}: {e}", opts.brokers)))?;
-    consumer
-        .client()
-        .fetch_cluster_id(opts.timeout())
-        .ok_or_else(|| Error::Invalid(format!("Kafka at {} did not give a cluster id", opts.brokers)))
-}
-
-/// Selected topics (internal `__` topics never), sorted by name.
-///
-/// # Errors
-/// Metadata or admin requests failing.
-pub async fn topics(
-    consumer: &BaseConsumer,
-    opts: &KafkaOptions,
-    include: &[String],
-    exclude: &[String],
-) -> Result<Vec<TopicInfo>> {
-    let md = consumer
-        .fetch_metadata(None, opts.timeout())
-        .map_err(|e| Error::Invalid(format!("cannot reach Kafka at {}: {e}", opts.brokers)))?;
-    let mut out = Vec::new();
-    for t in md.topics() {
-        if t.name().starts_with("__") || !selected(t.name(), include, exclude) || t.error().is_some() {
-            continue;
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some(if reason.is_empty() {
+                error.to_string()
+            } else {
+                reason.to_string()
+            });
         }
-        let rf = t
-            .partitions()
-            .iter()
-            .find(|p| p.id() == 0)
-            .map_or(1, |p| p.replicas().len() as i32);
-        out.push(TopicInfo {
-            name: t.name().to_string(),
-            partitions: t.partitions().len() as i32,
-            replication_factor: rf,
-            configs: BTreeMap::new(),
-        });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    let missing: Vec<&String> = include
-        .iter()
-        .filter(|p| !p.contains(['*', '?']) && !out.iter().any(|t| &t.name == *p))
-        .collect();
-    if let Some(m) = missing.first() {
-        return Err(Error::NotFound(format!("topic {m} on {}", opts.brokers)));
+}
+
+impl ConsumerContext for Context {}
+
+/// Which end of a partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The log start offset (ListOffsets "earliest").
+    Start,
+    /// The last stable offset (ListOffsets "latest" under read_committed).
+    Latest,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    /// Name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i32,
+    /// Configs.
+    pub configs: BTreeMap<String, String>,
+}
+
+struct Inner {
+    opts: KafkaOptions,
+    consumer: BaseConsumer<Context>,
+    admin: AdminClient<Context>,
+}
+
+/// A connection to one cluster for everything but reading and writing
+/// records. Cheap to clone; blocking librdkafka calls run off the async
+/// workers.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cluster({})", self.inner.opts.brokers)
     }
-    if out.is_empty() {
-        return Ok(out);
+}
+
+/// A list of `(topic, partition, offset)`.
+fn tpl_of(parts: &[(String, i32)], offset: Offset) -> Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::with_capacity(parts.len());
+    for (t, p) in parts {
+        tpl.add_partition_offset(t, *p, offset)
+            .map_err(|e| Error::Internal(format!("{t}/{p}: {e}")))?;
     }
-    let admin: AdminClient<DefaultClientContext> = opts
-        .client_config()
-        .create()
-        .map_err(|e| kafka_err("admin client", &opts.brokers, e))?;
-    let specs: Vec<ResourceSpecifier<'_>> = out.iter().map(|t| ResourceSpecifier::Topic(&t.name)).collect();
-    let results = admin
-        .describe_configs(
-            specs.iter(),
-            &AdminOptions::new().request_timeout(Some(opts.timeout())),
-        )
+    Ok(tpl)
+}
+
+impl Cluster {
+    /// Creates the clients and checks that the cluster answers within
+    /// [`KafkaOptions::connect_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::KafkaUnreachable`] when no broker answers in time; invalid
+    /// librdkafka properties.
+    pub async fn connect(opts: &KafkaOptions) -> Result<Cluster> {
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || Self::connect_blocking(opts))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    fn connect_blocking(opts: KafkaOptions) -> Result<Cluster> {
+        let mut c = opts.client_config();
+        c.set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed");
+        let consumer: BaseConsumer<Context> = c
+            .create_with_context(Context::default())
+            .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", opts.brokers)))?;
+        let admin: AdminClient<Context> = opts
+            .client_config()
+            .create_with_context(Context::default())
+            .map_err(|e| Error::Invalid(format!("kafka admin client for {}: {e}", opts.brokers)))?;
+        let t0 = Instant::now();
+        if let Err(e) = consumer.fetch_metadata(None, opts.connect_timeout()) {
+            let why = consumer.context().last_error().unwrap_or_else(|| e.to_string());
+            return Err(Error::KafkaUnreachable {
+                brokers: opts.brokers.clone(),
+                detail: format!(
+                    "{why} (no answer within {:.0} s; --kafka-timeout waits longer)",
+                    t0.elapsed().as_secs_f64()
+                ),
+            });
+        }
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                opts,
+                consumer,
+                admin,
+            }),
+        })
+    }
+
+    /// The options this cluster was reached with.
+    pub fn options(&self) -> &KafkaOptions {
+        &self.inner.opts
+    }
+
+    /// Runs a blocking request on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// The cluster id.
+    ///
+    /// # Errors
+    /// The broker does not say within the retry deadline.
+    pub async fn cluster_id(&self) -> Result<String> {
+        self.blocking(|i| {
+            let mut b = Backoff::until(Instant::now() + i.opts.retry_timeout());
+            loop {
+                if let Some(id) = i.consumer.client().fetch_cluster_id(i.opts.request_timeout()) {
+                    return Ok(id);
+                }
+                match b.next_pause() {
+                    Some(d) => std::thread::sleep(d),
+                    None => {
+                        return Err(Error::Kafka {
+                            op: "cluster id".into(),
+                            detail: format!("Kafka at {} did not give a cluster id", i.opts.brokers),
+                            code: None,
+                            transient: true,
+                        });
+                    }
+                }
+            }
+        })
         .await
-        .map_err(|e| kafka_err("describe configs", &opts.brokers, e))?;
-    for (t, r) in out.iter_mut().zip(results) {
-        // A topic deleted meanwhile has no configs; the read will notice.
-        if let Ok(res) = r {
-            for e in res.entries {
-                if matches!(e.source, ConfigSource::DynamicTopic) && !e.is_sensitive {
-                    if let Some(v) = e.value {
-                        t.configs.insert(e.name, v);
+    }
+
+    /// The cluster's metadata (all topics).
+    fn metadata(i: &Inner) -> Result<Metadata> {
+        retry(&i.opts, "metadata", Transient::Usual, |t| {
+            i.consumer.fetch_metadata(None, t)
+        })
+    }
+
+    /// Broker count and every topic's partition count.
+    ///
+    /// # Errors
+    /// Metadata requests failing.
+    pub async fn layout(&self) -> Result<(usize, BTreeMap<String, i32>)> {
+        self.blocking(|i| {
+            let md = Self::metadata(i)?;
+            let topics = md
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                .collect();
+            Ok((md.brokers().len().max(1), topics))
+        })
+        .await
+    }
+
+    /// Selected topics (internal `__` topics never), sorted by name, with
+    /// their non-default configs.
+    ///
+    /// # Errors
+    /// A named (non-glob) topic that does not exist; requests failing.
+    pub async fn topics(&self, include: &[String], exclude: &[String]) -> Result<Vec<TopicInfo>> {
+        let (include, exclude) = (include.to_vec(), exclude.to_vec());
+        let mut out = self
+            .blocking(move |i| {
+                let md = Self::metadata(i)?;
+                let mut out = Vec::new();
+                for t in md.topics() {
+                    if t.name().starts_with("__")
+                        || !selected(t.name(), &include, &exclude)
+                        || t.error().is_some()
+                    {
+                        continue;
+                    }
+                    let rf = t
+                        .partitions()
+                        .iter()
+                        .find(|p| p.id() == 0)
+                        .map_or(1, |p| p.replicas().len() as i32);
+                    out.push(TopicInfo {
+                        name: t.name().to_string(),
+                        partitions: t.partitions().len() as i32,
+                        replication_factor: rf,
+                        configs: BTreeMap::new(),
+                    });
+                }
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                if let Some(m) = include
+                    .iter()
+                    .find(|p| !p.contains(['*', '?']) && !out.iter().any(|t| &t.name == *p))
+                {
+                    return Err(Error::NotFound(format!("topic {m} on {}", i.opts.brokers)));
+                }
+                Ok(out)
+            })
+            .await?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let opts = &self.inner.opts;
+        let specs: Vec<ResourceSpecifier<'_>> =
+            out.iter().map(|t| ResourceSpecifier::Topic(&t.name)).collect();
+        let admin_opts = AdminOptions::new().request_timeout(Some(opts.request_timeout()));
+        let mut backoff = Backoff::until(Instant::now() + opts.retry_timeout());
+        let results = loop {
+            match self.inner.admin.describe_configs(specs.iter(), &admin_opts).await {
+                Ok(r) => break r,
+                Err(e) if super::retry::is_transient(&e, Transient::Usual) => match backoff.next_pause() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(kafka_error(opts, "describe configs", &e, 2)),
+                },
+                Err(e) => return Err(kafka_error(opts, "describe configs", &e, 1)),
+            }
+        };
+        drop(specs);
+        for (t, r) in out.iter_mut().zip(results) {
+            // A topic deleted meanwhile has no configs; the read will notice.
+            if let Ok(res) = r {
+                for e in res.entries {
+                    if matches!(e.source, ConfigSource::DynamicTopic) && !e.is_sensitive {
+                        if let Some(v) = e.value {
+                            t.configs.insert(e.name, v);
+                        }
                     }
                 }
             }
         }
+        Ok(out)
     }
-    Ok(out)
-}
 
-/// (log start, last stable offset) of a partition.
-///
-/// # Errors
-/// The partition is gone or the broker does not answer.
-pub fn bounds(consumer: &BaseConsumer, opts: &KafkaOptions, topic: &str, p: i32) -> Result<(i64, i64)> {
-    // With isolation.level=read_committed, ListOffsets(latest) returns the
-    // last stable offset, not the high watermark.
-    consumer
-        .fetch_watermarks(topic, p, opts.timeout())
-        .map_err(|e| kafka_err(&format!("offsets of {topic}/{p}"), &opts.brokers, e))
-}
-
-/// Committed offsets of every selected group for the given partitions.
-///
-/// # Errors
-/// Listing groups or fetching offsets failing.
-pub fn group_offsets(
-    opts: &KafkaOptions,
-    partitions: &[(String, i32)],
-    include: &[String],
-) -> Result<BTreeMap<String, Vec<GroupOffset>>> {
-    let lister = metadata_consumer(opts)?;
-    let groups = lister
-        .fetch_group_list(None, opts.timeout())
-        .map_err(|e| kafka_err("list groups", &opts.brokers, e))?;
-    let mut names: Vec<String> = groups
-        .groups()
-        .iter()
-        .map(|g| g.name().to_string())
-        .filter(|g| selected(g, include, &[]))
-        .collect();
-    names.sort();
-    let mut tpl = TopicPartitionList::new();
-    for (t, p) in partitions {
-        tpl.add_partition(t, *p);
+    /// One end of every partition's log, from batched ListOffsets requests.
+    ///
+    /// # Errors
+    /// A partition that does not exist; requests failing past the deadline.
+    pub async fn offsets(&self, parts: &[(String, i32)], end: End) -> Result<Vec<i64>> {
+        self.offsets_when(parts, end, Transient::Usual).await
     }
-    let mut out = BTreeMap::new();
-    for g in names {
-        // Reads the group's commits (OffsetFetch) without joining it.
-        let mut cfg = opts.client_config();
-        cfg.set("group.id", &g).set("enable.auto.commit", "false");
-        let c: BaseConsumer = cfg.create().map_err(|e| kafka_err("client", &opts.brokers, e))?;
-        let committed = c
-            .committed_offsets(tpl.clone(), opts.timeout())
-            .map_err(|e| kafka_err(&format!("offsets of group {g}"), &opts.brokers, e))?;
-        let offs: Vec<GroupOffset> = committed
-            .elements()
+
+    async fn offsets_when(&self, parts: &[(String, i32)], end: End, when: Transient) -> Result<Vec<i64>> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parts = parts.to_vec();
+        self.blocking(move |i| Self::offsets_blocking(i, &parts, end, when))
+            .await
+    }
+
+    fn offsets_blocking(i: &Inner, parts: &[(String, i32)], end: End, when: Transient) -> Result<Vec<i64>> {
+        // librdkafka reads the special timestamps -2 (earliest) and -1
+        // (latest) from the offset field.
+        let spec = match end {
+            End::Start => Offset::Beginning,
+            End::Latest => Offset::End,
+        };
+        let what = match parts {
+            [(t, p)] => format!("offsets of {t}/{p}"),
+            _ => format!("offsets of {} partitions", parts.len()),
+        };
+        let got = retry(&i.opts, &what, when, |t| {
+            i.consumer
+                .offsets_for_times(tpl_of(parts, spec).map_err(|_| KafkaError::Canceled)?, t)
+        })?;
+        let mut by: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for e in got.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                by.insert((e.topic().to_string(), e.partition()), o);
+            }
+        }
+        parts
             .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(GroupOffset {
-                    topic: e.topic().to_string(),
-                    partition: e.partition(),
-                    offset: o,
-                    metadata: e.metadata().to_string(),
-                }),
-                _ => None,
+            .map(|(t, p)| {
+                by.get(&(t.clone(), *p)).copied().ok_or_else(|| Error::Kafka {
+                    op: format!("offsets of {t}/{p}"),
+                    detail: "the broker returned no offset".into(),
+                    code: None,
+                    transient: false,
+                })
+            })
+            .collect()
+    }
+
+    /// `(log start, last stable offset)` of every partition.
+    ///
+    /// # Errors
+    /// As [`Cluster::offsets`].
+    pub async fn bounds(&self, parts: &[(String, i32)]) -> Result<Vec<(i64, i64)>> {
+        let starts = self.offsets(parts, End::Start).await?;
+        let ends = self.offsets(parts, End::Latest).await?;
+        Ok(starts.into_iter().zip(ends).collect())
+    }
+
+    /// Waits until topics kvault just created are usable: every partition
+    /// is in the metadata with a leader, and the leaders answer ListOffsets.
+    ///
+    /// # Errors
+    /// Not ready within the retry deadline.
+    pub async fn wait_ready(&self, topics: &[(String, i32)]) -> Result<()> {
+        let topics = topics.to_vec();
+        let parts: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
+            .collect();
+        self.blocking(move |i| {
+            let mut b = Backoff::until(Instant::now() + i.opts.retry_timeout());
+            loop {
+                let md = Self::metadata(i)?;
+                let missing = topics.iter().find(|(name, n)| {
+                    !md.topics().iter().any(|t| {
+                        t.name() == name
+                            && t.error().is_none()
+                            && t.partitions().len() as i32 >= *n
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.leader() >= 0 && p.error().is_none())
+                    })
+                });
+                match missing {
+                    None => break,
+                    Some((name, _)) => match b.next_pause() {
+                        Some(d) => std::thread::sleep(d),
+                        None => {
+                            return Err(Error::Kafka {
+                                op: format!("waiting for topic {name}"),
+                                detail: "not every partition has a leader yet".into(),
+                                code: None,
+                                transient: true,
+                            });
+                        }
+                    },
+                }
+            }
+            Self::offsets_blocking(i, &parts, End::Latest, Transient::AfterCreate).map(|_| ())
+        })
+        .await
+    }
+
+    /// Committed offsets of every selected group for the given partitions
+    /// (OffsetFetch with the group's id; kvault never joins a group).
+    ///
+    /// # Errors
+    /// Listing groups or fetching offsets failing.
+    pub async fn group_offsets(
+        &self,
+        partitions: &[(String, i32)],
+        include: &[String],
+    ) -> Result<BTreeMap<String, Vec<GroupOffset>>> {
+        let (partitions, include) = (partitions.to_vec(), include.to_vec());
+        self.blocking(move |i| {
+            let names: Vec<String> = Self::groups(i)?
+                .into_iter()
+                .map(|g| g.0)
+                .filter(|g| selected(g, &include, &[]))
+                .collect();
+            let tpl = tpl_of(&partitions, Offset::Invalid)?;
+            let mut out = BTreeMap::new();
+            for g in names {
+                let mut cfg = i.opts.client_config();
+                cfg.set("group.id", &g).set("enable.auto.commit", "false");
+                let c: BaseConsumer = cfg
+                    .create()
+                    .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", i.opts.brokers)))?;
+                let committed = retry(&i.opts, &format!("offsets of group {g}"), Transient::Usual, |t| {
+                    c.committed_offsets(tpl.clone(), t)
+                })?;
+                let offs: Vec<GroupOffset> = committed
+                    .elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some(GroupOffset {
+                            topic: e.topic().to_string(),
+                            partition: e.partition(),
+                            offset: o,
+                            metadata: e.metadata().to_string(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                if !offs.is_empty() {
+                    out.insert(g, offs);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every group with its number of active members, sorted by name.
+    fn groups(i: &Inner) -> Result<Vec<(String, usize)>> {
+        let list = retry(&i.opts, "list groups", Transient::Usual, |t| {
+            i.consumer.fetch_group_list(None, t)
+        })?;
+        let mut v: Vec<(String, usize)> = list
+            .groups()
+            .iter()
+            .map(|g| (g.name().to_string(), g.members().len()))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Those of `names` that have active members: `(group, members)`.
+    ///
+    /// # Errors
+    /// Listing groups failing.
+    pub async fn live_groups(&self, names: &[String]) -> Result<Vec<(String, usize)>> {
+        let names = names.to_vec();
+        self.blocking(move |i| {
+            Ok(Self::groups(i)?
+                .into_iter()
+                .filter(|(g, m)| *m > 0 && names.contains(g))
+                .collect())
+        })
+        .await
+    }
+
+    /// Creates topics; one that exists already (e.g. created by an earlier
+    /// attempt whose answer was lost) is not an error.
+    ///
+    /// # Errors
+    /// The broker refuses a topic (bad config, policy, authorization).
+    pub async fn create_topics(&self, specs: &[TopicSpec]) -> Result<()> {
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let opts = &self.inner.opts;
+        let new: Vec<NewTopic<'_>> = specs
+            .iter()
+            .map(|s| {
+                let mut t = NewTopic::new(
+                    &s.name,
+                    s.partitions,
+                    TopicReplication::Fixed(s.replication_factor),
+                );
+                for (k, v) in &s.configs {
+                    t = t.set(k, v);
+                }
+                t
             })
             .collect();
-        if !offs.is_empty() {
-            out.insert(g, offs);
+        let admin_opts = AdminOptions::new()
+            .request_timeout(Some(opts.request_timeout()))
+            .operation_timeout(Some(opts.request_timeout()));
+        let mut backoff = Backoff::until(Instant::now() + opts.retry_timeout());
+        let mut pending: Vec<&NewTopic<'_>> = new.iter().collect();
+        let mut attempts = 0;
+        while !pending.is_empty() {
+            attempts += 1;
+            let results = match self
+                .inner
+                .admin
+                .create_topics(pending.iter().copied(), &admin_opts)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if super::retry::is_transient(&e, Transient::Usual) => match backoff.next_pause() {
+                    Some(d) => {
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    None => return Err(kafka_error(opts, "creating topics", &e, attempts)),
+                },
+                Err(e) => return Err(kafka_error(opts, "creating topics", &e, attempts)),
+            };
+            let mut again = Vec::new();
+            for r in results {
+                match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((t, c)) if super::retry::is_transient_code(c, Transient::Usual) => {
+                        if let Some(n) = pending.iter().find(|n| n.name == t) {
+                            again.push(*n);
+                        }
+                    }
+                    Err((t, c)) => {
+                        return Err(Error::Kafka {
+                            op: format!("creating topic {t}"),
+                            detail: c.to_string(),
+                            code: Some(format!("{c:?}")),
+                            transient: false,
+                        });
+                    }
+                }
+            }
+            if !again.is_empty() {
+                match backoff.next_pause() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => {
+                        return Err(Error::Kafka {
+                            op: "creating topics".into(),
+                            detail: format!(
+                                "{} topic(s) still refused after {attempts} attempts",
+                                again.len()
+                            ),
+                            code: None,
+                            transient: true,
+                        });
+                    }
+                }
+            }
+            pending = again;
+        }
+        Ok(())
+    }
+
+    /// Deletes every record below `offset` in each partition (DeleteRecords).
+    ///
+    /// # Errors
+    /// The broker refuses (authorization, unknown partition).
+    pub async fn delete_records(&self, upto: &[(String, i32, i64)]) -> Result<()> {
+        if upto.is_empty() {
+            return Ok(());
+        }
+        let opts = &self.inner.opts;
+        let mut tpl = TopicPartitionList::with_capacity(upto.len());
+        for (t, p, o) in upto {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                .map_err(|e| Error::Internal(format!("{t}/{p}: {e}")))?;
+        }
+        let admin_opts = AdminOptions::new()
+            .request_timeout(Some(opts.request_timeout()))
+            .operation_timeout(Some(opts.request_timeout()));
+        let mut backoff = Backoff::until(Instant::now() + opts.retry_timeout());
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match self.inner.admin.delete_records(&tpl, &admin_opts).await {
+                Ok(res) => match res
+                    .elements()
+                    .iter()
+                    .find_map(|e| e.error().err().map(|x| (e.topic().to_string(), e.partition(), x)))
+                {
+                    None => return Ok(()),
+                    Some((t, p, e)) => (format!("deleting records of {t}/{p}"), e),
+                },
+                Err(e) => ("deleting records".to_string(), e),
+            };
+            if super::retry::is_transient(&err.1, Transient::Usual) {
+                if let Some(d) = backoff.next_pause() {
+                    tokio::time::sleep(d).await;
+                    continue;
+                }
+            }
+            return Err(kafka_error(opts, &err.0, &err.1, attempts));
         }
     }
-    Ok(out)
+
+    /// Commits a group's offsets (`(topic, partition, offset, metadata)`)
+    /// without joining it. The group must have no active members: the
+    /// broker refuses commits from outside a live generation.
+    ///
+    /// # Errors
+    /// The commit is refused (live group, authorization) or keeps failing.
+    pub async fn commit_group(&self, group: &str, offsets: &[(String, i32, i64, String)]) -> Result<()> {
+        let (group, offsets) = (group.to_string(), offsets.to_vec());
+        self.blocking(move |i| {
+            let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+            for (t, p, o, meta) in &offsets {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                if let Some(mut el) = tpl.find_partition(t, *p) {
+                    el.set_metadata(meta.clone());
+                }
+            }
+            let mut cfg = i.opts.client_config();
+            cfg.set("group.id", &group).set("enable.auto.commit", "false");
+            let c: BaseConsumer = cfg
+                .create()
+                .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", i.opts.brokers)))?;
+            let mut backoff = Backoff::until(Instant::now() + i.opts.retry_timeout());
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match c.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if super::retry::is_transient(&e, Transient::Usual) => {
+                        match backoff.next_pause() {
+                            Some(d) => std::thread::sleep(d),
+                            None => return Err(commit_error(&i.opts, &group, &e, attempts)),
+                        }
+                    }
+                    Err(e) => return Err(commit_error(&i.opts, &group, &e, attempts)),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// A refused group commit. A live group refuses commits from outside its
+/// generation; the records are restored by then, so a rerun of the same
+/// command (once the consumers stop) only commits the groups.
+fn commit_error(opts: &KafkaOptions, group: &str, e: &KafkaError, attempts: u32) -> Error {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let live = matches!(
+        e.rdkafka_error_code(),
+        Some(C::UnknownMemberId | C::IllegalGeneration | C::RebalanceInProgress)
+    );
+    if live {
+        Error::Kafka {
+            op: format!("committing offsets of group {group}"),
+            detail: "the group has active members on the target, and the broker refuses offsets from outside them; \
+                     the records are restored: stop the group's consumers and run the same command again to commit its offsets"
+                .into(),
+            code: e.rdkafka_error_code().map(|c| format!("{c:?}")),
+            transient: false,
+        }
+    } else {
+        kafka_error(opts, &format!("committing offsets of group {group}"), e, attempts)
+    }
 }

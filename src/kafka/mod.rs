@@ -8,7 +8,10 @@
 
 #[cfg(feature = "kafka")]
 pub mod admin;
+pub mod partitioner;
 pub mod record;
+#[cfg(feature = "kafka")]
+pub mod retry;
 #[cfg(feature = "kafka")]
 pub mod sink;
 #[cfg(feature = "kafka")]
@@ -20,6 +23,13 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// Default deadline for retrying transient Kafka errors (`--kafka-timeout`).
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Default deadline for the first contact with a cluster: an unreachable
+/// or refusing broker is reported within it (README "Exit codes").
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+
 /// How to reach a cluster: bootstrap servers plus librdkafka properties
 /// (`-X key=value` and a properties file, as kcat takes them).
 #[derive(Debug, Clone, Default)]
@@ -28,7 +38,8 @@ pub struct KafkaOptions {
     pub brokers: String,
     /// librdkafka properties; later entries win.
     pub properties: BTreeMap<String, String>,
-    /// Timeout for metadata and admin requests.
+    /// `--kafka-timeout`: how long transient errors are retried (default
+    /// 2 min); when set, also how long the first contact may take.
     pub timeout: Option<Duration>,
 }
 
@@ -74,20 +85,45 @@ impl KafkaOptions {
         Ok(self)
     }
 
-    /// The request timeout (default 30 s).
-    pub fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(Duration::from_secs(30))
+    /// How long transient errors are retried ([`retry`]): `--kafka-timeout`,
+    /// default [`DEFAULT_RETRY_TIMEOUT`].
+    pub fn retry_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT)
+    }
+
+    /// How long the first contact with the cluster may take before it is
+    /// reported unreachable: `--kafka-timeout` when given, else
+    /// [`DEFAULT_CONNECT_TIMEOUT`].
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    /// The timeout of one request attempt (at most 30 s, at most the retry
+    /// deadline).
+    pub fn request_timeout(&self) -> Duration {
+        self.retry_timeout().min(Duration::from_secs(30))
     }
 
     /// A client config with the user's properties applied last.
     #[cfg(feature = "kafka")]
     pub fn client_config(&self) -> rdkafka::ClientConfig {
+        self.config_with(&[])
+    }
+
+    /// A client config: kvault's base settings, then `defaults` (what a
+    /// kind of client needs to perform well), then the user's properties,
+    /// which win over both.
+    #[cfg(feature = "kafka")]
+    pub fn config_with(&self, defaults: &[(&str, &str)]) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         c.set("client.id", "kvault");
         // Fail fast when no broker answers rather than retrying forever.
         c.set("socket.connection.setup.timeout.ms", "10000");
         c.set("log_level", "3");
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
         for (k, v) in &self.properties {
             c.set(k, v);
         }

@@ -2,10 +2,14 @@
 //! reports are checked, record by record, against the target offset the
 //! restore expects (`start + index`). A mismatch (someone else writing to
 //! the partition, a lost record) is an error, never assumed away.
+//!
+//! The user's `-X` properties win over kvault's producer defaults; only
+//! `enable.idempotence=true` is required (exactly once). An optional
+//! [`Throttle`] caps records and bytes per second.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -22,6 +26,45 @@ use crate::error::{Error, Result};
 pub struct Checked {
     delivered: AtomicU64,
     problems: Mutex<Vec<String>>,
+}
+
+/// Caps a restore's rate (`--max-records-per-sec`, `--max-bytes-per-sec`):
+/// before each record, waits until the records and bytes sent so far are
+/// within the rates since the first one.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    records_per_sec: Option<u64>,
+    bytes_per_sec: Option<u64>,
+    since: Option<Instant>,
+    records: u64,
+    bytes: u64,
+}
+
+impl Throttle {
+    /// A throttle; `None` means unlimited.
+    pub fn new(records_per_sec: Option<u64>, bytes_per_sec: Option<u64>) -> Throttle {
+        Throttle {
+            records_per_sec: records_per_sec.filter(|r| *r > 0),
+            bytes_per_sec: bytes_per_sec.filter(|r| *r > 0),
+            since: None,
+            records: 0,
+            bytes: 0,
+        }
+    }
+
+    /// How long to wait before sending a record of `bytes` bytes.
+    pub fn delay(&mut self, bytes: u64, now: Instant) -> Duration {
+        if self.records_per_sec.is_none() && self.bytes_per_sec.is_none() {
+            return Duration::ZERO;
+        }
+        let since = *self.since.get_or_insert(now);
+        let due = |n: u64, rate: Option<u64>| rate.map_or(0.0, |r| n as f64 / r as f64);
+        let wait_until = due(self.records, self.records_per_sec).max(due(self.bytes, self.bytes_per_sec));
+        self.records += 1;
+        self.bytes += bytes;
+        let elapsed = now.duration_since(since).as_secs_f64();
+        Duration::from_secs_f64((wait_until - elapsed).max(0.0))
+    }
 }
 
 impl Checked {
@@ -59,6 +102,7 @@ impl ProducerContext for Checked {
 pub struct Sink {
     producer: ThreadedProducer<Checked>,
     sent: u64,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Sink {
@@ -67,30 +111,55 @@ impl std::fmt::Debug for Sink {
     }
 }
 
-/// The producer settings of a restore: idempotent (in order, no duplicates
-/// on retries), acks from all replicas, lz4, 1 MB batches, a 64 MiB queue.
-/// The restore bench's raw-produce baseline uses them too.
-pub fn producer_settings(c: &mut rdkafka::ClientConfig) -> &mut rdkafka::ClientConfig {
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.kbytes", "65536")
+/// kvault's producer defaults for a restore: idempotent (in order, no
+/// duplicates on retries), acks from all replicas, lz4, 1 MB batches, a
+/// 64 MiB queue. The user's `-X` properties override them.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "20"),
+    ("batch.size", "1000000"),
+    ("compression.type", "lz4"),
+    ("queue.buffering.max.kbytes", "65536"),
+];
+
+/// The producer config of a restore: [`PRODUCER_DEFAULTS`], then the
+/// user's properties.
+///
+/// # Errors
+/// `enable.idempotence` turned off: a restore needs it to be exactly once.
+pub fn producer_config(opts: &KafkaOptions) -> Result<rdkafka::ClientConfig> {
+    let c = opts.config_with(PRODUCER_DEFAULTS);
+    if c.get("enable.idempotence").is_some_and(|v| v != "true") {
+        return Err(Error::Invalid(
+            "restore needs enable.idempotence=true (exactly once); remove -X enable.idempotence".into(),
+        ));
+    }
+    Ok(c)
 }
 
 impl Sink {
-    /// An idempotent producer with [`producer_settings`].
+    /// An idempotent producer with [`producer_config`], unthrottled.
     ///
     /// # Errors
     /// Invalid properties.
     pub fn new(opts: &KafkaOptions) -> Result<Sink> {
-        let mut c = opts.client_config();
-        producer_settings(&mut c);
-        let producer = c
+        Self::with_throttle(opts, Throttle::new(None, None))
+    }
+
+    /// An idempotent producer with [`producer_config`] and a rate cap.
+    ///
+    /// # Errors
+    /// Invalid properties.
+    pub fn with_throttle(opts: &KafkaOptions, throttle: Throttle) -> Result<Sink> {
+        let producer = producer_config(opts)?
             .create_with_context(Checked::default())
             .map_err(|e| Error::Invalid(format!("kafka producer for {}: {e}", opts.brokers)))?;
-        Ok(Sink { producer, sent: 0 })
+        Ok(Sink {
+            producer,
+            sent: 0,
+            throttle,
+        })
     }
 
     /// Queues a record that must land at `expected_offset`.
@@ -100,6 +169,16 @@ impl Sink {
     pub fn send(&mut self, topic: &str, partition: i32, r: &Record, expected_offset: i64) -> Result<()> {
         let expected = usize::try_from(expected_offset)
             .map_err(|_| Error::Internal(format!("negative target offset {expected_offset}")))?;
+        let size = r.key.as_ref().map_or(0, Vec::len)
+            + r.value.as_ref().map_or(0, Vec::len)
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+        let wait = self.throttle.delay(size as u64, Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(topic, expected).partition(partition);
         if !r.headers.is_empty() {
@@ -146,8 +225,16 @@ impl Sink {
     /// # Errors
     /// Any failed or misplaced delivery.
     pub fn flush(&self) -> Result<u64> {
+        self.flush_within(Duration::from_secs(300))
+    }
+
+    /// [`Sink::flush`] with a deadline.
+    ///
+    /// # Errors
+    /// As [`Sink::flush`].
+    pub fn flush_within(&self, timeout: Duration) -> Result<u64> {
         self.producer
-            .flush(Duration::from_secs(300))
+            .flush(timeout)
             .map_err(|e| Error::Invalid(format!("flushing restored records: {e}")))?;
         let ctx = self.producer.context();
         let problems = ctx
@@ -167,5 +254,45 @@ impl Sink {
             )));
         }
         Ok(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_users_properties_win_over_kvaults_producer_defaults() {
+        let o = KafkaOptions::new("b:1")
+            .with_property("linger.ms=5")
+            .and_then(|o| o.with_property("compression.type=zstd"))
+            .unwrap();
+        let c = producer_config(&o).unwrap();
+        assert_eq!(c.get("linger.ms"), Some("5"));
+        assert_eq!(c.get("compression.type"), Some("zstd"));
+        assert_eq!(c.get("batch.size"), Some("1000000"), "defaults fill the rest");
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        let off = KafkaOptions::new("b:1")
+            .with_property("enable.idempotence=false")
+            .unwrap();
+        assert!(producer_config(&off).is_err(), "exactly once needs idempotence");
+    }
+
+    #[test]
+    fn the_throttle_spaces_records_and_bytes_to_their_rates() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(Some(100), None);
+        // The first record goes at once; the 51st is due 0.5 s after it.
+        for _ in 0..50 {
+            let _ = t.delay(10, t0);
+        }
+        let d = t.delay(10, t0);
+        assert!((d.as_secs_f64() - 0.5).abs() < 1e-9, "{d:?}");
+        let mut b = Throttle::new(None, Some(1000));
+        assert_eq!(b.delay(500, t0), Duration::ZERO);
+        assert_eq!(b.delay(500, t0), Duration::from_millis(500));
+        assert_eq!(b.delay(1, t0 + Duration::from_secs(5)), Duration::ZERO);
+        let mut none = Throttle::new(None, Some(0));
+        assert_eq!(none.delay(1 << 30, t0), Duration::ZERO);
     }
 }

@@ -1,45 +1,50 @@
-//! Reading partitions: `assign` (no group), read_committed, from a start
-//! offset to the end captured when the snapshot began. Records are encoded
-//! canonically and cut into record-aligned, content-defined chunks here, on
-//! a blocking thread; chunks go to the async side through a bounded channel
-//! (so memory stays bounded whatever the topic size).
+//! Reading partitions: one consumer for the whole snapshot, `assign` only
+//! (no group is joined or committed), read_committed, each partition from a
+//! start offset to the end captured when the snapshot began.
 //!
-//! A chunk is cut where the keyed FastCDC cut falls, moved forward to the
-//! end of the record it lands in: chunks hold whole records (a chunk can be
-//! decoded alone, which time cuts and dumps rely on) and boundaries stay
-//! content-defined (so the same records dedupe wherever they appear).
+//! Partitions are assigned in a window ([`incremental_assign`] as others
+//! finish): the caller's [`Handler::admit`] decides when memory allows one
+//! more. Fetch sizes are librdkafka's defaults (what kcat and every
+//! librdkafka consumer use; larger per-partition fetches made reads up to 4×
+//! slower here, BENCHMARKS.md), except a 32 MiB prefetch queue; `-X` wins.
+//!
+//! A partition is finished when a record at or past its end arrives, or
+//! when the consumer's position reaches the end (the last records were
+//! control records or aborted ones, which read_committed never hands out).
+//! Records go to the handler as borrowed slices: the Kafka layer neither
+//! encodes nor chunks.
+//!
+//! [`incremental_assign`]: rdkafka::consumer::Consumer::incremental_assign
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
 
 use super::KafkaOptions;
-use super::record::{Encoder, OffsetRuns, RecordRef, TimestampType};
-pub use super::types::ChunkMeta;
+use super::admin::Context;
+use super::record::{RecordRef, TimestampType};
 use crate::error::{Error, Result};
-use crate::repo::chunker::Chunker;
 
 /// The group id of kvault's assign-only consumers: librdkafka requires one
 /// to assign partitions, but it is never joined (no subscribe) and never
 /// committed to, so the cluster never creates such a group.
 pub const ASSIGN_ONLY_GROUP: &str = "kvault-assign-only-never-joined";
 
-/// Memory librdkafka may use for prefetched records of the partitions read
-/// at once (128 MiB), shared among them (2..32 MiB each).
-pub const PREFETCH_BUDGET_KIB: usize = 128 * 1024;
+/// Partitions assigned at once, at most (the handler may admit fewer).
+pub const MAX_ACTIVE: usize = 1024;
 
 /// One partition to read, `[start, end)`.
 #[derive(Debug, Clone)]
 pub struct ReadJob {
-    /// Caller's label, echoed in events.
+    /// Caller's label, echoed to the handler.
     pub tag: u64,
+    /// Topic.
+    pub topic: String,
     /// Partition.
     pub partition: i32,
     /// First offset to read.
@@ -48,247 +53,306 @@ pub struct ReadJob {
     pub end: i64,
 }
 
-/// What the reader reports.
-#[derive(Debug)]
-pub enum Event {
-    /// A finished chunk of a partition, in order.
-    Chunk {
-        /// The job's tag.
-        tag: u64,
-        /// Encoded records.
-        data: Bytes,
-        /// Its metadata.
-        meta: ChunkMeta,
-    },
-    /// A partition is finished.
-    Done {
-        /// The job's tag.
-        tag: u64,
-        /// Offsets of the records read.
-        runs: OffsetRuns,
-        /// Bytes of encoded records.
-        bytes: u64,
-    },
-    /// Something the user should hear about.
-    Warning(String),
+/// Receives what the reader reads, on the reader's thread.
+pub trait Handler {
+    /// Whether `job` may start now (memory). Asked only while another
+    /// partition is active; with none active every job starts.
+    fn admit(&mut self, job: &ReadJob) -> bool;
+    /// A record of the job `tag`, in offset order.
+    ///
+    /// # Errors
+    /// Stops the read (e.g. the receiving side is gone).
+    fn record(&mut self, tag: u64, offset: i64, r: &RecordRef<'_>) -> Result<()>;
+    /// The job `tag` reached its end.
+    ///
+    /// # Errors
+    /// Stops the read.
+    fn done(&mut self, tag: u64) -> Result<()>;
+    /// The job's topic was deleted while it was read; drop what it read.
+    fn gone(&mut self, tag: u64);
 }
 
-struct Part {
-    job: ReadJob,
-    enc: Encoder,
-    buf: Vec<u8>,
-    /// (end position in buf, offset, timestamp) of each buffered record.
-    recs: Vec<(usize, i64, i64)>,
-    ts_base: i64,
-    runs: OffsetRuns,
-    bytes: u64,
-    done: bool,
+/// What a read found besides records.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    /// Topics deleted while they were read (their jobs were dropped).
+    pub gone_topics: BTreeSet<String>,
 }
 
-impl Part {
-    fn cut(&mut self, chunker: &Chunker, all: bool) -> Option<(Bytes, ChunkMeta)> {
-        if self.recs.is_empty() || (!all && self.buf.len() < chunker.max_size()) {
-            return None;
-        }
-        let cut = if all {
-            self.buf.len()
-        } else {
-            chunker.next_cut(&self.buf)
-        };
-        let idx = self.recs.partition_point(|r| r.0 < cut).min(self.recs.len() - 1);
-        let taken: Vec<(usize, i64, i64)> = self.recs.drain(..=idx).collect();
-        let (end_pos, _, last_ts) = *taken.last()?;
-        let first_offset = taken.first().map_or(0, |r| r.1);
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for r in &taken {
-            lo = lo.min(r.2);
-            hi = hi.max(r.2);
-        }
-        let meta = ChunkMeta([first_offset, taken.len() as i64, lo, hi, self.ts_base]);
-        self.ts_base = last_ts;
-        let data = Bytes::copy_from_slice(self.buf.get(..end_pos).unwrap_or_default());
-        self.buf.drain(..end_pos);
-        for r in &mut self.recs {
-            r.0 -= end_pos;
-        }
-        Some((data, meta))
-    }
+struct Active {
+    tag: u64,
+    end: i64,
+    /// Next offset expected (last record read + 1).
+    pos: i64,
 }
 
-/// Reads the jobs (all partitions of one topic) to their ends, sending
-/// events. Blocking: run it on a blocking thread.
-///
-/// # Errors
-/// The client cannot be created, or the channel's receiver is gone.
-pub fn read_topic(
-    opts: &KafkaOptions,
-    topic: &str,
-    jobs: Vec<ReadJob>,
-    chunker: &Chunker,
-    tx: &mpsc::Sender<Event>,
-) -> Result<()> {
-    let send = |e: Event| tx.blocking_send(e).map_err(|_| Error::Interrupted);
-    let mut parts: HashMap<i32, Part> = HashMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for j in jobs {
-        if j.start >= j.end {
-            send(Event::Done {
-                tag: j.tag,
-                runs: OffsetRuns::default(),
-                bytes: 0,
-            })?;
-            continue;
-        }
-        tpl.add_partition_offset(topic, j.partition, Offset::Offset(j.start))
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        parts.insert(
-            j.partition,
-            Part {
-                job: j,
-                enc: Encoder::default(),
-                buf: Vec::new(),
-                recs: Vec::new(),
-                ts_base: 0,
-                runs: OffsetRuns::default(),
-                bytes: 0,
-                done: false,
-            },
-        );
-    }
-    if parts.is_empty() {
-        return Ok(());
-    }
-    let queue_kib = (PREFETCH_BUDGET_KIB / parts.len().max(1)).clamp(2048, 32768);
-    let mut cfg = opts.client_config();
-    // librdkafka needs a group id to assign partitions; kvault never joins
-    // (no subscribe) or commits with it, so no group is created.
+/// The consumer settings of a snapshot read: the user's `-X` properties win
+/// over kvault's defaults, but not over what correctness needs (assign
+/// only, never commit, read_committed, end-of-partition events).
+fn consumer(opts: &KafkaOptions) -> Result<BaseConsumer<Context>> {
+    let mut cfg = opts.config_with(&[
+        // Retention may delete records between reading the bounds and
+        // fetching them: start at the new log start; the gap is recorded.
+        ("auto.offset.reset", "earliest"),
+        // Prefetch memory (librdkafka's default is 64 MiB).
+        ("queued.max.messages.kbytes", "32768"),
+    ]);
     cfg.set("group.id", ASSIGN_ONLY_GROUP)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        // Retention may delete records between reading the bounds and
-        // fetching them: start at the new log start; the gap is recorded.
-        .set("auto.offset.reset", "earliest")
-        // Memory: librdkafka's queue limit is per partition, so share a
-        // fixed budget among the partitions read at once.
-        .set("fetch.max.bytes", "33554432")
-        .set(
-            "max.partition.fetch.bytes",
-            (queue_kib.min(8192) * 1024).to_string(),
-        )
-        .set("queued.max.messages.kbytes", queue_kib.to_string());
-    let consumer: BaseConsumer = cfg
-        .create()
-        .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", opts.brokers)))?;
-    consumer
-        .assign(&tpl)
-        .map_err(|e| Error::Invalid(format!("assigning {topic} on {}: {e}", opts.brokers)))?;
+        .set("enable.partition.eof", "true");
+    cfg.create_with_context(Context::default())
+        .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", opts.brokers)))
+}
 
-    let mut remaining = parts.len();
+/// Reads every job to its end, handing records to `h`. Blocking: run it on
+/// a blocking thread.
+///
+/// # Errors
+/// The client cannot be created; the handler fails; no progress for
+/// `opts.retry_timeout()` (broker gone, partition without a leader).
+pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Result<ReadOutcome> {
+    let mut out = ReadOutcome::default();
+    let mut pending: VecDeque<ReadJob> = VecDeque::new();
+    for j in jobs {
+        if j.start >= j.end {
+            h.done(j.tag)?;
+        } else {
+            pending.push_back(j);
+        }
+    }
+    if pending.is_empty() {
+        return Ok(out);
+    }
+    let consumer = consumer(opts)?;
+    let mut active: HashMap<String, HashMap<i32, Active>> = HashMap::new();
+    let mut n_active = 0usize;
+    let mut finished: Vec<(String, i32)> = Vec::new();
     let mut last_progress = Instant::now();
-    while remaining > 0 {
-        let finished: Option<i32> = match consumer.poll(Duration::from_millis(500)) {
-            None => None,
+    let mut last_check = Instant::now();
+    let mut last_error: Option<String> = None;
+    let deadline = opts.retry_timeout();
+
+    loop {
+        // Unassign what finished, then admit what memory allows.
+        if !finished.is_empty() {
+            let mut tpl = TopicPartitionList::with_capacity(finished.len());
+            for (t, p) in finished.drain(..) {
+                tpl.add_partition(&t, p);
+            }
+            consumer
+                .incremental_unassign(&tpl)
+                .map_err(|e| Error::Internal(format!("unassigning finished partitions: {e}")))?;
+        }
+        let mut tpl = TopicPartitionList::new();
+        while let Some(j) = pending.front() {
+            if n_active >= MAX_ACTIVE || (n_active > 0 && !h.admit(j)) {
+                break;
+            }
+            let Some(j) = pending.pop_front() else { break };
+            tpl.add_partition_offset(&j.topic, j.partition, Offset::Offset(j.start))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            active.entry(j.topic.clone()).or_default().insert(
+                j.partition,
+                Active {
+                    tag: j.tag,
+                    end: j.end,
+                    pos: j.start,
+                },
+            );
+            n_active += 1;
+        }
+        if tpl.count() > 0 {
+            consumer
+                .incremental_assign(&tpl)
+                .map_err(|e| Error::Invalid(format!("assigning partitions on {}: {e}", opts.brokers)))?;
+        }
+        if n_active == 0 {
+            return Ok(out);
+        }
+
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
             Some(Ok(m)) => {
                 last_progress = Instant::now();
-                let p = m.partition();
-                let off = m.offset();
-                match parts.get_mut(&p) {
-                    Some(part) if !part.done => {
-                        if off >= part.job.end {
-                            Some(p)
-                        } else {
-                            let (ts, tt) = match m.timestamp() {
-                                Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
-                                Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
-                                Timestamp::NotAvailable => (-1, TimestampType::None),
-                            };
-                            let headers = m
-                                .headers()
-                                .map(|h| h.iter().map(|x| (x.key, x.value)).collect())
-                                .unwrap_or_default();
-                            let before = part.buf.len();
-                            part.enc.encode(
-                                &RecordRef {
-                                    timestamp: ts,
-                                    timestamp_type: tt,
-                                    key: m.key(),
-                                    value: m.payload(),
-                                    headers,
-                                },
-                                &mut part.buf,
-                            );
-                            part.bytes += (part.buf.len() - before) as u64;
-                            part.recs.push((part.buf.len(), off, ts));
-                            part.runs.push(off);
-                            if let Some((data, meta)) = part.cut(chunker, false) {
-                                send(Event::Chunk {
-                                    tag: part.job.tag,
-                                    data,
-                                    meta,
-                                })?;
-                            }
-                            (off + 1 >= part.job.end).then_some(p)
-                        }
-                    }
-                    _ => None,
+                let (p, off) = (m.partition(), m.offset());
+                let Some(a) = active.get_mut(m.topic()).and_then(|t| t.get_mut(&p)) else {
+                    continue;
+                };
+                if off < a.end {
+                    let (timestamp, timestamp_type) = match m.timestamp() {
+                        Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+                        Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+                        Timestamp::NotAvailable => (-1, TimestampType::None),
+                    };
+                    let headers = match m.headers() {
+                        None => Vec::new(),
+                        Some(h) => h.iter().map(|x| (x.key, x.value)).collect(),
+                    };
+                    let r = RecordRef {
+                        timestamp,
+                        timestamp_type,
+                        key: m.key(),
+                        value: m.payload(),
+                        headers,
+                    };
+                    h.record(a.tag, off, &r)?;
+                    a.pos = off + 1;
+                }
+                if off + 1 >= a.end {
+                    let tag = a.tag;
+                    let t = m.topic().to_string();
+                    drop(m);
+                    finish(&mut active, &mut finished, &mut n_active, &t, p);
+                    h.done(tag)?;
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 last_progress = Instant::now();
-                // EOF at the current last stable offset, which is at or past
-                // the captured end (the rest were control or aborted records).
-                Some(p)
+                // The end of partition p of some active topic: finish every
+                // one whose position reached its end (control and aborted
+                // records at the tail are never handed out).
+                if active.values().any(|t| t.contains_key(&p)) {
+                    check_positions(&consumer, &mut active, &mut finished, &mut n_active, Some(p), h)?;
+                }
             }
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {
-                return Err(Error::NotFound(format!(
-                    "topic {topic} (deleted during the snapshot?)"
-                )));
+                last_error = Some("unknown topic or partition".into());
+                drop_deleted_topics(
+                    &consumer,
+                    opts,
+                    &mut active,
+                    &mut finished,
+                    &mut n_active,
+                    &mut out,
+                    h,
+                )?;
+                pending.retain(|j| {
+                    let keep = !out.gone_topics.contains(&j.topic);
+                    if !keep {
+                        h.gone(j.tag);
+                    }
+                    keep
+                });
             }
             Some(Err(e)) => {
-                if last_progress.elapsed() > Duration::from_secs(20) {
-                    return Err(Error::Invalid(format!(
-                        "reading {topic} from {}: {e}",
-                        opts.brokers
-                    )));
-                }
-                None
-            }
-        };
-        if let Some(p) = finished {
-            if let Some(part) = parts.get_mut(&p) {
-                if !part.done {
-                    part.done = true;
-                    remaining -= 1;
-                    if let Some((data, meta)) = part.cut(chunker, true) {
-                        send(Event::Chunk {
-                            tag: part.job.tag,
-                            data,
-                            meta,
-                        })?;
-                    }
-                    let first = part.runs.0.first().map(|r| r[0]);
-                    if let Some(f) = first.filter(|f| *f > part.job.start) {
-                        send(Event::Warning(format!(
-                            "{topic}/{p}: offsets {}..{f} were deleted by retention while being read; recorded as a gap",
-                            part.job.start
-                        )))?;
-                    }
-                    send(Event::Done {
-                        tag: part.job.tag,
-                        runs: std::mem::take(&mut part.runs),
-                        bytes: part.bytes,
-                    })?;
-                }
+                // Transient (broker restarting, leader moving): librdkafka
+                // reconnects and refetches; the watchdog below bounds it.
+                last_error = Some(e.to_string());
             }
         }
-        if last_progress.elapsed() > Duration::from_secs(60) {
-            return Err(Error::Invalid(format!(
-                "reading {topic} from {}: no progress for 60 s ({remaining} partition(s) unfinished)",
-                opts.brokers
-            )));
+
+        if last_check.elapsed() > Duration::from_secs(1) && last_progress.elapsed() > Duration::from_secs(1) {
+            last_check = Instant::now();
+            check_positions(&consumer, &mut active, &mut finished, &mut n_active, None, h)?;
         }
+        if last_progress.elapsed() > deadline {
+            let names: Vec<String> = active
+                .iter()
+                .flat_map(|(t, ps)| ps.keys().map(move |p| format!("{t}/{p}")))
+                .take(5)
+                .collect();
+            return Err(Error::Kafka {
+                op: format!("reading {}", names.join(", ")),
+                detail: format!(
+                    "no progress for {} ({n_active} partition(s) unfinished){}; raise --kafka-timeout to wait longer",
+                    humantime::format_duration(deadline),
+                    last_error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                ),
+                code: None,
+                transient: true,
+            });
+        }
+    }
+}
+
+fn finish(
+    active: &mut HashMap<String, HashMap<i32, Active>>,
+    finished: &mut Vec<(String, i32)>,
+    n_active: &mut usize,
+    topic: &str,
+    p: i32,
+) {
+    if let Some(ps) = active.get_mut(topic) {
+        if ps.remove(&p).is_some() {
+            *n_active -= 1;
+            finished.push((topic.to_string(), p));
+        }
+        if ps.is_empty() {
+            active.remove(topic);
+        }
+    }
+}
+
+/// Finishes active partitions (of number `only`, when given) whose
+/// consumer position reached their end.
+fn check_positions(
+    consumer: &BaseConsumer<Context>,
+    active: &mut HashMap<String, HashMap<i32, Active>>,
+    finished: &mut Vec<(String, i32)>,
+    n_active: &mut usize,
+    only: Option<i32>,
+    h: &mut dyn Handler,
+) -> Result<()> {
+    let Ok(pos) = consumer.position() else {
+        return Ok(());
+    };
+    let mut done = Vec::new();
+    for e in pos.elements() {
+        if only.is_some_and(|p| p != e.partition()) {
+            continue;
+        }
+        if let (Offset::Offset(o), Some(a)) = (
+            e.offset(),
+            active.get(e.topic()).and_then(|t| t.get(&e.partition())),
+        ) {
+            if o >= a.end || a.pos >= a.end {
+                done.push((e.topic().to_string(), e.partition(), a.tag));
+            }
+        }
+    }
+    for (t, p, tag) in done {
+        finish(active, finished, n_active, &t, p);
+        h.done(tag)?;
+    }
+    Ok(())
+}
+
+/// After UnknownTopicOrPartition: drops the active topics the cluster no
+/// longer has (deleted during the snapshot).
+fn drop_deleted_topics(
+    consumer: &BaseConsumer<Context>,
+    opts: &KafkaOptions,
+    active: &mut HashMap<String, HashMap<i32, Active>>,
+    finished: &mut Vec<(String, i32)>,
+    n_active: &mut usize,
+    out: &mut ReadOutcome,
+    h: &mut dyn Handler,
+) -> Result<()> {
+    let Ok(md) = consumer.fetch_metadata(None, opts.request_timeout()) else {
+        return Ok(());
+    };
+    let gone: Vec<String> = active
+        .keys()
+        .filter(|t| {
+            !md.topics()
+                .iter()
+                .any(|m| m.name() == t.as_str() && m.error().is_none())
+        })
+        .cloned()
+        .collect();
+    for t in gone {
+        if let Some(ps) = active.remove(&t) {
+            for (p, a) in ps {
+                *n_active -= 1;
+                finished.push((t.clone(), p));
+                h.gone(a.tag);
+            }
+        }
+        out.gone_topics.insert(t);
     }
     Ok(())
 }

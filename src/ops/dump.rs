@@ -54,8 +54,20 @@ pub struct DumpedRecord {
     /// `utf8` or `base64`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_encoding: Option<&'static str>,
-    /// Headers in order: `[name, value]`, value null or text/base64.
-    pub headers: Vec<(String, Option<String>)>,
+    /// Headers in order (duplicates kept).
+    pub headers: Vec<DumpedHeader>,
+}
+
+/// One header of a dumped record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DumpedHeader {
+    /// Header name.
+    pub key: String,
+    /// Value as UTF-8 when valid, else base64; null stays null.
+    pub value: Option<String>,
+    /// `utf8` or `base64` (absent for a null value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_encoding: Option<&'static str>,
 }
 
 fn text(b: &Option<Vec<u8>>) -> (Option<String>, Option<&'static str>) {
@@ -103,7 +115,18 @@ impl DumpedRecord {
             key_encoding,
             value,
             value_encoding,
-            headers: r.headers.iter().map(|(n, v)| (n.clone(), text(v).0)).collect(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    let (value, value_encoding) = text(v);
+                    DumpedHeader {
+                        key: n.clone(),
+                        value,
+                        value_encoding,
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -172,6 +195,30 @@ async fn for_each_in_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_say_how_they_are_encoded() {
+        let r = Record {
+            timestamp: 1,
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: None,
+            headers: vec![
+                ("t".into(), Some(b"/wD+".to_vec())),
+                ("b".into(), Some(vec![0xff, 0x00, 0xfe])),
+                ("n".into(), None),
+            ],
+        };
+        let j = serde_json::to_value(DumpedRecord::new("x", 0, 0, &r)).unwrap();
+        assert_eq!(
+            j["headers"],
+            serde_json::json!([
+                {"key": "t", "value": "/wD+", "value_encoding": "utf8"},
+                {"key": "b", "value": "/wD+", "value_encoding": "base64"},
+                {"key": "n", "value": null}
+            ])
+        );
+    }
 
     #[test]
     fn base64_matches_rfc4648() {

@@ -5,14 +5,11 @@
 //! right offsets; a completed restore is marked so a rerun changes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::restore::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::kafka::KafkaOptions;
+use crate::kafka::admin::{Cluster, End};
 
 /// What survives a killed restore.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -67,44 +64,26 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
     if opts.no_compact {
         key.push_str("|no-compact");
     }
+    // Records routed by key to other partitions: another restore.
+    if opts.repartition {
+        key.push_str("|repartition");
+    }
     Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
 }
 
-/// The end offsets of target partitions; with `stable`, once none of them
-/// moves for 250 ms (a killed run's last produce requests may still be
-/// landing), checking every partition each round.
-pub(crate) async fn end_offsets(
-    c: &Arc<BaseConsumer>,
-    k: &KafkaOptions,
-    parts: &[(String, i32)],
-    stable: bool,
-) -> Result<Vec<i64>> {
-    // Blocking ListOffsets requests, off the async workers.
-    let get = || {
-        let (c, k, parts) = (c.clone(), k.clone(), parts.to_vec());
-        async move {
-            tokio::task::spawn_blocking(move || -> Result<Vec<i64>> {
-                parts
-                    .iter()
-                    .map(|(topic, p)| {
-                        c.fetch_watermarks(topic, *p, k.timeout())
-                            .map(|w| w.1)
-                            .map_err(|e| Error::Invalid(format!("offsets of {topic}/{p}: {e}")))
-                    })
-                    .collect()
-            })
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-        }
-    };
-    let mut last = get().await?;
+/// The end offsets of target partitions (one batched request); with
+/// `stable`, once none of them moves for 250 ms (a killed run's last
+/// produce requests may still be landing), checking every partition each
+/// round.
+pub(crate) async fn stable_ends(c: &Cluster, parts: &[(String, i32)], stable: bool) -> Result<Vec<i64>> {
+    let mut last = c.offsets(parts, End::Latest).await?;
     if !stable {
         return Ok(last);
     }
     let mut moving = Vec::new();
     for _ in 0..20 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let now = get().await?;
+        let now = c.offsets(parts, End::Latest).await?;
         moving = parts
             .iter()
             .zip(now.iter().zip(&last))

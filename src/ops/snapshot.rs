@@ -2,18 +2,22 @@
 //!
 //! 1. Capture: cluster id, selected topics (partitions, replication factor,
 //!    non-default configs), and per partition (log start, last stable
-//!    offset). The time of this capture is the snapshot's time.
+//!    offset) from batched ListOffsets requests. The time of this capture is
+//!    the snapshot's time.
 //! 2. Plan against the parent (the latest Kafka snapshot of the same
 //!    cluster): an unchanged partition keeps its node; otherwise read
 //!    `[max(parent end, log start), end)` and drop segments retention has
 //!    deleted. Offsets that expired before any snapshot read them are
 //!    recorded and warned about.
-//! 3. Read with `assign`, read_committed; chunks are deduplicated, sealed
-//!    and packed as they arrive (memory bounded by batches of partitions).
+//! 3. Read with one assign-only, read_committed consumer
+//!    ([`crate::kafka::source`]); records become record-aligned chunks on
+//!    the reader's thread ([`SegmentWriter`]) and are deduplicated, sealed
+//!    and packed as they arrive. Memory is bounded by a budget for
+//!    partially filled chunks, which admits partitions to the read window.
 //! 4. Group offsets (OffsetFetch; kvault never joins a group), trees,
 //!    index, then the snapshot file — the usual write ordering.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -24,19 +28,23 @@ use super::progress::{Progress, Unit};
 use super::with_lock;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::image::segment::{Chunk, SegmentWriter};
 use crate::kafka::KafkaOptions;
-use crate::kafka::admin::{self, TopicInfo};
-use crate::kafka::record::OffsetRuns;
-use crate::kafka::source::{ChunkMeta, Event, ReadJob, read_topic};
+use crate::kafka::admin::{Cluster, TopicInfo};
+use crate::kafka::record::{OffsetRuns, RecordRef};
+use crate::kafka::source::{self, Handler, ReadJob};
+use crate::kafka::types::ChunkMeta;
+use crate::repo::chunker::Chunker;
 use crate::repo::pack::BlobType;
 use crate::repo::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotSummary};
 use crate::repo::tree::{Node, Tree};
 use crate::repo::writer::SaveSession;
 use crate::repo::{Repository, hostname, now_rfc3339, username};
 
-/// Partitions read at once by one consumer (bounds memory: each holds up to
-/// one maximum-size chunk).
-pub const PARTITION_BATCH: usize = 16;
+/// Bytes of partially filled chunks the reader may hold across the
+/// partitions it reads at once; partitions join the read window while
+/// their expected share fits.
+pub const CHUNK_BUFFER_BUDGET: usize = 48 << 20;
 
 /// What to snapshot.
 #[derive(Debug, Clone, Default)]
@@ -86,16 +94,17 @@ pub struct SnapshotResult {
     pub warnings: Vec<String>,
 }
 
+/// One partition's work: what to read and what it became.
 struct Job {
     topic: String,
     partition: i32,
+    compacted: bool,
     start: i64,
     end: i64,
     log_start: i64,
     expired: Vec<[i64; 2]>,
     kept: Vec<Node>,
-    chunks: Vec<ChunkMeta>,
-    ids: Vec<Id>,
+    chunks: Vec<(Id, ChunkMeta)>,
     runs: OffsetRuns,
     bytes: u64,
 }
@@ -109,42 +118,50 @@ pub async fn snapshot(
     opts: &SnapshotOptions,
     progress: &dyn Progress,
 ) -> Result<SnapshotResult> {
-    with_lock(repo, false, || run(repo, opts, progress)).await
+    // Reach the cluster before taking the lock: an unreachable broker is
+    // reported in seconds, and nothing is written.
+    let cluster = Cluster::connect(&opts.kafka).await?;
+    with_lock(repo, false, || run(repo, &cluster, opts, progress)).await
 }
 
-async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotResult> {
+/// The topics and their bounds, read consistently: a topic deleted between
+/// listing and ListOffsets is listed again.
+async fn capture(
+    cluster: &Cluster,
+    opts: &SnapshotOptions,
+) -> Result<(Vec<TopicInfo>, BTreeMap<(String, i32), (i64, i64)>, String)> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let topics = cluster.topics(&opts.topics, &opts.exclude).await?;
+        let parts: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+            .collect();
+        match cluster.bounds(&parts).await {
+            Ok(b) => return Ok((topics, parts.into_iter().zip(b).collect(), now_rfc3339())),
+            Err(Error::Kafka { code: Some(c), .. }) if c == "UnknownTopicOrPartition" && attempts < 5 => {
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn run(
+    repo: &Repository,
+    cluster: &Cluster,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotResult> {
     let started = Instant::now();
-    let mut res = SnapshotResult::default();
+    let mut res = SnapshotResult {
+        cluster_id: cluster.cluster_id().await?,
+        ..Default::default()
+    };
 
     // 1. Capture.
-    let kopts = opts.kafka.clone();
-    let consumer = tokio::task::spawn_blocking({
-        let k = kopts.clone();
-        move || admin::metadata_consumer(&k)
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
-    let consumer = std::sync::Arc::new(consumer);
-    let c2 = consumer.clone();
-    let k2 = kopts.clone();
-    res.cluster_id = tokio::task::spawn_blocking(move || admin::cluster_id(&c2, &k2))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-    let topics: Vec<TopicInfo> = admin::topics(&consumer, &kopts, &opts.topics, &opts.exclude).await?;
-    let c3 = consumer.clone();
-    let k3 = kopts.clone();
-    let tlist = topics.clone();
-    let (bounds, time) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut b: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
-        for t in &tlist {
-            for p in 0..t.partitions {
-                b.insert((t.name.clone(), p), admin::bounds(&c3, &k3, &t.name, p)?);
-            }
-        }
-        Ok((b, now_rfc3339()))
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    let (topics, bounds, time) = capture(cluster, opts).await?;
 
     // 2. Plan against the parent.
     repo.load_index().await?;
@@ -154,6 +171,15 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
         None => Manifest::default(),
     };
     res.parent = parent.as_ref().map(|(id, _)| *id);
+    let compacted: BTreeSet<&str> = topics
+        .iter()
+        .filter(|t| {
+            t.configs
+                .get("cleanup.policy")
+                .is_some_and(|p| p.contains("compact"))
+        })
+        .map(|t| t.name.as_str())
+        .collect();
     let mut reused: BTreeMap<(String, i32), Node> = BTreeMap::new();
     let mut jobs: Vec<Job> = Vec::new();
     for ((topic, p), (log_start, end)) in &bounds {
@@ -199,13 +225,13 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
         jobs.push(Job {
             topic: topic.clone(),
             partition: *p,
+            compacted: compacted.contains(topic.as_str()),
             start,
             end: *end,
             log_start: *log_start,
             expired,
             kept,
             chunks: Vec::new(),
-            ids: Vec::new(),
             runs: OffsetRuns::default(),
             bytes: 0,
         });
@@ -213,158 +239,25 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
 
     // 3. Read.
     let mut session = SaveSession::new(repo);
-    let total: u64 = jobs.iter().map(|j| (j.end - j.start).max(0) as u64).sum();
-    progress.start("reading records", Some(total), Unit::Items);
-    let mut by_topic: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, j) in jobs.iter().enumerate() {
-        if j.end > j.start {
-            by_topic.entry(j.topic.clone()).or_default().push(i);
-        }
-    }
-    let mut deleted: std::collections::BTreeSet<String> = Default::default();
-    let to_read = jobs.iter().filter(|j| j.end > j.start).count();
-    let (mut parts_done, mut bytes_done) = (0usize, 0u64);
-    progress.set_message(&format!("reading: 0/{to_read} partitions;"));
-    'topics: for (topic, idxs) in by_topic {
-        for batch in idxs.chunks(PARTITION_BATCH) {
-            let read_jobs: Vec<ReadJob> = batch
-                .iter()
-                .filter_map(|&i| jobs.get(i).map(|j| (i, j)))
-                .map(|(i, j)| ReadJob {
-                    tag: i as u64,
-                    partition: j.partition,
-                    start: j.start,
-                    end: j.end,
-                })
-                .collect();
-            let (tx, mut rx) = mpsc::channel::<Event>(8);
-            let (k, t, chunker) = (kopts.clone(), topic.clone(), repo.chunker().clone());
-            let reader = tokio::task::spawn_blocking(move || read_topic(&k, &t, read_jobs, &chunker, &tx));
-            while let Some(ev) = rx.recv().await {
-                match ev {
-                    Event::Chunk { tag, data, meta } => {
-                        if let Some(j) = jobs.get_mut(tag as usize) {
-                            j.chunks.push(meta);
-                        }
-                        progress.inc(meta.records().max(0) as u64);
-                        session.submit(tag, data).await?;
-                        for (t, id) in session.take_completed() {
-                            if let Some(j) = jobs.get_mut(t as usize) {
-                                j.ids.push(id);
-                            }
-                        }
-                    }
-                    Event::Done { tag, runs, bytes } => {
-                        if let Some(j) = jobs.get_mut(tag as usize) {
-                            j.runs = runs;
-                            j.bytes = bytes;
-                        }
-                        parts_done += 1;
-                        bytes_done += bytes;
-                        progress.set_message(&format!(
-                            "reading: {parts_done}/{to_read} partitions, {:.1} MiB;",
-                            bytes_done as f64 / 1_048_576.0
-                        ));
-                    }
-                    Event::Warning(w) => {
-                        progress.warn(&w);
-                        res.warnings.push(w);
-                    }
-                }
-            }
-            match reader.await.map_err(|e| Error::Internal(e.to_string()))? {
-                Ok(()) => {}
-                Err(Error::NotFound(what)) => {
-                    // A topic deleted after the capture: leave it out of this
-                    // snapshot rather than record a partial image of it.
-                    let w = format!("{what}: left out of this snapshot");
-                    progress.warn(&w);
-                    res.warnings.push(w);
-                    deleted.insert(topic.clone());
-                    continue 'topics;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    for (t, id) in session.drain().await? {
-        if let Some(j) = jobs.get_mut(t as usize) {
-            j.ids.push(id);
-        }
-    }
-    progress.finish();
+    let deleted = read(repo, &opts.kafka, &mut jobs, &mut session, progress, &mut res).await?;
     let data_stats = session.stats().clone();
 
     // 4. Trees: segments -> partitions -> topics -> root; groups.
-    let mut new_nodes: BTreeMap<(String, i32), Node> = BTreeMap::new();
     let topics: Vec<TopicInfo> = topics
         .into_iter()
         .filter(|t| !deleted.contains(&t.name))
         .collect();
+    let mut nodes = reused;
     for j in jobs.into_iter().filter(|j| !deleted.contains(&j.topic)) {
-        res.partitions_read += usize::from(j.end > j.start);
-        res.records_read += j.runs.count();
-        res.bytes_read += j.bytes;
-        let mut segs = j.kept;
-        if j.end > j.start {
-            let meta = SegmentMeta {
-                start: j.start,
-                end: j.end,
-                records: j.runs.count(),
-                runs: j.runs,
-                chunks: j.chunks,
-            };
-            segs.push(Node {
-                name: j.start.to_string(),
-                kind: "segment".into(),
-                size: j.bytes,
-                subtree: None,
-                content: j.ids,
-                meta: to_meta(&meta)?,
-            });
-        }
-        let mut records = 0u64;
-        let mut size = 0u64;
-        for s in &segs {
-            let m: SegmentMeta = manifest::from_meta(s)?;
-            records += m.records;
-            size += s.size;
-        }
-        let subtree = if segs.is_empty() {
-            None
-        } else {
-            Some(
-                session
-                    .save_blob(BlobType::Tree, Tree { nodes: segs }.encode()?)
-                    .await?,
-            )
-        };
-        let pm = PartitionMeta {
-            partition: j.partition,
-            log_start: j.log_start,
-            end: j.end,
-            records,
-            expired: j.expired,
-        };
-        new_nodes.insert(
-            (j.topic.clone(), j.partition),
-            Node {
-                name: j.partition.to_string(),
-                kind: "partition".into(),
-                size,
-                subtree,
-                content: vec![],
-                meta: to_meta(&pm)?,
-            },
-        );
+        let key = (j.topic.clone(), j.partition);
+        nodes.insert(key, partition_node(&mut session, j, &mut res).await?);
     }
-    new_nodes.extend(reused);
     let mut topic_nodes = Vec::new();
     for t in &topics {
         let mut pnodes = Vec::new();
         let mut size = 0;
         for p in 0..t.partitions {
-            if let Some(n) = new_nodes.remove(&(t.name.clone(), p)) {
+            if let Some(n) = nodes.remove(&(t.name.clone(), p)) {
                 size += n.size;
                 res.records_total += manifest::from_meta::<PartitionMeta>(&n)?.records;
                 pnodes.push(n);
@@ -398,10 +291,7 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
         .iter()
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
         .collect();
-    let (k4, g4) = (kopts.clone(), opts.groups.clone());
-    let groups = tokio::task::spawn_blocking(move || admin::group_offsets(&k4, &parts, &g4))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let groups = cluster.group_offsets(&parts, &opts.groups).await?;
     res.groups = groups.len();
     let mut gnodes = Vec::new();
     for (g, offs) in groups {
@@ -470,6 +360,272 @@ async fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress)
     res.dedup_saved_bytes = data_stats.raw_bytes.saturating_sub(data_stats.new_raw_bytes);
     res.seconds = started.elapsed().as_secs_f64();
     Ok(res)
+}
+
+/// A partition's node: the kept segments plus the one just read.
+async fn partition_node(session: &mut SaveSession, j: Job, res: &mut SnapshotResult) -> Result<Node> {
+    res.partitions_read += usize::from(j.end > j.start);
+    res.records_read += j.runs.count();
+    res.bytes_read += j.bytes;
+    let mut segs = j.kept;
+    if j.end > j.start {
+        let (ids, chunks): (Vec<Id>, Vec<ChunkMeta>) = j.chunks.into_iter().unzip();
+        let meta = SegmentMeta {
+            start: j.start,
+            end: j.end,
+            records: j.runs.count(),
+            runs: j.runs,
+            chunks,
+        };
+        segs.push(Node {
+            name: j.start.to_string(),
+            kind: "segment".into(),
+            size: j.bytes,
+            subtree: None,
+            content: ids,
+            meta: to_meta(&meta)?,
+        });
+    }
+    let mut records = 0u64;
+    let mut size = 0u64;
+    for s in &segs {
+        let m: SegmentMeta = manifest::from_meta(s)?;
+        records += m.records;
+        size += s.size;
+    }
+    let subtree = if segs.is_empty() {
+        None
+    } else {
+        Some(
+            session
+                .save_blob(BlobType::Tree, Tree { nodes: segs }.encode()?)
+                .await?,
+        )
+    };
+    let pm = PartitionMeta {
+        partition: j.partition,
+        log_start: j.log_start,
+        end: j.end,
+        records,
+        expired: j.expired,
+    };
+    Ok(Node {
+        name: j.partition.to_string(),
+        kind: "partition".into(),
+        size,
+        subtree,
+        content: vec![],
+        meta: to_meta(&pm)?,
+    })
+}
+
+/// What the reader's thread sends to the writing side.
+enum Event {
+    Chunk { tag: u64, chunk: Chunk },
+    Done { tag: u64, runs: OffsetRuns, bytes: u64 },
+}
+
+/// The reader's handler: a segment writer per partition being read,
+/// chunks to the writing side through a bounded channel, and the buffer
+/// budget that decides how many partitions are read at once.
+struct Cutter {
+    chunker: Chunker,
+    tx: mpsc::Sender<Event>,
+    writers: HashMap<u64, SegmentWriter>,
+    reserved: HashMap<u64, usize>,
+    reserved_total: usize,
+    buffered_total: usize,
+    seen_bytes: u64,
+    seen_records: u64,
+}
+
+impl Cutter {
+    fn send(&self, e: Event) -> Result<()> {
+        self.tx.blocking_send(e).map_err(|_| Error::Interrupted)
+    }
+
+    /// Bytes a partition of `records` records is expected to buffer at most.
+    fn reservation(&self, records: i64) -> usize {
+        let per = self.seen_bytes.checked_div(self.seen_records).map_or(1024, |b| b + 1);
+        let expected = (records.max(0) as u64).saturating_mul(per);
+        usize::try_from(expected)
+            .unwrap_or(usize::MAX)
+            .min(self.chunker.max_size() + (64 << 10))
+    }
+
+    /// Over twice the budget (records far larger than expected): end the
+    /// largest partial chunk early.
+    fn relieve(&mut self) -> Result<()> {
+        while self.buffered_total > 2 * CHUNK_BUFFER_BUDGET {
+            let Some((&tag, _)) = self.writers.iter().max_by_key(|(_, w)| w.buffered()) else {
+                return Ok(());
+            };
+            let Some(w) = self.writers.get_mut(&tag) else {
+                return Ok(());
+            };
+            let before = w.buffered();
+            let cut = w.cut();
+            self.buffered_total -= before;
+            match cut {
+                Some(chunk) => self.send(Event::Chunk { tag, chunk })?,
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler for Cutter {
+    fn admit(&mut self, job: &ReadJob) -> bool {
+        let r = self.reservation(job.end - job.start);
+        if self.reserved_total + r > CHUNK_BUFFER_BUDGET {
+            return false;
+        }
+        self.reserved_total += r;
+        self.reserved.insert(job.tag, r);
+        true
+    }
+
+    fn record(&mut self, tag: u64, offset: i64, r: &RecordRef<'_>) -> Result<()> {
+        let w = self.writers.entry(tag).or_default();
+        let (before, bytes_before) = (w.buffered(), w.bytes());
+        let chunk = w.push(&self.chunker, offset, r);
+        self.seen_bytes += w.bytes() - bytes_before;
+        self.seen_records += 1;
+        self.buffered_total = self.buffered_total + w.buffered() - before.min(self.buffered_total);
+        if let Some(chunk) = chunk {
+            self.buffered_total -= chunk.data.len().min(self.buffered_total);
+            self.send(Event::Chunk { tag, chunk })?;
+        }
+        if self.buffered_total > 2 * CHUNK_BUFFER_BUDGET {
+            self.relieve()?;
+        }
+        Ok(())
+    }
+
+    fn done(&mut self, tag: u64) -> Result<()> {
+        self.reserved_total -= self.reserved.remove(&tag).unwrap_or(0);
+        let (last, runs, bytes) = match self.writers.remove(&tag) {
+            Some(w) => {
+                self.buffered_total -= w.buffered().min(self.buffered_total);
+                w.finish()
+            }
+            None => (None, OffsetRuns::default(), 0),
+        };
+        if let Some(chunk) = last {
+            self.send(Event::Chunk { tag, chunk })?;
+        }
+        self.send(Event::Done { tag, runs, bytes })
+    }
+
+    fn gone(&mut self, tag: u64) {
+        self.reserved_total -= self.reserved.remove(&tag).unwrap_or(0);
+        if let Some(w) = self.writers.remove(&tag) {
+            self.buffered_total -= w.buffered().min(self.buffered_total);
+        }
+    }
+}
+
+/// Reads every job's range; returns the topics deleted meanwhile (left out
+/// of the snapshot).
+async fn read(
+    repo: &Repository,
+    kafka: &KafkaOptions,
+    jobs: &mut [Job],
+    session: &mut SaveSession,
+    progress: &dyn Progress,
+    res: &mut SnapshotResult,
+) -> Result<BTreeSet<String>> {
+    let total: u64 = jobs.iter().map(|j| (j.end - j.start).max(0) as u64).sum();
+    let to_read = jobs.iter().filter(|j| j.end > j.start).count();
+    progress.start("reading records", Some(total), Unit::Items);
+    progress.set_message(&format!("reading: 0/{to_read} partitions;"));
+    let read_jobs: Vec<ReadJob> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| j.end > j.start)
+        .map(|(i, j)| ReadJob {
+            tag: i as u64,
+            topic: j.topic.clone(),
+            partition: j.partition,
+            start: j.start,
+            end: j.end,
+        })
+        .collect();
+    let (tx, mut rx) = mpsc::channel::<Event>(4);
+    let mut cutter = Cutter {
+        chunker: repo.chunker().clone(),
+        tx,
+        writers: HashMap::new(),
+        reserved: HashMap::new(),
+        reserved_total: 0,
+        buffered_total: 0,
+        seen_bytes: 0,
+        seen_records: 0,
+    };
+    let k = kafka.clone();
+    let reader = tokio::task::spawn_blocking(move || source::read(&k, read_jobs, &mut cutter));
+
+    // Chunk metadata waits here until its id comes back (in submission order).
+    let mut metas: VecDeque<ChunkMeta> = VecDeque::new();
+    let (mut parts_done, mut bytes_done) = (0usize, 0u64);
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Chunk { tag, chunk } => {
+                progress.inc(chunk.meta.records().max(0) as u64);
+                metas.push_back(chunk.meta);
+                session.submit(tag, chunk.data).await?;
+                let done = session.take_completed();
+                place(jobs, &mut metas, done);
+            }
+            Event::Done { tag, runs, bytes } => {
+                if let Some(j) = jobs.get_mut(tag as usize) {
+                    // Records retention deleted between capture and read.
+                    let first = runs.0.first().map(|r| r[0]);
+                    if let Some(f) = first.filter(|f| *f > j.start) {
+                        if !j.compacted {
+                            let w = format!(
+                                "{}/{}: offsets {}..{f} were deleted by retention while being read; recorded as a gap",
+                                j.topic, j.partition, j.start
+                            );
+                            progress.warn(&w);
+                            res.warnings.push(w);
+                        }
+                    }
+                    j.runs = runs;
+                    j.bytes = bytes;
+                }
+                parts_done += 1;
+                bytes_done += bytes;
+                progress.set_message(&format!(
+                    "reading: {parts_done}/{to_read} partitions, {:.1} MiB;",
+                    bytes_done as f64 / 1_048_576.0
+                ));
+            }
+        }
+    }
+    let outcome = reader.await.map_err(|e| Error::Internal(e.to_string()))??;
+    let done = session.drain().await?;
+    place(jobs, &mut metas, done);
+    progress.finish();
+    for t in &outcome.gone_topics {
+        // A topic deleted after the capture: left out of this snapshot
+        // rather than recorded as a partial image.
+        let w = format!("topic {t} (deleted during the snapshot): left out of this snapshot");
+        progress.warn(&w);
+        res.warnings.push(w);
+    }
+    Ok(outcome.gone_topics)
+}
+
+/// Gives finished chunk ids their metadata (both in submission order).
+fn place(jobs: &mut [Job], metas: &mut VecDeque<ChunkMeta>, done: Vec<(u64, Id)>) {
+    for (tag, id) in done {
+        let meta = metas.pop_front();
+        if let (Some(j), Some(m)) = (jobs.get_mut(tag as usize), meta) {
+            j.chunks.push((id, m));
+        }
+    }
 }
 
 async fn segs_tree_nodes(repo: &Repository, partition: &Node) -> Result<Vec<Node>> {

@@ -169,7 +169,12 @@ fn ls_dump_and_diff_on_the_fixture() {
     assert_eq!(bin["value"], "/wD+");
     assert_eq!(
         bin["headers"],
-        serde_json::json!([["h", "1"], ["h", "2"], ["n", null], ["e", ""]])
+        serde_json::json!([
+            {"key": "h", "value": "1", "value_encoding": "utf8"},
+            {"key": "h", "value": "2", "value_encoding": "utf8"},
+            {"key": "n", "value": null},
+            {"key": "e", "value": "", "value_encoding": "utf8"}
+        ])
     );
     // Time filters select by record timestamp.
     let ts: Vec<i64> = all.iter().map(|r| r["timestamp"].as_i64().unwrap()).collect();

@@ -152,9 +152,21 @@ async fn restoring_onto_a_non_empty_topic_shifts_offsets_exactly() {
     let target = format!("again-{topic}");
     create_topic(&b, &target, 1, &[]).await;
     produce(&b, &target, &crate::kafka_snapshot::shapes_for_fixture(7, 1));
-    let r = restore(&repo, &snap, &ropts("again-", &topic), &NoProgress)
+    // By default a target that holds records is refused, and nothing is written.
+    let e = restore(&repo, &snap, &ropts("again-", &topic), &NoProgress)
         .await
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("already hold records")
+            && e.contains(&format!("{target}/0: 7 records"))
+            && e.contains("--if-not-empty"),
+        "{e}"
+    );
+    assert_eq!(read_back(&b, &target, 0, None).len(), 7);
+    let mut o = ropts("again-", &topic);
+    o.if_not_empty = kvault::ops::restore::IfNotEmpty::Append;
+    let r = restore(&repo, &snap, &o, &NoProgress).await.unwrap();
     assert!(r.created_topics.is_empty());
     assert_eq!(r.partitions[0].target_start, Some(7));
     let g = r.groups.iter().find(|g| g.group == group).unwrap();
