@@ -1,9 +1,22 @@
-//! `kvault snapshot` against the raw consume rate of the same broker, in one
-//! run: >= 1 GiB of JSON events over 4 partitions; peak RSS of the
-//! snapshot; an unchanged 1,000-partition snapshot. Results in BENCHMARKS.md.
+//! `kvault snapshot` and `kvault restore` against independent baselines with
+//! their own default settings, measured in the same run on the same
+//! brokers (BENCHMARKS.md "Kafka snapshot"):
 //!
-//! Needs a broker: `eval "$(scripts/kafka start source)"; cargo bench --bench snapshot`
-//! (KVAULT_BENCH_MIB sets the data size, default 1100).
+//! - kcat (Debian package) consuming every partition to /dev/null:
+//!   `kcat -C -b B -t T -o beginning -e -q -f '%k%s'`, one run per topic;
+//! - Kafka's own `org.apache.kafka.tools.ConsumerPerformance` from the
+//!   broker's jars (wall time, and its own fetch time);
+//! - for restore, kcat producing the same records from a dump file with the
+//!   same producer settings as kvault's (`-P -l`).
+//!
+//! Workloads W1–W4 (benches/support/workloads.rs). Per run: wall time,
+//! MB/s of keys+values (10^6 B), peak RSS (VmHWM sampled every 10 ms), and
+//! the broker's CPU seconds (utime+stime from /proc/PID/stat).
+//!
+//! Needs `scripts/kafka start source` and `target` and kcat:
+//! `eval "$(scripts/kafka start source)"; eval "$(scripts/kafka start target)"; cargo bench --bench snapshot`.
+//! `KVAULT_BENCH_WORKLOADS=W1,W3` picks workloads; `KVAULT_BENCH_RESTORE=0`
+//! skips restores; `KVAULT_BENCH_ROUNDS` (default 2) interleaved rounds.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -15,50 +28,212 @@
 #[path = "common.rs"]
 mod common;
 #[path = "support/kafka.rs"]
-mod kafka_common;
+mod kafka;
+#[path = "support/workloads.rs"]
+mod workloads;
 
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use kvault::kafka::KafkaOptions;
-use kvault::ops::snapshot::{SnapshotOptions, snapshot};
-use kvault::{NoProgress, Repository};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
+use workloads::{W1, W2, W3, W4, Workload};
 
-fn raw_consume(b: &str, topic: &str, partitions: i32) -> (u64, u64, f64) {
-    // The same fetch settings as kvault's reader gives 4 partitions (src/kafka/source.rs).
-    let c: BaseConsumer = kafka_common::cfg(b)
-        .set("group.id", "kvault-bench-raw")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .set("fetch.max.bytes", "33554432")
-        .set("max.partition.fetch.bytes", "8388608")
-        .set("queued.max.messages.kbytes", "32768")
-        .create()
+/// utime+stime of a process, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn broker_pid(name: &str) -> u32 {
+    std::fs::read_to_string(format!(".state/kafka/{name}/pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no .state/kafka/{name}/pid: start the broker with scripts/kafka"))
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    secs: f64,
+    rss_mib: f64,
+    broker_cpu: f64,
+    /// A second time where the tool reports its own (ConsumerPerformance's fetch time).
+    own_secs: f64,
+}
+
+fn run_child(mut cmd: Command, broker: u32) -> (Run, std::process::Output) {
+    let c0 = cpu_secs(broker);
+    let t0 = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    let (rss, out) = common::wait_sampling_rss(child).unwrap();
+    let run = Run {
+        secs: t0.elapsed().as_secs_f64(),
+        rss_mib: rss,
+        broker_cpu: cpu_secs(broker) - c0,
+        own_secs: 0.0,
+    };
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (run, out)
+}
+
+fn sum(runs: &[Run]) -> Run {
+    runs.iter().fold(Run::default(), |a, r| Run {
+        secs: a.secs + r.secs,
+        rss_mib: a.rss_mib.max(r.rss_mib),
+        broker_cpu: a.broker_cpu + r.broker_cpu,
+        own_secs: a.own_secs + r.own_secs,
+    })
+}
+
+fn kcat_consume(b: &str, w: &Workload, broker: u32) -> Run {
+    let runs: Vec<Run> = w
+        .topic_names()
+        .iter()
+        .map(|t| {
+            let mut c = Command::new("kcat");
+            c.args([
+                "-C",
+                "-b",
+                b,
+                "-t",
+                t,
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+                "-f",
+                "%k%s",
+            ]);
+            let (mut r, _) = run_child_to_null(c, broker);
+            r.own_secs = r.secs;
+            r
+        })
+        .collect();
+    sum(&runs)
+}
+
+fn run_child_to_null(mut cmd: Command, broker: u32) -> (Run, std::process::Output) {
+    cmd.stdout(Stdio::null());
+    let c0 = cpu_secs(broker);
+    let t0 = Instant::now();
+    let child = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (rss, out) = common::wait_sampling_rss(child).unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        Run {
+            secs: t0.elapsed().as_secs_f64(),
+            rss_mib: rss,
+            broker_cpu: cpu_secs(broker) - c0,
+            own_secs: 0.0,
+        },
+        out,
+    )
+}
+
+fn consumer_perf(b: &str, w: &Workload, broker: u32) -> Run {
+    let cp =
+        std::fs::read_to_string(".state/kafka/classpath.txt").expect("scripts/kafka writes the classpath");
+    let runs: Vec<Run> = w
+        .topic_names()
+        .iter()
+        .map(|t| {
+            let mut c = Command::new("java");
+            c.args(["-cp", cp.trim(), "org.apache.kafka.tools.ConsumerPerformance"])
+                .args([
+                    "--bootstrap-server",
+                    b,
+                    "--topic",
+                    t,
+                    "--messages",
+                    &w.records.to_string(),
+                ])
+                .args([
+                    "--group",
+                    &format!("bench-cp-{}", kvault::Id::random().unwrap().short()),
+                ]);
+            let (mut r, out) = run_child(c, broker);
+            // start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, …
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().rfind(|l| l.matches(',').count() >= 8).unwrap_or("");
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            r.own_secs = f.get(7).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1000.0;
+            r
+        })
+        .collect();
+    sum(&runs)
+}
+
+struct Kv {
+    bin: PathBuf,
+}
+
+impl Kv {
+    fn cmd(&self, repo: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(["-r", repo.to_str().unwrap(), "--no-progress"])
+            .args(args)
+            .env("KVAULT_PASSWORD", "pw");
+        c
     }
-    c.assign(&tpl).unwrap();
-    let start = Instant::now();
-    let (mut n, mut bytes, mut eofs) = (0u64, 0u64, 0);
-    while eofs < partitions {
-        match c.poll(Duration::from_secs(10)) {
-            Some(Ok(m)) => {
-                n += 1;
-                bytes += (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => eofs += 1,
-            Some(Err(e)) => panic!("{e}"),
-            None => panic!("raw consumer stalled"),
-        }
+
+    fn init(&self, repo: &Path) {
+        let st = self
+            .cmd(repo, &["init", "--insecure-fast-kdf", "-q"])
+            .status()
+            .unwrap();
+        assert!(st.success());
     }
-    (n, bytes, start.elapsed().as_secs_f64())
+
+    fn snapshot(&self, repo: &Path, b: &str, w: &Workload, broker: u32) -> (Run, serde_json::Value) {
+        let glob = if w.topics == 1 {
+            w.prefix.to_string()
+        } else {
+            format!("{}-*", w.prefix)
+        };
+        let (r, out) = run_child(
+            self.cmd(
+                repo,
+                &["snapshot", "-b", b, "--topic", &glob, "--group", "none", "--json"],
+            ),
+            broker,
+        );
+        let v: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message_type"] == "summary")
+            .unwrap();
+        (r, v)
+    }
+
+    fn check(&self, repo: &Path) {
+        let out = self.cmd(repo, &["check", "--read-data"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "check --read-data: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+fn mb(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
 }
 
 fn main() {
@@ -67,102 +242,290 @@ fn main() {
     }
     let b = std::env::var("KVAULT_KAFKA_SOURCE")
         .expect("KVAULT_KAFKA_SOURCE is not set: run `eval \"$(scripts/kafka start source)\"` first");
-    let mib: usize = std::env::var("KVAULT_BENCH_MIB")
+    let broker = broker_pid("source");
+    let rounds: usize = std::env::var("KVAULT_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1100);
+        .unwrap_or(2);
+    let chosen = std::env::var("KVAULT_BENCH_WORKLOADS").unwrap_or_else(|_| "W1,W2,W3,W4".into());
+    let kv = Kv {
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_kvault")),
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let id = kvault::Id::random().unwrap().short();
-    let topic = format!("bench-events-{id}");
-    rt.block_on(kafka_common::create(&b, &topic, 4));
-    let t0 = Instant::now();
-    let recs = kafka_common::events(4, mib << 20);
-    kafka_common::produce(&b, &topic, &recs, false);
-    let (n, bytes) = (
-        recs.len() as u64,
-        recs.iter().map(|r| (r.1.len() + r.2.len()) as u64).sum::<u64>(),
-    );
-    drop(recs);
-    println!(
-        "produced {n} records, {:.0} MiB of keys+values in {:.1} s",
-        bytes as f64 / 1048576.0,
-        t0.elapsed().as_secs_f64()
-    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut table: Vec<String> = Vec::new();
 
-    // Raw consume, twice (the first warms the page cache like kvault's run will see it).
-    let _ = raw_consume(&b, &topic, 4);
-    let (rn, rbytes, rsecs) = raw_consume(&b, &topic, 4);
-    assert_eq!(rn, n);
-    let raw = rbytes as f64 / rsecs / 1e6;
-    println!("raw consume: {rn} records, {:.1} s, {raw:.0} MB/s", rsecs);
-
-    // kvault snapshot as users run it: the CLI in its own process, its peak
-    // RSS sampled from /proc while it runs.
-    let dir = tempfile::tempdir().unwrap();
-    let loc = dir.path().join("repo");
-    let kv = env!("CARGO_BIN_EXE_kvault");
-    let run = |args: &[&str]| {
-        std::process::Command::new(kv)
-            .args(["-r", loc.to_str().unwrap(), "--no-progress"])
-            .args(args)
-            .env("KVAULT_PASSWORD", "pw")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    assert!(
-        run(&["init", "--insecure-fast-kdf", "-q"])
-            .wait()
-            .unwrap()
-            .success()
-    );
-    let s0 = Instant::now();
-    let child = run(&[
-        "snapshot", "-b", &b, "--topic", &topic, "--group", "none", "--json",
-    ]);
-    let (peak_mib, out) = common::wait_sampling_rss(child).unwrap();
-    let ssecs = s0.elapsed().as_secs_f64();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let snap = rbytes as f64 / ssecs / 1e6;
-    println!(
-        "kvault snapshot (CLI): {} records, {:.1} s, {snap:.0} MB/s of keys+values = {:.2}x raw consume; stored {:.0} MiB; peak RSS {:.0} MiB",
-        r["records_read"],
-        ssecs,
-        snap / raw,
-        r["new_bytes_stored"].as_f64().unwrap_or(0.0) / 1048576.0,
-        peak_mib
-    );
-    assert_eq!(r["records_read"].as_u64(), Some(n));
-    let backend = kvault::open_backend(loc.to_str().unwrap(), &Default::default()).unwrap();
-    let repo = rt.block_on(Repository::open(backend, b"pw")).unwrap();
-
-    // An unchanged cluster of 1,000 partitions.
-    let many: Vec<String> = (0..10).map(|i| format!("bench-many-{id}-{i}")).collect();
-    for t in &many {
-        rt.block_on(kafka_common::create(&b, t, 100));
-        let p: ThreadedProducer<DefaultProducerContext> = kafka_common::cfg(&b).create().unwrap();
-        for part in 0..100 {
-            p.send(BaseRecord::<[u8], [u8]>::to(t).partition(part).payload(b"x"))
-                .unwrap();
+    for w in [W1, W2, W3] {
+        if !chosen.split(',').any(|c| c == w.name) {
+            continue;
         }
-        p.flush(Duration::from_secs(30)).unwrap();
+        rt.block_on(w.ensure(&b));
+        let bytes = w.exact_bytes();
+        println!(
+            "\n== {}: {} topic(s) × {} partitions, {} records, {:.0} MB of keys+values",
+            w.name,
+            w.topics,
+            w.partitions,
+            w.records * w.topics as u64,
+            bytes as f64 / 1e6
+        );
+        // Warm the page cache once, as every run after it sees it.
+        let _ = kcat_consume(&b, &w, broker);
+        let (mut kc, mut kvs) = (Vec::new(), Vec::new());
+        let mut last_repo = PathBuf::new();
+        for round in 0..rounds {
+            let k = kcat_consume(&b, &w, broker);
+            println!(
+                "kcat        {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  broker CPU {:5.2} s",
+                k.secs,
+                mb(bytes, k.secs),
+                k.rss_mib,
+                k.broker_cpu
+            );
+            kc.push(k);
+            let repo = tmp.path().join(format!("{}-{round}", w.name));
+            kv.init(&repo);
+            let (s, v) = kv.snapshot(&repo, &b, &w, broker);
+            assert_eq!(
+                v["records_read"].as_u64(),
+                Some(w.records * w.topics as u64),
+                "{v}"
+            );
+            println!(
+                "kvault      {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  broker CPU {:5.2} s  stored {:.0} MiB",
+                s.secs,
+                mb(bytes, s.secs),
+                s.rss_mib,
+                s.broker_cpu,
+                v["new_bytes_stored"].as_f64().unwrap_or(0.0) / 1048576.0
+            );
+            kvs.push(s);
+            last_repo = repo;
+        }
+        let cp = consumer_perf(&b, &w, broker);
+        println!(
+            "ConsumerPerformance {:6.2} s wall, {:6.2} s own fetch time ({:.1} MB/s)",
+            cp.secs,
+            cp.own_secs,
+            mb(bytes, cp.own_secs)
+        );
+        kv.check(&last_repo);
+        let best = |v: &[Run]| *v.iter().min_by(|a, b| a.secs.total_cmp(&b.secs)).unwrap();
+        let (k, s) = (best(&kc), best(&kvs));
+        table.push(format!(
+            "| {} snapshot | {:.2} s, {:.0} MB/s, {:.0} MiB, broker {:.2} s | {:.2} s, {:.0} MB/s, {:.0} MiB, broker {:.2} s | **{:.2}×** | {:.2} s wall / {:.2} s own ({:.0} MB/s) | {:.2}× |",
+            w.name, s.secs, mb(bytes, s.secs), s.rss_mib, s.broker_cpu, k.secs, mb(bytes, k.secs), k.rss_mib, k.broker_cpu,
+            k.secs / s.secs, cp.secs, cp.own_secs, mb(bytes, cp.own_secs), s.broker_cpu / k.broker_cpu.max(0.01)
+        ));
+
+        if w.name == "W2" {
+            // The write pipeline's own ceiling: `kvault put` of the same bytes.
+            let dump = tmp.path().join("w2.bytes");
+            let f = std::fs::File::create(&dump).unwrap();
+            let st = Command::new("kcat")
+                .args([
+                    "-C",
+                    "-b",
+                    &b,
+                    "-t",
+                    w.prefix,
+                    "-o",
+                    "beginning",
+                    "-e",
+                    "-q",
+                    "-f",
+                    "%k%s",
+                ])
+                .stdout(f)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let repo = tmp.path().join("w2-put");
+            kv.init(&repo);
+            let (p, _) = run_child(kv.cmd(&repo, &["put", dump.to_str().unwrap()]), broker);
+            println!(
+                "kvault put  {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB",
+                p.secs,
+                mb(bytes, p.secs),
+                p.rss_mib
+            );
+            table.push(format!(
+                "| W2 snapshot vs `kvault put` of the same bytes | {:.2} s | {:.2} s | **{:.2}×** | | |",
+                s.secs,
+                p.secs,
+                p.secs / s.secs
+            ));
+            std::fs::remove_file(&dump).ok();
+        }
+
+        if w.name == "W3" {
+            // Incrementals: unchanged, then +1% records.
+            let t0 = Instant::now();
+            let (u, v) = kv.snapshot(&last_repo, &b, &w, broker);
+            assert_eq!(v["partitions_read"].as_u64(), Some(0), "{v}");
+            println!(
+                "unchanged   {:6.2} s (process {:.2} s)",
+                u.secs,
+                t0.elapsed().as_secs_f64()
+            );
+            for (t, name) in w.topic_names().iter().enumerate() {
+                w.produce(&b, t, name, w.records..w.records + w.records / 100);
+            }
+            let (inc, v) = kv.snapshot(&last_repo, &b, &w, broker);
+            assert_eq!(
+                v["records_read"].as_u64(),
+                Some(w.records / 100 * w.topics as u64),
+                "{v}"
+            );
+            println!("+1%         {:6.2} s, RSS {:.0} MiB", inc.secs, inc.rss_mib);
+            table.push(format!(
+                "| W3 unchanged second snapshot | {:.2} s | | | | |",
+                u.secs
+            ));
+            table.push(format!(
+                "| W3 after +1% records | {:.2} s, {:.0} MiB | | | | |",
+                inc.secs, inc.rss_mib
+            ));
+            // Put the topics back to the workload (delete the extra records' topics and regenerate next run).
+            for name in w.topic_names() {
+                rt.block_on(kafka::delete(&b, &name));
+            }
+        }
+
+        if std::env::var("KVAULT_BENCH_RESTORE").as_deref() != Ok("0") && w.topics == 1 {
+            restore_vs_kcat(&kv, &last_repo, &w, bytes, &mut table, &tmp);
+        }
     }
-    let mopts = SnapshotOptions {
-        kafka: KafkaOptions::new(&b),
-        topics: vec![format!("bench-many-{id}-*")],
-        groups: vec!["none".into()],
-        ..Default::default()
-    };
-    let first = rt.block_on(snapshot(&repo, &mopts, &NoProgress)).unwrap();
-    assert_eq!(first.partitions, 1000);
-    let u0 = Instant::now();
-    let again = rt.block_on(snapshot(&repo, &mopts, &NoProgress)).unwrap();
+
+    if chosen.split(',').any(|c| c == "W4") {
+        let w = W4;
+        rt.block_on(w.ensure(&b));
+        let repo = tmp.path().join("w4");
+        kv.init(&repo);
+        let (first, _) = kv.snapshot(&repo, &b, &w, broker);
+        let (again, v) = kv.snapshot(&repo, &b, &w, broker);
+        assert_eq!(v["partitions"].as_u64(), Some(10_000));
+        assert_eq!(v["partitions_read"].as_u64(), Some(0));
+        println!(
+            "\n== W4: first snapshot of 10,000 partitions {:.2} s (RSS {:.0} MiB); unchanged {:.2} s (RSS {:.0} MiB)",
+            first.secs, first.rss_mib, again.secs, again.rss_mib
+        );
+        table.push(format!(
+            "| W4 (10,000 partitions) first snapshot | {:.2} s, {:.0} MiB | | | | |",
+            first.secs, first.rss_mib
+        ));
+        table.push(format!(
+            "| W4 unchanged second snapshot | {:.2} s, {:.0} MiB | | | | |",
+            again.secs, again.rss_mib
+        ));
+    }
+
     println!(
-        "unchanged snapshot of {} partitions: {:.2} s, {} partitions read, {} bytes stored",
-        again.partitions,
-        u0.elapsed().as_secs_f64(),
-        again.partitions_read,
-        again.new_bytes_stored
+        "\n| run | kvault | kcat | kcat/kvault time | ConsumerPerformance | broker CPU kvault/kcat |\n|---|---|---|---|---|---|"
     );
+    for l in table {
+        println!("{l}");
+    }
+}
+
+/// kvault restore of a workload's snapshot into the target cluster, against
+/// kcat producing the same records (dumped to a file) with kvault's producer
+/// settings.
+fn restore_vs_kcat(
+    kv: &Kv,
+    repo: &Path,
+    w: &Workload,
+    bytes: u64,
+    table: &mut Vec<String>,
+    tmp: &tempfile::TempDir,
+) {
+    let Ok(t) = std::env::var("KVAULT_KAFKA_TARGET") else {
+        println!("KVAULT_KAFKA_TARGET not set: restore skipped");
+        return;
+    };
+    let tbroker = broker_pid("target");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The dump: key KD value RD, for kcat -P -l.
+    let dump = tmp.path().join(format!("{}.kcat", w.name));
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&dump).unwrap());
+        for i in 0..w.records {
+            let (_, k, v) = w.record(0, i);
+            f.write_all(&k).unwrap();
+            f.write_all(b"|kvaultK|").unwrap();
+            f.write_all(&v).unwrap();
+            f.write_all(b"|kvaultD|").unwrap();
+        }
+    }
+    let mut x_args: Vec<String> = Vec::new();
+    for (k, v) in kvault::kafka::sink::PRODUCER_DEFAULTS {
+        x_args.push("-X".into());
+        x_args.push(format!("{k}={v}"));
+    }
+    let (mut kc, mut kr) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        let id = kvault::Id::random().unwrap().short();
+        let topic = format!("bench-kcatp-{id}");
+        rt.block_on(kafka::create(&t, &topic, w.partitions));
+        let mut c = Command::new("kcat");
+        c.args([
+            "-P",
+            "-b",
+            &t,
+            "-t",
+            &topic,
+            "-K",
+            "|kvaultK|",
+            "-D",
+            "|kvaultD|",
+            "-l",
+            dump.to_str().unwrap(),
+        ])
+        .args(["-X", "partitioner=murmur2_random"])
+        .args(&x_args);
+        let (r, _) = run_child(c, tbroker);
+        println!(
+            "kcat -P     {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  (round {round})",
+            r.secs,
+            mb(bytes, r.secs),
+            r.rss_mib
+        );
+        kc.push(r);
+        rt.block_on(kafka::delete(&t, &topic));
+        let prefix = format!("bench-r{id}-");
+        let state = tmp.path().join(format!("state-{id}"));
+        let (r, _) = run_child(
+            kv.cmd(
+                repo,
+                &[
+                    "restore",
+                    "latest",
+                    "-b",
+                    &t,
+                    "--prefix",
+                    &prefix,
+                    "--no-groups",
+                    "--state-dir",
+                    state.to_str().unwrap(),
+                ],
+            ),
+            tbroker,
+        );
+        println!(
+            "kvault      {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  (restore, round {round})",
+            r.secs,
+            mb(bytes, r.secs),
+            r.rss_mib
+        );
+        kr.push(r);
+        rt.block_on(kafka::delete(&t, &format!("{prefix}{}", w.prefix)));
+    }
+    std::fs::remove_file(&dump).ok();
+    let best = |v: &[Run]| *v.iter().min_by(|a, b| a.secs.total_cmp(&b.secs)).unwrap();
+    let (k, r) = (best(&kc), best(&kr));
+    table.push(format!(
+        "| {} restore | {:.2} s, {:.0} MB/s, {:.0} MiB | {:.2} s, {:.0} MB/s, {:.0} MiB (kcat -P -l) | **{:.2}×** | | |",
+        w.name, r.secs, mb(bytes, r.secs), r.rss_mib, k.secs, mb(bytes, k.secs), k.rss_mib, k.secs / r.secs
+    ));
 }

@@ -66,7 +66,10 @@ impl SegmentWriter {
         if self.records == 0 {
             self.first_offset = offset;
             if self.buf.capacity() == 0 {
-                self.buf.reserve(self.last_chunk.min(chunker.max_size()));
+                // Room for a chunk like the last one and then some: growing
+                // a megabyte buffer by doubling copies it each time.
+                self.buf
+                    .reserve((self.last_chunk.saturating_mul(2)).min(chunker.max_size() + (64 << 10)));
             }
         }
         let before = self.buf.len();

@@ -17,7 +17,7 @@
 //! 4. Group offsets (OffsetFetch; kvault never joins a group), trees,
 //!    index, then the snapshot file — the usual write ordering.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -431,8 +431,10 @@ enum Event {
 struct Cutter {
     chunker: Chunker,
     tx: mpsc::Sender<Event>,
-    writers: HashMap<u64, SegmentWriter>,
-    reserved: HashMap<u64, usize>,
+    /// Per job (tags are job indices): its writer while it is read.
+    writers: Vec<Option<SegmentWriter>>,
+    /// Per job: the buffer bytes reserved for it while it is read.
+    reserved: Vec<usize>,
     reserved_total: usize,
     buffered_total: usize,
     seen_bytes: u64,
@@ -446,21 +448,35 @@ impl Cutter {
 
     /// Bytes a partition of `records` records is expected to buffer at most.
     fn reservation(&self, records: i64) -> usize {
-        let per = self.seen_bytes.checked_div(self.seen_records).map_or(1024, |b| b + 1);
+        let per = self
+            .seen_bytes
+            .checked_div(self.seen_records)
+            .map_or(1024, |b| b + 1);
         let expected = (records.max(0) as u64).saturating_mul(per);
         usize::try_from(expected)
             .unwrap_or(usize::MAX)
             .min(self.chunker.max_size() + (64 << 10))
     }
 
+    fn release(&mut self, tag: u64) {
+        if let Some(r) = self.reserved.get_mut(tag as usize) {
+            self.reserved_total -= std::mem::take(r).min(self.reserved_total);
+        }
+    }
+
     /// Over twice the budget (records far larger than expected): end the
     /// largest partial chunk early.
     fn relieve(&mut self) -> Result<()> {
         while self.buffered_total > 2 * CHUNK_BUFFER_BUDGET {
-            let Some((&tag, _)) = self.writers.iter().max_by_key(|(_, w)| w.buffered()) else {
-                return Ok(());
-            };
-            let Some(w) = self.writers.get_mut(&tag) else {
+            let largest = self
+                .writers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.as_ref().map(|w| (i, w.buffered())))
+                .max_by_key(|(_, b)| *b);
+            let Some((i, _)) = largest else { return Ok(()) };
+            let tag = i as u64;
+            let Some(Some(w)) = self.writers.get_mut(i) else {
                 return Ok(());
             };
             let before = w.buffered();
@@ -482,12 +498,17 @@ impl Handler for Cutter {
             return false;
         }
         self.reserved_total += r;
-        self.reserved.insert(job.tag, r);
+        if let Some(slot) = self.reserved.get_mut(job.tag as usize) {
+            *slot = r;
+        }
         true
     }
 
     fn record(&mut self, tag: u64, offset: i64, r: &RecordRef<'_>) -> Result<()> {
-        let w = self.writers.entry(tag).or_default();
+        let Some(slot) = self.writers.get_mut(tag as usize) else {
+            return Err(Error::Internal(format!("record for unknown job {tag}")));
+        };
+        let w = slot.get_or_insert_with(SegmentWriter::default);
         let (before, bytes_before) = (w.buffered(), w.bytes());
         let chunk = w.push(&self.chunker, offset, r);
         self.seen_bytes += w.bytes() - bytes_before;
@@ -504,8 +525,8 @@ impl Handler for Cutter {
     }
 
     fn done(&mut self, tag: u64) -> Result<()> {
-        self.reserved_total -= self.reserved.remove(&tag).unwrap_or(0);
-        let (last, runs, bytes) = match self.writers.remove(&tag) {
+        self.release(tag);
+        let (last, runs, bytes) = match self.writers.get_mut(tag as usize).and_then(Option::take) {
             Some(w) => {
                 self.buffered_total -= w.buffered().min(self.buffered_total);
                 w.finish()
@@ -519,8 +540,8 @@ impl Handler for Cutter {
     }
 
     fn gone(&mut self, tag: u64) {
-        self.reserved_total -= self.reserved.remove(&tag).unwrap_or(0);
-        if let Some(w) = self.writers.remove(&tag) {
+        self.release(tag);
+        if let Some(w) = self.writers.get_mut(tag as usize).and_then(Option::take) {
             self.buffered_total -= w.buffered().min(self.buffered_total);
         }
     }
@@ -556,8 +577,8 @@ async fn read(
     let mut cutter = Cutter {
         chunker: repo.chunker().clone(),
         tx,
-        writers: HashMap::new(),
-        reserved: HashMap::new(),
+        writers: (0..jobs.len()).map(|_| None).collect(),
+        reserved: vec![0; jobs.len()],
         reserved_total: 0,
         buffered_total: 0,
         seen_bytes: 0,

@@ -19,7 +19,7 @@ pub const KNOWN_FEATURES: &[&str] = &[];
 /// Default target pack size: 16 MiB.
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
 /// Default zstd level.
-pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
 
 /// The decrypted config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

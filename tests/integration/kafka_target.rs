@@ -386,3 +386,53 @@ fn an_unreachable_broker_fails_within_ten_seconds_with_one_clear_line() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn values_of_several_kib_snapshot_and_restore_byte_for_byte() {
+    let b = source();
+    let topic = unique("big");
+    create_topic(&b, &topic, 8, &[("retention.ms", "-1")]).await;
+    let sent: Vec<(i32, Record)> = (0..2400)
+        .map(|i| {
+            let mut v = format!("{{\"obj\":{i}}}").into_bytes();
+            v.resize(4096 + (i % 7) * 1024, 0);
+            let mut h = blake3::Hasher::new();
+            h.update(&(i as u64).to_le_bytes());
+            h.finalize_xof().fill(&mut v[16..]);
+            (
+                i as i32 % 8,
+                rec(
+                    now_ms(),
+                    Some(format!("obj-{i}").as_bytes()),
+                    Some(&v),
+                    &[("ct", Some(b"image/webp"))],
+                ),
+            )
+        })
+        .collect();
+    produce(&b, &topic, &sent);
+    let (repo, _, snap) = snapshot_of(&b, &topic, "none").await;
+    let r = restore(&repo, &snap, &ropts("big-", &topic), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(r.records_written, 2400);
+    for p in 0..8 {
+        let src = read_partition(&b, &topic, p, None);
+        assert_eq!(src.len(), 300);
+        assert!(
+            src == read_partition(&b, &format!("big-{topic}"), p, None),
+            "partition {p}"
+        );
+    }
+    let report = kvault::ops::check::check(
+        &repo,
+        &kvault::ops::check::CheckOptions {
+            read_data: true,
+            ..Default::default()
+        },
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
