@@ -29,6 +29,15 @@ pub use super::types::{GroupOffset, TopicInfo};
 use super::{KafkaOptions, selected};
 use crate::error::{Error, Result};
 
+/// Partitions per ListOffsets call (see [`Cluster::offsets`]).
+pub const LIST_OFFSETS_BATCH: usize = 500;
+
+/// One group's committed offsets.
+type GroupOffsets = (String, Vec<GroupOffset>);
+
+/// Groups whose committed offsets are fetched at once.
+pub const GROUP_FETCHERS: usize = 8;
+
 /// A client context that remembers the last client-level error librdkafka
 /// reported (e.g. "Connection refused"), so a failure can say why.
 #[derive(Debug, Default)]
@@ -99,11 +108,14 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// A list of `(topic, partition, offset)`.
+/// A list of `(topic, partition, offset)`. Built element by element:
+/// rdkafka's `add_partition_offset` searches the list first, which is
+/// quadratic (10,000 partitions: seconds).
 fn tpl_of(parts: &[(String, i32)], offset: Offset) -> Result<TopicPartitionList> {
     let mut tpl = TopicPartitionList::with_capacity(parts.len());
     for (t, p) in parts {
-        tpl.add_partition_offset(t, *p, offset)
+        tpl.add_partition(t, *p)
+            .set_offset(offset)
             .map_err(|e| Error::Internal(format!("{t}/{p}: {e}")))?;
     }
     Ok(tpl)
@@ -324,14 +336,19 @@ impl Cluster {
             [(t, p)] => format!("offsets of {t}/{p}"),
             _ => format!("offsets of {} partitions", parts.len()),
         };
-        let got = retry(&i.opts, &what, when, |t| {
-            i.consumer
-                .offsets_for_times(tpl_of(parts, spec).map_err(|_| KafkaError::Canceled)?, t)
-        })?;
+        // librdkafka matches results to the request list by linear search:
+        // quadratic in the list's length (10,000 partitions took 3 s), so
+        // ask in batches — still one request per leader broker per batch.
         let mut by: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for e in got.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                by.insert((e.topic().to_string(), e.partition()), o);
+        for batch in parts.chunks(LIST_OFFSETS_BATCH) {
+            let got = retry(&i.opts, &what, when, |t| {
+                i.consumer
+                    .offsets_for_times(tpl_of(batch, spec).map_err(|_| KafkaError::Canceled)?, t)
+            })?;
+            for e in got.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    by.insert((e.topic().to_string(), e.partition()), o);
+                }
             }
         }
         parts
@@ -419,30 +436,40 @@ impl Cluster {
                 .map(|g| g.0)
                 .filter(|g| selected(g, &include, &[]))
                 .collect();
-            let tpl = tpl_of(&partitions, Offset::Invalid)?;
             let mut out = BTreeMap::new();
-            for g in names {
-                let mut cfg = i.opts.client_config();
-                cfg.set("group.id", &g).set("enable.auto.commit", "false");
-                let c: BaseConsumer = cfg
-                    .create()
-                    .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", i.opts.brokers)))?;
-                let committed = retry(&i.opts, &format!("offsets of group {g}"), Transient::Usual, |t| {
-                    c.committed_offsets(tpl.clone(), t)
-                })?;
-                let offs: Vec<GroupOffset> = committed
-                    .elements()
-                    .iter()
-                    .filter_map(|e| match e.offset() {
-                        Offset::Offset(o) => Some(GroupOffset {
-                            topic: e.topic().to_string(),
-                            partition: e.partition(),
-                            offset: o,
-                            metadata: e.metadata().to_string(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
+            if names.is_empty() {
+                return Ok(out);
+            }
+            let tpls = partitions
+                .chunks(LIST_OFFSETS_BATCH)
+                .map(|b| tpl_of(b, Offset::Invalid))
+                .collect::<Result<Vec<_>>>()?;
+            // Groups are asked in parallel (one client each: the group id is
+            // a client setting); a cluster may have hundreds.
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let found: std::sync::Mutex<Vec<Result<GroupOffsets>>> = Default::default();
+            std::thread::scope(|scope| {
+                for _ in 0..GROUP_FETCHERS.min(names.len()) {
+                    scope.spawn(|| {
+                        while let Some(g) = names.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                        {
+                            let r = Self::committed(i, g, &tpls).map(|o| (g.clone(), o));
+                            let failed = r.is_err();
+                            if let Ok(mut f) = found.lock() {
+                                f.push(r);
+                            }
+                            if failed {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            for r in found
+                .into_inner()
+                .map_err(|_| Error::Internal("group fetchers panicked".into()))?
+            {
+                let (g, offs) = r?;
                 if !offs.is_empty() {
                     out.insert(g, offs);
                 }
@@ -450,6 +477,33 @@ impl Cluster {
             Ok(out)
         })
         .await
+    }
+
+    /// One group's committed offsets for the partitions of `tpls`.
+    fn committed(i: &Inner, g: &str, tpls: &[TopicPartitionList]) -> Result<Vec<GroupOffset>> {
+        let mut cfg = i.opts.client_config();
+        cfg.set("group.id", g).set("enable.auto.commit", "false");
+        let c: BaseConsumer = cfg
+            .create()
+            .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", i.opts.brokers)))?;
+        // In batches: librdkafka matches the answer to the request list by
+        // linear search (quadratic in partitions).
+        let mut offs: Vec<GroupOffset> = Vec::new();
+        for tpl in tpls {
+            let committed = retry(&i.opts, &format!("offsets of group {g}"), Transient::Usual, |t| {
+                c.committed_offsets(tpl.clone(), t)
+            })?;
+            offs.extend(committed.elements().iter().filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(GroupOffset {
+                    topic: e.topic().to_string(),
+                    partition: e.partition(),
+                    offset: o,
+                    metadata: e.metadata().to_string(),
+                }),
+                _ => None,
+            }));
+        }
+        Ok(offs)
     }
 
     /// Every group with its number of active members, sorted by name.
@@ -580,7 +634,8 @@ impl Cluster {
         let opts = &self.inner.opts;
         let mut tpl = TopicPartitionList::with_capacity(upto.len());
         for (t, p, o) in upto {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+            tpl.add_partition(t, *p)
+                .set_offset(Offset::Offset(*o))
                 .map_err(|e| Error::Internal(format!("{t}/{p}: {e}")))?;
         }
         let admin_opts = AdminOptions::new()
@@ -622,11 +677,10 @@ impl Cluster {
         self.blocking(move |i| {
             let mut tpl = TopicPartitionList::with_capacity(offsets.len());
             for (t, p, o, meta) in &offsets {
-                tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                let mut el = tpl.add_partition(t, *p);
+                el.set_offset(Offset::Offset(*o))
                     .map_err(|e| Error::Internal(e.to_string()))?;
-                if let Some(mut el) = tpl.find_partition(t, *p) {
-                    el.set_metadata(meta.clone());
-                }
+                el.set_metadata(meta.clone());
             }
             let mut cfg = i.opts.client_config();
             cfg.set("group.id", &group).set("enable.auto.commit", "false");
