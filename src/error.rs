@@ -28,6 +28,11 @@ pub enum Error {
     /// Another process holds a conflicting lock.
     #[error("repository is locked: {0}")]
     Locked(String),
+    /// This process's lock on the repository stopped protecting it (a
+    /// refresh failed for too long, or the lock file was removed): nothing
+    /// was reported saved.
+    #[error("repository lock lost: {0}; nothing was saved")]
+    LockLost(String),
     /// No key file could be opened with the password.
     #[error("wrong password or no key found for this repository")]
     WrongPassword,
@@ -123,7 +128,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::NoRepository { .. } => exit::NO_REPOSITORY,
-            Error::Locked(_) => exit::LOCKED,
+            Error::Locked(_) | Error::LockLost(_) => exit::LOCKED,
             Error::WrongPassword => exit::WRONG_PASSWORD,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Incomplete(_) => exit::INCOMPLETE,

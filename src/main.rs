@@ -16,13 +16,15 @@ fn main() {
         }
     };
     let code = rt.block_on(async {
+        // SIGINT and SIGTERM (Kubernetes, systemd) alike drop the command,
+        // which removes partial outputs, and exit 130.
         tokio::select! {
             r = cli::run(args) => match r {
                 Ok(code) => code,
                 Err(e) => cli::report(&e),
             },
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("kvault: interrupted");
+            s = interrupted() => {
+                eprintln!("kvault: interrupted ({s})");
                 kvault::error::exit::INTERRUPTED
             }
         }
@@ -30,4 +32,20 @@ fn main() {
     // Do not wait for background tasks (lock refreshers, uploads of a failed run).
     rt.shutdown_background();
     std::process::exit(code);
+}
+
+/// Waits for SIGINT or (on Unix) SIGTERM; names the one that came.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }

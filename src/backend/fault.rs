@@ -38,6 +38,12 @@ pub enum Fault {
         /// Bytes kept.
         len: u64,
     },
+    /// Writes to paths starting with the prefix fail permanently (e.g.
+    /// `locks/`: lock refreshes failing during a storage outage).
+    FailWritesUnder(String),
+    /// A full disk: a write that would take the stored bytes (all objects)
+    /// above the limit fails with "no space left"; removes free space.
+    DiskFull(u64),
 }
 
 /// Wraps a backend and injects [`Fault`]s.
@@ -175,12 +181,52 @@ impl<B: Backend> Backend for FaultBackend<B> {
         Ok(self.mangle(path, d))
     }
 
+    async fn read_max(&self, path: &str, max: u64) -> BackendResult<Vec<u8>> {
+        let d = self.inner.read_max(path, max).await?;
+        Ok(self.mangle(path, d))
+    }
+
+    async fn info(&self, path: &str) -> BackendResult<Option<ObjectInfo>> {
+        self.inner.info(path).await
+    }
+
+    async fn prepare_new(&self) -> BackendResult<()> {
+        self.inner.prepare_new().await
+    }
+
     async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
         if let Some(e) = self.mutation_fault("write", path) {
             return Err(e);
         }
         if let Some(e) = self.write_fault(path) {
             return Err(e);
+        }
+        for f in self.faults() {
+            match f {
+                Fault::FailWritesUnder(prefix) if path.starts_with(&prefix) => {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Permanent,
+                        "write",
+                        path,
+                        "injected failure (storage unreachable)",
+                    ));
+                }
+                Fault::DiskFull(limit) => {
+                    let mut used = 0;
+                    for d in ["config", "keys", "data", "index", "snapshots", "locks", ".tmp"] {
+                        used += self.inner.list(d).await?.iter().map(|o| o.size).sum::<u64>();
+                    }
+                    if used + data.len() as u64 > limit {
+                        return Err(BackendError::new(
+                            BackendErrorKind::Permanent,
+                            "write",
+                            path,
+                            "No space left on device (os error 28)",
+                        ));
+                    }
+                }
+                _ => {}
+            }
         }
         self.inner.write_new(path, data).await
     }

@@ -159,7 +159,7 @@ pub fn open_backend(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Bac
                 .root(&root)
                 .atomic_write_dir(&tmp);
             let op = Operator::new(b).map_err(|e| opendal_err(location, e))?;
-            Arc::new(OpendalBackend::new(op, location.to_string(), false))
+            Arc::new(OpendalBackend::local(op, location.to_string(), abs))
         }
         Location::S3 { bucket, prefix } => {
             let mut b = opendal::services::S3::default()

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -12,6 +13,7 @@ use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBackend {
     objects: Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>,
+    modified: Arc<Mutex<BTreeMap<String, SystemTime>>>,
 }
 
 impl MemoryBackend {
@@ -36,6 +38,18 @@ impl MemoryBackend {
         if let Ok(mut m) = self.objects.lock() {
             m.insert(path.to_string(), Arc::new(data));
         }
+        self.touch(path, SystemTime::now());
+    }
+
+    /// Sets an object's modification time (tests age objects with it).
+    pub fn touch(&self, path: &str, t: SystemTime) {
+        if let Ok(mut m) = self.modified.lock() {
+            m.insert(path.to_string(), t);
+        }
+    }
+
+    fn mtime(&self, path: &str) -> Option<SystemTime> {
+        self.modified.lock().ok().and_then(|m| m.get(path).copied())
     }
 
     /// Total bytes stored.
@@ -90,7 +104,18 @@ impl Backend for MemoryBackend {
             ));
         }
         m.insert(path.to_string(), Arc::new(data));
+        drop(m);
+        self.touch(path, SystemTime::now());
         Ok(())
+    }
+
+    async fn info(&self, path: &str) -> BackendResult<Option<ObjectInfo>> {
+        let size = self.map("stat", path)?.get(path).map(|v| v.len() as u64);
+        Ok(size.map(|size| ObjectInfo {
+            path: path.to_string(),
+            size,
+            modified: self.mtime(path),
+        }))
     }
 
     async fn stat(&self, path: &str) -> BackendResult<Option<u64>> {
@@ -101,11 +126,13 @@ impl Backend for MemoryBackend {
     async fn list(&self, dir: &str) -> BackendResult<Vec<ObjectInfo>> {
         let m = self.map("list", dir)?;
         let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let times = self.modified.lock().map(|t| t.clone()).unwrap_or_default();
         Ok(m.iter()
             .filter(|(k, _)| k.starts_with(&prefix))
             .map(|(k, v)| ObjectInfo {
                 path: k.clone(),
                 size: v.len() as u64,
+                modified: times.get(k).copied(),
             })
             .collect())
     }
@@ -113,6 +140,10 @@ impl Backend for MemoryBackend {
     async fn remove(&self, path: &str) -> BackendResult<()> {
         let mut m = self.map("remove", path)?;
         m.remove(path);
+        drop(m);
+        if let Ok(mut t) = self.modified.lock() {
+            t.remove(path);
+        }
         Ok(())
     }
 }

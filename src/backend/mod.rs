@@ -17,7 +17,15 @@
 //! - [`Backend::read`] of a missing path returns [`BackendErrorKind::NotFound`].
 //! - [`Backend::remove`] of a missing path succeeds.
 //! - [`Backend::list`] lists every object below a directory, recursively,
-//!   with its size, in no particular order.
+//!   with its size and (where the storage keeps one) its modification time,
+//!   in no particular order. Modification times are the storage's clock,
+//!   never the client's: lock staleness and prune's safety window compare
+//!   them only with each other.
+//! - [`Backend::read_max`] refuses an object larger than the caller's limit
+//!   without reading it, and anything that is not a regular file (a FIFO
+//!   would block forever); hostile storage costs bounded time and memory.
+//! - On local storage the repository's directories are private (0700) and
+//!   its files 0600.
 //! - Errors are classed transient (worth retrying: timeouts, 5xx, throttling)
 //!   or permanent; [`retry::RetryBackend`] retries the former.
 //!
@@ -31,6 +39,7 @@ pub mod opendal;
 pub mod retry;
 
 use std::fmt;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -46,6 +55,8 @@ pub enum BackendErrorKind {
     Transient,
     /// Retrying will not help (permissions, bad configuration, bad request).
     Permanent,
+    /// Not a regular file, or larger than its kind of object may be.
+    Refused,
 }
 
 /// A storage failure, naming the operation and the path.
@@ -89,6 +100,16 @@ impl std::error::Error for BackendError {}
 /// Result of backend operations.
 pub type BackendResult<T> = std::result::Result<T, BackendError>;
 
+/// The error for an object larger than `max`.
+pub fn too_large(path: &str, size: u64, max: u64) -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Refused,
+        "read",
+        path,
+        format!("{size} bytes or more, over the {max} such an object may have"),
+    )
+}
+
 /// An object found by [`Backend::list`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectInfo {
@@ -96,6 +117,8 @@ pub struct ObjectInfo {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// When the storage last wrote it (its own clock), when it says.
+    pub modified: Option<SystemTime>,
 }
 
 /// A place to keep repository files. See the module documentation for the
@@ -108,8 +131,40 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Reads a whole object.
     async fn read(&self, path: &str) -> BackendResult<Vec<u8>>;
 
+    /// Reads a whole object of at most `max` bytes. A larger object, or one
+    /// that is not a regular file, is [`BackendErrorKind::Refused`] without
+    /// being read.
+    async fn read_max(&self, path: &str, max: u64) -> BackendResult<Vec<u8>> {
+        match self.info(path).await? {
+            None => Err(BackendError::new(
+                BackendErrorKind::NotFound,
+                "read",
+                path,
+                "no such object",
+            )),
+            Some(i) if i.size > max => Err(too_large(path, i.size, max)),
+            Some(_) => self.read(path).await,
+        }
+    }
+
     /// Reads `len` bytes at `offset`. Reading past the end is an error.
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>>;
+
+    /// Size and modification time of an object, or `None` when it does not
+    /// exist; anything but a regular file is [`BackendErrorKind::Refused`].
+    async fn info(&self, path: &str) -> BackendResult<Option<ObjectInfo>> {
+        Ok(self.stat(path).await?.map(|size| ObjectInfo {
+            path: path.to_string(),
+            size,
+            modified: None,
+        }))
+    }
+
+    /// Prepares an empty location for a new repository (local storage:
+    /// private directories). Called by `init` before anything is written.
+    async fn prepare_new(&self) -> BackendResult<()> {
+        Ok(())
+    }
 
     /// Writes a new object atomically; fails with `AlreadyExists` rather than
     /// overwrite.

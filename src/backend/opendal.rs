@@ -4,11 +4,22 @@
 //! Non-overwriting writes use OpenDAL's `if_not_exists` (S3 `If-None-Match: *`,
 //! the fs service's create-new); fs writes go through a temporary directory
 //! inside the repository and a rename, so they are atomic.
+//!
+//! On local disk (`fs_root` set) every read first checks that the path is a
+//! regular file (opening a FIFO would block forever), new files are made
+//! 0600 and a new repository's directories 0700.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use opendal::{ErrorKind, Operator};
+use futures_util::StreamExt;
+use opendal::{EntryMode, ErrorKind, Operator};
 
-use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo, too_large};
+
+/// Directories a new repository starts with (format-spec §"Layout").
+const LAYOUT: &[&str] = &["data", "index", "keys", "snapshots", "locks", ".tmp"];
 
 /// A backend over an OpenDAL operator.
 #[derive(Debug, Clone)]
@@ -17,6 +28,8 @@ pub struct OpendalBackend {
     location: String,
     /// Whether listing returns sizes (object stores do; fs needs a stat).
     list_has_size: bool,
+    /// The repository directory, on local disk.
+    fs_root: Option<PathBuf>,
 }
 
 impl OpendalBackend {
@@ -26,8 +39,51 @@ impl OpendalBackend {
             op,
             location,
             list_has_size,
+            fs_root: None,
         }
     }
+
+    /// Wraps an fs operator rooted at `root`.
+    pub fn local(op: Operator, location: String, root: PathBuf) -> Self {
+        OpendalBackend {
+            op,
+            location,
+            list_has_size: false,
+            fs_root: Some(root),
+        }
+    }
+
+    /// On local disk: refuses anything but a regular file, before it is opened.
+    async fn regular(&self, op: &'static str, path: &str) -> BackendResult<Option<ObjectInfo>> {
+        if self.fs_root.is_none() {
+            return Ok(None);
+        }
+        let info = self.info(path).await?;
+        if info.is_none() {
+            return Err(BackendError::new(
+                BackendErrorKind::NotFound,
+                op,
+                path,
+                "no such object",
+            ));
+        }
+        Ok(info)
+    }
+}
+
+fn not_regular(path: &str) -> BackendError {
+    BackendError::new(BackendErrorKind::Refused, "read", path, "not a regular file")
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &std::path::Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn map_err(op: &'static str, path: &str, e: opendal::Error) -> BackendError {
@@ -48,11 +104,67 @@ impl Backend for OpendalBackend {
     }
 
     async fn read(&self, path: &str) -> BackendResult<Vec<u8>> {
+        self.regular("read", path).await?;
         let buf = self.op.read(path).await.map_err(|e| map_err("read", path, e))?;
         Ok(buf.to_vec())
     }
 
+    async fn read_max(&self, path: &str, max: u64) -> BackendResult<Vec<u8>> {
+        if let Some(i) = self.regular("read", path).await? {
+            if i.size > max {
+                return Err(too_large(path, i.size, max));
+            }
+            let buf = self.op.read(path).await.map_err(|e| map_err("read", path, e))?;
+            return Ok(buf.to_vec());
+        }
+        // Object stores: stream the object and stop once it is too large
+        // (no extra HEAD per read; never more than the limit in memory).
+        let reader = self.op.reader(path).await.map_err(|e| map_err("read", path, e))?;
+        let mut stream = reader
+            .into_bytes_stream(..)
+            .await
+            .map_err(|e| map_err("read", path, e))?;
+        let mut out: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BackendError::new(BackendErrorKind::Transient, "read", path, e))?;
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(too_large(path, (out.len() + chunk.len()) as u64, max));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    async fn info(&self, path: &str) -> BackendResult<Option<ObjectInfo>> {
+        match self.op.stat(path).await {
+            Ok(m) => {
+                if m.mode() != EntryMode::FILE {
+                    return Err(not_regular(path));
+                }
+                Ok(Some(ObjectInfo {
+                    path: path.to_string(),
+                    size: m.content_length(),
+                    modified: m.last_modified().map(SystemTime::from),
+                }))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(map_err("stat", path, e)),
+        }
+    }
+
+    async fn prepare_new(&self) -> BackendResult<()> {
+        let Some(root) = &self.fs_root else { return Ok(()) };
+        for d in std::iter::once("").chain(LAYOUT.iter().copied()) {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p)
+                .and_then(|()| set_mode(&p, 0o700))
+                .map_err(|e| BackendError::new(BackendErrorKind::Permanent, "mkdir", d, e))?;
+        }
+        Ok(())
+    }
+
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
+        self.regular("read", path).await?;
         let end = offset.saturating_add(len);
         let buf = self
             .op
@@ -78,7 +190,13 @@ impl Backend for OpendalBackend {
             .if_not_exists(true)
             .await
             .map(|_| ())
-            .map_err(|e| map_err("write", path, e))
+            .map_err(|e| map_err("write", path, e))?;
+        if let Some(root) = &self.fs_root {
+            // Private: key files wrap the master key (offline guessing).
+            set_mode(&root.join(path), 0o600)
+                .map_err(|e| BackendError::new(BackendErrorKind::Permanent, "chmod", path, e))?;
+        }
+        Ok(())
     }
 
     async fn stat(&self, path: &str) -> BackendResult<Option<u64>> {
@@ -102,17 +220,26 @@ impl Backend for OpendalBackend {
             if path.ends_with('/') || e.metadata().is_dir() {
                 continue;
             }
-            // The fs service's temporary files never show under a listed dir,
-            // but be strict anyway: only names kvault writes.
-            let size = if self.list_has_size {
-                e.metadata().content_length()
-            } else {
-                match self.stat(&path).await? {
-                    Some(s) => s,
-                    None => continue, // removed between list and stat
-                }
-            };
-            out.push(ObjectInfo { path, size });
+            if self.list_has_size {
+                out.push(ObjectInfo {
+                    size: e.metadata().content_length(),
+                    modified: e.metadata().last_modified().map(SystemTime::from),
+                    path,
+                });
+                continue;
+            }
+            match self.info(&path).await {
+                Ok(Some(i)) => out.push(i),
+                Ok(None) => {} // removed between list and stat
+                // Not a regular file: listed, so check and prune can name it,
+                // never read.
+                Err(e) if e.kind == BackendErrorKind::Refused => out.push(ObjectInfo {
+                    path,
+                    size: 0,
+                    modified: None,
+                }),
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

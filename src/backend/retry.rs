@@ -65,6 +65,15 @@ impl<B: Backend> Backend for RetryBackend<B> {
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
         retrying!(self, self.inner.read_range(path, offset, len))
     }
+    async fn read_max(&self, path: &str, max: u64) -> BackendResult<Vec<u8>> {
+        retrying!(self, self.inner.read_max(path, max))
+    }
+    async fn info(&self, path: &str) -> BackendResult<Option<ObjectInfo>> {
+        retrying!(self, self.inner.info(path))
+    }
+    async fn prepare_new(&self) -> BackendResult<()> {
+        retrying!(self, self.inner.prepare_new())
+    }
     async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
         retrying!(self, self.inner.write_new(path, data.clone()))
     }

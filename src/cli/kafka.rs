@@ -101,8 +101,13 @@ async fn load_kafka(
     let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, snap).await?;
     let s = repo.load_snapshot(&id).await?;
     s.expect_kind(&id, kvault::ops::manifest::KAFKA_KIND, "a Kafka snapshot")?;
-    repo.load_index().await?;
-    let m = kvault::ops::manifest::load(&repo, &s.tree, segments).await?;
+    // Under a shared lock: a prune cannot remove trees while they are read.
+    let m = ctx
+        .reading(&repo, || async {
+            repo.load_index().await?;
+            kvault::ops::manifest::load(&repo, &s.tree, segments).await
+        })
+        .await?;
     Ok((repo, id, m))
 }
 
@@ -132,6 +137,7 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             });
         for p in t.partitions.values() {
             let mut gaps: Vec<[i64; 2]> = p.meta.expired.clone();
+            gaps.extend(p.meta.lost.iter().copied());
             for s in &p.segments {
                 gaps.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
             }
@@ -205,7 +211,6 @@ pub struct DumpArgs {
 }
 
 pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
-    use std::io::Write;
     let (repo, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
     let t = m.topics.get(&a.topic).ok_or_else(|| {
         anyhow::Error::new(kvault::Error::NotFound(format!(
@@ -219,13 +224,28 @@ pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
         from_time: a.from_time.as_deref().map(parse_time_ms).transpose()?,
         to_time: a.to_time.as_deref().map(parse_time_ms).transpose()?,
     };
-    for p in t
+    let parts: Vec<&kvault::ops::manifest::Partition> = t
         .partitions
         .values()
         .filter(|p| a.partition.is_none_or(|x| x == p.meta.partition))
-    {
-        let what = format!("{}/{}", t.name, p.meta.partition);
-        let (topic, part) = (t.name.clone(), p.meta.partition);
+        .collect();
+    // Records stream out as they are read: hold a shared lock throughout,
+    // so a prune cannot cut the output short.
+    ctx.reading(&repo, || dump_partitions(&repo, &t.name, parts, &filter))
+        .await?;
+    Ok(exit::OK)
+}
+
+async fn dump_partitions(
+    repo: &kvault::Repository,
+    topic_name: &str,
+    parts: Vec<&kvault::ops::manifest::Partition>,
+    filter: &kvault::ops::dump::RecordFilter,
+) -> kvault::Result<()> {
+    use std::io::Write;
+    for p in parts {
+        let what = format!("{topic_name}/{}", p.meta.partition);
+        let (topic, part) = (topic_name.to_string(), p.meta.partition);
         let mut f = move |off: i64, r: kvault::kafka::record::Record| -> kvault::Result<()> {
             let d = kvault::ops::dump::DumpedRecord::new(&topic, part, off, &r);
             let line = serde_json::to_string(&d).map_err(|e| kvault::Error::Internal(e.to_string()))?;
@@ -236,9 +256,9 @@ pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
             }
             Ok(())
         };
-        kvault::ops::dump::for_each_record(&repo, &what, p, &filter, &mut f).await?;
+        kvault::ops::dump::for_each_record(repo, &what, p, filter, &mut f).await?;
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 #[derive(Debug, Args)]

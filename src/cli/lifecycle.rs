@@ -16,7 +16,7 @@ fn count(s: &str) -> Result<i64, String> {
         return Ok(-1);
     }
     match s.parse::<i64>() {
-        Ok(n) if n >= -1 => Ok(n),
+        Ok(n) if n >= 0 => Ok(n),
         _ => Err(format!("{s:?} is not a count (a number, or unlimited)")),
     }
 }
@@ -70,6 +70,10 @@ pub struct PruneArgs {
     /// Rewrite at most this much (e.g. 2G, 500M).
     #[arg(long, value_name = "SIZE")]
     max_repack_size: Option<String>,
+    /// Keep packs no index names and temporary files younger than this, by
+    /// the storage's clock (a write in progress may own them).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    unindexed_grace: std::time::Duration,
 }
 
 impl PruneArgs {
@@ -80,6 +84,8 @@ impl PruneArgs {
             max_unused_percent: p,
             max_repack_bytes,
             dry_run,
+            unindexed_grace: self.unindexed_grace,
+            repack: Vec::new(),
         })
     }
 }
@@ -114,7 +120,7 @@ fn prune_text(r: &PruneReport) -> String {
     let verb = if r.dry_run { "would " } else { "" };
     format!(
         "{} snapshots, {} blobs in use; {} packs ({}) before\n\
-         {verb}delete {} unused packs, {verb}repack {} partly used packs into {} new, {verb}delete {} packs left by interrupted writes\n\
+         {verb}delete {} unused packs, {verb}repack {} partly used packs into {} new, {verb}delete {} packs and {} temporary files left by interrupted writes{}\n\
          {} unused left in kept packs; {} after, {} {}freed",
         r.snapshots,
         r.blobs_used,
@@ -124,6 +130,15 @@ fn prune_text(r: &PruneReport) -> String {
         r.packs_repacked,
         r.packs_written,
         r.unindexed_packs_deleted,
+        r.tmp_files_deleted,
+        if r.unindexed_packs_kept > 0 {
+            format!(
+                " ({} younger than --unindexed-grace kept)",
+                r.unindexed_packs_kept
+            )
+        } else {
+            String::new()
+        },
         human_bytes(r.unused_bytes_left),
         human_bytes(r.bytes_after),
         human_bytes(r.bytes_freed),
@@ -234,7 +249,7 @@ pub struct CopyArgs {
 }
 
 pub async fn run_copy(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
-    let storage = ctx.global.storage.options();
+    let storage = ctx.global.storage.options()?;
     let dst_loc = match &a.to_repo {
         Some(t) => t.clone(),
         None => ctx.location()?.to_string(),
@@ -242,6 +257,7 @@ pub async fn run_copy(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
     let src_pw = password::source_password(
         a.from_password_file.as_deref(),
         a.from_password_command.as_deref(),
+        ctx.global.password_command_timeout,
     )?;
     let src = kvault::ops::open(&a.from_repo, &storage, &src_pw).await?;
     let dst_pw = password::repository_password(&ctx.global, false)?;

@@ -8,6 +8,7 @@ mod keys;
 mod lifecycle;
 mod output;
 mod password;
+mod repair;
 mod stream;
 
 use anyhow::{Context, Result};
@@ -55,6 +56,13 @@ pub struct GlobalArgs {
     /// Never draw progress bars.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Read without taking a lock (read-only storage); a concurrent prune
+    /// may then make a read fail part-way.
+    #[arg(long, global = true)]
+    no_lock: bool,
+    /// How long --password-command may run.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    password_command_timeout: std::time::Duration,
     /// Wait up to this long (e.g. 10m) for a conflicting lock to go, instead of failing at once.
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     retry_lock: Option<std::time::Duration>,
@@ -75,9 +83,10 @@ struct StorageArgs {
     /// S3 access key id.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
     s3_access_key_id: Option<String>,
-    /// S3 secret access key.
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true, global = true)]
-    s3_secret_access_key: Option<String>,
+    /// A file holding the S3 secret access key (or AWS_SECRET_ACCESS_KEY;
+    /// never on the command line, where `ps` shows it).
+    #[arg(long, value_name = "FILE", global = true)]
+    s3_secret_access_key_file: Option<String>,
     /// GCS service-account credential file.
     #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
     gcs_credential_path: Option<String>,
@@ -87,29 +96,48 @@ struct StorageArgs {
     /// Azure storage account.
     #[arg(long, env = "AZURE_STORAGE_ACCOUNT", global = true)]
     azure_account_name: Option<String>,
-    /// Azure storage account key.
-    #[arg(long, env = "AZURE_STORAGE_KEY", hide_env_values = true, global = true)]
-    azure_account_key: Option<String>,
+    /// A file holding the Azure storage account key (or AZURE_STORAGE_KEY).
+    #[arg(long, value_name = "FILE", global = true)]
+    azure_account_key_file: Option<String>,
     /// Azure blob endpoint.
     #[arg(long, env = "AZURE_STORAGE_ENDPOINT", global = true)]
     azure_endpoint: Option<String>,
 }
 
+/// A secret from a file (trailing newline dropped), else from the environment.
+fn secret(file: Option<&str>, env: &str) -> Result<Option<String>> {
+    match file {
+        Some(f) => {
+            let s = std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?;
+            Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        None => Ok(std::env::var(env).ok().filter(|v| !v.is_empty())),
+    }
+}
+
 impl StorageArgs {
-    fn options(&self) -> BackendOptions {
+    fn options(&self) -> Result<BackendOptions> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        BackendOptions {
+        Ok(BackendOptions {
             s3_endpoint: self.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
             s3_region: self.s3_region.clone().or_else(|| env("AWS_DEFAULT_REGION")),
             s3_access_key_id: self.s3_access_key_id.clone(),
-            s3_secret_access_key: self.s3_secret_access_key.clone(),
+            s3_secret_access_key: secret(self.s3_secret_access_key_file.as_deref(), "AWS_SECRET_ACCESS_KEY")?,
             s3_session_token: env("AWS_SESSION_TOKEN"),
             gcs_endpoint: self.gcs_endpoint.clone(),
             gcs_credential_path: self.gcs_credential_path.clone(),
             azure_endpoint: self.azure_endpoint.clone(),
             azure_account_name: self.azure_account_name.clone(),
-            azure_account_key: self.azure_account_key.clone(),
-        }
+            azure_account_key: secret(self.azure_account_key_file.as_deref(), "AZURE_STORAGE_KEY")?,
+        })
+    }
+}
+
+/// `--chunk-size`: a power of two KiB in 1..=65536 (a usage error otherwise).
+fn chunk_kib(s: &str) -> std::result::Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= 65536 => Ok(n),
+        _ => Err(format!("{s:?} is not a power of two between 1 and 65536")),
     }
 }
 
@@ -150,14 +178,16 @@ impl KdfArgs {
 enum Command {
     /// Create a new repository.
     Init {
-        /// Average chunk size in KiB (a power of two; min = avg/4, max = avg*4).
-        #[arg(long, default_value_t = 1024, value_name = "KIB")]
+        /// Average chunk size in KiB (a power of two, 1..=65536; min = avg/4, max = avg*4).
+        #[arg(long, default_value_t = 1024, value_name = "KIB", value_parser = chunk_kib)]
         chunk_size: u32,
-        /// Target pack size in MiB.
-        #[arg(long, default_value_t = DEFAULT_PACK_SIZE / (1024 * 1024), value_name = "MIB")]
+        /// Target pack size in MiB (1..=1024).
+        #[arg(long, default_value_t = DEFAULT_PACK_SIZE / (1024 * 1024), value_name = "MIB",
+              value_parser = clap::value_parser!(u32).range(1..=1024))]
         pack_size: u32,
         /// zstd compression level (-7..=22).
-        #[arg(long, default_value_t = DEFAULT_COMPRESSION_LEVEL, allow_hyphen_values = true)]
+        #[arg(long, default_value_t = DEFAULT_COMPRESSION_LEVEL, allow_hyphen_values = true,
+              value_parser = clap::value_parser!(i32).range(-7..=22))]
         compression: i32,
         #[command(flatten)]
         kdf: KdfArgs,
@@ -195,6 +225,11 @@ enum Command {
     Prune(lifecycle::PruneCmd),
     /// Copy snapshots from another repository (e.g. local to S3), storing only what is missing.
     Copy(lifecycle::CopyArgs),
+    /// Repair a damaged repository: rebuild the index, mend snapshots.
+    Repair {
+        #[command(subcommand)]
+        cmd: repair::RepairCmd,
+    },
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock {
         /// Remove all locks, even live ones.
@@ -223,13 +258,31 @@ impl Ctx {
             })
     }
 
-    /// Opens the repository, asking for the password.
+    /// Opens the repository, asking for the password; the repository's
+    /// warnings (skipped key or index files) go to stderr.
     async fn open(&self) -> Result<Repository> {
         let loc = self.location()?;
         let pw = password::repository_password(&self.global, false)?;
-        let repo = kvault::ops::open(loc, &self.global.storage.options(), &pw).await?;
+        let out = self.out;
+        let warn = move |m: &str| out.warn(m);
+        let backend = kvault::open_backend(loc, &self.global.storage.options()?)?;
+        let repo = Repository::open_warning(backend, &pw, &warn).await?;
+        repo.set_warn(std::sync::Arc::new(warn));
         self.lock_wait(&repo);
         Ok(repo)
+    }
+
+    /// Runs a read under a shared lock (none with `--no-lock`).
+    async fn reading<T, F, Fut>(&self, repo: &Repository, f: F) -> kvault::Result<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = kvault::Result<T>>,
+    {
+        if self.global.no_lock {
+            f().await
+        } else {
+            kvault::ops::with_lock(repo, false, f).await
+        }
     }
 
     /// Applies `--retry-lock` to a repository.
@@ -268,7 +321,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 kdf: kdf.params(),
             };
             let pw = password::repository_password(&ctx.global, true)?;
-            let (_, s) = kvault::ops::init::init(loc, &ctx.global.storage.options(), &pw, &opts).await?;
+            let (_, s) = kvault::ops::init::init(loc, &ctx.global.storage.options()?, &pw, &opts).await?;
             ctx.out.emit("init", json!(s), || {
                 format!("created kvault repository {} at {}\nkeep your password safe: without it the data cannot be read", s.repository_id.short(), s.location)
             });
@@ -288,6 +341,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Forget(a) => lifecycle::run_forget(&ctx, a).await,
         Command::Prune(a) => lifecycle::run_prune(&ctx, a).await,
         Command::Copy(a) => lifecycle::run_copy(&ctx, a).await,
+        Command::Repair { cmd } => repair::run(&ctx, cmd).await,
         Command::Cat(a) => inspect::cat(&ctx, a).await,
         Command::Unlock { remove_all } => {
             let repo = ctx.open().await?;

@@ -53,6 +53,19 @@ impl Out {
         }
     }
 
+    /// A warning: a JSON line with `--json`, else `warning: …` on stderr
+    /// (not suppressed by `--quiet`).
+    pub fn warn(&self, msg: &str) {
+        if self.json {
+            println!(
+                "{}",
+                json!({"message_type": "warning", "kvault_json": JSON_SCHEMA, "message": msg})
+            );
+        } else {
+            eprintln!("warning: {msg}");
+        }
+    }
+
     /// A message for humans on stderr (suppressed by `--quiet` and `--json`).
     pub fn note(&self, msg: &str) {
         if !self.quiet && !self.json {

@@ -23,17 +23,54 @@ fn from_file(path: &str) -> Result<Vec<u8>> {
     Ok(strip_newline(b))
 }
 
-fn from_command(cmd: &str) -> Result<Vec<u8>> {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
+/// Runs a password command, killing it after `timeout` (a command waiting
+/// for input that never comes must not hang a nightly job).
+fn from_command(cmd: &str, timeout: std::time::Duration) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
         .arg(cmd)
-        .stderr(std::process::Stdio::inherit())
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    // Its own process group, so a timeout stops everything it started.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    let mut child = c
+        .spawn()
         .with_context(|| format!("running password command {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("password command {cmd:?} failed with {}", out.status);
+    let mut stdout = child.stdout.take().context("password command has no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).map(|_| buf)
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().context("waiting for the password command")? {
+            break st;
+        }
+        if std::time::Instant::now() >= deadline {
+            #[cfg(unix)]
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "password command {cmd:?} did not finish within {} (--password-command-timeout)",
+                humantime::format_duration(timeout)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if !status.success() {
+        bail!("password command {cmd:?} failed with {status}");
     }
-    Ok(strip_newline(out.stdout))
+    let out = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("password command reader failed"))?
+        .context("reading the password command's output")?;
+    Ok(strip_newline(out))
 }
 
 fn prompt(msg: &str) -> Result<Vec<u8>> {
@@ -61,7 +98,7 @@ pub fn repository_password(g: &GlobalArgs, create: bool) -> Result<Vec<u8>> {
     let pw = if let Some(f) = &g.password_file {
         from_file(f)?
     } else if let Some(c) = &g.password_command {
-        from_command(c)?
+        from_command(c, g.password_command_timeout)?
     } else if let Ok(p) = std::env::var("KVAULT_PASSWORD") {
         p.into_bytes()
     } else if create {
@@ -92,11 +129,15 @@ pub fn new_password(file: Option<&str>) -> Result<Vec<u8>> {
 
 /// The source repository's password for `copy`: `--from-password-file`,
 /// `--from-password-command`, `KVAULT_FROM_PASSWORD`, or a prompt.
-pub fn source_password(file: Option<&str>, command: Option<&str>) -> Result<Vec<u8>> {
+pub fn source_password(
+    file: Option<&str>,
+    command: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>> {
     if let Some(f) = file {
         from_file(f)
     } else if let Some(c) = command {
-        from_command(c)
+        from_command(c, timeout)
     } else if let Ok(p) = std::env::var("KVAULT_FROM_PASSWORD") {
         Ok(p.into_bytes())
     } else {

@@ -60,32 +60,41 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// A file being written that is removed unless finished (also when the
+/// command is interrupted: SIGINT and SIGTERM drop the command's future).
+struct Partial(Option<std::path::PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 pub async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
     let repo = ctx.open().await?;
     let id = repo.find_id(SNAPSHOTS_DIR, &a.snapshot).await?;
     let bar = ctx.out.progress();
     match &a.output {
         Some(p) => {
-            // Write beside the target and rename, so a failed read leaves nothing half-written.
+            // Write beside the target and rename, so a failed or interrupted
+            // read leaves nothing half-written.
             let tmp = format!("{p}.kvault-partial");
+            let mut partial = Partial(Some(tmp.clone().into()));
             let f = tokio::fs::File::create(&tmp)
                 .await
                 .with_context(|| format!("creating {tmp}"))?;
-            match stream::get(&repo, &id, f, &bar).await {
-                Ok(n) => {
-                    tokio::fs::rename(&tmp, p)
-                        .await
-                        .with_context(|| format!("renaming {tmp} to {p}"))?;
-                    ctx.out.note(&format!("wrote {} to {p}", human_bytes(n)));
-                }
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(e.into());
-                }
-            }
+            let n = ctx.reading(&repo, || stream::get(&repo, &id, f, &bar)).await?;
+            tokio::fs::rename(&tmp, p)
+                .await
+                .with_context(|| format!("renaming {tmp} to {p}"))?;
+            partial.0 = None;
+            ctx.out.note(&format!("wrote {} to {p}", human_bytes(n)));
         }
         None => {
-            stream::get(&repo, &id, tokio::io::stdout(), &bar).await?;
+            ctx.reading(&repo, || stream::get(&repo, &id, tokio::io::stdout(), &bar))
+                .await?;
         }
     }
     Ok(exit::OK)

@@ -38,6 +38,10 @@ pub const ASSIGN_ONLY_GROUP: &str = "kvault-assign-only-never-joined";
 /// Partitions assigned at once, at most (the handler may admit fewer).
 pub const MAX_ACTIVE: usize = 1024;
 
+/// Above this many partitions to read, partitions come and go in the read
+/// window and fetches must not wait at the broker (see `consumer`).
+pub const MANY_PARTITIONS: usize = 32;
+
 /// One partition to read, `[start, end)`.
 #[derive(Debug, Clone)]
 pub struct ReadJob {
@@ -186,8 +190,8 @@ impl ActiveSet {
 /// The consumer settings of a snapshot read: the user's `-X` properties win
 /// over kvault's defaults, but not over what correctness needs (assign
 /// only, never commit, read_committed, end-of-partition events).
-fn consumer(opts: &KafkaOptions) -> Result<BaseConsumer<Context>> {
-    let mut cfg = opts.config_with(&[
+fn consumer(opts: &KafkaOptions, many: bool) -> Result<BaseConsumer<Context>> {
+    let mut defaults = vec![
         // Retention may delete records between reading the bounds and
         // fetching them: start at the new log start; the gap is recorded.
         ("auto.offset.reset", "earliest"),
@@ -197,12 +201,16 @@ fn consumer(opts: &KafkaOptions) -> Result<BaseConsumer<Context>> {
         // this long (default 1 s): a consumer slower than the fetcher (one
         // that compresses and encrypts) then idles. 44 s -> 13 s on W1.
         ("fetch.queue.backoff.ms", "20"),
-        // Every record up to a partition's end exists when the read starts,
-        // so waiting at the broker for more data only delays the partitions
-        // assigned meanwhile, which join at the next fetch: 500 ms each by
-        // default (10,000 partitions: 5.5 s of reading -> 1.6 s).
-        ("fetch.wait.max.ms", "10"),
-    ]);
+    ];
+    if many {
+        // Partitions join the window while a fetch waits at the broker for
+        // more data (500 ms by default) and are fetched only after it:
+        // with many small partitions that wait is most of the time (10,000
+        // partitions: 5.5 s of reading -> 1.6 s). With few large ones short
+        // waits only add fetch requests, so the default stays.
+        defaults.push(("fetch.wait.max.ms", "10"));
+    }
+    let mut cfg = opts.config_with(&defaults);
     cfg.set("group.id", ASSIGN_ONLY_GROUP)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -231,7 +239,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
     if pending.is_empty() {
         return Ok(out);
     }
-    let consumer = consumer(opts)?;
+    let consumer = consumer(opts, pending.len() > MANY_PARTITIONS)?;
     // Fill the client's metadata cache for every topic at once: otherwise
     // each newly assigned topic waits for its own metadata request.
     let _ = consumer.fetch_metadata(None, opts.request_timeout());

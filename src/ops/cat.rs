@@ -4,8 +4,7 @@ use crate::error::{Error, Result};
 use crate::repo::envelope::FileType;
 use crate::repo::keyfile::KeyFile;
 use crate::repo::lock::LockInfo;
-use crate::repo::pack::{decode_header, header_len};
-use crate::repo::{INDEX_DIR, KEYS_DIR, LOCKS_DIR, Repository, SNAPSHOTS_DIR, pack_path};
+use crate::repo::{INDEX_DIR, KEYS_DIR, LOCKS_DIR, Repository, SNAPSHOTS_DIR};
 
 /// What `cat` can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,20 +82,7 @@ pub async fn cat(repo: &Repository, kind: CatKind, id: Option<&str>) -> Result<V
                     }
                 }
             };
-            let path = pack_path(&id);
-            let size = repo
-                .backend()
-                .stat(&path)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("pack {id}")))?;
-            let object = format!("pack {id}");
-            let tail = repo
-                .backend()
-                .read_range(&path, size.saturating_sub(4), 4.min(size))
-                .await?;
-            let hl = u64::from(header_len(size, &tail, &object)?);
-            let sealed = repo.backend().read_range(&path, size - 4 - hl, hl).await?;
-            let entries = decode_header(repo.keys(), &sealed, size - 4 - hl, &object)?;
+            let entries = repo.read_pack_header(&id).await?;
             json(
                 &entries
                     .iter()

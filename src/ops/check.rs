@@ -7,6 +7,12 @@
 //! are not errors. With `read_data`, every pack (or a random subset) is
 //! read whole: its name must be the hash of its bytes, its header must
 //! match the index, and every blob must decrypt and hash to its id.
+//!
+//! Damage is traced to what it costs: every snapshot whose data lies in a
+//! damaged, missing or unindexed blob is listed with the topic, partition
+//! and source offsets (Kafka) or stream it affects ([`Affected`]); `kvault
+//! repair snapshots` rewrites them. Leftovers of interrupted writes (packs
+//! no index names, `.tmp/` files) are notes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,8 +23,46 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::crypto::SEAL_OVERHEAD;
 use crate::repo::index::MasterIndex;
-use crate::repo::pack::{BlobType, HEADER_ENTRY_LEN, decode_pack, open_blob};
+use crate::repo::pack::{BlobType, HEADER_ENTRY_LEN, decode_pack_entries, open_blob};
 use crate::repo::{DATA_DIR, INDEX_DIR, Repository, SNAPSHOTS_DIR, pack_path};
+
+/// Data a damaged blob costs one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Affected {
+    /// The snapshot.
+    pub snapshot: Id,
+    /// Kafka: the topic; a byte stream: its name.
+    pub what: String,
+    /// Kafka: the partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// Kafka: source offsets `[first, end)` whose records are lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<[i64; 2]>,
+    /// The damaged blob.
+    pub blob: Id,
+}
+
+impl std::fmt::Display for Affected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.partition, self.offsets) {
+            (Some(p), Some([a, b])) => write!(
+                f,
+                "snapshot {}: {}/{p} offsets {a}..{b} (blob {})",
+                self.snapshot.short(),
+                self.what,
+                self.blob.short()
+            ),
+            _ => write!(
+                f,
+                "snapshot {}: {} (blob {})",
+                self.snapshot.short(),
+                self.what,
+                self.blob.short()
+            ),
+        }
+    }
+}
 
 /// What to check.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +96,13 @@ pub struct CheckReport {
     pub blobs_verified: usize,
     /// Indexed blobs no snapshot references (prune frees them).
     pub unused_blobs: usize,
+    /// Blobs found damaged or missing.
+    pub damaged_blobs: Vec<Id>,
+    /// Packs found damaged (their intact blobs can be moved out: `repair
+    /// snapshots`).
+    pub damaged_packs: Vec<Id>,
+    /// What the damage costs each snapshot.
+    pub affected: Vec<Affected>,
 }
 
 /// The size a pack with these blob lengths has.
@@ -98,6 +149,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         }
     }
     rep.packs = stored.len();
+    let mut damaged: HashSet<Id> = HashSet::new();
     let mut index_packs: HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>> = HashMap::new();
     for (_, f) in &files {
         for p in &f.packs {
@@ -115,9 +167,11 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
                 .map(|(e, _)| e.stored_len),
         );
         match stored.get(pid) {
-            None => rep
-                .errors
-                .push(format!("pack {pid} is indexed but missing from storage")),
+            None => {
+                rep.errors
+                    .push(format!("pack {pid} is indexed but missing from storage"));
+                damaged.extend(index_packs.get(pid).into_iter().flatten().map(|(e, _)| e.id));
+            }
             Some(&size) if size != want => rep.errors.push(format!(
                 "pack {pid} is corrupt or tampered: {size} bytes in storage, the index implies {want}"
             )),
@@ -128,8 +182,18 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
     unref.sort();
     for id in unref {
         rep.notes.push(format!(
-            "pack {id} is not in any index (left by an interrupted write; prune removes it)"
+            "pack {id} is not in any index (left by an interrupted write, or its index file is lost: \
+             prune removes it once it is older than the safety window; `kvault repair index` indexes it)"
         ));
+    }
+    match repo.backend().list(super::prune::TMP_DIR).await {
+        Ok(tmp) if !tmp.is_empty() => rep.notes.push(format!(
+            "{} temporary file(s) of interrupted writes in {}/ ({} bytes; prune removes them)",
+            tmp.len(),
+            super::prune::TMP_DIR,
+            tmp.iter().map(|o| o.size).sum::<u64>()
+        )),
+        _ => {}
     }
 
     // 3. Snapshots and trees.
@@ -180,12 +244,15 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
                 for b in &node.content {
                     used.insert(*b);
                     match index.get(b) {
-                        None => rep.errors.push(format!(
-                            "snapshot {}: {} {:?}: data blob {b} is not in the index",
-                            sid.short(),
-                            node.kind,
-                            node.name
-                        )),
+                        None => {
+                            damaged.insert(*b);
+                            rep.errors.push(format!(
+                                "snapshot {}: {} {:?}: data blob {b} is not in the index",
+                                sid.short(),
+                                node.kind,
+                                node.name
+                            ));
+                        }
                         Some(l) if l.entry.blob_type != BlobType::Data => rep
                             .errors
                             .push(format!("snapshot {}: blob {b} is indexed as a tree", sid.short())),
@@ -199,9 +266,78 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
 
     // 4. Data.
     if opts.read_data {
-        read_data(repo, opts, &index_packs, &stored, &mut rep, progress).await?;
+        read_data(
+            repo,
+            opts,
+            &index_packs,
+            &stored,
+            &mut rep,
+            &mut damaged,
+            progress,
+        )
+        .await?;
+    }
+
+    // 5. What the damage costs.
+    if !damaged.is_empty() {
+        let mut d: Vec<Id> = damaged.iter().copied().collect();
+        d.sort();
+        rep.damaged_blobs = d;
+        rep.affected = affected(repo, &damaged).await?;
+        for a in &rep.affected {
+            rep.errors.push(format!("lost: {a}"));
+        }
     }
     Ok(rep)
+}
+
+/// Every snapshot's data in `damaged` blobs: Kafka segments by topic,
+/// partition and source offsets; byte streams by name.
+///
+/// # Errors
+/// Listing snapshots failing (unreadable ones are skipped: check reports them).
+pub async fn affected(repo: &Repository, damaged: &HashSet<Id>) -> Result<Vec<Affected>> {
+    let mut out = Vec::new();
+    for (sid, snap) in repo.load_snapshots_lenient().await? {
+        if snap.kind == super::manifest::KAFKA_KIND {
+            let Ok(m) = super::manifest::load(repo, &snap.tree, true).await else {
+                continue;
+            };
+            for t in m.topics.values() {
+                for p in t.partitions.values() {
+                    for seg in &p.segments {
+                        for (id, _, offs) in seg.chunks_with_offsets() {
+                            if damaged.contains(id) {
+                                let (Some(a), Some(b)) = (offs.first(), offs.last()) else {
+                                    continue;
+                                };
+                                out.push(Affected {
+                                    snapshot: sid,
+                                    what: t.name.clone(),
+                                    partition: Some(p.meta.partition),
+                                    offsets: Some([*a, b + 1]),
+                                    blob: *id,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        } else if let Ok(tree) = repo.load_tree(&snap.tree).await {
+            for n in tree.nodes {
+                for b in n.content.iter().filter(|b| damaged.contains(b)) {
+                    out.push(Affected {
+                        snapshot: sid,
+                        what: n.name.clone(),
+                        partition: None,
+                        offsets: None,
+                        blob: *b,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn read_data(
@@ -210,6 +346,7 @@ async fn read_data(
     index_packs: &HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>>,
     stored: &HashMap<Id, u64>,
     rep: &mut CheckReport,
+    damaged: &mut HashSet<Id>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut ids: Vec<Id> = stored.keys().copied().collect();
@@ -240,42 +377,74 @@ async fn read_data(
             let Some(pid) = queue.next() else { break };
             let r = repo.clone();
             let expected = index_packs.get(&pid).cloned();
+            // A pack is at most what its index entries imply (the size
+            // check above reports a larger one); unindexed ones at most a
+            // full pack plus a largest chunk. Never a hostile 3 GiB read.
+            let max = expected.as_ref().map_or_else(
+                || u64::from(r.config().pack_size) + u64::from(r.config().chunker.max_size) + (64 << 20),
+                |e| expected_pack_size(e.iter().map(|(b, _)| b.stored_len)),
+            );
             set.spawn(async move {
-                let bytes = r.backend().read(&pack_path(&pid)).await;
+                let bytes = r.backend().read_max(&pack_path(&pid), max).await;
                 let len = bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
                 let out = tokio::task::spawn_blocking(move || verify_pack(&r, &pid, bytes, expected))
                     .await
-                    .unwrap_or_else(|e| (Vec::new(), vec![format!("pack {pid}: verifier crashed: {e}")]));
-                (len, out)
+                    .unwrap_or_else(|e| {
+                        (
+                            Vec::new(),
+                            vec![format!("pack {pid}: verifier crashed: {e}")],
+                            Vec::new(),
+                        )
+                    });
+                (pid, len, out)
             });
         }
         let Some(done) = set.join_next().await else { break };
-        let (len, (verified, errors)) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        let (pid, len, (verified, errors, bad)) = done.map_err(|e| Error::Internal(e.to_string()))?;
         rep.packs_read += 1;
         rep.blobs_verified += verified.len();
+        if !errors.is_empty() {
+            rep.damaged_packs.push(pid);
+        }
         rep.errors.extend(errors);
+        damaged.extend(bad);
         progress.inc(len);
     }
     progress.finish();
     Ok(())
 }
 
+/// Verifies one pack: `(blobs verified, errors, blobs damaged)`. When the
+/// pack cannot be read or decoded every blob the index puts in it is damaged.
 fn verify_pack(
     repo: &Repository,
     pid: &Id,
     bytes: std::result::Result<Vec<u8>, crate::backend::BackendError>,
     expected: Option<Vec<(crate::repo::pack::BlobEntry, u32)>>,
-) -> (Vec<Id>, Vec<String>) {
+) -> (Vec<Id>, Vec<String>, Vec<Id>) {
     let mut errors = Vec::new();
     let mut ok = Vec::new();
+    let all_of = |exp: &Option<Vec<(crate::repo::pack::BlobEntry, u32)>>| -> Vec<Id> {
+        exp.iter().flatten().map(|(e, _)| e.id).collect()
+    };
     let bytes = match bytes {
         Ok(b) => b,
-        Err(e) => return (ok, vec![format!("pack {pid}: {e}")]),
+        Err(e) => return (ok, vec![format!("pack {pid}: {e}")], all_of(&expected)),
     };
-    let entries = match decode_pack(repo.keys(), pid, &bytes) {
+    if Id::hash(&bytes) != *pid {
+        errors.push(format!(
+            "pack {pid} is corrupt or tampered: content does not match its name"
+        ));
+    }
+    // Blob by blob: a flipped byte costs one blob, not the whole pack.
+    let entries = match decode_pack_entries(repo.keys(), &bytes, &format!("pack {pid}")) {
         Ok(e) => e,
-        Err(e) => return (ok, vec![format!("{e}")]),
+        Err(e) => {
+            errors.push(format!("{e}"));
+            return (ok, errors, all_of(&expected));
+        }
     };
+    let mut bad = Vec::new();
     if let Some(exp) = expected {
         let have: HashSet<_> = entries.iter().collect();
         for e in &exp {
@@ -284,6 +453,7 @@ fn verify_pack(
                     "pack {pid}: index entry for blob {} does not match the pack header",
                     e.0.id
                 ));
+                bad.push(e.0.id);
             }
         }
     }
@@ -292,12 +462,16 @@ fn verify_pack(
         let start = *off as usize;
         let Some(sealed) = bytes.get(start..start + e.stored_len as usize) else {
             errors.push(format!("pack {pid}: blob {} lies outside the pack", e.id));
+            bad.push(e.id);
             continue;
         };
         match open_blob(repo.keys(), e, sealed, &object) {
             Ok(_) => ok.push(e.id),
-            Err(err) => errors.push(format!("{err}")),
+            Err(err) => {
+                errors.push(format!("{err}"));
+                bad.push(e.id);
+            }
         }
     }
-    (ok, errors)
+    (ok, errors, bad)
 }

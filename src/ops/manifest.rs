@@ -58,6 +58,10 @@ pub struct PartitionMeta {
     /// Offsets that expired before kvault read them (recorded, warned).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expired: Vec<[i64; 2]>,
+    /// Offsets whose stored chunks were damaged and removed by `repair
+    /// snapshots` (their records are lost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<[i64; 2]>,
 }
 
 /// A topic's captured settings.

@@ -13,6 +13,7 @@ pub mod key;
 pub mod manifest;
 pub mod progress;
 pub mod prune;
+pub mod repair;
 #[cfg(feature = "kafka")]
 pub mod restore;
 #[cfg(feature = "kafka")]

@@ -18,8 +18,17 @@
 //!    exists the old index is authoritative and every pack it names still
 //!    exists; after it, nothing that remains indexed is removed. A rerun
 //!    finishes the job.
+//!
+//! Garbage no index names — packs of interrupted writes, the fs backend's
+//! `.tmp/` leftovers — is deleted first (it needs no new index, so a full
+//! disk can be freed), and only once it is older than the safety window
+//! ([`PruneOptions::unindexed_grace`], by the storage's clock: the time it
+//! wrote prune's own lock file). Younger garbage may be a live writer's
+//! whose lock prune could not see: it is kept and reported. Before the new
+//! index and before any deletion prune verifies its lock still holds.
 
 use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -44,7 +53,19 @@ pub struct PruneOptions {
     pub max_repack_bytes: Option<u64>,
     /// Only report what would be done.
     pub dry_run: bool,
+    /// Unindexed packs and temporary files younger than this (by the
+    /// storage's clock) are kept: they may belong to a write in progress.
+    pub unindexed_grace: std::time::Duration,
+    /// Packs to rewrite whatever their use (damaged packs whose intact blobs
+    /// `repair snapshots` moves out).
+    pub repack: Vec<Id>,
 }
+
+/// Default safety window for unindexed packs and temporary files.
+pub const DEFAULT_UNINDEXED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The fs backend's directory of temporary files (OpenDAL's atomic writes).
+pub const TMP_DIR: &str = ".tmp";
 
 impl Default for PruneOptions {
     fn default() -> Self {
@@ -52,6 +73,8 @@ impl Default for PruneOptions {
             max_unused_percent: 5.0,
             max_repack_bytes: None,
             dry_run: false,
+            unindexed_grace: DEFAULT_UNINDEXED_GRACE,
+            repack: Vec::new(),
         }
     }
 }
@@ -75,6 +98,10 @@ pub struct PruneReport {
     pub packs_repacked: usize,
     /// Packs no index named (interrupted writes), deleted.
     pub unindexed_packs_deleted: usize,
+    /// Unindexed packs younger than the safety window, kept.
+    pub unindexed_packs_kept: usize,
+    /// Temporary files of interrupted writes, deleted.
+    pub tmp_files_deleted: usize,
     /// New packs written by repacking.
     pub packs_written: usize,
     /// Index files written.
@@ -89,6 +116,18 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Whether nothing was changed.
     pub dry_run: bool,
+}
+
+/// The storage's present: when it wrote the newest lock file (ours, just
+/// written or refreshed).
+async fn storage_now(repo: &Repository) -> Option<SystemTime> {
+    repo.backend()
+        .list(crate::repo::LOCKS_DIR)
+        .await
+        .ok()?
+        .into_iter()
+        .filter_map(|o| o.modified)
+        .max()
 }
 
 /// Every blob (tree or data) the snapshots reference.
@@ -155,7 +194,17 @@ pub async fn prune_locked(
     let old_files = repo.list_ids(INDEX_DIR).await?;
     let mut files = Vec::new();
     for id in &old_files {
-        files.push((*id, repo.load_index_file(id).await?));
+        match repo.load_index_file(id).await {
+            Ok(f) => files.push((*id, f)),
+            Err(e @ Error::Corrupt { .. }) => {
+                // Packs only it names would look unindexed: deleting them
+                // could destroy data. Rebuild the index first.
+                return Err(Error::Invalid(format!(
+                    "{e}; prune changes nothing while an index file is unreadable: run `kvault repair index`"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
     }
     let superseded: HashSet<Id> = files
         .iter()
@@ -176,14 +225,24 @@ pub async fn prune_locked(
     rep.blobs_used = used.len();
 
     let mut stored: HashMap<Id, u64> = HashMap::new();
+    let mut written_at: HashMap<Id, SystemTime> = HashMap::new();
     for o in repo.backend().list(DATA_DIR).await? {
         let name = o.path.rsplit('/').next().unwrap_or_default();
         if let Ok(id) = name.parse::<Id>() {
             if o.path == pack_path(&id) {
                 stored.insert(id, o.size);
+                if let Some(t) = o.modified {
+                    written_at.insert(id, t);
+                }
             }
         }
     }
+    let now = storage_now(repo).await;
+    let old_enough = |t: Option<SystemTime>| match (t, now) {
+        (Some(t), Some(n)) => n.duration_since(t).is_ok_and(|d| d >= opts.unindexed_grace),
+        // Without the storage's times only a zero window deletes.
+        _ => opts.unindexed_grace.is_zero(),
+    };
     rep.packs_before = stored.len();
     rep.bytes_before = stored.values().sum();
     let mut ids: Vec<Id> = packs.keys().copied().collect();
@@ -214,6 +273,9 @@ pub async fn prune_locked(
         if used_n == 0 {
             delete.push(*pid);
             rep.blobs_removed += p.blobs.len();
+        } else if opts.repack.contains(pid) {
+            // Forced: rewritten first, before the unused-space budget.
+            partial.push((*pid, used_b, unused_b.max(1), p.blobs.len() - used_n));
         } else if used_n == p.blobs.len() {
             keep.push((*pid, used_b));
         } else {
@@ -233,7 +295,7 @@ pub async fn prune_locked(
     let (mut repack, mut repack_bytes, mut moved_bytes) = (Vec::new(), 0u64, 0u64);
     for (pid, u, w, dropped) in &partial {
         let budget_ok = opts.max_repack_bytes.is_none_or(|m| repack_bytes + u + w <= m);
-        if unused_left > allowed && budget_ok {
+        if opts.repack.contains(pid) || (unused_left > allowed && budget_ok) {
             repack.push(*pid);
             repack_bytes += u + w;
             moved_bytes += u;
@@ -255,7 +317,20 @@ pub async fn prune_locked(
         v.sort();
         v
     };
+    let (unindexed, young): (Vec<Id>, Vec<Id>) = unindexed
+        .into_iter()
+        .partition(|p| old_enough(written_at.get(p).copied()));
     rep.unindexed_packs_deleted = unindexed.len();
+    rep.unindexed_packs_kept = young.len();
+    let tmp: Vec<String> = repo
+        .backend()
+        .list(TMP_DIR)
+        .await?
+        .into_iter()
+        .filter(|o| old_enough(o.modified))
+        .map(|o| o.path)
+        .collect();
+    rep.tmp_files_deleted = tmp.len();
     let size_of = |p: &Id| stored.get(p).copied().unwrap_or(0);
     let freed_guess: u64 = delete.iter().chain(&repack).chain(&unindexed).map(size_of).sum();
     if opts.dry_run {
@@ -264,10 +339,20 @@ pub async fn prune_locked(
         return Ok(rep);
     }
 
+    // 3. First what needs no new index (a full disk frees this way):
+    // garbage no index names, old enough not to be a live write's.
+    repo.verify_locks().await?;
+    for path in &tmp {
+        repo.backend().remove(path).await?;
+    }
+    for p in &unindexed {
+        repo.backend().remove(&pack_path(p)).await?;
+    }
     let lingering = old_files.iter().any(|id| superseded.contains(id));
-    if delete.is_empty() && repack.is_empty() && unindexed.is_empty() && !lingering {
-        // Nothing to free: leave the index as it is.
-        rep.bytes_after = rep.bytes_before;
+    if delete.is_empty() && repack.is_empty() && !lingering {
+        // Nothing else to free: leave the index as it is.
+        rep.bytes_after = repo.backend().list(DATA_DIR).await?.iter().map(|o| o.size).sum();
+        rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
         return Ok(rep);
     }
 
@@ -312,6 +397,7 @@ pub async fn prune_locked(
 
     // 3b. The new index: kept packs and new packs; the last file supersedes
     // every index file that exists now.
+    repo.verify_locks().await?;
     let before = repo.list_ids(INDEX_DIR).await?;
     let mut all: Vec<IndexPack> = keep.iter().filter_map(|(p, _)| packs.get(p).cloned()).collect();
     all.extend(new_packs);
@@ -331,16 +417,17 @@ pub async fn prune_locked(
         rep.index_files_written += 1;
     }
     // 3c. Older index files, then 3d. packs.
+    repo.verify_locks().await?;
     for id in before.iter().filter(|id| !written_ids.contains(id)) {
         repo.backend().remove(&format!("{INDEX_DIR}/{id}")).await?;
         rep.index_files_removed += 1;
     }
     progress.start(
         "deleting packs",
-        Some((delete.len() + repack.len() + unindexed.len()) as u64),
+        Some((delete.len() + repack.len()) as u64),
         Unit::Items,
     );
-    for p in delete.iter().chain(&repack).chain(&unindexed) {
+    for p in delete.iter().chain(&repack) {
         repo.backend().remove(&pack_path(p)).await?;
         progress.inc(1);
     }

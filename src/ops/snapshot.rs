@@ -103,6 +103,8 @@ struct Job {
     end: i64,
     log_start: i64,
     expired: Vec<[i64; 2]>,
+    /// Lost ranges (repaired damage) of the kept segments.
+    lost: Vec<[i64; 2]>,
     kept: Vec<Node>,
     chunks: Vec<(Id, ChunkMeta)>,
     runs: OffsetRuns,
@@ -190,6 +192,16 @@ async fn run(
                 continue;
             }
         }
+        let lost: Vec<[i64; 2]> = old
+            .map(|o| {
+                o.meta
+                    .lost
+                    .iter()
+                    .filter(|l| l[1] > *log_start)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
         let (start, kept, expired) = match old {
             Some(o) if *end >= o.meta.end => {
                 let mut expired = Vec::new();
@@ -230,6 +242,7 @@ async fn run(
             end: *end,
             log_start: *log_start,
             expired,
+            lost,
             kept,
             chunks: Vec::new(),
             runs: OffsetRuns::default(),
@@ -408,6 +421,7 @@ async fn partition_node(session: &mut SaveSession, j: Job, res: &mut SnapshotRes
         end: j.end,
         records,
         expired: j.expired,
+        lost: j.lost,
     };
     Ok(Node {
         name: j.partition.to_string(),

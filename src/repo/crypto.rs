@@ -49,6 +49,17 @@ pub struct Keys {
     chunker: [u8; 32],
 }
 
+impl Drop for Keys {
+    /// Key material does not outlive its use in this process's memory.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.master.zeroize();
+        self.enc.zeroize();
+        self.id.zeroize();
+        self.chunker.zeroize();
+    }
+}
+
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keys(..)")

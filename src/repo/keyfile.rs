@@ -18,12 +18,14 @@ pub const KDF_ALGORITHM: &str = "argon2id";
 /// Argon2 version 1.3.
 pub const ARGON2_VERSION: u32 = 0x13;
 
-/// Limits a reader enforces, so a hostile key file cannot exhaust memory.
-pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+/// Limits a reader enforces, so a hostile key file (storage an attacker
+/// can write to) cannot take more than ~256 MiB and a few seconds per
+/// open: keys above them are skipped unread, and none can be created.
+pub const MAX_M_COST_KIB: u32 = 256 * 1024;
 /// Upper bound on Argon2 passes.
-pub const MAX_T_COST: u32 = 64;
+pub const MAX_T_COST: u32 = 16;
 /// Upper bound on Argon2 lanes.
-pub const MAX_P_COST: u32 = 64;
+pub const MAX_P_COST: u32 = 16;
 
 /// Argon2id parameters, stored in the clear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,11 @@ impl KdfParams {
             t_cost: 1,
             p_cost: 1,
         }
+    }
+
+    /// The work an open costs (memory × passes), to try cheap keys first.
+    pub fn cost(&self) -> u64 {
+        u64::from(self.m_cost_kib) * u64::from(self.t_cost)
     }
 
     /// Checks the parameters are within what a reader accepts.
@@ -158,7 +165,7 @@ impl KeyFile {
             params,
             salt: hex::encode(salt),
         };
-        let wk = derive_wrapping_key(password, &salt, &params)?;
+        let wk = zeroize::Zeroizing::new(derive_wrapping_key(password, &salt, &params)?);
         let wrapped = crypto::seal(&wk, &kdf_aad(KEY_FILE_VERSION, &kdf), keys.master())?;
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
         let meta = keys.seal(META_AAD, &meta_json)?;
@@ -191,7 +198,23 @@ impl KeyFile {
             )));
         }
         kf.kdf.params.validate()?;
+        kf.salt(name)?;
+        kf.wrapped_bytes(name)?;
         Ok(kf)
+    }
+
+    fn salt(&self, name: &str) -> Result<Vec<u8>> {
+        hex::decode(&self.kdf.salt)
+            .ok()
+            .filter(|s| (16..=64).contains(&s.len()))
+            .ok_or_else(|| Error::corrupt(format!("key {name}"), "salt is not 16..64 hex bytes"))
+    }
+
+    fn wrapped_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        hex::decode(&self.wrapped)
+            .ok()
+            .filter(|w| w.len() == 32 + crypto::SEAL_OVERHEAD)
+            .ok_or_else(|| Error::corrupt(format!("key {name}"), "wrapped key is not 72 hex bytes"))
     }
 
     /// Serializes the key file (pretty JSON, as restic does).
@@ -209,17 +232,15 @@ impl KeyFile {
     /// # Errors
     /// Malformed hex, salt or parameters.
     pub fn open(&self, password: &[u8], name: &str) -> Result<Option<Keys>> {
-        let salt = hex::decode(&self.kdf.salt)
-            .ok()
-            .filter(|s| (16..=64).contains(&s.len()))
-            .ok_or_else(|| Error::corrupt(format!("key {name}"), "salt is not 16..64 hex bytes"))?;
-        let wrapped = hex::decode(&self.wrapped)
-            .map_err(|_| Error::corrupt(format!("key {name}"), "wrapped key is not hex"))?;
-        let wk = derive_wrapping_key(password, &salt, &self.kdf.params)?;
+        let salt = self.salt(name)?;
+        let wrapped = self.wrapped_bytes(name)?;
+        let wk = zeroize::Zeroizing::new(derive_wrapping_key(password, &salt, &self.kdf.params)?);
         let Some(master) = crypto::open(&wk, &kdf_aad(self.kvault_key, &self.kdf), &wrapped) else {
             return Ok(None);
         };
+        let master = zeroize::Zeroizing::new(master);
         let master: [u8; 32] = master
+            .as_slice()
             .try_into()
             .map_err(|_| Error::corrupt(format!("key {name}"), "master key is not 32 bytes"))?;
         Ok(Some(Keys::from_master(master)))
@@ -282,5 +303,24 @@ mod tests {
         assert!(KeyFile::decode(&bytes, "k").is_err());
         assert!(KeyFile::decode(b"{", "k").is_err());
         assert!(KeyFile::decode(b"", "k").is_err());
+        // The campaign's planted key: 4 GiB and 64 passes.
+        kf.kdf.params = KdfParams {
+            m_cost_kib: 4 << 20,
+            t_cost: 64,
+            p_cost: 1,
+        };
+        assert!(KeyFile::decode(&kf.encode().unwrap(), "k").is_err());
+    }
+
+    #[test]
+    fn a_malformed_salt_or_wrapped_key_is_refused_when_decoded() {
+        let keys = Keys::generate().unwrap();
+        let good = KeyFile::create(&keys, b"pw", fast(), &meta()).unwrap();
+        let mut k = good.clone();
+        k.kdf.salt = "00".into();
+        assert!(KeyFile::decode(&k.encode().unwrap(), "k").is_err());
+        let mut k = good;
+        k.wrapped = "zz".into();
+        assert!(KeyFile::decode(&k.encode().unwrap(), "k").is_err());
     }
 }

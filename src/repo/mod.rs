@@ -29,7 +29,7 @@ pub mod snapshot;
 pub mod tree;
 pub mod writer;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::backend::{Backend, BackendErrorKind};
 use crate::error::{Error, Result};
@@ -69,6 +69,51 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
+/// Whether a process of this host is alive (for lock staleness). Where it
+/// cannot be told (no `/proc`), it is assumed alive: a lock then goes stale
+/// by age only, never by mistake.
+pub fn process_alive(pid: u32) -> bool {
+    let proc_dir = std::path::Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return true;
+    }
+    proc_dir.join(pid.to_string()).exists()
+}
+
+/// Largest key file accepted (a hostile one is refused unread).
+pub const MAX_KEY_FILE: u64 = 64 << 10;
+/// Largest lock file accepted.
+pub const MAX_LOCK_FILE: u64 = 64 << 10;
+/// Largest config accepted.
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+/// Largest snapshot file accepted.
+pub const MAX_SNAPSHOT_FILE: u64 = 16 << 20;
+/// Largest index file accepted.
+pub const MAX_INDEX_FILE: u64 = 256 << 20;
+/// Key files tried when opening, cheapest first (a hostile storage could
+/// plant many).
+pub const MAX_KEYS_TRIED: usize = 64;
+
+/// The largest object of a directory's kind.
+fn max_size_of(dir: &str) -> u64 {
+    match dir {
+        KEYS_DIR => MAX_KEY_FILE,
+        LOCKS_DIR => MAX_LOCK_FILE,
+        SNAPSHOTS_DIR => MAX_SNAPSHOT_FILE,
+        INDEX_DIR => MAX_INDEX_FILE,
+        _ => MAX_CONFIG_FILE,
+    }
+}
+
+/// A backend error reading `what`: hostile objects read as corrupt.
+fn read_error(e: crate::backend::BackendError, what: String) -> Error {
+    match e.kind {
+        BackendErrorKind::NotFound => Error::NotFound(what),
+        BackendErrorKind::Refused => Error::corrupt(what, e.message),
+        _ => Error::Backend(e),
+    }
+}
+
 /// This host's name (for snapshots, keys, locks).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -96,7 +141,19 @@ struct Inner {
     /// How long lock acquisition retries while a conflicting lock is held
     /// (milliseconds; 0: fail at once).
     lock_wait_ms: std::sync::atomic::AtomicU64,
+    /// Lock timing (tests shorten it).
+    lock_timing: Mutex<lock::LockTiming>,
+    /// Locks this process holds on the repository.
+    held: Mutex<Vec<Arc<lock::LockHealth>>>,
+    /// Index files that could not be read (their packs' blobs count as
+    /// missing until `repair index`).
+    bad_index: Mutex<Vec<(Id, String)>>,
+    /// Where warnings go (the CLI prints them; nothing by default).
+    warn: Mutex<Option<Warn>>,
 }
+
+/// Receives warnings the repository layer has no other way to report.
+pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// An open repository. Cheap to clone; clones share the index.
 #[derive(Clone)]
@@ -141,15 +198,13 @@ fn no_repo(backend: &dyn Backend, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Reads a content-addressed file and checks its bytes hash to its name.
+/// Reads a content-addressed file (at most its kind's largest size) and
+/// checks its bytes hash to its name.
 async fn read_named(backend: &dyn Backend, dir: &str, id: &Id, what: &str) -> Result<Vec<u8>> {
     let b = backend
-        .read(&format!("{dir}/{id}"))
+        .read_max(&format!("{dir}/{id}"), max_size_of(dir))
         .await
-        .map_err(|e| match e.kind {
-            BackendErrorKind::NotFound => Error::NotFound(format!("{what} {id}")),
-            _ => Error::Backend(e),
-        })?;
+        .map_err(|e| read_error(e, format!("{what} {id}")))?;
     if Id::hash(&b) != *id {
         return Err(Error::corrupt(
             format!("{what} {id}"),
@@ -192,6 +247,8 @@ impl Repository {
             return Err(Error::AlreadyInitialized(backend.location()));
         }
         let config = Config::new(opts.chunker, opts.pack_size, opts.compression_level)?;
+        opts.kdf.validate()?;
+        backend.prepare_new().await?;
         let keys = Keys::generate()?;
         let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf).await?;
         let payload = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
@@ -216,6 +273,10 @@ impl Repository {
                 key_id,
                 index: RwLock::new(Arc::new(MasterIndex::default())),
                 lock_wait_ms: std::sync::atomic::AtomicU64::new(0),
+                lock_timing: Mutex::new(lock::LockTiming::default()),
+                held: Mutex::new(Vec::new()),
+                bad_index: Mutex::new(Vec::new()),
+                warn: Mutex::new(None),
             }),
         })
     }
@@ -227,45 +288,79 @@ impl Repository {
     /// [`Error::NoRepository`], [`Error::WrongPassword`], or
     /// [`Error::Corrupt`] naming a damaged key file or config.
     pub async fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
-        let config_bytes = match backend.read(CONFIG_PATH).await {
+        Self::open_warning(backend, password, &|_| {}).await
+    }
+
+    /// [`Repository::open`], reporting key files it skipped (malformed,
+    /// over the KDF limits, beyond [`MAX_KEYS_TRIED`]) through `warn`.
+    ///
+    /// # Errors
+    /// As [`Repository::open`].
+    pub async fn open_warning(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        warn: &(dyn Fn(&str) + Sync),
+    ) -> Result<Repository> {
+        let config_bytes = match backend.read_max(CONFIG_PATH, MAX_CONFIG_FILE).await {
             Ok(b) => b,
             Err(e) if e.kind == BackendErrorKind::NotFound => {
                 return Err(no_repo(backend.as_ref(), "no config object"));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(read_error(e, "config".into())),
         };
         let key_ids = list_ids_in(backend.as_ref(), KEYS_DIR).await?;
+        // Read and check every key file first, then try them cheapest
+        // first: a planted key with huge KDF costs (hostile storage picks
+        // its name, so its place in id order) must not go first.
         let mut first_corrupt = None;
-        let mut config_err = None;
+        let mut candidates: Vec<(u64, Id, KeyFile)> = Vec::new();
         for kid in &key_ids {
-            let bytes = match read_named(backend.as_ref(), KEYS_DIR, kid, "key").await {
-                Ok(b) => b,
-                Err(e @ Error::Corrupt { .. }) => {
-                    first_corrupt.get_or_insert(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let decoded = match read_named(backend.as_ref(), KEYS_DIR, kid, "key").await {
+                Ok(b) => KeyFile::decode(&b, &kid.to_hex()),
+                Err(e) => Err(e),
             };
-            let kf = match KeyFile::decode(&bytes, &kid.to_hex()) {
-                Ok(k) => k,
+            match decoded {
+                Ok(kf) => candidates.push((kf.kdf.params.cost(), *kid, kf)),
+                Err(Error::NotFound(_)) => {}
+                Err(e @ (Error::Backend(_) | Error::Io { .. })) => return Err(e),
+                // Malformed, over the KDF limits, unknown version: skipped.
                 Err(e) => {
+                    warn(&format!("key {} skipped: {e}", kid.short()));
                     first_corrupt.get_or_insert(e);
+                }
+            }
+        }
+        candidates.sort_by_key(|c| (c.0, c.1));
+        if candidates.len() > MAX_KEYS_TRIED {
+            warn(&format!(
+                "{} key files; only the {MAX_KEYS_TRIED} cheapest to try are tried",
+                candidates.len()
+            ));
+            candidates.truncate(MAX_KEYS_TRIED);
+        }
+        let mut config_err = None;
+        for (_, kid, kf) in candidates {
+            let (pw, name) = (password.to_vec(), kid.to_hex());
+            let opened = tokio::task::spawn_blocking(move || {
+                let pw = zeroize::Zeroizing::new(pw);
+                kf.open(&pw, &name)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            let keys = match opened {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn(&format!("key {} skipped: {e}", kid.short()));
                     continue;
                 }
-            };
-            let (pw, name) = (password.to_vec(), kid.to_hex());
-            let opened = tokio::task::spawn_blocking(move || kf.open(&pw, &name))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
-            let Some(keys) = opened else {
-                continue;
             };
             // A key left behind by an interrupted init wraps another master
             // key: it opens, but the config does not. Try the next one.
             match envelope::open_file(&keys, FileType::Config, &config_bytes, "config") {
                 Ok(plain) => {
                     let config = Config::decode(&plain)?;
-                    return Repository::assemble(backend, keys, config, *kid);
+                    return Repository::assemble(backend, keys, config, kid);
                 }
                 Err(e) => {
                     config_err.get_or_insert(e);
@@ -275,13 +370,69 @@ impl Repository {
         if let Some(e) = config_err {
             return Err(e);
         }
-        if let Some(e) = first_corrupt {
-            return Err(e);
-        }
         if key_ids.is_empty() {
             return Err(no_repo(backend.as_ref(), "no key files"));
         }
+        if let Some(e) = first_corrupt.filter(|_| key_ids.len() == 1) {
+            return Err(e);
+        }
         Err(Error::WrongPassword)
+    }
+
+    /// Sends the repository's warnings (unreadable index files) to `w`.
+    pub fn set_warn(&self, w: Warn) {
+        if let Ok(mut g) = self.inner.warn.lock() {
+            *g = Some(w);
+        }
+    }
+
+    fn warn(&self, msg: &str) {
+        if let Some(w) = self.inner.warn.lock().ok().and_then(|g| g.clone()) {
+            w(msg);
+        }
+    }
+
+    /// Index files the last [`Repository::load_index`] could not read.
+    pub fn bad_index_files(&self) -> Vec<(Id, String)> {
+        self.inner.bad_index.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The lock timing.
+    pub fn lock_timing(&self) -> lock::LockTiming {
+        self.inner.lock_timing.lock().map(|g| *g).unwrap_or_default()
+    }
+
+    /// Sets the lock timing (tests shorten refreshes and staleness).
+    pub fn set_lock_timing(&self, t: lock::LockTiming) {
+        if let Ok(mut g) = self.inner.lock_timing.lock() {
+            *g = t;
+        }
+    }
+
+    pub(crate) fn hold_lock(&self, h: Arc<lock::LockHealth>) {
+        if let Ok(mut g) = self.inner.held.lock() {
+            g.push(h);
+        }
+    }
+
+    pub(crate) fn drop_lock(&self, h: &Arc<lock::LockHealth>) {
+        if let Ok(mut g) = self.inner.held.lock() {
+            g.retain(|x| !Arc::ptr_eq(x, h));
+        }
+    }
+
+    /// Checks that every lock this process holds still protects it (before
+    /// an index or snapshot file makes data visible, and before prune
+    /// deletes): see [`lock`].
+    ///
+    /// # Errors
+    /// [`Error::LockLost`].
+    pub async fn verify_locks(&self) -> Result<()> {
+        let held: Vec<Arc<lock::LockHealth>> = self.inner.held.lock().map(|g| g.clone()).unwrap_or_default();
+        for h in held {
+            h.verify(self).await?;
+        }
+        Ok(())
     }
 
     /// The storage backend.
@@ -412,11 +563,28 @@ impl Repository {
         let mut set = tokio::task::JoinSet::new();
         for id in ids {
             let r = self.clone();
-            set.spawn(async move { r.load_index_file(&id).await.map(|f| (id, f)) });
+            set.spawn(async move { (id, r.load_index_file(&id).await) });
         }
-        let mut files = Vec::new();
+        let (mut files, mut bad) = (Vec::new(), Vec::new());
         while let Some(r) = set.join_next().await {
-            files.push(r.map_err(|e| Error::Internal(e.to_string()))??);
+            match r.map_err(|e| Error::Internal(e.to_string()))? {
+                (id, Ok(f)) => files.push((id, f)),
+                // Damaged or planted: its packs' blobs count as missing
+                // (reads fail naming them, writers store them again);
+                // prune refuses until `kvault repair index`.
+                (id, Err(e @ Error::Corrupt { .. })) => bad.push((id, e.to_string())),
+                (_, Err(e)) => return Err(e),
+            }
+        }
+        bad.sort();
+        for (id, e) in &bad {
+            self.warn(&format!(
+                "index file {} skipped ({e}); run `kvault repair index`",
+                id.short()
+            ));
+        }
+        if let Ok(mut g) = self.inner.bad_index.lock() {
+            *g = bad;
         }
         let m = Arc::new(MasterIndex::from_files(&files));
         self.set_index(m.clone());
@@ -461,6 +629,31 @@ impl Repository {
         open_blob(self.keys(), &loc.entry, &sealed, &format!("pack {}", loc.pack))
     }
 
+    /// Reads a pack's header (two ranged reads: its length, then the
+    /// sealed header): its blobs with their offsets.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::Corrupt`] for a header that does
+    /// not open or does not add up.
+    pub async fn read_pack_header(&self, id: &Id) -> Result<Vec<(pack::BlobEntry, u32)>> {
+        let path = pack_path(id);
+        let object = format!("pack {id}");
+        let size = self
+            .backend()
+            .info(&path)
+            .await
+            .map_err(|e| read_error(e, object.clone()))?
+            .ok_or_else(|| Error::NotFound(object.clone()))?
+            .size;
+        let tail = self
+            .backend()
+            .read_range(&path, size.saturating_sub(4), 4.min(size))
+            .await?;
+        let hl = u64::from(pack::header_len(size, &tail, &object)?);
+        let sealed = self.backend().read_range(&path, size - 4 - hl, hl).await?;
+        pack::decode_header(self.keys(), &sealed, size - 4 - hl, &object)
+    }
+
     /// Reads a tree blob.
     ///
     /// # Errors
@@ -499,11 +692,29 @@ impl Repository {
         Ok(out)
     }
 
+    /// Reads every snapshot that can be read, oldest first, skipping
+    /// damaged ones (for reports and repairs).
+    ///
+    /// # Errors
+    /// Listing errors.
+    pub async fn load_snapshots_lenient(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.list_ids(SNAPSHOTS_DIR).await? {
+            if let Ok(s) = self.load_snapshot(&id).await {
+                out.push((id, s));
+            }
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+        Ok(out)
+    }
+
     /// Stores a snapshot file (call only after its data is indexed).
     ///
     /// # Errors
     /// Storage errors.
     pub async fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        // Nothing is reported saved unless the lock still protected its data.
+        self.verify_locks().await?;
         self.save_file(FileType::Snapshot, SNAPSHOTS_DIR, &s.encode()?)
             .await
     }

@@ -401,6 +401,17 @@ pub fn decode_pack(keys: &Keys, id: &Id, bytes: &[u8]) -> Result<Vec<(BlobEntry,
     if Id::hash(bytes) != *id {
         return Err(Error::corrupt(&object, "content does not match its name"));
     }
+    decode_pack_entries(keys, bytes, &object)
+}
+
+/// Decodes a pack's header from the whole pack without checking the
+/// pack's name (a damaged pack's intact blobs can still be found and
+/// verified one by one).
+///
+/// # Errors
+/// [`Error::Corrupt`] when the header does not open or add up.
+pub fn decode_pack_entries(keys: &Keys, bytes: &[u8], object: &str) -> Result<Vec<(BlobEntry, u32)>> {
+    let object = object.to_string();
     let hl = header_len(bytes.len() as u64, bytes, &object)? as usize;
     let hstart = bytes.len() - 4 - hl;
     let sealed = bytes.get(hstart..bytes.len() - 4).unwrap_or_default();

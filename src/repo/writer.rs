@@ -291,6 +291,9 @@ impl SaveSession {
         if self.done.is_empty() {
             return Ok(());
         }
+        // An index file makes packs visible to prune's accounting: only
+        // while our lock still protects them (repo::lock).
+        self.repo.verify_locks().await?;
         let packs = std::mem::take(&mut self.done);
         let f = IndexFile {
             supersedes: Vec::new(),

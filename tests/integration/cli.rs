@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::{json_events, random_bytes};
 
-fn kvault(repo: &Path) -> Command {
+pub(crate) fn kvault(repo: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
     for (k, _) in std::env::vars() {
         if k.starts_with("KVAULT_") || k.starts_with("AWS_") {
@@ -22,11 +22,11 @@ fn kvault(repo: &Path) -> Command {
     c
 }
 
-fn run(c: &mut Command) -> Output {
+pub(crate) fn run(c: &mut Command) -> Output {
     c.output().expect("kvault runs")
 }
 
-fn ok(c: &mut Command) -> Output {
+pub(crate) fn ok(c: &mut Command) -> Output {
     let o = run(c);
     assert!(
         o.status.success(),
@@ -37,7 +37,7 @@ fn ok(c: &mut Command) -> Output {
     o
 }
 
-fn init(repo: &Path) {
+pub(crate) fn init(repo: &Path) {
     ok(kvault(repo).args([
         "init",
         "--insecure-fast-kdf",
@@ -48,15 +48,15 @@ fn init(repo: &Path) {
     ]));
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
@@ -425,7 +425,7 @@ fn kill_9_during_prune_then_check_passes_and_prune_completes() {
         let o = ok(kvault(&repo).args(["get", &sb]));
         assert!(o.stdout == b, "snapshot B differs after a kill at {delay_ms} ms");
     }
-    let o = ok(kvault(&repo).args(["prune", "--max-unused", "0%", "--json"]));
+    let o = ok(kvault(&repo).args(["prune", "--max-unused", "0%", "--unindexed-grace", "0s", "--json"]));
     let r = &json_lines(&o)[0];
     assert_eq!(r["message_type"], "prune");
     let o = ok(kvault(&repo).args(["check", "--read-data", "--json"]));
@@ -604,8 +604,9 @@ fn kill_9_during_copy_then_rerun_copies_each_snapshot_once() {
     assert_eq!(snaps[0]["snapshot"]["original"].as_str(), Some(id.as_str()));
     let o = ok(kvault(&dst).args(["get", snaps[0]["id"].as_str().unwrap()]));
     assert!(o.stdout == data);
-    // Packs of the killed runs are garbage for prune.
-    ok(kvault(&dst).arg("prune"));
+    // Packs of the killed runs are garbage for prune (made moments ago:
+    // without a zero window prune keeps them as a live write's).
+    ok(kvault(&dst).args(["prune", "--unindexed-grace", "0s"]));
     let o = ok(kvault(&dst).args(["check", "--read-data", "--json"]));
     assert!(json_lines(&o)[0]["notes"].as_array().unwrap().is_empty());
 }

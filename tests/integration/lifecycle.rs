@@ -38,9 +38,12 @@ fn forget_ids(ids: &[Id]) -> ForgetOptions {
     }
 }
 
+/// Repacks everything and deletes garbage of any age (the crash tests make
+/// their garbage moments before pruning).
 fn all_repacked() -> PruneOptions {
     PruneOptions {
         max_unused_percent: 0.0,
+        unindexed_grace: std::time::Duration::ZERO,
         ..Default::default()
     }
 }

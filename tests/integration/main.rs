@@ -17,6 +17,7 @@ mod common;
 mod faults;
 mod fixture;
 mod golden;
+mod hardening;
 mod kafka;
 mod kafka_fixture;
 mod kafka_restart;

@@ -196,7 +196,8 @@ async fn locks_conflict_as_documented() {
 
 #[tokio::test]
 async fn stale_locks_are_ignored_and_unlock_removes_them() {
-    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let mem = MemoryBackend::new();
+    let repo = init_on(Arc::new(mem.clone())).await;
     // A lock of a process on this host that no longer exists.
     let dead = serde_json::json!({
         "time": kvault::repo::now_rfc3339(), "exclusive": true,
@@ -209,17 +210,23 @@ async fn stale_locks_are_ignored_and_unlock_removes_them() {
     )
     .await
     .unwrap();
-    // An old lock from another host.
+    // An old lock from another host: the storage wrote it long ago (its
+    // own clock decides, not the time inside).
     let old = serde_json::json!({
         "time": "2020-01-01T00:00:00Z", "exclusive": true, "hostname": "elsewhere", "username": "x", "pid": 1
     });
-    repo.save_file(
-        kvault::repo::envelope::FileType::Lock,
-        "locks",
-        old.to_string().as_bytes(),
-    )
-    .await
-    .unwrap();
+    let old_id = repo
+        .save_file(
+            kvault::repo::envelope::FileType::Lock,
+            "locks",
+            old.to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+    mem.touch(
+        &format!("locks/{old_id}"),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
     put_bytes(&repo, b"works despite stale locks").await.unwrap();
     let removed = kvault::repo::lock::unlock(&repo, false).await.unwrap();
     assert_eq!(removed.len(), 2);
