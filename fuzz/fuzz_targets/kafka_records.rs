@@ -1,8 +1,8 @@
 //! Fuzz the canonical Kafka record decoder (format-spec §13) and the Kafka
 //! manifest metadata decoders (§14).
 #![no_main]
-use kvault::kafka::record::Decoder;
-use kvault::ops::manifest::{from_meta, PartitionMeta, SegmentMeta, TopicMeta};
+use kvault::image::record::Decoder;
+use kvault::image::manifest::{from_meta, PartitionMeta, SegmentMeta, TopicMeta};
 use kvault::repo::tree::Tree;
 use kvault::Id;
 use libfuzzer_sys::fuzz_target;

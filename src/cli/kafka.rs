@@ -96,16 +96,16 @@ async fn load_kafka(
     ctx: &Ctx,
     snap: &str,
     segments: bool,
-) -> Result<(kvault::Repository, kvault::Id, kvault::ops::manifest::Manifest)> {
+) -> Result<(kvault::Repository, kvault::Id, kvault::image::manifest::Manifest)> {
     let repo = ctx.open().await?;
     let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, snap).await?;
     let s = repo.load_snapshot(&id).await?;
-    s.expect_kind(&id, kvault::ops::manifest::KAFKA_KIND, "a Kafka snapshot")?;
+    s.expect_kind(&id, kvault::image::manifest::KAFKA_KIND, "a Kafka snapshot")?;
     // Under a shared lock: a prune cannot remove trees while they are read.
     let m = ctx
         .reading(&repo, || async {
             repo.load_index().await?;
-            kvault::ops::manifest::load(&repo, &s.tree, segments).await
+            kvault::image::manifest::load(&repo, &s.tree, segments).await
         })
         .await?;
     Ok((repo, id, m))
@@ -218,13 +218,13 @@ pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
             a.topic
         )))
     })?;
-    let filter = kvault::ops::dump::RecordFilter {
+    let filter = kvault::image::reader::RecordFilter {
         from_offset: a.from_offset,
         to_offset: a.to_offset,
         from_time: a.from_time.as_deref().map(parse_time_ms).transpose()?,
         to_time: a.to_time.as_deref().map(parse_time_ms).transpose()?,
     };
-    let parts: Vec<&kvault::ops::manifest::Partition> = t
+    let parts: Vec<&kvault::image::manifest::Partition> = t
         .partitions
         .values()
         .filter(|p| a.partition.is_none_or(|x| x == p.meta.partition))
@@ -239,14 +239,14 @@ pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
 async fn dump_partitions(
     repo: &kvault::Repository,
     topic_name: &str,
-    parts: Vec<&kvault::ops::manifest::Partition>,
-    filter: &kvault::ops::dump::RecordFilter,
+    parts: Vec<&kvault::image::manifest::Partition>,
+    filter: &kvault::image::reader::RecordFilter,
 ) -> kvault::Result<()> {
     use std::io::Write;
     for p in parts {
         let what = format!("{topic_name}/{}", p.meta.partition);
         let (topic, part) = (topic_name.to_string(), p.meta.partition);
-        let mut f = move |off: i64, r: kvault::kafka::record::Record| -> kvault::Result<()> {
+        let mut f = move |off: i64, r: kvault::image::record::Record| -> kvault::Result<()> {
             let d = kvault::ops::dump::DumpedRecord::new(&topic, part, off, &r);
             let line = serde_json::to_string(&d).map_err(|e| kvault::Error::Internal(e.to_string()))?;
             let mut out = std::io::stdout().lock();
@@ -256,7 +256,7 @@ async fn dump_partitions(
             }
             Ok(())
         };
-        kvault::ops::dump::for_each_record(repo, &what, p, filter, &mut f).await?;
+        kvault::image::reader::for_each_record(repo, &what, p, filter, &mut f).await?;
     }
     Ok(())
 }
@@ -317,7 +317,7 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
         if x != y {
             ctx.out
                 .emit("diff", json!({"group": g, "before": x, "after": y}), || {
-                    let fmt = |v: Option<&Vec<kvault::kafka::types::GroupOffset>>| {
+                    let fmt = |v: Option<&Vec<kvault::image::types::GroupOffset>>| {
                         v.map_or("-".to_string(), |o| {
                             o.iter()
                                 .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))

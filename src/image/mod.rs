@@ -2,6 +2,21 @@
 //! out in the repository, independent of the Kafka client (so it builds
 //! and fuzzes without librdkafka).
 //!
-//! - [`segment`]: one partition's records as record-aligned chunks.
+//! - [`record`]: the canonical record encoding, and offsets as runs;
+//! - [`types`]: topics, group offsets and chunk metadata as captured;
+//! - [`segment`]: one partition's records as record-aligned chunks;
+//! - [`manifest`]: the snapshot's trees (topics, partitions, segments,
+//!   groups), read and built;
+//! - [`reader`]: a partition's records read back, filtered;
+//! - [`select`]: which records a restore replays (retention, compaction,
+//!   the log as of a time).
+//!
+//! Layering: `image` uses `repo` (blobs, trees) and nothing of `kafka` or
+//! `ops`; the Kafka client uses `image::record` to hand records over.
 
+pub mod manifest;
+pub mod reader;
+pub mod record;
 pub mod segment;
+pub mod select;
+pub mod types;

@@ -11,8 +11,8 @@
 
 use bytes::Bytes;
 
-use crate::kafka::record::{Encoder, OffsetRuns, RecordRef};
-use crate::kafka::types::ChunkMeta;
+use super::record::{Encoder, OffsetRuns, RecordRef};
+use super::types::ChunkMeta;
 use crate::repo::chunker::{Chunker, ScanState};
 
 /// A finished chunk of encoded records and its metadata.
@@ -132,7 +132,7 @@ impl SegmentWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::record::{Decoder, TimestampType};
+    use crate::image::record::{Decoder, TimestampType};
     use crate::repo::chunker::ChunkerParams;
 
     fn chunker() -> Chunker {

@@ -25,7 +25,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::retry::{Backoff, Transient, kafka_error, retry};
-pub use super::types::{GroupOffset, TopicInfo};
+pub use crate::image::types::{GroupOffset, TopicInfo};
 use super::{KafkaOptions, selected};
 use crate::error::{Error, Result};
 

@@ -9,14 +9,12 @@
 #[cfg(feature = "kafka")]
 pub mod admin;
 pub mod partitioner;
-pub mod record;
 #[cfg(feature = "kafka")]
 pub mod retry;
 #[cfg(feature = "kafka")]
 pub mod sink;
 #[cfg(feature = "kafka")]
 pub mod source;
-pub mod types;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

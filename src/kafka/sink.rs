@@ -16,7 +16,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::KafkaOptions;
-use super::record::{Record, TimestampType};
+use crate::image::record::{Record, TimestampType};
 use crate::error::{Error, Result};
 
 /// Checks each delivery report against the offset it must land at (the

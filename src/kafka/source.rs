@@ -27,7 +27,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaOptions;
 use super::admin::Context;
-use super::record::{RecordRef, TimestampType};
+use crate::image::record::{RecordRef, TimestampType};
 use crate::error::{Error, Result};
 
 /// The group id of kvault's assign-only consumers: librdkafka requires one

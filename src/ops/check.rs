@@ -299,8 +299,8 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
 pub async fn affected(repo: &Repository, damaged: &HashSet<Id>) -> Result<Vec<Affected>> {
     let mut out = Vec::new();
     for (sid, snap) in repo.load_snapshots_lenient().await? {
-        if snap.kind == super::manifest::KAFKA_KIND {
-            let Ok(m) = super::manifest::load(repo, &snap.tree, true).await else {
+        if snap.kind == crate::image::manifest::KAFKA_KIND {
+            let Ok(m) = crate::image::manifest::load(repo, &snap.tree, true).await else {
                 continue;
             };
             for t in m.topics.values() {

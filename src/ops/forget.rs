@@ -320,7 +320,7 @@ pub struct ForgetOptions {
 }
 
 async fn topics_of(repo: &Repository, s: &Snapshot) -> Result<String> {
-    if s.kind != super::manifest::KAFKA_KIND {
+    if s.kind != crate::image::manifest::KAFKA_KIND {
         return Ok(String::new());
     }
     let root = repo.load_tree(&s.tree).await?;

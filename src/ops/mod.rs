@@ -10,16 +10,11 @@ pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod key;
-pub mod manifest;
 pub mod progress;
 pub mod prune;
 pub mod repair;
 #[cfg(feature = "kafka")]
 pub mod restore;
-#[cfg(feature = "kafka")]
-pub mod restore_log;
-#[cfg(feature = "kafka")]
-pub(crate) mod restore_state;
 #[cfg(feature = "kafka")]
 pub mod snapshot;
 pub mod stats;

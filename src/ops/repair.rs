@@ -23,11 +23,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::check::{CheckOptions, check};
-use super::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
+use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use super::progress::{Progress, Unit};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::kafka::record::OffsetRuns;
+use crate::image::record::OffsetRuns;
 use crate::repo::envelope::FileType;
 use crate::repo::index::{IndexFile, IndexPack};
 use crate::repo::pack::BlobType;

@@ -50,9 +50,9 @@ fn compute() -> Value {
         max_size: 256 * 1024,
     };
     let cuts = Chunker::new(&chk, params).unwrap().cuts(&chunk_input());
-    let mut rec_enc = kvault::kafka::record::Encoder::default();
+    let mut rec_enc = kvault::image::record::Encoder::default();
     let mut records = Vec::new();
-    use kvault::kafka::record::{RecordRef, TimestampType};
+    use kvault::image::record::{RecordRef, TimestampType};
     for r in [
         RecordRef {
             timestamp: 1_764_300_000_000,

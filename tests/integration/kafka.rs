@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kvault::kafka::record::{Record, TimestampType};
+use kvault::image::record::{Record, TimestampType};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kvault::kafka::record::Record;
+use kvault::image::record::Record;
 
 use crate::kafka::*;
 use crate::kafka_restore::read_partition;

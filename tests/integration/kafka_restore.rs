@@ -9,7 +9,7 @@ use std::time::Duration;
 use kvault::backend::Backend;
 use kvault::backend::memory::MemoryBackend;
 use kvault::kafka::KafkaOptions;
-use kvault::kafka::record::Record;
+use kvault::image::record::Record;
 use kvault::ops::restore::{RestoreOptions, restore};
 use kvault::ops::snapshot::{SnapshotOptions, snapshot};
 use kvault::{NoProgress, Repository};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use kvault::NoProgress;
 use kvault::backend::memory::MemoryBackend;
 use kvault::kafka::KafkaOptions;
-use kvault::kafka::record::Record;
+use kvault::image::record::Record;
 use kvault::ops::restore::restore;
 use kvault::ops::snapshot::snapshot;
 use rdkafka::ClientConfig;

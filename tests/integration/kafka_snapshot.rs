@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use kvault::backend::memory::MemoryBackend;
 use kvault::kafka::KafkaOptions;
-use kvault::kafka::record::Record;
-use kvault::ops::dump::{RecordFilter, for_each_record};
-use kvault::ops::manifest::{self, Manifest};
+use kvault::image::record::Record;
+use kvault::image::reader::{RecordFilter, for_each_record};
+use kvault::image::manifest::{self, Manifest};
 use kvault::ops::snapshot::{SnapshotOptions, SnapshotResult, snapshot};
 use kvault::{Id, NoProgress, Repository};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use kvault::backend::Backend;
 use kvault::backend::memory::MemoryBackend;
 use kvault::kafka::KafkaOptions;
-use kvault::kafka::record::{Record, TimestampType};
+use kvault::image::record::{Record, TimestampType};
 use kvault::ops::restore::{IfNotEmpty, restore};
 use kvault::ops::snapshot::snapshot;
 use kvault::{NoProgress, Repository};
@@ -310,7 +310,7 @@ async fn a_restore_that_fails_half_way_says_what_it_left_and_the_rerun_completes
     let (repo, mem, snap) = snapshot_of(&b, &topic, &group).await;
     // Damage the last chunk of partition 1: partition 0 and most of
     // partition 1 are written before the restore meets it.
-    let m = kvault::ops::manifest::load(&repo, &repo.load_snapshot(&snap).await.unwrap().tree, true)
+    let m = kvault::image::manifest::load(&repo, &repo.load_snapshot(&snap).await.unwrap().tree, true)
         .await
         .unwrap();
     let last = *m.topics[&topic].partitions[&1].segments[0].chunks.last().unwrap();
@@ -461,7 +461,7 @@ async fn a_flipped_byte_is_repaired_into_a_recorded_gap_and_every_other_record_r
     commit_group(&b, &group, &[(&topic, 1, 1900, "")]);
     let (repo, mem, snap) = snapshot_of(&b, &topic, &group).await;
     // Flip a byte inside one chunk of partition 1, in the middle.
-    let m = kvault::ops::manifest::load(&repo, &repo.load_snapshot(&snap).await.unwrap().tree, true)
+    let m = kvault::image::manifest::load(&repo, &repo.load_snapshot(&snap).await.unwrap().tree, true)
         .await
         .unwrap();
     let seg = &m.topics[&topic].partitions[&1].segments[0];
@@ -524,7 +524,7 @@ async fn a_flipped_byte_is_repaired_into_a_recorded_gap_and_every_other_record_r
         .collect();
     let dst1: Vec<Record> = read_partition(&b, &t, 1, None).into_iter().map(|x| x.1).collect();
     assert!(src1 == dst1, "partition 1: every undamaged record, in order");
-    let ls = kvault::ops::manifest::load(&repo, &repo.load_snapshot(&mended).await.unwrap().tree, false)
+    let ls = kvault::image::manifest::load(&repo, &repo.load_snapshot(&mended).await.unwrap().tree, false)
         .await
         .unwrap();
     assert_eq!(ls.topics[&topic].partitions[&1].meta.lost, vec![lost]);

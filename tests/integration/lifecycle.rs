@@ -367,21 +367,21 @@ async fn records_kafka_deleted_are_freed_once_no_snapshot_holds_them() {
     let r = prune(&repo, &all_repacked(), &NoProgress).await.unwrap();
     assert!(r.blobs_removed > 0 && r.bytes_freed > 0, "{r:?}");
     assert_clean(&repo, true).await;
-    let m = kvault::ops::manifest::load(&repo, &repo.load_snapshot(&s2.snapshot).await.unwrap().tree, true)
+    let m = kvault::image::manifest::load(&repo, &repo.load_snapshot(&s2.snapshot).await.unwrap().tree, true)
         .await
         .unwrap();
     let p = &m.topics[&topic].partitions[&0];
     let mut n = 0u64;
-    let mut f = |o: i64, _r: kvault::kafka::record::Record| {
+    let mut f = |o: i64, _r: kvault::image::record::Record| {
         assert!(o >= 15_000);
         n += 1;
         Ok(())
     };
-    kvault::ops::dump::for_each_record(
+    kvault::image::reader::for_each_record(
         &repo,
         "t/0",
         p,
-        &kvault::ops::dump::RecordFilter {
+        &kvault::image::reader::RecordFilter {
             from_offset: Some(p.meta.log_start),
             ..Default::default()
         },

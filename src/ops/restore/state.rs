@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::restore::RestoreOptions;
+use super::plan::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::kafka::admin::{Cluster, End};

@@ -21,13 +21,63 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::kafka::record::OffsetRuns;
-use crate::kafka::types::{ChunkMeta, GroupOffset};
+use super::record::OffsetRuns;
+use super::types::{ChunkMeta, GroupOffset};
 use crate::repo::Repository;
+use crate::repo::pack::BlobType;
 use crate::repo::tree::{Node, Tree};
+use crate::repo::writer::SaveSession;
 
 /// Snapshot kind of Kafka snapshots.
 pub const KAFKA_KIND: &str = "kafka";
+
+/// The kinds of node in a Kafka image's trees (a node's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// The root's node of the topics tree.
+    Topics,
+    /// The root's node of the groups tree.
+    Groups,
+    /// A topic: settings, and its partitions tree.
+    Topic,
+    /// A partition: bounds, and its segments tree.
+    Partition,
+    /// A segment: records read by one snapshot, as chunks.
+    Segment,
+    /// A consumer group's committed offsets.
+    Group,
+}
+
+impl NodeKind {
+    /// The `type` string stored in nodes (format-spec §14).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Topics => "topics",
+            NodeKind::Groups => "groups",
+            NodeKind::Topic => "topic",
+            NodeKind::Partition => "partition",
+            NodeKind::Segment => "segment",
+            NodeKind::Group => "group",
+        }
+    }
+
+    /// Whether `n` is of this kind.
+    pub fn is(self, n: &Node) -> bool {
+        n.kind == self.as_str()
+    }
+
+    /// A node of this kind.
+    fn node(self, name: String, size: u64, subtree: Option<Id>, content: Vec<Id>, meta: BTreeMap<String, Value>) -> Node {
+        Node {
+            name,
+            kind: self.as_str().into(),
+            size,
+            subtree,
+            content,
+            meta,
+        }
+    }
+}
 
 /// A segment: the records of `[start, end)` read by one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +201,8 @@ pub struct Manifest {
     pub groups: BTreeMap<String, Vec<GroupOffset>>,
 }
 
-fn child<'a>(t: &'a Tree, kind: &str) -> Option<&'a Node> {
-    t.nodes.iter().find(|n| n.kind == kind)
+fn child(t: &Tree, kind: NodeKind) -> Option<&Node> {
+    t.nodes.iter().find(|n| kind.is(n))
 }
 
 /// Loads a Kafka manifest from its root tree. With `segments`, partition
@@ -163,7 +213,7 @@ fn child<'a>(t: &'a Tree, kind: &str) -> Option<&'a Node> {
 pub async fn load(repo: &Repository, root: &Id, segments: bool) -> Result<Manifest> {
     let root_tree = repo.load_tree(root).await?;
     let mut m = Manifest::default();
-    if let Some(t) = child(&root_tree, "topics").and_then(|n| n.subtree) {
+    if let Some(t) = child(&root_tree, NodeKind::Topics).and_then(|n| n.subtree) {
         for tn in repo.load_tree(&t).await?.nodes {
             let meta: TopicMeta = from_meta(&tn)?;
             let mut partitions = BTreeMap::new();
@@ -196,7 +246,7 @@ pub async fn load(repo: &Repository, root: &Id, segments: bool) -> Result<Manife
             );
         }
     }
-    if let Some(g) = child(&root_tree, "groups").and_then(|n| n.subtree) {
+    if let Some(g) = child(&root_tree, NodeKind::Groups).and_then(|n| n.subtree) {
         for gn in repo.load_tree(&g).await?.nodes {
             #[derive(Deserialize)]
             struct G {
@@ -225,4 +275,131 @@ pub async fn load_segments(repo: &Repository, node: &Node) -> Result<Vec<Segment
         }
     }
     Ok(out)
+}
+
+/// Writes a Kafka image's trees, bottom up, through a save session:
+/// segments into partition nodes, partitions into topic nodes, topics and
+/// groups into the root (format-spec §14).
+pub struct ManifestWriter<'s> {
+    session: &'s mut SaveSession,
+}
+
+impl std::fmt::Debug for ManifestWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManifestWriter")
+    }
+}
+
+impl<'s> ManifestWriter<'s> {
+    /// Writes trees through `session` (committed by the caller).
+    pub fn new(session: &'s mut SaveSession) -> Self {
+        ManifestWriter { session }
+    }
+
+    /// The save session (to submit data chunks meanwhile).
+    pub fn session(&mut self) -> &mut SaveSession {
+        self.session
+    }
+
+    /// A segment node: the chunks of `[meta.start, meta.end)`, each id with
+    /// its metadata.
+    ///
+    /// # Errors
+    /// Never in practice.
+    pub fn segment(meta_of: SegmentParts, bytes: u64) -> Result<Node> {
+        let (ids, chunks): (Vec<Id>, Vec<ChunkMeta>) = meta_of.chunks.into_iter().unzip();
+        let meta = SegmentMeta {
+            start: meta_of.start,
+            end: meta_of.end,
+            records: meta_of.runs.count(),
+            runs: meta_of.runs,
+            chunks,
+        };
+        Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, None, ids, to_meta(&meta)?))
+    }
+
+    /// A partition node over its segments (stored as a tree when any).
+    /// `meta.records` is recomputed from the segments.
+    ///
+    /// # Errors
+    /// Storage errors; malformed segment nodes.
+    pub async fn partition(&mut self, mut meta: PartitionMeta, segments: Vec<Node>) -> Result<Node> {
+        let mut records = 0u64;
+        let mut size = 0u64;
+        for s in &segments {
+            records += from_meta::<SegmentMeta>(s)?.records;
+            size += s.size;
+        }
+        meta.records = records;
+        let subtree = if segments.is_empty() {
+            None
+        } else {
+            Some(
+                self.session
+                    .save_blob(BlobType::Tree, Tree { nodes: segments }.encode()?)
+                    .await?,
+            )
+        };
+        Ok(NodeKind::Partition.node(meta.partition.to_string(), size, subtree, Vec::new(), to_meta(&meta)?))
+    }
+
+    /// A topic node over its partition nodes.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn topic(&mut self, name: &str, meta: &TopicMeta, partitions: Vec<Node>) -> Result<Node> {
+        let size = partitions.iter().map(|n| n.size).sum();
+        let sub = self
+            .session
+            .save_blob(BlobType::Tree, Tree { nodes: partitions }.encode()?)
+            .await?;
+        Ok(NodeKind::Topic.node(name.to_string(), size, Some(sub), Vec::new(), to_meta(meta)?))
+    }
+
+    /// The root over topic nodes and groups; returns its id and the image's
+    /// logical size.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn root(&mut self, topics: Vec<Node>, groups: BTreeMap<String, Vec<GroupOffset>>) -> Result<(Id, u64)> {
+        let logical: u64 = topics.iter().map(|n| n.size).sum();
+        let topics_tree = self
+            .session
+            .save_blob(BlobType::Tree, Tree { nodes: topics }.encode()?)
+            .await?;
+        let mut gnodes = Vec::new();
+        for (g, offs) in groups {
+            let mut meta = BTreeMap::new();
+            meta.insert(
+                "offsets".to_string(),
+                serde_json::to_value(offs).map_err(|e| Error::Internal(e.to_string()))?,
+            );
+            gnodes.push(NodeKind::Group.node(g, 0, None, Vec::new(), meta));
+        }
+        let groups_tree = self
+            .session
+            .save_blob(BlobType::Tree, Tree { nodes: gnodes }.encode()?)
+            .await?;
+        let root = Tree {
+            nodes: vec![
+                NodeKind::Topics.node("topics".into(), logical, Some(topics_tree), Vec::new(), BTreeMap::new()),
+                NodeKind::Groups.node("groups".into(), 0, Some(groups_tree), Vec::new(), BTreeMap::new()),
+            ],
+        };
+        let id = self.session.save_blob(BlobType::Tree, root.encode()?).await?;
+        Ok((id, logical))
+    }
+}
+
+/// What a segment is made of, before it becomes a node.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentParts {
+    /// First offset asked for.
+    pub start: i64,
+    /// End (exclusive).
+    pub end: i64,
+    /// Offsets of the records read.
+    pub runs: OffsetRuns,
+    /// Each chunk's id with its metadata, in order.
+    pub chunks: Vec<(Id, ChunkMeta)>,
 }

@@ -8,12 +8,13 @@
 //! Offsets of the selection become runs, so group offsets translate
 //! against exactly the records that are produced.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::dump::{RecordFilter, for_each_record};
-use super::manifest::{Partition, TopicMeta};
+use super::reader::{RecordFilter, for_each_record};
+use super::manifest::{self, KAFKA_KIND, Manifest, Partition, Segment, TopicMeta};
 use crate::error::{Error, Result};
-use crate::kafka::record::{Decoder, OffsetRuns};
+use crate::id::Id;
+use super::record::{Decoder, OffsetRuns};
 use crate::repo::Repository;
 
 /// Kafka's default `delete.retention.ms` (24 hours).
@@ -135,7 +136,7 @@ pub async fn select(
         let mut latest: HashMap<[u8; 16], (i64, bool, i64)> = HashMap::new();
         let mut kept = Vec::new();
         let mut total = 0u64;
-        let mut f = |off: i64, r: crate::kafka::record::Record| -> Result<()> {
+        let mut f = |off: i64, r: crate::image::record::Record| -> Result<()> {
             total += 1;
             match &r.key {
                 // A keyless record is never compacted away.
@@ -229,6 +230,103 @@ pub async fn first_newer(repo: &Repository, what: &str, p: &Partition, t: i64) -
         }
     }
     Ok(None)
+}
+
+/// The log as of a time ([`as_of`]).
+#[derive(Debug, Clone)]
+pub struct AsOf {
+    /// Topics and groups of the base snapshot, with every segment any
+    /// snapshot of the cluster holds.
+    pub manifest: Manifest,
+    /// Per partition, the first offset whose record is newer than the time
+    /// (`None` when every known record is older).
+    pub cuts: BTreeMap<(String, i32), Option<i64>>,
+    /// The base snapshot: the latest at or before the time (else the earliest).
+    pub base: Id,
+    /// Said when no snapshot is that old.
+    pub warning: Option<String>,
+}
+
+/// The log as of `t`: topics and groups from the latest snapshot of the
+/// cluster at or before `t` (else the earliest), segments from every
+/// snapshot, and per partition the first offset whose record is newer than
+/// `t` (the cut). Each snapshot's trees are read once, and each partition's
+/// segments once however many snapshots share them.
+///
+/// # Errors
+/// No snapshot of the cluster; unreadable trees.
+pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
+    let snaps: Vec<_> = repo
+        .load_snapshots()
+        .await?
+        .into_iter()
+        .filter(|(_, s)| s.kind == KAFKA_KIND && s.source == cluster)
+        .collect();
+    let base_idx = snaps.iter().rposition(|(_, s)| s.unix_ms() <= t).unwrap_or(0);
+    let (base_id, base) = snaps
+        .get(base_idx)
+        .ok_or_else(|| Error::NotFound(format!("a snapshot of cluster {cluster}")))?;
+    let warning = (base.unix_ms() > t).then(|| {
+        format!(
+            "no snapshot of cluster {cluster} at or before the requested time; using the earliest ({}) for settings and groups",
+            base_id.short()
+        )
+    });
+    let mut segments: HashMap<Id, Vec<Segment>> = HashMap::new();
+    let mut m = Manifest::default();
+    let mut pending = Vec::with_capacity(snaps.len());
+    for (i, (_, s)) in snaps.iter().enumerate() {
+        let other = manifest::load(repo, &s.tree, false).await?;
+        if i == base_idx {
+            m.groups = other.groups.clone();
+            for (name, t) in &other.topics {
+                let mut t = t.clone();
+                for p in t.partitions.values_mut() {
+                    p.segments.clear();
+                }
+                m.topics.insert(name.clone(), t);
+            }
+        }
+        pending.push(other);
+    }
+    // Every segment any snapshot holds: the log as the repository knows it.
+    for other in pending {
+        for (name, ot) in other.topics {
+            let Some(bt) = m.topics.get_mut(&name) else {
+                continue;
+            };
+            for (p, op) in ot.partitions {
+                let Some(bp) = bt.partitions.get_mut(&p) else {
+                    continue;
+                };
+                let Some(sub) = op.node.subtree else { continue };
+                if let std::collections::hash_map::Entry::Vacant(v) = segments.entry(sub) {
+                    v.insert(manifest::load_segments(repo, &op.node).await?);
+                }
+                for seg in segments.get(&sub).into_iter().flatten() {
+                    if !bp.segments.iter().any(|x| x.meta.start == seg.meta.start) {
+                        bp.segments.push(seg.clone());
+                    }
+                }
+                bp.segments.sort_by_key(|x| x.meta.start);
+            }
+        }
+    }
+    let mut cuts = BTreeMap::new();
+    for t_ in m.topics.values() {
+        for p in t_.partitions.values() {
+            cuts.insert(
+                (t_.name.clone(), p.meta.partition),
+                first_newer(repo, &format!("{}/{}", t_.name, p.meta.partition), p, t).await?,
+            );
+        }
+    }
+    Ok(AsOf {
+        manifest: m,
+        cuts,
+        base: *base_id,
+        warning,
+    })
 }
 
 #[cfg(test)]

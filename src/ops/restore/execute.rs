@@ -1,0 +1,375 @@
+//! Executing a restore plan: refuse live groups, save the resume state,
+//! handle target partitions that hold records (`--if-not-empty`), create
+//! topics and wait until they can take records, produce every selected
+//! record (checking every delivery against its expected offset), commit the
+//! groups only after every record is confirmed, and on failure say what was
+//! left behind.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::plan::{GroupOffsetPlan, IfNotEmpty, RestoreOptions, RestorePlan, RestoreResult, Selections, Spread, SpreadGroup, fill_group_targets};
+use super::state::{ResumeState, stable_ends, state_file};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::image::manifest::Manifest;
+use crate::image::reader::for_each_record;
+use crate::image::record::Record;
+use crate::kafka::admin::{Cluster, End};
+use crate::kafka::partitioner::Router;
+use crate::kafka::sink::{Sink, Throttle};
+use crate::ops::progress::{Progress, Unit};
+use crate::repo::Repository;
+
+/// Runs the plan against the target.
+///
+/// # Errors
+/// See [`super::restore`].
+pub(super) async fn execute(
+    repo: &Repository,
+    cluster: &Cluster,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+    plan: RestorePlan,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
+    let RestorePlan {
+        mut res,
+        m,
+        sel_of,
+        spread,
+        spread_groups,
+        to_create,
+        targets,
+        existing_targets,
+    } = plan;
+    // Groups must not be live on the target.
+    if !opts.no_groups && !opts.force {
+        let mut names: Vec<String> = res.groups.iter().map(|g| g.group.clone()).collect();
+        names.extend(spread_groups.iter().map(|g| g.group.clone()));
+        if let Some((g, n)) = cluster.live_groups(&names).await?.first() {
+            return Err(Error::Invalid(format!(
+                "group {g} has {n} active member(s) on the target; stop its consumers or use --force"
+            )));
+        }
+    }
+
+    // Resume state: each target partition's start offset, written before
+    // the first record is produced (format-spec §14 "Restore state").
+    let state_path = state_file(opts, snapshot)?;
+    res.state_file = Some(state_path.display().to_string());
+    let mut state = ResumeState::load(&state_path)?;
+    if state.completed {
+        return Err(Error::Invalid(format!(
+            "this restore already completed (state in {}); delete that file to restore again",
+            state_path.display()
+        )));
+    }
+    let in_state = |t: &str, p: i32| state.starts.contains_key(&format!("{t}/{p}"));
+
+    // Target partitions that already hold records (a rerun's own records
+    // are not counted: they are in the state file).
+    let fresh: Vec<(String, i32)> = existing_targets
+        .iter()
+        .filter(|(t, p)| !in_state(t, *p))
+        .cloned()
+        .collect();
+    let mut full: Vec<(String, i32, i64)> = Vec::new();
+    let mut held = 0i64;
+    for ((t, p), (s, e)) in fresh.iter().zip(cluster.bounds(&fresh).await?) {
+        if e > s {
+            res.non_empty.push(format!("{t}/{p}: {} records", e - s));
+            full.push((t.clone(), *p, e));
+            held += e - s;
+        }
+    }
+    if !full.is_empty() {
+        match opts.if_not_empty {
+            IfNotEmpty::Fail => {
+                let shown: Vec<&str> = res.non_empty.iter().take(5).map(String::as_str).collect();
+                return Err(Error::Invalid(format!(
+                    "{} target partition(s) already hold records ({}{}); nothing was written: \
+                     restore into new topics (--prefix, --rename), or use --if-not-empty append or purge",
+                    full.len(),
+                    shown.join(", "),
+                    if full.len() > 5 { ", …" } else { "" }
+                )));
+            }
+            IfNotEmpty::Append => {}
+            IfNotEmpty::Purge => {
+                cluster.delete_records(&full).await?;
+                res.purged_records = held.max(0) as u64;
+            }
+        }
+    }
+
+    if !to_create.is_empty() {
+        cluster.create_topics(&to_create).await?;
+        res.created_topics = to_create.iter().map(|t| t.name.clone()).collect();
+        let ready: Vec<(String, i32)> = to_create.iter().map(|t| (t.name.clone(), t.partitions)).collect();
+        cluster.wait_ready(&ready).await?;
+    }
+
+    // Only a rerun can have its own records still landing: then wait until
+    // every end stops moving (one pause for all partitions).
+    let rerun = targets.iter().any(|(t, p)| in_state(t, *p));
+    let ends = stable_ends(cluster, &targets, rerun).await?;
+    let mut starts: HashMap<(String, i32), (i64, i64)> = HashMap::new();
+    for ((t, p), end) in targets.iter().zip(ends) {
+        let start = *state.starts.entry(format!("{t}/{p}")).or_insert(end);
+        starts.insert((t.clone(), *p), (start, (end - start).max(0)));
+    }
+    for pp in &mut res.partitions {
+        if let Some(q) = pp.target_partition {
+            let (start, done) = starts
+                .get(&(pp.target_topic.clone(), q))
+                .copied()
+                .unwrap_or((0, 0));
+            pp.target_start = Some(start);
+            res.resumed_records += done.min(pp.records as i64) as u64;
+        }
+    }
+    for s in &mut res.spread {
+        let (start, done) = starts
+            .get(&(s.topic.clone(), s.partition))
+            .copied()
+            .unwrap_or((0, 0));
+        s.target_start = Some(start);
+        res.resumed_records += done as u64;
+    }
+    state.save(&state_path)?;
+
+    // Produce, checking every delivery; on failure, say what was left.
+    let total: u64 = res.partitions.iter().map(|p| p.records).sum();
+    progress.start("restoring records", Some(total), Unit::Items);
+    progress.inc(res.resumed_records);
+    let throttle = Throttle::new(opts.max_records_per_sec, opts.max_bytes_per_sec);
+    let mut sink = Sink::with_throttle(&opts.kafka, throttle)?;
+    let produced = produce(
+        repo,
+        &m,
+        &sel_of,
+        &spread,
+        &spread_groups,
+        &starts,
+        &mut sink,
+        &mut res,
+        progress,
+    )
+    .await;
+    // On failure, what was queued still lands (or not) before the report.
+    let flushed = tokio::task::spawn_blocking(move || match produced {
+        Ok(()) => sink.flush(),
+        Err(e) => {
+            let _ = sink.flush_within(Duration::from_secs(30));
+            Err(e)
+        }
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    progress.finish();
+    match flushed {
+        Ok(n) => res.records_written = n,
+        Err(e) => return Err(left_behind(cluster, e, &targets, &starts, &res, &state_path).await),
+    }
+
+    // Groups, only after every record is confirmed.
+    fill_group_targets(&mut res);
+    let mut by_group: BTreeMap<String, Vec<(String, i32, i64, String)>> = BTreeMap::new();
+    for g in &res.groups {
+        let t = g
+            .target_offset
+            .ok_or_else(|| Error::Internal(format!("no target offset for {}/{}", g.topic, g.partition)))?;
+        by_group.entry(g.group.clone()).or_default().push((
+            g.topic.clone(),
+            g.partition,
+            t,
+            g.metadata.clone(),
+        ));
+    }
+    for (group, offs) in by_group {
+        cluster.commit_group(&group, &offs).await?;
+    }
+    state.completed = true;
+    state.save(&state_path)?;
+    Ok(res)
+}
+/// Produces every selected record, skipping what a killed run already
+/// landed (per target partition, `done` of `starts`).
+#[allow(clippy::too_many_arguments)]
+async fn produce(
+    repo: &Repository,
+    m: &Manifest,
+    sel_of: &Selections,
+    spread: &Spread,
+    spread_groups: &[SpreadGroup],
+    starts: &HashMap<(String, i32), (i64, i64)>,
+    sink: &mut Sink,
+    res: &mut RestoreResult,
+    progress: &dyn Progress,
+) -> Result<()> {
+    // Topics spread by key: one router and per-target counters each.
+    let mut routed: HashMap<String, (Router, Vec<i64>)> = HashMap::new();
+    // (group, target partition) -> index of the first record it had not consumed.
+    let mut first_new: HashMap<(usize, i32), i64> = HashMap::new();
+    for pp in &res.partitions {
+        let part = m
+            .topics
+            .get(&pp.source_topic)
+            .and_then(|t| t.partitions.get(&pp.partition))
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "plan names {}/{} not in the manifest",
+                    pp.source_topic, pp.partition
+                ))
+            })?;
+        let what = format!("{}/{}", pp.source_topic, pp.partition);
+        let sel = sel_of
+            .get(&(pp.source_topic.clone(), pp.partition))
+            .ok_or_else(|| Error::Internal(format!("no selection for {what}")))?;
+        let filter = sel.filter();
+        let topic = pp.target_topic.clone();
+        match pp.target_partition {
+            Some(q) => {
+                let (start, skip) = starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
+                if skip as u64 >= pp.records {
+                    continue;
+                }
+                let mut i = 0i64;
+                let mut f = |o: i64, r: Record| -> Result<()> {
+                    if !sel.wants(o) {
+                        return Ok(());
+                    }
+                    if i >= skip {
+                        sink.send(&topic, q, &r, start + i)?;
+                        if (i - skip) % 4096 == 4095 {
+                            progress.inc(4096);
+                        }
+                    }
+                    i += 1;
+                    Ok(())
+                };
+                for_each_record(repo, &what, part, &filter, &mut f).await?;
+                progress.inc(((i - skip).max(0) % 4096) as u64);
+            }
+            None => {
+                let n = spread.get(&pp.source_topic).copied().unwrap_or(1);
+                let (router, counts) = routed
+                    .entry(topic.clone())
+                    .or_insert_with(|| (Router::new(n), vec![0; n.max(1) as usize]));
+                let groups: Vec<(usize, i64)> = spread_groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| g.source_topic == pp.source_topic)
+                    .filter_map(|(gi, g)| g.committed.get(&pp.partition).map(|c| (gi, c.0)))
+                    .collect();
+                let mut sent = 0u64;
+                let mut f = |o: i64, r: Record| -> Result<()> {
+                    if !sel.wants(o) {
+                        return Ok(());
+                    }
+                    let q = router.route(r.key.as_deref());
+                    let Some(i) = counts.get_mut(q as usize) else {
+                        return Err(Error::Internal(format!("{topic}: routed to partition {q}")));
+                    };
+                    for (gi, committed) in &groups {
+                        if o >= *committed {
+                            first_new.entry((*gi, q)).or_insert(*i);
+                        }
+                    }
+                    let (start, skip) = starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
+                    if *i >= skip {
+                        sink.send(&topic, q, &r, start + *i)?;
+                        sent += 1;
+                        if sent % 4096 == 0 {
+                            progress.inc(4096);
+                        }
+                    }
+                    *i += 1;
+                    Ok(())
+                };
+                for_each_record(repo, &what, part, &filter, &mut f).await?;
+                progress.inc(sent % 4096);
+            }
+        }
+    }
+    // Spread topics: records per target partition, and each group's offset
+    // at its first record not yet consumed (or the end).
+    for s in &mut res.spread {
+        if let Some((_, counts)) = routed.get(&s.topic) {
+            s.records = counts.get(s.partition as usize).copied().unwrap_or(0).max(0) as u64;
+        }
+    }
+    for (gi, g) in spread_groups.iter().enumerate() {
+        for s in res.spread.iter().filter(|s| s.topic == g.target_topic) {
+            let index = first_new
+                .get(&(gi, s.partition))
+                .copied()
+                .unwrap_or(s.records as i64);
+            let metadata = g
+                .committed
+                .get(&s.partition)
+                .map(|c| c.1.clone())
+                .unwrap_or_default();
+            res.groups.push(GroupOffsetPlan {
+                group: g.group.clone(),
+                topic: s.topic.clone(),
+                partition: s.partition,
+                source_offset: -1,
+                index: index.max(0) as u64,
+                target_offset: None,
+                metadata,
+                approximate: true,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The error of a failed restore, with what it left on the target and how
+/// to resume or undo it.
+async fn left_behind(
+    cluster: &Cluster,
+    e: Error,
+    targets: &[(String, i32)],
+    starts: &HashMap<(String, i32), (i64, i64)>,
+    res: &RestoreResult,
+    state_path: &std::path::Path,
+) -> Error {
+    let ends = tokio::time::timeout(Duration::from_secs(30), cluster.offsets(targets, End::Latest)).await;
+    let mut written: Vec<String> = Vec::new();
+    let mut total = 0i64;
+    if let Ok(Ok(ends)) = ends {
+        for ((t, p), end) in targets.iter().zip(ends) {
+            let start = starts.get(&(t.clone(), *p)).map_or(end, |s| s.0);
+            if end > start {
+                total += end - start;
+                written.push(format!("{t}/{p}: {}", end - start));
+            }
+        }
+    }
+    let mut left = if written.is_empty() {
+        "no restored records reached the target".to_string()
+    } else {
+        let more = if written.len() > 8 { ", …" } else { "" };
+        written.truncate(8);
+        format!(
+            "the target holds {total} restored record(s) ({}{more})",
+            written.join(", ")
+        )
+    };
+    if !res.created_topics.is_empty() {
+        left.push_str(&format!(
+            " in topics kvault created ({})",
+            res.created_topics.join(", ")
+        ));
+    }
+    Error::RestoreFailed {
+        error: Box::new(e),
+        left_behind: format!(
+            "{left}; run the same command again to resume (state in {}), or undo with --if-not-empty purge or by deleting the topics",
+            state_path.display()
+        ),
+    }
+}
+

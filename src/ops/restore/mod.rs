@@ -1,0 +1,56 @@
+//! `restore`: replay a Kafka snapshot into a cluster (the same or another),
+//! with exact consumer-group offset translation, as plan then execute.
+//!
+//! Per partition, the restored records are the snapshot's records at or
+//! above its log start, in offset order, to the same partition number. The
+//! target offset of the i-th restored record is `start + i`, where `start`
+//! is the target partition's end before the restore; every delivery report
+//! is checked against it. A committed source offset O becomes the target
+//! offset of the first restored record whose source offset is >= O (or the
+//! end). Groups are committed only after every partition is flushed.
+//!
+//! - [`plan`]: the source records per partition ([`crate::image::select`]:
+//!   retention, compaction, `--at`), the target's shape, group offsets;
+//!   `--dry-run` stops here, with predicted target offsets.
+//! - [`execute`]: target checks (live groups, non-empty partitions), resume
+//!   state ([`state`]), topic creation, producing, group commits, and a
+//!   report of what a failure left behind.
+
+mod execute;
+pub mod plan;
+pub(crate) mod state;
+
+pub use self::plan::{GroupOffsetPlan, IfNotEmpty, PartitionPlan, RestoreOptions, RestoreResult, SpreadPartition};
+use crate::error::Result;
+use crate::id::Id;
+use crate::kafka::admin::Cluster;
+use crate::ops::progress::Progress;
+use crate::repo::Repository;
+
+/// Restores a Kafka snapshot.
+///
+/// # Errors
+/// A non-Kafka snapshot; an unreachable target; a target partition that
+/// holds records (with `--if-not-empty fail`); a target topic with another
+/// partition count (without `--repartition`); an active group (without
+/// `force`); corrupt data (before anything of that group is committed); a
+/// delivery the target does not confirm.
+pub async fn restore(
+    repo: &Repository,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
+    // Reach the target first: an unreachable broker is reported in seconds.
+    let cluster = Cluster::connect(&opts.kafka).await?;
+    // A shared lock: prune cannot remove data while it is being restored.
+    super::with_lock(repo, false, || async {
+        let p = plan::plan(repo, &cluster, snapshot, opts).await?;
+        if opts.dry_run {
+            return plan::predict(&cluster, opts, p).await;
+        }
+        execute::execute(repo, &cluster, snapshot, opts, p, progress).await
+    })
+    .await
+}
+

@@ -1,0 +1,513 @@
+//! Planning a restore: the source records of each partition (retention,
+//! compaction and `--at` by [`crate::image::select`]), the target's shape
+//! (topics to create, partition counts, `--repartition`), and the group
+//! offsets to translate. The serializable half of the plan is
+//! [`RestoreResult`]: `--dry-run` prints it with predicted target offsets.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::image::manifest::{self, KAFKA_KIND, Manifest};
+use crate::image::select::{SelectOptions, Selection, as_of, select};
+use crate::kafka::admin::{Cluster, TopicSpec};
+use crate::kafka::{KafkaOptions, selected};
+use crate::repo::Repository;
+
+/// What to do with a target partition that already holds records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfNotEmpty {
+    /// Refuse, before anything is written (the default).
+    #[default]
+    Fail,
+    /// Restore after the records already there.
+    Append,
+    /// Delete the records already there (DeleteRecords), then restore.
+    Purge,
+}
+
+impl std::str::FromStr for IfNotEmpty {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fail" => Ok(IfNotEmpty::Fail),
+            "append" => Ok(IfNotEmpty::Append),
+            "purge" => Ok(IfNotEmpty::Purge),
+            _ => Err(Error::Invalid(format!(
+                "--if-not-empty {s:?}: expected fail, append or purge"
+            ))),
+        }
+    }
+}
+
+/// What to restore, and where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// The target cluster.
+    pub kafka: KafkaOptions,
+    /// Source topic globs (all when empty).
+    pub topics: Vec<String>,
+    /// Renames `(from, to)` of source topics.
+    pub rename: Vec<(String, String)>,
+    /// A prefix for every target topic (after renames).
+    pub prefix: String,
+    /// Group globs (all when empty).
+    pub groups: Vec<String>,
+    /// Restore no group offsets.
+    pub no_groups: bool,
+    /// Commit even when a group has active members on the target.
+    pub force: bool,
+    /// Only compute and return the plan.
+    pub dry_run: bool,
+    /// Where resume state lives (default `$XDG_STATE_HOME/kvault/restore`
+    /// or `~/.local/state/kvault/restore`).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Restore the log as of this time (ms since the epoch), combining
+    /// every snapshot of the cluster: per partition the longest prefix whose
+    /// records all have timestamps <= it, from the log start at that time.
+    pub at: Option<i64>,
+    /// Restore compacted topics as they are, without applying compaction.
+    pub no_compact: bool,
+    /// A target partition that already holds records.
+    pub if_not_empty: IfNotEmpty,
+    /// Spread records over a target topic's different partition count by
+    /// key hash (group offsets become approximate across partitions).
+    pub repartition: bool,
+    /// Rate cap in records per second.
+    pub max_records_per_sec: Option<u64>,
+    /// Rate cap in bytes (keys, values, headers) per second.
+    pub max_bytes_per_sec: Option<u64>,
+}
+
+/// One source partition of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionPlan {
+    /// Source topic.
+    pub source_topic: String,
+    /// Target topic.
+    pub target_topic: String,
+    /// Source partition number.
+    pub partition: i32,
+    /// Target partition: the same number, or none when the topic's records
+    /// are spread by key (`--repartition`; see `spread`).
+    pub target_partition: Option<i32>,
+    /// Records to restore.
+    pub records: u64,
+    /// Source offsets restored, `[first, end)`.
+    pub source_range: [i64; 2],
+    /// Target offset of the first restored record (known after the restore starts).
+    pub target_start: Option<i64>,
+    /// Records left out because compaction removes them (compacted topics).
+    pub compacted_away: u64,
+}
+
+/// A target partition of a topic restored with `--repartition`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpreadPartition {
+    /// Target topic.
+    pub topic: String,
+    /// Target partition.
+    pub partition: i32,
+    /// Its end before the restore.
+    pub target_start: Option<i64>,
+    /// Records routed to it (known after the restore).
+    pub records: u64,
+}
+
+/// One group offset, before and after translation.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupOffsetPlan {
+    /// Group id.
+    pub group: String,
+    /// Target topic.
+    pub topic: String,
+    /// Target partition.
+    pub partition: i32,
+    /// Committed offset in the source (-1 for a repartitioned topic, whose
+    /// target partitions mix source partitions).
+    pub source_offset: i64,
+    /// Restored records before it (its index in the restored log).
+    pub index: u64,
+    /// Offset committed on the target (`target_start + index`).
+    pub target_offset: Option<i64>,
+    /// Commit metadata.
+    pub metadata: String,
+    /// Translated across partitions (`--repartition`): the first record
+    /// of the target partition the group had not consumed; records after
+    /// it that the group had consumed are delivered again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
+}
+
+/// The plan, and what was done.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreResult {
+    /// Snapshot restored.
+    pub snapshot: Option<Id>,
+    /// Topics created on the target.
+    pub created_topics: Vec<String>,
+    /// Partitions.
+    pub partitions: Vec<PartitionPlan>,
+    /// Target partitions of topics spread by key (`--repartition`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<SpreadPartition>,
+    /// Group offsets.
+    pub groups: Vec<GroupOffsetPlan>,
+    /// Records written (confirmed by delivery reports).
+    pub records_written: u64,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Records found already restored by an interrupted run and skipped.
+    pub resumed_records: u64,
+    /// Target partitions that held records before the restore
+    /// (`topic/partition: records`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub non_empty: Vec<String>,
+    /// Records deleted from target partitions by `--if-not-empty purge`.
+    pub purged_records: u64,
+    /// The resume state file.
+    pub state_file: Option<String>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+pub(super) fn target_name(opts: &RestoreOptions, source: &str) -> String {
+    let renamed = opts
+        .rename
+        .iter()
+        .find(|(f, _)| f == source)
+        .map_or(source, |(_, t)| t.as_str());
+    format!("{}{renamed}", opts.prefix)
+}
+
+/// Restored records below source offset `o`.
+fn index_of(runs: &[[i64; 2]], o: i64) -> u64 {
+    runs.iter().map(|r| (o - r[0]).clamp(0, r[1]) as u64).sum()
+}
+
+/// Per source partition, the records it restores.
+pub(super) type Selections = BTreeMap<(String, i32), Selection>;
+
+/// Source topics whose records are spread by key: source name -> target
+/// partition count.
+pub(super) type Spread = BTreeMap<String, i32>;
+
+/// One group's committed offsets on a topic restored with `--repartition`.
+#[derive(Debug, Clone)]
+pub(super) struct SpreadGroup {
+    pub(super) group: String,
+    pub(super) source_topic: String,
+    pub(super) target_topic: String,
+    /// Committed source offset per source partition, with its metadata.
+    pub(super) committed: HashMap<i32, (i64, String)>,
+}
+
+/// Group offsets: exact translations for partitions restored to the same
+/// number (into `res.groups`), and the commits of repartitioned topics,
+/// translated while their records are produced.
+fn plan_groups(
+    opts: &RestoreOptions,
+    m: &Manifest,
+    topics: &[&manifest::Topic],
+    sel_of: &Selections,
+    spread: &Spread,
+    res: &mut RestoreResult,
+) -> Vec<SpreadGroup> {
+    let mut out: Vec<SpreadGroup> = Vec::new();
+    if opts.no_groups {
+        return out;
+    }
+    for (g, offs) in m.groups.iter().filter(|(g, _)| selected(g, &opts.groups, &[])) {
+        for o in offs.iter().filter(|o| topics.iter().any(|t| t.name == o.topic)) {
+            let Some(sel) = sel_of.get(&(o.topic.clone(), o.partition)) else {
+                continue;
+            };
+            if spread.contains_key(&o.topic) {
+                let pos = out
+                    .iter()
+                    .position(|s| &s.group == g && s.source_topic == o.topic);
+                let sg = match pos.and_then(|i| out.get_mut(i)) {
+                    Some(sg) => sg,
+                    None => {
+                        out.push(SpreadGroup {
+                            group: g.clone(),
+                            source_topic: o.topic.clone(),
+                            target_topic: target_name(opts, &o.topic),
+                            committed: HashMap::new(),
+                        });
+                        let Some(sg) = out.last_mut() else { continue };
+                        sg
+                    }
+                };
+                sg.committed.insert(o.partition, (o.offset, o.metadata.clone()));
+                continue;
+            }
+            res.groups.push(GroupOffsetPlan {
+                group: g.clone(),
+                topic: target_name(opts, &o.topic),
+                partition: o.partition,
+                source_offset: o.offset,
+                index: index_of(&sel.runs, o.offset),
+                target_offset: None,
+                metadata: o.metadata.clone(),
+                approximate: false,
+            });
+        }
+    }
+    out
+}
+
+/// Everything a restore decided before it writes: the plan shown to the
+/// user (`res`) and what executing it needs.
+pub(super) struct RestorePlan {
+    /// The plan (and, once executed, what was done).
+    pub(super) res: RestoreResult,
+    /// The source log.
+    pub(super) m: Manifest,
+    /// Per source partition, the records restored.
+    pub(super) sel_of: Selections,
+    /// Topics spread by key over a different partition count.
+    pub(super) spread: Spread,
+    /// Group commits on spread topics (translated while producing).
+    pub(super) spread_groups: Vec<SpreadGroup>,
+    /// Topics to create on the target.
+    pub(super) to_create: Vec<TopicSpec>,
+    /// Every target partition written to, in plan order.
+    pub(super) targets: Vec<(String, i32)>,
+    /// Those of them that exist already.
+    pub(super) existing_targets: Vec<(String, i32)>,
+}
+
+/// Plans a restore: the source records per partition (retention,
+/// compaction, `--at`), the target's shape (topics to create, partition
+/// counts, repartitioning) and the group offsets to translate.
+///
+/// # Errors
+/// A non-Kafka snapshot, no selected topic, a target topic with fewer
+/// partitions (without `--repartition`), unreadable data.
+pub(super) async fn plan(
+    repo: &Repository,
+    cluster: &Cluster,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+) -> Result<RestorePlan> {
+    let snap = repo.load_snapshot(snapshot).await?;
+    snap.expect_kind(snapshot, KAFKA_KIND, "a Kafka snapshot")?;
+    repo.load_index().await?;
+    let mut res = RestoreResult {
+        snapshot: Some(*snapshot),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let (m, cuts): (Manifest, BTreeMap<(String, i32), Option<i64>>) = match opts.at {
+        None => (manifest::load(repo, &snap.tree, true).await?, BTreeMap::new()),
+        Some(t) => {
+            let a = as_of(repo, &snap.source, t).await?;
+            res.snapshot = Some(a.base);
+            res.warnings.extend(a.warning);
+            (a.manifest, a.cuts)
+        }
+    };
+    let topics: Vec<_> = m
+        .topics
+        .values()
+        .filter(|t| selected(&t.name, &opts.topics, &[]))
+        .collect();
+    if topics.is_empty() {
+        return Err(Error::NotFound(format!(
+            "topics matching {:?} in snapshot {}",
+            opts.topics,
+            snapshot.short()
+        )));
+    }
+    let sel_opts = SelectOptions {
+        at: opts.at,
+        now: opts.at.unwrap_or_else(|| snap.unix_ms()),
+        compact: !opts.no_compact,
+    };
+    let mut sel_of: Selections = BTreeMap::new();
+    for t in &topics {
+        for p in t.partitions.values() {
+            let cut = cuts.get(&(t.name.clone(), p.meta.partition)).copied().flatten();
+            let what = format!("{}/{}", t.name, p.meta.partition);
+            let sel = select(repo, &what, &t.meta, p, cut, sel_opts).await?;
+            let first = sel.runs.first().map_or(sel.start.min(p.meta.end), |r| r[0]);
+            res.partitions.push(PartitionPlan {
+                source_topic: t.name.clone(),
+                target_topic: target_name(opts, &t.name),
+                partition: p.meta.partition,
+                target_partition: Some(p.meta.partition),
+                records: sel.records(),
+                source_range: [first, cut.unwrap_or(p.meta.end)],
+                target_start: None,
+                compacted_away: sel.compacted_away,
+            });
+            sel_of.insert((t.name.clone(), p.meta.partition), sel);
+        }
+    }
+
+    // The target: which topics exist, with how many partitions.
+    let (brokers, existing) = cluster.layout().await?;
+    let mut to_create = Vec::new();
+    let mut spread: Spread = BTreeMap::new();
+    for t in &topics {
+        let name = target_name(opts, &t.name);
+        let want = t.meta.partitions;
+        match existing.get(&name) {
+            Some(&have) if have != want && opts.repartition => {
+                spread.insert(t.name.clone(), have);
+            }
+            Some(&have) if have < want => {
+                return Err(Error::Invalid(format!(
+                    "target topic {name} has {have} partitions; the snapshot needs {want} \
+                     (--repartition spreads the records over {have} by key)"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                let rf = t.meta.replication_factor;
+                let rf_t = rf.min(brokers as i32).max(1);
+                if rf_t < rf {
+                    res.warnings.push(format!(
+                        "{name}: replication factor {rf} capped to {rf_t} (the target has {brokers} broker(s))"
+                    ));
+                }
+                to_create.push(TopicSpec {
+                    name,
+                    partitions: want,
+                    replication_factor: rf_t,
+                    configs: t.meta.configs.clone(),
+                });
+            }
+        }
+    }
+    for pp in &mut res.partitions {
+        if let Some(&n) = spread.get(&pp.source_topic) {
+            pp.target_partition = None;
+            if !res.spread.iter().any(|s| s.topic == pp.target_topic) {
+                res.spread.extend((0..n).map(|q| SpreadPartition {
+                    topic: pp.target_topic.clone(),
+                    partition: q,
+                    target_start: None,
+                    records: 0,
+                }));
+            }
+        }
+    }
+    let spread_groups = plan_groups(opts, &m, &topics, &sel_of, &spread, &mut res);
+
+    // Every target partition written to, in plan order.
+    let targets: Vec<(String, i32)> = res
+        .partitions
+        .iter()
+        .filter_map(|p| p.target_partition.map(|q| (p.target_topic.clone(), q)))
+        .chain(res.spread.iter().map(|s| (s.topic.clone(), s.partition)))
+        .collect();
+    let existing_targets: Vec<(String, i32)> = targets
+        .iter()
+        .filter(|(t, _)| existing.contains_key(t))
+        .cloned()
+        .collect();
+    drop(topics);
+    Ok(RestorePlan {
+        res,
+        m,
+        sel_of,
+        spread,
+        spread_groups,
+        to_create,
+        targets,
+        existing_targets,
+    })
+}
+
+/// A dry run's predictions: existing targets continue at their end, new
+/// ones at 0; partitions that hold records are listed.
+///
+/// # Errors
+/// Kafka requests failing.
+pub(super) async fn predict(cluster: &Cluster, opts: &RestoreOptions, plan: RestorePlan) -> Result<RestoreResult> {
+    let RestorePlan {
+        mut res,
+        to_create,
+        existing_targets,
+        ..
+    } = plan;
+        let bounds = cluster.bounds(&existing_targets).await?;
+    let ends: HashMap<(String, i32), (i64, i64)> = existing_targets.into_iter().zip(bounds).collect();
+    for ((t, p), (s, e)) in &ends {
+        if e > s {
+            res.non_empty.push(format!("{t}/{p}: {} records", e - s));
+        }
+    }
+    res.non_empty.sort();
+    if !res.non_empty.is_empty() {
+        res.warnings.push(format!(
+            "{} target partition(s) hold records; the restore will {}",
+            res.non_empty.len(),
+            match opts.if_not_empty {
+                IfNotEmpty::Fail => "refuse (--if-not-empty append|purge)",
+                IfNotEmpty::Append => "append after them",
+                IfNotEmpty::Purge => "delete them first",
+            }
+        ));
+    }
+    let predict = |t: &str, p: i32| ends.get(&(t.to_string(), p)).map_or(0, |b| b.1);
+    for pp in &mut res.partitions {
+        pp.target_start = pp.target_partition.map(|q| predict(&pp.target_topic, q));
+    }
+    for s in &mut res.spread {
+        s.target_start = Some(predict(&s.topic, s.partition));
+    }
+    fill_group_targets(&mut res);
+    res.created_topics = to_create.into_iter().map(|t| t.name).collect();
+    Ok(res)
+}
+
+/// Target offsets of group commits: each partition's start plus the
+/// group's index in the restored log.
+pub(super) fn fill_group_targets(res: &mut RestoreResult) {
+    let starts: BTreeMap<(String, i32), i64> = res
+        .partitions
+        .iter()
+        .filter_map(|p| Some(((p.target_topic.clone(), p.target_partition?), p.target_start?)))
+        .chain(
+            res.spread
+                .iter()
+                .filter_map(|s| Some(((s.topic.clone(), s.partition), s.target_start?))),
+        )
+        .collect();
+    for g in &mut res.groups {
+        g.target_offset = starts
+            .get(&(g.topic.clone(), g.partition))
+            .map(|s| s + g.index as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_translate_to_the_first_restored_record_at_or_after() {
+        // Restored offsets 3,4,5, 9,10, 12.
+        let runs = vec![[3, 3], [9, 2], [12, 1]];
+        assert_eq!(index_of(&runs, 0), 0);
+        assert_eq!(index_of(&runs, 3), 0);
+        assert_eq!(index_of(&runs, 5), 2);
+        assert_eq!(index_of(&runs, 6), 3);
+        assert_eq!(index_of(&runs, 8), 3);
+        assert_eq!(index_of(&runs, 10), 4);
+        assert_eq!(index_of(&runs, 13), 6);
+        assert_eq!(index_of(&runs, 100), 6);
+    }
+
+    #[test]
+    fn if_not_empty_parses() {
+        assert_eq!("purge".parse::<IfNotEmpty>().unwrap(), IfNotEmpty::Purge);
+        assert!("maybe".parse::<IfNotEmpty>().is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! `snapshot`: an incremental, consistent snapshot of a Kafka cluster, as
+//! plan then execute.
+//!
+//! 1. [`plan`]: capture the cluster and decide per partition against the
+//!    parent (reuse its node, or read `[start, end)`). `--dry-run` stops here.
+//! 2. [`read`]: read the partitions that changed, chunks saved as they
+//!    arrive.
+//! 3. Write the image's trees ([`ManifestWriter`]): segments into partitions,
+//!    partitions into topics; group offsets (OffsetFetch; kvault never joins
+//!    a group); the root; the index; then the snapshot file — the usual
+//!    write ordering.
+
+pub mod plan;
+pub mod read;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use self::plan::{PartitionPlan, SnapshotPlan, latest_of_cluster};
+use super::progress::Progress;
+use super::with_lock;
+use crate::error::Result;
+use crate::id::Id;
+use crate::image::manifest::{
+    self, KAFKA_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
+};
+use crate::kafka::KafkaOptions;
+use crate::kafka::admin::Cluster;
+use crate::repo::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotSummary};
+use crate::repo::writer::SaveSession;
+use crate::repo::{Repository, hostname, username};
+
+/// What to snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    /// Cluster connection.
+    pub kafka: KafkaOptions,
+    /// Topic globs to include (all non-internal topics when empty).
+    pub topics: Vec<String>,
+    /// Topic globs to exclude.
+    pub exclude: Vec<String>,
+    /// Group globs (all groups when empty).
+    pub groups: Vec<String>,
+    /// Snapshot tags.
+    pub tags: Vec<String>,
+}
+
+/// What `snapshot` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotResult {
+    /// The new snapshot.
+    pub snapshot: Id,
+    /// The snapshot it is incremental to.
+    pub parent: Option<Id>,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Topics captured.
+    pub topics: usize,
+    /// Partitions captured.
+    pub partitions: usize,
+    /// Partitions that had new records to read.
+    pub partitions_read: usize,
+    /// Records read by this snapshot.
+    pub records_read: u64,
+    /// Encoded bytes read by this snapshot.
+    pub bytes_read: u64,
+    /// Consumer groups captured.
+    pub groups: usize,
+    /// Records in the whole logical image.
+    pub records_total: u64,
+    /// New bytes stored (compressed, encrypted).
+    pub new_bytes_stored: u64,
+    /// Bytes read that were already in the repository.
+    pub dedup_saved_bytes: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Warnings (expired data, deleted topics, …).
+    pub warnings: Vec<String>,
+}
+
+/// Plans a snapshot without reading or writing anything (`--dry-run`).
+///
+/// # Errors
+/// An unreachable cluster, an unknown topic, storage errors.
+pub async fn dry_run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotPlan> {
+    let cluster = Cluster::connect(&opts.kafka).await?;
+    super::with_lock(repo, false, || plan::plan(repo, &cluster, opts, progress)).await
+}
+
+/// Takes a snapshot.
+///
+/// # Errors
+/// An unreachable cluster, an unknown topic, [`crate::Error::Locked`],
+/// storage errors.
+pub async fn snapshot(
+    repo: &Repository,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotResult> {
+    // Reach the cluster before taking the lock: an unreachable broker is
+    // reported in seconds, and nothing is written.
+    let cluster = Cluster::connect(&opts.kafka).await?;
+    with_lock(repo, false, || async {
+        let started = Instant::now();
+        let plan = plan::plan(repo, &cluster, opts, progress).await?;
+        execute(repo, &cluster, opts, plan, started, progress).await
+    })
+    .await
+}
+
+/// Reads what the plan says and writes the snapshot.
+async fn execute(
+    repo: &Repository,
+    cluster: &Cluster,
+    opts: &SnapshotOptions,
+    plan: SnapshotPlan,
+    started: Instant,
+    progress: &dyn Progress,
+) -> Result<SnapshotResult> {
+    let mut res = SnapshotResult {
+        cluster_id: plan.cluster_id.clone(),
+        parent: plan.parent,
+        warnings: plan.warnings.clone(),
+        ..Default::default()
+    };
+    let mut session = SaveSession::new(repo);
+    let read = read::read(repo, &opts.kafka, &plan.partitions, &mut session, progress).await?;
+    res.warnings.extend(read.warnings.iter().cloned());
+    let data_stats = session.stats().clone();
+
+    // Trees: segments -> partitions -> topics -> root.
+    let mut w = ManifestWriter::new(&mut session);
+    let mut nodes: BTreeMap<(String, i32), crate::repo::tree::Node> = BTreeMap::new();
+    for (pp, r) in plan.partitions.iter().zip(read.partitions) {
+        if read.gone_topics.contains(&pp.topic) {
+            continue;
+        }
+        if let Some(n) = &pp.reuse {
+            nodes.insert((pp.topic.clone(), pp.partition), n.clone());
+            continue;
+        }
+        res.partitions_read += usize::from(pp.reads());
+        res.records_read += r.runs.count();
+        res.bytes_read += r.bytes;
+        let mut segments = pp.kept.clone();
+        if pp.reads() {
+            let parts = SegmentParts {
+                start: pp.start,
+                end: pp.end,
+                runs: r.runs,
+                chunks: r.chunks,
+            };
+            segments.push(ManifestWriter::segment(parts, r.bytes)?);
+        }
+        let meta = PartitionMeta {
+            partition: pp.partition,
+            log_start: pp.log_start,
+            end: pp.end,
+            records: 0,
+            expired: pp.expired.clone(),
+            lost: pp.lost.clone(),
+        };
+        nodes.insert((pp.topic.clone(), pp.partition), w.partition(meta, segments).await?);
+    }
+    let topics: Vec<_> = plan
+        .topics
+        .iter()
+        .filter(|t| !read.gone_topics.contains(&t.name))
+        .collect();
+    let mut topic_nodes = Vec::new();
+    for t in &topics {
+        let mut pnodes = Vec::new();
+        for p in 0..t.partitions {
+            if let Some(n) = nodes.remove(&(t.name.clone(), p)) {
+                res.records_total += manifest::from_meta::<PartitionMeta>(&n)?.records;
+                pnodes.push(n);
+            }
+        }
+        res.partitions += pnodes.len();
+        let tm = TopicMeta {
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+            configs: t.configs.clone(),
+        };
+        topic_nodes.push(w.topic(&t.name, &tm, pnodes).await?);
+    }
+    res.topics = topic_nodes.len();
+    let parts: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+        .collect();
+    let groups = cluster.group_offsets(&parts, &opts.groups).await?;
+    res.groups = groups.len();
+    let (root, logical) = w.root(topic_nodes, groups).await?;
+    let stats = session.commit().await?;
+
+    // The snapshot file, last.
+    let snap = Snapshot {
+        version: SNAPSHOT_VERSION,
+        time: plan.time,
+        hostname: hostname(),
+        username: username(),
+        kind: KAFKA_KIND.into(),
+        source: res.cluster_id.clone(),
+        tags: opts.tags.clone(),
+        tree: root,
+        parent: res.parent,
+        original: None,
+        summary: SnapshotSummary {
+            logical_bytes: logical,
+            data_blobs: data_stats.blobs,
+            new_data_blobs: data_stats.new_blobs,
+            new_raw_bytes: data_stats.new_raw_bytes,
+            new_stored_bytes: data_stats.new_stored_bytes,
+        },
+    };
+    res.snapshot = repo.save_snapshot(&snap).await?;
+    res.new_bytes_stored = stats.new_stored_bytes;
+    res.dedup_saved_bytes = data_stats.raw_bytes.saturating_sub(data_stats.new_raw_bytes);
+    res.seconds = started.elapsed().as_secs_f64();
+    Ok(res)
+}

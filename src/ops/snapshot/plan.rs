@@ -1,0 +1,197 @@
+//! Planning a snapshot: capture the cluster (id, selected topics with their
+//! settings, every partition's log start and last stable offset), then
+//! decide per partition against the parent (the latest Kafka snapshot of
+//! the same cluster): reuse its node, or read `[start, end)` keeping the
+//! parent's segments retention has not deleted (format-spec §14,
+//! "Incremental rule"). The plan is plain data: it serializes, so it can
+//! be printed (`--dry-run`) or handed to workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::SnapshotOptions;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::image::manifest::{self, Manifest, SegmentMeta};
+use crate::image::types::TopicInfo;
+use crate::kafka::admin::Cluster;
+use crate::ops::progress::Progress;
+use crate::repo::snapshot::Snapshot;
+use crate::repo::tree::Node;
+use crate::repo::{Repository, now_rfc3339};
+
+/// What a snapshot will do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SnapshotPlan {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// When the partitions' ends were read (the snapshot's time).
+    pub time: String,
+    /// The snapshot it is incremental to.
+    pub parent: Option<Id>,
+    /// The selected topics as captured.
+    pub topics: Vec<TopicInfo>,
+    /// Every partition of those topics.
+    pub partitions: Vec<PartitionPlan>,
+    /// What the user should hear about (expired data, recreated topics).
+    pub warnings: Vec<String>,
+}
+
+/// One partition of the plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PartitionPlan {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Whether the topic is compacted (holes are compaction, not retention).
+    pub compacted: bool,
+    /// Log start offset now.
+    pub log_start: i64,
+    /// Last stable offset now.
+    pub end: i64,
+    /// First offset to read (`end` when nothing is).
+    pub start: i64,
+    /// The parent's node, reused as is (nothing changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<Node>,
+    /// The parent's segments still inside the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Node>,
+    /// Offsets that expired before any snapshot read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<[i64; 2]>,
+    /// Lost ranges (repaired damage) of the kept segments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<[i64; 2]>,
+}
+
+impl PartitionPlan {
+    /// Whether the partition has records to read.
+    pub fn reads(&self) -> bool {
+        self.reuse.is_none() && self.end > self.start
+    }
+}
+
+/// The topics and their bounds, read consistently: a topic deleted between
+/// listing and ListOffsets is listed again.
+async fn capture(
+    cluster: &Cluster,
+    opts: &SnapshotOptions,
+) -> Result<(Vec<TopicInfo>, BTreeMap<(String, i32), (i64, i64)>, String)> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let topics = cluster.topics(&opts.topics, &opts.exclude).await?;
+        let parts: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+            .collect();
+        match cluster.bounds(&parts).await {
+            Ok(b) => return Ok((topics, parts.into_iter().zip(b).collect(), now_rfc3339())),
+            Err(Error::Kafka { code: Some(c), .. }) if c == "UnknownTopicOrPartition" && attempts < 5 => {
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Captures the cluster and plans against the parent.
+///
+/// # Errors
+/// Kafka requests failing; unreadable parent trees.
+pub async fn plan(
+    repo: &Repository,
+    cluster: &Cluster,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotPlan> {
+    let cluster_id = cluster.cluster_id().await?;
+    let (topics, bounds, time) = capture(cluster, opts).await?;
+    repo.load_index().await?;
+    let parent = latest_of_cluster(repo, &cluster_id).await?;
+    let prev: Manifest = match &parent {
+        Some((_, s)) => manifest::load(repo, &s.tree, false).await?,
+        None => Manifest::default(),
+    };
+    let compacted: BTreeSet<&str> = topics
+        .iter()
+        .filter(|t| {
+            t.configs
+                .get("cleanup.policy")
+                .is_some_and(|p| p.contains("compact"))
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    let mut warnings = Vec::new();
+    let mut warn = |w: String| {
+        progress.warn(&w);
+        warnings.push(w);
+    };
+    let mut partitions = Vec::new();
+    for ((topic, p), (log_start, end)) in &bounds {
+        let mut pp = PartitionPlan {
+            topic: topic.clone(),
+            partition: *p,
+            compacted: compacted.contains(topic.as_str()),
+            log_start: *log_start,
+            end: *end,
+            start: *log_start,
+            ..Default::default()
+        };
+        let old = prev.topics.get(topic).and_then(|t| t.partitions.get(p));
+        match old {
+            Some(o) if o.meta.end == *end && o.meta.log_start == *log_start => {
+                pp.start = *end;
+                pp.reuse = Some(o.node.clone());
+            }
+            Some(o) if *end >= o.meta.end => {
+                pp.lost = o.meta.lost.iter().filter(|l| l[1] > *log_start).copied().collect();
+                if *log_start > o.meta.end {
+                    warn(format!(
+                        "{topic}/{p}: offsets {}..{log_start} expired before any snapshot read them (snapshot more often, or raise retention)",
+                        o.meta.end
+                    ));
+                    pp.expired.push([o.meta.end, *log_start]);
+                }
+                // Retention: drop segments wholly below the new log start.
+                if let Some(st) = o.node.subtree {
+                    for n in repo.load_tree(&st).await?.nodes {
+                        if manifest::from_meta::<SegmentMeta>(&n)?.end > *log_start {
+                            pp.kept.push(n);
+                        }
+                    }
+                }
+                pp.start = (*log_start).max(o.meta.end);
+            }
+            Some(o) => warn(format!(
+                "{topic}/{p}: end offset went back from {} to {end} (topic recreated?); starting afresh",
+                o.meta.end
+            )),
+            None => {}
+        }
+        partitions.push(pp);
+    }
+    Ok(SnapshotPlan {
+        cluster_id,
+        time,
+        parent: parent.map(|(id, _)| id),
+        topics,
+        partitions,
+        warnings,
+    })
+}
+
+/// The latest Kafka snapshot of a cluster.
+///
+/// # Errors
+/// Unreadable snapshots.
+pub async fn latest_of_cluster(repo: &Repository, cluster_id: &str) -> Result<Option<(Id, Snapshot)>> {
+    Ok(repo
+        .load_snapshots()
+        .await?
+        .into_iter()
+        .rfind(|(_, s)| s.kind == manifest::KAFKA_KIND && s.source == cluster_id))
+}

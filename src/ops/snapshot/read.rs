@@ -1,0 +1,284 @@
+//! Reading a snapshot's partitions: one assign-only, read_committed
+//! consumer ([`crate::kafka::source`]) hands records to a [`Cutter`] on its
+//! thread, which cuts them into record-aligned chunks
+//! ([`crate::image::segment::SegmentWriter`]) and sends them through a
+//! bounded channel to the save session (deduplicated, compressed, sealed,
+//! packed as they arrive). Memory is bounded by a budget for partially
+//! filled chunks, which admits partitions to the read window.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use tokio::sync::mpsc;
+
+use super::plan::PartitionPlan;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::image::record::{OffsetRuns, RecordRef};
+use crate::image::segment::{Chunk, SegmentWriter};
+use crate::image::types::ChunkMeta;
+use crate::kafka::KafkaOptions;
+use crate::kafka::source::{self, Handler, ReadJob};
+use crate::ops::progress::{Progress, Unit};
+use crate::repo::Repository;
+use crate::repo::chunker::Chunker;
+use crate::repo::writer::SaveSession;
+
+/// Bytes of partially filled chunks the reader may hold across the
+/// partitions it reads at once; partitions join the read window while
+/// their expected share fits.
+pub const CHUNK_BUFFER_BUDGET: usize = 48 << 20;
+
+/// What was read of one partition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadPartition {
+    /// Offsets of the records read.
+    pub runs: OffsetRuns,
+    /// Encoded bytes read.
+    pub bytes: u64,
+    /// Each chunk's id with its metadata, in order.
+    pub chunks: Vec<(Id, ChunkMeta)>,
+}
+
+/// What a read found.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// Per plan partition (by index), what was read.
+    pub partitions: Vec<ReadPartition>,
+    /// Topics deleted while they were read: left out of the snapshot.
+    pub gone_topics: BTreeSet<String>,
+    /// Warnings (records deleted while being read).
+    pub warnings: Vec<String>,
+}
+
+/// What the reader's thread sends to the writing side.
+enum Event {
+    Chunk { tag: u64, chunk: Chunk },
+    Done { tag: u64, runs: OffsetRuns, bytes: u64 },
+}
+
+/// The reader's handler: a segment writer per partition being read,
+/// chunks to the writing side through a bounded channel, and the buffer
+/// budget that decides how many partitions are read at once.
+struct Cutter {
+    chunker: Chunker,
+    tx: mpsc::Sender<Event>,
+    /// Per job (tags are job indices): its writer while it is read.
+    writers: Vec<Option<SegmentWriter>>,
+    /// Per job: the buffer bytes reserved for it while it is read.
+    reserved: Vec<usize>,
+    reserved_total: usize,
+    buffered_total: usize,
+    seen_bytes: u64,
+    seen_records: u64,
+}
+
+impl Cutter {
+    fn send(&self, e: Event) -> Result<()> {
+        self.tx.blocking_send(e).map_err(|_| Error::Interrupted)
+    }
+
+    /// Bytes a partition of `records` records is expected to buffer at most.
+    fn reservation(&self, records: i64) -> usize {
+        let per = self
+            .seen_bytes
+            .checked_div(self.seen_records)
+            .map_or(1024, |b| b + 1);
+        let expected = (records.max(0) as u64).saturating_mul(per);
+        usize::try_from(expected)
+            .unwrap_or(usize::MAX)
+            .min(self.chunker.max_size() + (64 << 10))
+    }
+
+    fn release(&mut self, tag: u64) {
+        if let Some(r) = self.reserved.get_mut(tag as usize) {
+            self.reserved_total -= std::mem::take(r).min(self.reserved_total);
+        }
+    }
+
+    /// Over twice the budget (records far larger than expected): end the
+    /// largest partial chunk early.
+    fn relieve(&mut self) -> Result<()> {
+        while self.buffered_total > 2 * CHUNK_BUFFER_BUDGET {
+            let largest = self
+                .writers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.as_ref().map(|w| (i, w.buffered())))
+                .max_by_key(|(_, b)| *b);
+            let Some((i, _)) = largest else { return Ok(()) };
+            let tag = i as u64;
+            let Some(Some(w)) = self.writers.get_mut(i) else {
+                return Ok(());
+            };
+            let before = w.buffered();
+            let cut = w.cut();
+            self.buffered_total -= before;
+            match cut {
+                Some(chunk) => self.send(Event::Chunk { tag, chunk })?,
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler for Cutter {
+    fn admit(&mut self, job: &ReadJob) -> bool {
+        let r = self.reservation(job.end - job.start);
+        if self.reserved_total + r > CHUNK_BUFFER_BUDGET {
+            return false;
+        }
+        self.reserved_total += r;
+        if let Some(slot) = self.reserved.get_mut(job.tag as usize) {
+            *slot = r;
+        }
+        true
+    }
+
+    fn record(&mut self, tag: u64, offset: i64, r: &RecordRef<'_>) -> Result<()> {
+        let Some(slot) = self.writers.get_mut(tag as usize) else {
+            return Err(Error::Internal(format!("record for unknown job {tag}")));
+        };
+        let w = slot.get_or_insert_with(SegmentWriter::default);
+        let (before, bytes_before) = (w.buffered(), w.bytes());
+        let chunk = w.push(&self.chunker, offset, r);
+        self.seen_bytes += w.bytes() - bytes_before;
+        self.seen_records += 1;
+        self.buffered_total = self.buffered_total + w.buffered() - before.min(self.buffered_total);
+        if let Some(chunk) = chunk {
+            self.buffered_total -= chunk.data.len().min(self.buffered_total);
+            self.send(Event::Chunk { tag, chunk })?;
+        }
+        if self.buffered_total > 2 * CHUNK_BUFFER_BUDGET {
+            self.relieve()?;
+        }
+        Ok(())
+    }
+
+    fn done(&mut self, tag: u64) -> Result<()> {
+        self.release(tag);
+        let (last, runs, bytes) = match self.writers.get_mut(tag as usize).and_then(Option::take) {
+            Some(w) => {
+                self.buffered_total -= w.buffered().min(self.buffered_total);
+                w.finish()
+            }
+            None => (None, OffsetRuns::default(), 0),
+        };
+        if let Some(chunk) = last {
+            self.send(Event::Chunk { tag, chunk })?;
+        }
+        self.send(Event::Done { tag, runs, bytes })
+    }
+
+    fn gone(&mut self, tag: u64) {
+        self.release(tag);
+        if let Some(w) = self.writers.get_mut(tag as usize).and_then(Option::take) {
+            self.buffered_total -= w.buffered().min(self.buffered_total);
+        }
+    }
+}
+
+/// Reads every planned partition's `[start, end)`.
+///
+/// # Errors
+/// Kafka reads failing past the retry deadline; storage errors.
+pub async fn read(
+    repo: &Repository,
+    kafka: &KafkaOptions,
+    plan: &[PartitionPlan],
+    session: &mut SaveSession,
+    progress: &dyn Progress,
+) -> Result<ReadResult> {
+    let mut res = ReadResult {
+        partitions: vec![ReadPartition::default(); plan.len()],
+        ..Default::default()
+    };
+    let reading: Vec<(usize, &PartitionPlan)> = plan.iter().enumerate().filter(|(_, p)| p.reads()).collect();
+    let total: u64 = reading.iter().map(|(_, p)| (p.end - p.start) as u64).sum();
+    let to_read = reading.len();
+    progress.start("reading records", Some(total), Unit::Items);
+    progress.set_message(&format!("reading: 0/{to_read} partitions;"));
+    let read_jobs: Vec<ReadJob> = reading
+        .iter()
+        .map(|(i, p)| ReadJob {
+            tag: *i as u64,
+            topic: p.topic.clone(),
+            partition: p.partition,
+            start: p.start,
+            end: p.end,
+        })
+        .collect();
+    let (tx, mut rx) = mpsc::channel::<Event>(4);
+    let mut cutter = Cutter {
+        chunker: repo.chunker().clone(),
+        tx,
+        writers: (0..plan.len()).map(|_| None).collect(),
+        reserved: vec![0; plan.len()],
+        reserved_total: 0,
+        buffered_total: 0,
+        seen_bytes: 0,
+        seen_records: 0,
+    };
+    let k = kafka.clone();
+    let reader = tokio::task::spawn_blocking(move || source::read(&k, read_jobs, &mut cutter));
+
+    // Chunk metadata waits here until its id comes back (in submission order).
+    let mut metas: VecDeque<ChunkMeta> = VecDeque::new();
+    let (mut parts_done, mut bytes_done) = (0usize, 0u64);
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Chunk { tag, chunk } => {
+                progress.inc(chunk.meta.records().max(0) as u64);
+                metas.push_back(chunk.meta);
+                session.submit(tag, chunk.data).await?;
+                let done = session.take_completed();
+                place(&mut res.partitions, &mut metas, done);
+            }
+            Event::Done { tag, runs, bytes } => {
+                if let (Some(r), Some(p)) = (res.partitions.get_mut(tag as usize), plan.get(tag as usize)) {
+                    // Records retention deleted between capture and read
+                    // (a compacted topic's holes are compaction: no warning).
+                    let first = runs.0.first().map(|r| r[0]);
+                    if let Some(f) = first.filter(|f| *f > p.start && !p.compacted) {
+                        let w = format!(
+                            "{}/{}: offsets {}..{f} were deleted by retention while being read; recorded as a gap",
+                            p.topic, p.partition, p.start
+                        );
+                        progress.warn(&w);
+                        res.warnings.push(w);
+                    }
+                    r.runs = runs;
+                    r.bytes = bytes;
+                }
+                parts_done += 1;
+                bytes_done += bytes;
+                progress.set_message(&format!(
+                    "reading: {parts_done}/{to_read} partitions, {:.1} MiB;",
+                    bytes_done as f64 / 1_048_576.0
+                ));
+            }
+        }
+    }
+    let outcome = reader.await.map_err(|e| Error::Internal(e.to_string()))??;
+    let done = session.drain().await?;
+    place(&mut res.partitions, &mut metas, done);
+    progress.finish();
+    for t in &outcome.gone_topics {
+        let w = format!("topic {t} (deleted during the snapshot): left out of this snapshot");
+        progress.warn(&w);
+        res.warnings.push(w);
+    }
+    res.gone_topics = outcome.gone_topics;
+    Ok(res)
+}
+
+/// Gives finished chunk ids their metadata (both in submission order).
+fn place(parts: &mut [ReadPartition], metas: &mut VecDeque<ChunkMeta>, done: Vec<(u64, Id)>) {
+    for (tag, id) in done {
+        let meta = metas.pop_front();
+        if let (Some(p), Some(m)) = (parts.get_mut(tag as usize), meta) {
+            p.chunks.push((id, m));
+        }
+    }
+}
+
