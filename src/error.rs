@@ -123,6 +123,16 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+impl From<crate::backend::location::LocationError> for Error {
+    fn from(e: crate::backend::location::LocationError) -> Self {
+        use crate::backend::location::LocationError as L;
+        match e {
+            L::Invalid(m) => Error::Invalid(m),
+            L::Io { context, source } => Error::Io { context, source },
+        }
+    }
+}
+
 impl Error {
     /// The documented CLI exit code for this error.
     pub fn exit_code(&self) -> i32 {
@@ -134,6 +144,30 @@ impl Error {
             Error::Incomplete(_) => exit::INCOMPLETE,
             Error::RestoreFailed { error, .. } => error.exit_code(),
             _ => exit::ERROR,
+        }
+    }
+
+    /// A stable one-word name of the error's kind (the `error` field of a
+    /// JSON error line).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NoRepository { .. } => "no_repository",
+            Error::AlreadyInitialized(_) => "already_initialized",
+            Error::Locked(_) => "locked",
+            Error::LockLost(_) => "lock_lost",
+            Error::WrongPassword => "wrong_password",
+            Error::Corrupt { .. } => "corrupt",
+            Error::NotFound(_) => "not_found",
+            Error::Invalid(_) => "invalid",
+            Error::Unsupported(_) => "unsupported",
+            Error::Backend(_) => "storage",
+            Error::Io { .. } => "io",
+            Error::Kafka { .. } => "kafka",
+            Error::KafkaUnreachable { .. } => "kafka_unreachable",
+            Error::RestoreFailed { error, .. } => error.kind(),
+            Error::Interrupted => "interrupted",
+            Error::Incomplete(_) => "incomplete",
+            Error::Internal(_) => "internal",
         }
     }
 

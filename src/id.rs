@@ -30,7 +30,7 @@ impl Id {
     /// When the operating system has no randomness to give.
     pub fn random() -> crate::Result<Id> {
         let mut b = [0u8; ID_LEN];
-        crate::repo::crypto::fill_random(&mut b)?;
+        getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness from the OS: {e}")))?;
         Ok(Id(b))
     }
 

@@ -18,6 +18,14 @@
 //! # Ok(()) }
 //! ```
 
+// The layers, bottom up (scripts/check-layers enforces the direction and
+// the absence of cycles): `backend` stores bytes; `repo` is the repository
+// format; `image` is the Kafka log image format on top of it; `kafka` is
+// the client (it sees only `image::record` and `image::types`); `ops` is
+// what the commands do. The modules stay public because the format's
+// decoders are exercised from outside the crate — golden vectors in
+// `tests/`, fuzz targets in `fuzz/`, benches — and the curated surface
+// below is the API to build on.
 pub mod backend;
 pub mod error;
 pub mod id;
@@ -27,9 +35,20 @@ pub mod ops;
 pub mod repo;
 
 pub use backend::Backend;
-pub use backend::location::{BackendOptions, Location, open_backend};
+pub use backend::location::{BackendOptions, Location, LocationError, open_backend};
 pub use error::{Error, Result};
 pub use id::Id;
-pub use ops::progress::{NoProgress, Progress};
+pub use image::manifest::Manifest;
+pub use ops::check::{CheckOptions, CheckReport, check};
+pub use ops::copy::{CopyReport, copy};
+pub use ops::forget::{ForgetOptions, ForgetReport, Policy, forget};
+pub use ops::progress::{Event, GapCause, NoProgress, Progress, Unit};
+pub use ops::prune::{PruneOptions, PruneReport, prune};
+#[cfg(feature = "kafka")]
+pub use ops::restore::{RestoreOptions, RestoreResult, restore};
+#[cfg(feature = "kafka")]
+pub use ops::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotResult, snapshot};
+pub use ops::stats::{Stats, stats};
+pub use ops::stream::{PutOptions, PutSummary, get, put};
 pub use repo::keyfile::KdfParams;
-pub use repo::{InitOptions, Repository};
+pub use repo::{FileKind, InitOptions, Repository};

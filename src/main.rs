@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    let json = args.json();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -15,37 +16,28 @@ fn main() {
             std::process::exit(kvault::error::exit::ERROR);
         }
     };
+    let own_signals = args.handles_signals();
     let code = rt.block_on(async {
+        if own_signals {
+            // A long-lived command stops on its own terms.
+            return match cli::run(args).await {
+                Ok(code) => code,
+                Err(e) => cli::report(&e, json),
+            };
+        }
         // SIGINT and SIGTERM (Kubernetes, systemd) alike drop the command,
         // which removes partial outputs, and exit 130.
         tokio::select! {
             r = cli::run(args) => match r {
                 Ok(code) => code,
-                Err(e) => cli::report(&e),
+                Err(e) => cli::report(&e, json),
             },
-            s = interrupted() => {
-                eprintln!("kvault: interrupted ({s})");
-                kvault::error::exit::INTERRUPTED
+            s = cli::signal() => {
+                cli::report_line(&format!("interrupted ({s})"), "interrupted", kvault::error::exit::INTERRUPTED, json)
             }
         }
     });
     // Do not wait for background tasks (lock refreshers, uploads of a failed run).
     rt.shutdown_background();
     std::process::exit(code);
-}
-
-/// Waits for SIGINT or (on Unix) SIGTERM; names the one that came.
-async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            };
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    "SIGINT"
 }

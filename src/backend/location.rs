@@ -20,7 +20,27 @@ use super::Backend;
 use super::memory::MemoryBackend;
 use super::opendal::OpendalBackend;
 use super::retry::RetryBackend;
-use crate::error::{Error, Result};
+
+/// Why a location could not be turned into a backend. The backend layer
+/// depends on nothing above it; `crate::Error` converts from this.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocationError {
+    /// A malformed location, or settings the provider rejects.
+    #[error("{0}")]
+    Invalid(String),
+    /// A local path could not be resolved.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, LocationError>;
+use LocationError as Error;
 
 /// Settings for object-store backends. Empty fields fall back to the
 /// provider's defaults.
@@ -151,8 +171,10 @@ pub fn open_backend(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Bac
     let backend: Arc<dyn Backend> = match loc {
         Location::Memory => Arc::new(MemoryBackend::new()),
         Location::Fs(dir) => {
-            let abs = std::path::absolute(&dir)
-                .map_err(|e| Error::io(format!("resolving repository path {dir}"), e))?;
+            let abs = std::path::absolute(&dir).map_err(|e| Error::Io {
+                context: format!("resolving repository path {dir}"),
+                source: e,
+            })?;
             let root = abs.to_string_lossy().to_string();
             let tmp = abs.join(".tmp").to_string_lossy().to_string();
             let b = opendal::services::Fs::default()

@@ -58,9 +58,28 @@ pub struct SnapshotArgs {
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Print the plan (per partition: reuse, read which offsets, keep which
+    /// segments) and stop; nothing is read or written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep running: take an incremental snapshot every DURATION (e.g. 5m),
+    /// logging each result. SIGTERM or SIGINT lets the snapshot in progress
+    /// finish, then exits; a second signal aborts it.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "dry_run")]
+    every: Option<std::time::Duration>,
+}
+
+impl SnapshotArgs {
+    /// Whether the command handles SIGTERM itself (`--every`).
+    pub fn handles_signals(&self) -> bool {
+        self.every.is_some()
+    }
 }
 
 pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
+    if let Some(every) = a.every {
+        return run_every(ctx, a, every).await;
+    }
     let repo = ctx.open().await?;
     let opts = SnapshotOptions {
         kafka: a.kafka.options()?,
@@ -70,7 +89,45 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         tags: a.tags,
     };
     let bar = ctx.out.progress();
+    if a.dry_run {
+        let plan = kvault::ops::snapshot::dry_run(&repo, &opts, &bar).await?;
+        ctx.out.emit("snapshot_plan", json!(plan), || {
+            let reads: Vec<_> = plan.partitions.iter().filter(|p| p.reads()).collect();
+            let reused = plan.partitions.iter().filter(|p| p.reuse.is_some()).count();
+            let records: i64 = reads.iter().map(|p| p.end - p.start).sum();
+            let mut s = format!(
+                "would snapshot cluster {}{}\n  {} topic(s), {} partition(s): {} unchanged, {} to read ({} records)",
+                plan.cluster_id,
+                plan.parent.map(|p| format!(" (incremental to {})", p.short())).unwrap_or_default(),
+                plan.topics.len(),
+                plan.partitions.len(),
+                reused,
+                reads.len(),
+                records,
+            );
+            for p in &reads {
+                s.push_str(&format!(
+                    "\n  {}/{}: read {}..{}, keep {} segment(s)",
+                    p.topic,
+                    p.partition,
+                    p.start,
+                    p.end,
+                    p.kept.len()
+                ));
+            }
+            for w in &plan.warnings {
+                s.push_str(&format!("\n  warning: {w}"));
+            }
+            s
+        });
+        return Ok(exit::OK);
+    }
     let r = snapshot(&repo, &opts, &bar).await?;
+    Ok(print_summary(ctx, &r))
+}
+
+/// Prints a snapshot's summary; returns the exit code it deserves.
+fn print_summary(ctx: &Ctx, r: &kvault::SnapshotResult) -> i32 {
     ctx.out.emit("summary", json!(r), || {
         format!(
             "snapshot {} of cluster {} saved{}\n  {} topic(s), {} partition(s) ({} read), {} group(s)\n  read {} records ({}), stored {} new; {} already in the repository\n  {} records in the image; {:.1} s",
@@ -89,7 +146,72 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
             r.seconds
         )
     });
-    Ok(exit::OK)
+    // Saved, but with data lost to retention: alertable (README "Exit codes").
+    if r.expired_offsets > 0 {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    }
+}
+
+/// `snapshot --every`: a snapshot per tick until a signal. A failed
+/// snapshot is reported and the next tick tries again; the exit code is
+/// that of the last snapshot.
+async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Result<i32> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let repo = ctx.open().await?;
+    let opts = SnapshotOptions {
+        kafka: a.kafka.options()?,
+        topics: a.topics,
+        exclude: a.exclude,
+        groups: a.groups,
+        tags: a.tags,
+    };
+    let signals = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    {
+        let (signals, stop) = (signals.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let s = super::signal().await;
+                if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+                    eprintln!("kvault: {s}: stopping after the snapshot in progress (again to abort)");
+                    stop.notify_waiters();
+                    stop.notify_one();
+                } else {
+                    eprintln!("kvault: interrupted ({s})");
+                    std::process::exit(exit::INTERRUPTED);
+                }
+            }
+        });
+    }
+    ctx.out.note(&format!(
+        "taking a snapshot every {}; SIGTERM stops after the one in progress",
+        humantime::format_duration(every)
+    ));
+    let mut code = exit::OK;
+    let mut next = tokio::time::Instant::now();
+    while signals.load(Ordering::SeqCst) == 0 {
+        let bar = ctx.out.progress();
+        code = match snapshot(&repo, &opts, &bar).await {
+            Ok(r) => print_summary(ctx, &r),
+            Err(e) => super::report(&anyhow::Error::new(e), ctx.out.json),
+        };
+        if signals.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        // The next tick; ticks missed by a long snapshot are skipped.
+        let now = tokio::time::Instant::now();
+        while next <= now {
+            next += every;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = stop.notified() => break,
+        }
+    }
+    Ok(code)
 }
 
 async fn load_kafka(
@@ -98,14 +220,11 @@ async fn load_kafka(
     segments: bool,
 ) -> Result<(kvault::Repository, kvault::Id, kvault::image::manifest::Manifest)> {
     let repo = ctx.open().await?;
-    let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, snap).await?;
-    let s = repo.load_snapshot(&id).await?;
-    s.expect_kind(&id, kvault::image::manifest::KAFKA_KIND, "a Kafka snapshot")?;
     // Under a shared lock: a prune cannot remove trees while they are read.
-    let m = ctx
+    let (id, m) = ctx
         .reading(&repo, || async {
             repo.load_index().await?;
-            kvault::image::manifest::load(&repo, &s.tree, segments).await
+            kvault::ops::ls::load_kafka(&repo, snap, segments).await
         })
         .await?;
     Ok((repo, id, m))
@@ -119,13 +238,14 @@ pub struct LsArgs {
 
 pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     let (_, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
-    for t in m.topics.values() {
+    let listing = kvault::ops::ls::ls(&m);
+    for t in &listing.topics {
         ctx.out
-            .emit("topic", json!({"topic": t.name, "meta": t.meta}), || {
+            .emit("topic", json!({"topic": t.topic, "meta": t.meta}), || {
                 let cfg: Vec<String> = t.meta.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!(
                     "topic {}  partitions={} replication={}{}",
-                    t.name,
+                    t.topic,
                     t.meta.partitions,
                     t.meta.replication_factor,
                     if cfg.is_empty() {
@@ -135,40 +255,34 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
                     }
                 )
             });
-        for p in t.partitions.values() {
-            let mut gaps: Vec<[i64; 2]> = p.meta.expired.clone();
-            gaps.extend(p.meta.lost.iter().copied());
-            for s in &p.segments {
-                gaps.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
-            }
-            let chunks: usize = p.segments.iter().map(|s| s.chunks.len()).sum();
-            ctx.out.emit(
-                "partition",
-                json!({"topic": t.name, "partition": p.meta.partition, "log_start": p.meta.log_start, "end": p.meta.end,
-                       "records": p.meta.records, "segments": p.segments.len(), "chunks": chunks, "gaps": gaps}),
-                || {
-                    let g: Vec<String> = gaps.iter().map(|g| format!("{}..{}", g[0], g[1])).collect();
-                    format!(
-                        "  {:>4}  offsets {}..{}  {} records in {} segment(s), {} chunk(s){}",
-                        p.meta.partition,
-                        p.meta.log_start,
-                        p.meta.end,
-                        p.meta.records,
-                        p.segments.len(),
-                        chunks,
-                        if g.is_empty() { String::new() } else { format!("  gaps {}", g.join(" ")) }
-                    )
-                },
-            );
+        for p in &t.partitions {
+            ctx.out.emit("partition", json!(p), || {
+                let g: Vec<String> = p.gaps.iter().map(|g| format!("{}..{}", g[0], g[1])).collect();
+                format!(
+                    "  {:>4}  offsets {}..{}  {} records in {} segment(s), {} chunk(s){}",
+                    p.partition,
+                    p.log_start,
+                    p.end,
+                    p.records,
+                    p.segments,
+                    p.chunks,
+                    if g.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  gaps {}", g.join(" "))
+                    }
+                )
+            });
         }
     }
-    for (g, offs) in &m.groups {
-        ctx.out.emit("group", json!({"group": g, "offsets": offs}), || {
-            let o: Vec<String> = offs
+    for g in &listing.groups {
+        ctx.out.emit("group", json!(g), || {
+            let o: Vec<String> = g
+                .offsets
                 .iter()
                 .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
                 .collect();
-            format!("group {g}  {}", o.join(" "))
+            format!("group {}  {}", g.group, o.join(" "))
         });
     }
     Ok(exit::OK)
@@ -270,63 +384,55 @@ pub struct DiffArgs {
 }
 
 pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
+    use kvault::ops::ls::Change;
     let (_, ia, ma) = load_kafka(ctx, &a.a, false).await?;
     let (_, ib, mb) = load_kafka(ctx, &a.b, false).await?;
     ctx.out
         .note(&format!("comparing {} with {}", ia.short(), ib.short()));
-    let names: std::collections::BTreeSet<&String> = ma.topics.keys().chain(mb.topics.keys()).collect();
-    for n in names {
-        match (ma.topics.get(n), mb.topics.get(n)) {
-            (Some(_), None) => ctx
+    for c in kvault::ops::ls::diff(&ma, &mb) {
+        match c {
+            Change::TopicRemoved(n) => ctx
                 .out
                 .emit("diff", json!({"topic": n, "change": "removed"}), || {
                     format!("-  topic {n}")
                 }),
-            (None, Some(_)) => ctx.out.emit("diff", json!({"topic": n, "change": "added"}), || {
+            Change::TopicAdded(n) => ctx.out.emit("diff", json!({"topic": n, "change": "added"}), || {
                 format!("+  topic {n}")
             }),
-            (Some(x), Some(y)) => {
-                if x.meta != y.meta {
-                    ctx.out.emit(
-                        "diff",
-                        json!({"topic": n, "change": "settings", "before": x.meta, "after": y.meta}),
-                        || format!("M  topic {n}: settings changed"),
-                    );
-                }
-                for (p, py) in &y.partitions {
-                    let px = x.partitions.get(p);
-                    if px.map(|q| &q.node) != Some(&py.node) {
-                        let (s0, e0, r0) =
-                            px.map_or((0, 0, 0), |q| (q.meta.log_start, q.meta.end, q.meta.records));
-                        ctx.out.emit(
-                            "diff",
-                            json!({"topic": n, "partition": p, "change": "records",
-                                   "before": {"log_start": s0, "end": e0, "records": r0},
-                                   "after": {"log_start": py.meta.log_start, "end": py.meta.end, "records": py.meta.records}}),
-                            || format!("M  {n}/{p}: offsets {s0}..{e0} -> {}..{}, records {r0} -> {}", py.meta.log_start, py.meta.end, py.meta.records),
-                        );
-                    }
-                }
+            Change::Settings { topic, before, after } => ctx.out.emit(
+                "diff",
+                json!({"topic": topic, "change": "settings", "before": before, "after": after}),
+                || format!("M  topic {topic}: settings changed"),
+            ),
+            Change::Records {
+                topic,
+                partition,
+                before,
+                after,
+            } => ctx.out.emit(
+                "diff",
+                json!({"topic": topic, "partition": partition, "change": "records", "before": before, "after": after}),
+                || {
+                    format!(
+                        "M  {topic}/{partition}: offsets {}..{} -> {}..{}, records {} -> {}",
+                        before.log_start, before.end, after.log_start, after.end, before.records, after.records
+                    )
+                },
+            ),
+            Change::Group { group, before, after } => {
+                ctx.out
+                    .emit("diff", json!({"group": group, "before": before, "after": after}), || {
+                        let fmt = |v: &Option<Vec<kvault::image::types::GroupOffset>>| {
+                            v.as_ref().map_or("-".to_string(), |o| {
+                                o.iter()
+                                    .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            })
+                        };
+                        format!("M  group {group}: {} -> {}", fmt(&before), fmt(&after))
+                    });
             }
-            (None, None) => {}
-        }
-    }
-    let groups: std::collections::BTreeSet<&String> = ma.groups.keys().chain(mb.groups.keys()).collect();
-    for g in groups {
-        let (x, y) = (ma.groups.get(g), mb.groups.get(g));
-        if x != y {
-            ctx.out
-                .emit("diff", json!({"group": g, "before": x, "after": y}), || {
-                    let fmt = |v: Option<&Vec<kvault::image::types::GroupOffset>>| {
-                        v.map_or("-".to_string(), |o| {
-                            o.iter()
-                                .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        })
-                    };
-                    format!("M  group {g}: {} -> {}", fmt(x), fmt(y))
-                });
         }
     }
     Ok(exit::OK)
@@ -422,7 +528,7 @@ fn parse_at(s: &str) -> Result<i64> {
 
 pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let repo = ctx.open().await?;
-    let id = repo.find_id(kvault::repo::SNAPSHOTS_DIR, &a.snapshot).await?;
+    let id = repo.find_id(kvault::FileKind::Snapshot, &a.snapshot).await?;
     let mut rename = Vec::new();
     for r in &a.rename {
         let (f, t) = r

@@ -150,7 +150,7 @@ pub async fn run_forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     let repo = ctx.open().await?;
     let mut ids = Vec::new();
     for s in &a.snapshots {
-        ids.push(repo.find_id(kvault::repo::SNAPSHOTS_DIR, s).await?);
+        ids.push(repo.find_id(kvault::FileKind::Snapshot, s).await?);
     }
     let policy = Policy {
         last: a.keep_last,
@@ -266,7 +266,7 @@ pub async fn run_copy(ctx: &Ctx, a: CopyArgs) -> Result<i32> {
     ctx.lock_wait(&dst);
     let mut ids = Vec::new();
     for s in &a.snapshots {
-        ids.push(src.find_id(kvault::repo::SNAPSHOTS_DIR, s).await?);
+        ids.push(src.find_id(kvault::FileKind::Snapshot, s).await?);
     }
     let bar = ctx.out.progress();
     let r = kvault::ops::copy::copy(&src, &dst, &ids, &bar).await?;

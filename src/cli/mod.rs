@@ -32,6 +32,34 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether `--json` was given (errors are JSON lines then too).
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// Whether the command handles SIGINT and SIGTERM itself.
+    pub fn handles_signals(&self) -> bool {
+        matches!(&self.command, Command::Snapshot(a) if a.handles_signals())
+    }
+}
+
+/// Waits for SIGINT or (on Unix) SIGTERM; names the one that came.
+pub async fn signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}
+
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -354,15 +382,37 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Prints an error as one line and returns its exit code.
-pub fn report(e: &anyhow::Error) -> i32 {
+/// Prints an error as one line on stderr (a JSON line under `--json`) and
+/// returns its exit code.
+pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     for cause in e.chain() {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             output::quit_on_broken_pipe(io);
         }
     }
-    eprintln!("kvault: {e:#}");
-    e.chain()
-        .find_map(|c| c.downcast_ref::<kvault::Error>())
-        .map_or(exit::ERROR, kvault::Error::exit_code)
+    let kv = e.chain().find_map(|c| c.downcast_ref::<kvault::Error>());
+    let code = kv.map_or(exit::ERROR, kvault::Error::exit_code);
+    report_line(
+        &format!("{e:#}"),
+        kv.map_or("error", kvault::Error::kind),
+        code,
+        json,
+    )
+}
+
+/// Prints one error line and returns `code`.
+pub fn report_line(message: &str, kind: &str, code: i32, json: bool) -> i32 {
+    if json {
+        let line = json!({
+            "message_type": "error",
+            "kvault_json": output::JSON_SCHEMA,
+            "error": kind,
+            "message": message,
+            "exit_code": code,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("kvault: {message}");
+    }
+    code
 }

@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use kvault::error::exit;
 use kvault::ops::stream::{self, PutOptions};
-use kvault::repo::SNAPSHOTS_DIR;
 use serde_json::json;
 
 use super::Ctx;
@@ -74,7 +73,7 @@ impl Drop for Partial {
 
 pub async fn get(ctx: &Ctx, a: GetArgs) -> Result<i32> {
     let repo = ctx.open().await?;
-    let id = repo.find_id(SNAPSHOTS_DIR, &a.snapshot).await?;
+    let id = repo.find_id(kvault::FileKind::Snapshot, &a.snapshot).await?;
     let bar = ctx.out.progress();
     match &a.output {
         Some(p) => {

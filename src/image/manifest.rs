@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::id::Id;
 use super::record::OffsetRuns;
 use super::types::{ChunkMeta, GroupOffset};
+use crate::error::{Error, Result};
+use crate::id::Id;
 use crate::repo::Repository;
 use crate::repo::pack::BlobType;
 use crate::repo::tree::{Node, Tree};
@@ -67,7 +67,14 @@ impl NodeKind {
     }
 
     /// A node of this kind.
-    fn node(self, name: String, size: u64, subtree: Option<Id>, content: Vec<Id>, meta: BTreeMap<String, Value>) -> Node {
+    fn node(
+        self,
+        name: String,
+        size: u64,
+        subtree: Option<Id>,
+        content: Vec<Id>,
+        meta: BTreeMap<String, Value>,
+    ) -> Node {
         Node {
             name,
             kind: self.as_str().into(),
@@ -340,7 +347,13 @@ impl<'s> ManifestWriter<'s> {
                     .await?,
             )
         };
-        Ok(NodeKind::Partition.node(meta.partition.to_string(), size, subtree, Vec::new(), to_meta(&meta)?))
+        Ok(NodeKind::Partition.node(
+            meta.partition.to_string(),
+            size,
+            subtree,
+            Vec::new(),
+            to_meta(&meta)?,
+        ))
     }
 
     /// A topic node over its partition nodes.
@@ -361,7 +374,11 @@ impl<'s> ManifestWriter<'s> {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn root(&mut self, topics: Vec<Node>, groups: BTreeMap<String, Vec<GroupOffset>>) -> Result<(Id, u64)> {
+    pub async fn root(
+        &mut self,
+        topics: Vec<Node>,
+        groups: BTreeMap<String, Vec<GroupOffset>>,
+    ) -> Result<(Id, u64)> {
         let logical: u64 = topics.iter().map(|n| n.size).sum();
         let topics_tree = self
             .session
@@ -382,7 +399,13 @@ impl<'s> ManifestWriter<'s> {
             .await?;
         let root = Tree {
             nodes: vec![
-                NodeKind::Topics.node("topics".into(), logical, Some(topics_tree), Vec::new(), BTreeMap::new()),
+                NodeKind::Topics.node(
+                    "topics".into(),
+                    logical,
+                    Some(topics_tree),
+                    Vec::new(),
+                    BTreeMap::new(),
+                ),
                 NodeKind::Groups.node("groups".into(), 0, Some(groups_tree), Vec::new(), BTreeMap::new()),
             ],
         };

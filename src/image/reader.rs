@@ -90,4 +90,3 @@ async fn for_each_in_segment(
     }
     Ok(())
 }
-

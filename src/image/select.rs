@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::reader::{RecordFilter, for_each_record};
 use super::manifest::{self, KAFKA_KIND, Manifest, Partition, Segment, TopicMeta};
+use super::reader::{RecordFilter, for_each_record};
+use super::record::{Decoder, OffsetRuns};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use super::record::{Decoder, OffsetRuns};
 use crate::repo::Repository;
 
 /// Kafka's default `delete.retention.ms` (24 hours).
@@ -245,12 +245,16 @@ pub struct AsOf {
     pub base: Id,
     /// Said when no snapshot is that old.
     pub warning: Option<String>,
+    /// Topics created after the base snapshot with records at or before
+    /// the time, taken from the first later snapshot that holds them.
+    pub born: Vec<String>,
 }
 
 /// The log as of `t`: topics and groups from the latest snapshot of the
-/// cluster at or before `t` (else the earliest), segments from every
-/// snapshot, and per partition the first offset whose record is newer than
-/// `t` (the cut). Each snapshot's trees are read once, and each partition's
+/// cluster at or before `t` (else the earliest), plus the topics created
+/// after it that have records at or before `t` (with the settings of the
+/// first snapshot that holds them), segments from every snapshot, and per
+/// partition the first offset whose record is newer than `t` (the cut). Each snapshot's trees are read once, and each partition's
 /// segments once however many snapshots share them.
 ///
 /// # Errors
@@ -289,6 +293,22 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         }
         pending.push(other);
     }
+    // Topics born between the base and `t`: kept below only if one of
+    // their records is that old.
+    let mut born: Vec<String> = Vec::new();
+    for other in pending.iter().skip(base_idx + 1) {
+        for (name, t) in &other.topics {
+            if m.topics.contains_key(name) {
+                continue;
+            }
+            let mut t = t.clone();
+            for p in t.partitions.values_mut() {
+                p.segments.clear();
+            }
+            m.topics.insert(name.clone(), t);
+            born.push(name.clone());
+        }
+    }
     // Every segment any snapshot holds: the log as the repository knows it.
     for other in pending {
         for (name, ot) in other.topics {
@@ -312,6 +332,22 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
             }
         }
     }
+    born.retain(|name| {
+        let old = m.topics.get(name).is_some_and(|tp| {
+            tp.partitions.values().any(|p| {
+                p.segments.iter().any(|seg| {
+                    seg.meta
+                        .chunks
+                        .iter()
+                        .any(|cm| cm.records() > 0 && cm.min_ts() <= t)
+                })
+            })
+        });
+        if !old {
+            m.topics.remove(name);
+        }
+        old
+    });
     let mut cuts = BTreeMap::new();
     for t_ in m.topics.values() {
         for p in t_.partitions.values() {
@@ -326,6 +362,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         cuts,
         base: *base_id,
         warning,
+        born,
     })
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rdkafka::admin::{
-    AdminClient, AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -25,9 +25,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::retry::{Backoff, Transient, kafka_error, retry};
-pub use crate::image::types::{GroupOffset, TopicInfo};
 use super::{KafkaOptions, selected};
 use crate::error::{Error, Result};
+pub use crate::image::types::{GroupOffset, TopicInfo};
 
 /// Partitions per ListOffsets call (see [`Cluster::offsets`]).
 pub const LIST_OFFSETS_BATCH: usize = 500;
@@ -621,6 +621,52 @@ impl Cluster {
             pending = again;
         }
         Ok(())
+    }
+
+    /// Sets a topic's configs (AlterConfigs: the whole set; configs not
+    /// named return to their defaults).
+    ///
+    /// # Errors
+    /// The broker refuses (authorization, bad value) after retries.
+    pub async fn set_topic_configs(&self, topic: &str, configs: &BTreeMap<String, String>) -> Result<()> {
+        let opts = &self.inner.opts;
+        let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+        for (k, v) in configs {
+            alter = alter.set(k, v);
+        }
+        let admin_opts = AdminOptions::new().request_timeout(Some(opts.request_timeout()));
+        let op = format!("setting the configs of topic {topic}");
+        let mut backoff = Backoff::until(Instant::now() + opts.retry_timeout());
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let code = match self.inner.admin.alter_configs([&alter], &admin_opts).await {
+                Ok(rs) => match rs.into_iter().next() {
+                    Some(Ok(_)) | None => return Ok(()),
+                    Some(Err((_, c))) => c,
+                },
+                Err(e) if super::retry::is_transient(&e, Transient::Usual) => match backoff.next_pause() {
+                    Some(d) => {
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    None => return Err(kafka_error(opts, &op, &e, attempts)),
+                },
+                Err(e) => return Err(kafka_error(opts, &op, &e, attempts)),
+            };
+            let transient = super::retry::is_transient_code(code, Transient::Usual);
+            match backoff.next_pause() {
+                Some(d) if transient => tokio::time::sleep(d).await,
+                _ => {
+                    return Err(Error::Kafka {
+                        op,
+                        detail: code.to_string(),
+                        code: Some(format!("{code:?}")),
+                        transient,
+                    });
+                }
+            }
+        }
     }
 
     /// Deletes every record below `offset` in each partition (DeleteRecords).

@@ -16,8 +16,8 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::KafkaOptions;
-use crate::image::record::{Record, TimestampType};
 use crate::error::{Error, Result};
+use crate::image::record::{Record, TimestampType};
 
 /// Checks each delivery report against the offset it must land at (the
 /// opaque of each record; the partition is fixed per record, so the report's
@@ -213,7 +213,14 @@ impl Sink {
                     std::thread::sleep(Duration::from_millis(5));
                     rec = back;
                 }
-                Err((e, _)) => return Err(Error::Invalid(format!("producing to {topic}/{partition}: {e}"))),
+                Err((e, _)) => {
+                    return Err(Error::Kafka {
+                        op: format!("producing to {topic}/{partition}"),
+                        detail: e.to_string(),
+                        code: e.rdkafka_error_code().map(|c| format!("{c:?}")),
+                        transient: false,
+                    });
+                }
             }
         }
         self.sent += 1;
@@ -233,25 +240,33 @@ impl Sink {
     /// # Errors
     /// As [`Sink::flush`].
     pub fn flush_within(&self, timeout: Duration) -> Result<u64> {
-        self.producer
-            .flush(timeout)
-            .map_err(|e| Error::Invalid(format!("flushing restored records: {e}")))?;
+        self.producer.flush(timeout).map_err(|e| Error::Kafka {
+            op: "flushing restored records".into(),
+            detail: e.to_string(),
+            code: e.rdkafka_error_code().map(|c| format!("{c:?}")),
+            transient: true,
+        })?;
         let ctx = self.producer.context();
         let problems = ctx
             .problems
             .lock()
             .map_err(|_| Error::Internal("delivery state poisoned".into()))?;
         if let Some(p) = problems.first() {
-            return Err(Error::Invalid(format!(
-                "restore not confirmed by the target: {p}"
-            )));
+            return Err(Error::Kafka {
+                op: "restore not confirmed by the target".into(),
+                detail: p.clone(),
+                code: None,
+                transient: false,
+            });
         }
         let delivered = ctx.delivered.load(Ordering::Acquire);
         if delivered != self.sent {
-            return Err(Error::Invalid(format!(
-                "{} records sent but {delivered} confirmed",
-                self.sent
-            )));
+            return Err(Error::Kafka {
+                op: "restore not confirmed by the target".into(),
+                detail: format!("{} records sent but {delivered} confirmed", self.sent),
+                code: None,
+                transient: false,
+            });
         }
         Ok(delivered)
     }

@@ -27,8 +27,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaOptions;
 use super::admin::Context;
-use crate::image::record::{RecordRef, TimestampType};
 use crate::error::{Error, Result};
+use crate::image::record::{RecordRef, TimestampType};
 
 /// The group id of kvault's assign-only consumers: librdkafka requires one
 /// to assign partitions, but it is never joined (no subscribe) and never

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::repo::envelope::FileType;
 use crate::repo::keyfile::KeyFile;
 use crate::repo::lock::LockInfo;
-use crate::repo::{INDEX_DIR, KEYS_DIR, LOCKS_DIR, Repository, SNAPSHOTS_DIR};
+use crate::repo::{FileKind, Repository};
 
 /// What `cat` can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,25 +41,25 @@ pub async fn cat(repo: &Repository, kind: CatKind, id: Option<&str>) -> Result<V
     match kind {
         CatKind::Config => json(repo.config()),
         CatKind::Key => {
-            let id = repo.find_id(KEYS_DIR, need()?).await?;
-            let bytes = repo.backend().read(&format!("{KEYS_DIR}/{id}")).await?;
+            let id = repo.find_id(crate::repo::FileKind::Key, need()?).await?;
+            let bytes = repo.read_raw(FileKind::Key, &id).await?;
             let kf = KeyFile::decode(&bytes, &id.to_hex())?;
             let meta = kf.meta(repo.keys(), &id.to_hex())?;
             json(&serde_json::json!({ "file": kf, "meta": meta }))
         }
         CatKind::Lock => {
-            let id = repo.find_id(LOCKS_DIR, need()?).await?;
-            let p = repo.load_file(FileType::Lock, LOCKS_DIR, &id).await?;
+            let id = repo.find_id(crate::repo::FileKind::Lock, need()?).await?;
+            let p = repo.load_file(FileType::Lock, &id).await?;
             let l: LockInfo =
                 serde_json::from_slice(&p).map_err(|e| Error::corrupt(format!("lock {id}"), e))?;
             json(&l)
         }
         CatKind::Snapshot => {
-            let id = repo.find_id(SNAPSHOTS_DIR, need()?).await?;
+            let id = repo.find_id(crate::repo::FileKind::Snapshot, need()?).await?;
             json(&repo.load_snapshot(&id).await?)
         }
         CatKind::Index => {
-            let id = repo.find_id(INDEX_DIR, need()?).await?;
+            let id = repo.find_id(crate::repo::FileKind::Index, need()?).await?;
             json(&repo.load_index_file(&id).await?)
         }
         CatKind::Pack => {

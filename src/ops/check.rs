@@ -24,7 +24,8 @@ use crate::id::Id;
 use crate::repo::crypto::SEAL_OVERHEAD;
 use crate::repo::index::MasterIndex;
 use crate::repo::pack::{BlobType, HEADER_ENTRY_LEN, decode_pack_entries, open_blob};
-use crate::repo::{DATA_DIR, INDEX_DIR, Repository, SNAPSHOTS_DIR, pack_path};
+use crate::repo::walk::{TreeWalker, Visit};
+use crate::repo::{FileKind, Repository};
 
 /// Data a damaged blob costs one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,7 +127,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
 
     // 1. Index files.
     let mut files = Vec::new();
-    for id in repo.list_ids(INDEX_DIR).await? {
+    for id in repo.list_ids(crate::repo::FileKind::Index).await? {
         match repo.load_index_file(&id).await {
             Ok(f) => files.push((id, f)),
             Err(e) => rep.errors.push(format!("{e}")),
@@ -139,14 +140,12 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
 
     // 2. Packs in storage against the index.
     let mut stored: HashMap<Id, u64> = HashMap::new();
-    for o in repo.backend().list(DATA_DIR).await? {
-        let name = o.path.rsplit('/').next().unwrap_or_default();
-        match name.parse::<Id>() {
-            Ok(id) if o.path == pack_path(&id) => {
-                stored.insert(id, o.size);
-            }
-            _ => rep.notes.push(format!("unexpected file {} in data/", o.path)),
-        }
+    let (packs, strays) = repo.list_all(FileKind::Pack).await?;
+    for (id, o) in packs {
+        stored.insert(id, o.size);
+    }
+    for o in strays {
+        rep.notes.push(format!("unexpected file {} in data/", o.path));
     }
     rep.packs = stored.len();
     let mut damaged: HashSet<Id> = HashSet::new();
@@ -186,11 +185,11 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
              prune removes it once it is older than the safety window; `kvault repair index` indexes it)"
         ));
     }
-    match repo.backend().list(super::prune::TMP_DIR).await {
+    match repo.list_temp().await {
         Ok(tmp) if !tmp.is_empty() => rep.notes.push(format!(
             "{} temporary file(s) of interrupted writes in {}/ ({} bytes; prune removes them)",
             tmp.len(),
-            super::prune::TMP_DIR,
+            crate::repo::TMP_DIR,
             tmp.iter().map(|o| o.size).sum::<u64>()
         )),
         _ => {}
@@ -198,8 +197,8 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
 
     // 3. Snapshots and trees.
     let mut used: HashSet<Id> = HashSet::new();
-    let mut seen_trees: HashSet<Id> = HashSet::new();
-    for sid in repo.list_ids(SNAPSHOTS_DIR).await? {
+    let mut walk = TreeWalker::new(repo);
+    for sid in repo.list_ids(crate::repo::FileKind::Snapshot).await? {
         let snap = match repo.load_snapshot(&sid).await {
             Ok(s) => s,
             Err(e) => {
@@ -208,39 +207,36 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
             }
         };
         rep.snapshots += 1;
-        let mut stack = vec![snap.tree];
-        while let Some(tid) = stack.pop() {
-            if !seen_trees.insert(tid) {
-                continue;
-            }
-            used.insert(tid);
-            match index.get(&tid) {
-                None => {
-                    rep.errors.push(format!(
-                        "snapshot {}: tree {tid} is not in the index",
-                        sid.short()
-                    ));
-                    continue;
+        walk.push(snap.tree);
+        loop {
+            let errors = &mut rep.errors;
+            let mut enter = |tid: &Id| {
+                used.insert(*tid);
+                match index.get(tid) {
+                    None => {
+                        errors.push(format!(
+                            "snapshot {}: tree {tid} is not in the index",
+                            sid.short()
+                        ));
+                        false
+                    }
+                    Some(l) if l.entry.blob_type != BlobType::Tree => {
+                        errors.push(format!("snapshot {}: tree {tid} is indexed as data", sid.short()));
+                        false
+                    }
+                    Some(_) => true,
                 }
-                Some(l) if l.entry.blob_type != BlobType::Tree => {
-                    rep.errors
-                        .push(format!("snapshot {}: tree {tid} is indexed as data", sid.short()));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let tree = match repo.load_tree(&tid).await {
-                Ok(t) => t,
-                Err(e) => {
+            };
+            let tree = match walk.next(&mut enter).await {
+                None => break,
+                Some(Visit::Failed(_, e)) => {
                     rep.errors.push(format!("snapshot {}: {e}", sid.short()));
                     continue;
                 }
+                Some(Visit::Tree(_, t)) => t,
             };
             rep.trees += 1;
             for node in &tree.nodes {
-                if let Some(s) = node.subtree {
-                    stack.push(s);
-                }
                 for b in &node.content {
                     used.insert(*b);
                     match index.get(b) {
@@ -385,7 +381,7 @@ async fn read_data(
                 |e| expected_pack_size(e.iter().map(|(b, _)| b.stored_len)),
             );
             set.spawn(async move {
-                let bytes = r.backend().read_max(&pack_path(&pid), max).await;
+                let bytes = r.backend().read_max(&FileKind::Pack.path(&pid), max).await;
                 let len = bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
                 let out = tokio::task::spawn_blocking(move || verify_pack(&r, &pid, bytes, expected))
                     .await

@@ -29,7 +29,7 @@ use crate::repo::Repository;
 use crate::repo::lock::RepoLock;
 use crate::repo::pack::BlobType;
 use crate::repo::snapshot::Snapshot;
-use crate::repo::tree::Tree;
+use crate::repo::walk::{TreeWalker, Visit};
 use crate::repo::writer::SaveSession;
 
 /// Chunks read ahead of the one being stored.
@@ -142,27 +142,35 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// Copies a tree and everything below it; returns its destination id.
-    fn tree<'s>(
-        &'s mut self,
-        session: &'s mut SaveSession,
-        id: Id,
-    ) -> Pin<Box<dyn Future<Output = Result<Id>> + Send + 's>> {
-        Box::pin(async move {
-            if let Some(d) = self.known(session, &id) {
-                return Ok(d);
-            }
-            let mut t: Tree = self.src.load_tree(&id).await?;
+    /// Copies a tree and everything below it the destination lacks,
+    /// subtrees first; returns its destination id.
+    async fn tree(&mut self, session: &mut SaveSession, root: Id) -> Result<Id> {
+        let src = self.src.clone();
+        let mut walk = TreeWalker::new(&src);
+        walk.push(root);
+        loop {
+            let copier = &*self;
+            let session_ref = &*session;
+            let v = walk.next(&mut |id| copier.known(session_ref, id).is_none()).await;
+            let (id, mut t) = match v {
+                None => break,
+                Some(Visit::Failed(_, e)) => return Err(e),
+                Some(Visit::Tree(id, t)) => (id, t),
+            };
             for node in &mut t.nodes {
                 self.chunks(session, &mut node.content).await?;
                 if let Some(sub) = node.subtree {
-                    node.subtree = Some(self.tree(session, sub).await?);
+                    let d = self.known(session, &sub).ok_or_else(|| {
+                        crate::Error::Internal(format!("tree {} was not copied", sub.short()))
+                    })?;
+                    node.subtree = Some(d);
                 }
             }
             let d = session.save_blob(BlobType::Tree, t.encode()?).await?;
             self.map.insert(id, d);
-            Ok(d)
-        })
+        }
+        self.known(session, &root)
+            .ok_or_else(|| crate::Error::Internal(format!("tree {} was not copied", root.short())))
     }
 }
 

@@ -23,8 +23,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::repo::Repository;
 use crate::repo::snapshot::Snapshot;
-use crate::repo::{Repository, SNAPSHOTS_DIR};
 
 /// A duration in calendar units, as restic's `--keep-within` takes it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -423,9 +423,7 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
     if !opts.dry_run {
         for g in &rep.groups {
             for v in &g.remove {
-                repo.backend()
-                    .remove(&format!("{SNAPSHOTS_DIR}/{}", v.id))
-                    .await?;
+                repo.remove_file(crate::repo::FileKind::Snapshot, &v.id).await?;
                 rep.removed.push(v.id);
             }
         }

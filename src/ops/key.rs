@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::keyfile::{KdfParams, KeyFile};
-use crate::repo::{KEYS_DIR, Repository};
+use crate::repo::{FileKind, Repository};
 
 /// One key as `key list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -30,8 +30,8 @@ pub struct KeyInfo {
 /// Storage errors; a damaged key file is reported as [`Error::Corrupt`].
 pub async fn list(repo: &Repository) -> Result<Vec<KeyInfo>> {
     let mut out = Vec::new();
-    for id in repo.list_ids(KEYS_DIR).await? {
-        let bytes = repo.backend().read(&format!("{KEYS_DIR}/{id}")).await?;
+    for id in repo.list_ids(crate::repo::FileKind::Key).await? {
+        let bytes = repo.read_raw(FileKind::Key, &id).await?;
         if Id::hash(&bytes) != id {
             return Err(Error::corrupt(
                 format!("key {id}"),
@@ -66,8 +66,8 @@ pub async fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<I
 /// # Errors
 /// [`Error::Invalid`] when refused; [`Error::NotFound`].
 pub async fn remove(repo: &Repository, prefix: &str) -> Result<Id> {
-    let id = repo.find_id(KEYS_DIR, prefix).await?;
-    let all = repo.list_ids(KEYS_DIR).await?;
+    let id = repo.find_id(crate::repo::FileKind::Key, prefix).await?;
+    let all = repo.list_ids(crate::repo::FileKind::Key).await?;
     if !all.contains(&id) {
         return Err(Error::NotFound(format!("key {id}")));
     }
@@ -80,7 +80,7 @@ pub async fn remove(repo: &Repository, prefix: &str) -> Result<Id> {
     if all.len() <= 1 {
         return Err(Error::Invalid("refusing to remove the last key".into()));
     }
-    repo.backend().remove(&format!("{KEYS_DIR}/{id}")).await?;
+    repo.remove_file(FileKind::Key, &id).await?;
     Ok(id)
 }
 
@@ -93,6 +93,6 @@ pub async fn remove(repo: &Repository, prefix: &str) -> Result<Id> {
 pub async fn passwd(repo: &Repository, new_password: &[u8], kdf: KdfParams) -> Result<(Id, Id)> {
     let new = repo.add_key(new_password, kdf).await?;
     let old = repo.key_id();
-    repo.backend().remove(&format!("{KEYS_DIR}/{old}")).await?;
+    repo.remove_file(FileKind::Key, &old).await?;
     Ok((old, new))
 }

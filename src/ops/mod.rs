@@ -10,6 +10,7 @@ pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod key;
+pub mod ls;
 pub mod progress;
 pub mod prune;
 pub mod repair;

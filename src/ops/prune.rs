@@ -33,13 +33,15 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::progress::{Progress, Unit};
+use crate::backend::ObjectInfo;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::envelope::FileType;
 use crate::repo::index::{IndexFile, IndexPack};
 use crate::repo::pack::BlobType;
+use crate::repo::walk::{TreeWalker, Visit};
 use crate::repo::writer::SaveSession;
-use crate::repo::{DATA_DIR, INDEX_DIR, Repository, pack_path};
+use crate::repo::{FileKind, Repository};
 
 /// Packs per index file written by prune.
 const PACKS_PER_INDEX: usize = 2000;
@@ -63,9 +65,6 @@ pub struct PruneOptions {
 
 /// Default safety window for unindexed packs and temporary files.
 pub const DEFAULT_UNINDEXED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// The fs backend's directory of temporary files (OpenDAL's atomic writes).
-pub const TMP_DIR: &str = ".tmp";
 
 impl Default for PruneOptions {
     fn default() -> Self {
@@ -118,15 +117,24 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
+/// The bytes of every pack in storage.
+async fn pack_bytes(repo: &Repository) -> Result<u64> {
+    Ok(repo
+        .list_files(FileKind::Pack)
+        .await?
+        .iter()
+        .map(|(_, o)| o.size)
+        .sum())
+}
+
 /// The storage's present: when it wrote the newest lock file (ours, just
 /// written or refreshed).
 async fn storage_now(repo: &Repository) -> Option<SystemTime> {
-    repo.backend()
-        .list(crate::repo::LOCKS_DIR)
+    repo.list_files(FileKind::Lock)
         .await
         .ok()?
         .into_iter()
-        .filter_map(|o| o.modified)
+        .filter_map(|(_, o)| o.modified)
         .max()
 }
 
@@ -139,30 +147,40 @@ async fn referenced(repo: &Repository) -> Result<(usize, HashSet<Id>)> {
     let index = repo.index();
     let mut used = HashSet::new();
     let snaps = repo.load_snapshots().await?;
+    let mut walk = TreeWalker::new(repo);
     for (sid, s) in &snaps {
-        let mut stack = vec![s.tree];
-        while let Some(t) = stack.pop() {
-            if !used.insert(t) {
-                continue;
-            }
-            if !index.contains(&t) {
-                return Err(Error::corrupt(
-                    format!("snapshot {}", sid.short()),
-                    format!("tree {} is not in the index; run `kvault check`", t.short()),
-                ));
-            }
-            for node in repo.load_tree(&t).await?.nodes {
-                stack.extend(node.subtree);
-                for b in node.content {
-                    if !index.contains(&b) {
-                        return Err(Error::corrupt(
-                            format!("snapshot {}", sid.short()),
-                            format!("data blob {} is not in the index; run `kvault check`", b.short()),
-                        ));
-                    }
-                    used.insert(b);
+        walk.push(s.tree);
+        let mut missing = None;
+        while let Some(v) = walk
+            .next(&mut |t| {
+                let known = index.contains(t);
+                if !known {
+                    missing = Some(*t);
                 }
+                known
+            })
+            .await
+        {
+            let (t, tree) = match v {
+                Visit::Tree(t, tree) => (t, tree),
+                Visit::Failed(_, e) => return Err(e),
+            };
+            used.insert(t);
+            for b in tree.nodes.into_iter().flat_map(|n| n.content) {
+                if !index.contains(&b) {
+                    return Err(Error::corrupt(
+                        format!("snapshot {}", sid.short()),
+                        format!("data blob {} is not in the index; run `kvault check`", b.short()),
+                    ));
+                }
+                used.insert(b);
             }
+        }
+        if let Some(t) = missing {
+            return Err(Error::corrupt(
+                format!("snapshot {}", sid.short()),
+                format!("tree {} is not in the index; run `kvault check`", t.short()),
+            ));
         }
     }
     Ok((snaps.len(), used))
@@ -191,7 +209,7 @@ pub async fn prune_locked(
         ..Default::default()
     };
     // 1. The index as it stands, and what is referenced.
-    let old_files = repo.list_ids(INDEX_DIR).await?;
+    let old_files = repo.list_ids(crate::repo::FileKind::Index).await?;
     let mut files = Vec::new();
     for id in &old_files {
         match repo.load_index_file(id).await {
@@ -226,15 +244,10 @@ pub async fn prune_locked(
 
     let mut stored: HashMap<Id, u64> = HashMap::new();
     let mut written_at: HashMap<Id, SystemTime> = HashMap::new();
-    for o in repo.backend().list(DATA_DIR).await? {
-        let name = o.path.rsplit('/').next().unwrap_or_default();
-        if let Ok(id) = name.parse::<Id>() {
-            if o.path == pack_path(&id) {
-                stored.insert(id, o.size);
-                if let Some(t) = o.modified {
-                    written_at.insert(id, t);
-                }
-            }
+    for (id, o) in repo.list_files(FileKind::Pack).await? {
+        stored.insert(id, o.size);
+        if let Some(t) = o.modified {
+            written_at.insert(id, t);
         }
     }
     let now = storage_now(repo).await;
@@ -322,13 +335,11 @@ pub async fn prune_locked(
         .partition(|p| old_enough(written_at.get(p).copied()));
     rep.unindexed_packs_deleted = unindexed.len();
     rep.unindexed_packs_kept = young.len();
-    let tmp: Vec<String> = repo
-        .backend()
-        .list(TMP_DIR)
+    let tmp: Vec<ObjectInfo> = repo
+        .list_temp()
         .await?
         .into_iter()
         .filter(|o| old_enough(o.modified))
-        .map(|o| o.path)
         .collect();
     rep.tmp_files_deleted = tmp.len();
     let size_of = |p: &Id| stored.get(p).copied().unwrap_or(0);
@@ -342,16 +353,16 @@ pub async fn prune_locked(
     // 3. First what needs no new index (a full disk frees this way):
     // garbage no index names, old enough not to be a live write's.
     repo.verify_locks().await?;
-    for path in &tmp {
-        repo.backend().remove(path).await?;
+    for o in &tmp {
+        repo.remove_temp(o).await?;
     }
     for p in &unindexed {
-        repo.backend().remove(&pack_path(p)).await?;
+        repo.remove_file(FileKind::Pack, p).await?;
     }
     let lingering = old_files.iter().any(|id| superseded.contains(id));
     if delete.is_empty() && repack.is_empty() && !lingering {
         // Nothing else to free: leave the index as it is.
-        rep.bytes_after = repo.backend().list(DATA_DIR).await?.iter().map(|o| o.size).sum();
+        rep.bytes_after = pack_bytes(repo).await?;
         rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
         return Ok(rep);
     }
@@ -398,7 +409,7 @@ pub async fn prune_locked(
     // 3b. The new index: kept packs and new packs; the last file supersedes
     // every index file that exists now.
     repo.verify_locks().await?;
-    let before = repo.list_ids(INDEX_DIR).await?;
+    let before = repo.list_ids(crate::repo::FileKind::Index).await?;
     let mut all: Vec<IndexPack> = keep.iter().filter_map(|(p, _)| packs.get(p).cloned()).collect();
     all.extend(new_packs);
     let chunks: Vec<Vec<IndexPack>> = if all.is_empty() {
@@ -413,13 +424,13 @@ pub async fn prune_locked(
             supersedes: if i + 1 == n { before.clone() } else { Vec::new() },
             packs: c,
         };
-        written_ids.insert(repo.save_file(FileType::Index, INDEX_DIR, &f.encode()).await?);
+        written_ids.insert(repo.save_file(FileType::Index, &f.encode()).await?);
         rep.index_files_written += 1;
     }
     // 3c. Older index files, then 3d. packs.
     repo.verify_locks().await?;
     for id in before.iter().filter(|id| !written_ids.contains(id)) {
-        repo.backend().remove(&format!("{INDEX_DIR}/{id}")).await?;
+        repo.remove_file(FileKind::Index, id).await?;
         rep.index_files_removed += 1;
     }
     progress.start(
@@ -428,12 +439,12 @@ pub async fn prune_locked(
         Unit::Items,
     );
     for p in delete.iter().chain(&repack) {
-        repo.backend().remove(&pack_path(p)).await?;
+        repo.remove_file(FileKind::Pack, p).await?;
         progress.inc(1);
     }
     progress.finish();
     repo.load_index().await?;
-    rep.bytes_after = repo.backend().list(DATA_DIR).await?.iter().map(|o| o.size).sum();
+    rep.bytes_after = pack_bytes(repo).await?;
     rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
     Ok(rep)
 }

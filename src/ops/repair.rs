@@ -23,17 +23,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::check::{CheckOptions, check};
-use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use super::progress::{Progress, Unit};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use crate::image::record::OffsetRuns;
 use crate::repo::envelope::FileType;
 use crate::repo::index::{IndexFile, IndexPack};
 use crate::repo::pack::BlobType;
 use crate::repo::tree::Tree;
 use crate::repo::writer::SaveSession;
-use crate::repo::{DATA_DIR, INDEX_DIR, Repository, SNAPSHOTS_DIR, pack_path};
+use crate::repo::{FileKind, Repository};
 
 /// Packs per index file written by repair.
 const PACKS_PER_INDEX: usize = 2000;
@@ -67,17 +67,7 @@ async fn repair_index_locked(repo: &Repository, progress: &dyn Progress) -> Resu
     let mut rep = RepairIndexReport::default();
     repo.load_index().await?;
     let old = repo.index();
-    let mut ids: Vec<Id> = repo
-        .backend()
-        .list(DATA_DIR)
-        .await?
-        .iter()
-        .filter_map(|o| {
-            let id: Id = o.path.rsplit('/').next()?.parse().ok()?;
-            (o.path == pack_path(&id)).then_some(id)
-        })
-        .collect();
-    ids.sort();
+    let ids: Vec<Id> = repo.list_ids(FileKind::Pack).await?;
     rep.packs = ids.len();
     progress.start("reading pack headers", Some(ids.len() as u64), Unit::Items);
     let mut packs = Vec::new();
@@ -102,7 +92,7 @@ async fn repair_index_locked(repo: &Repository, progress: &dyn Progress) -> Resu
     // Prune's order: the new index, the last file superseding every index
     // file there is now, then the old files.
     repo.verify_locks().await?;
-    let before = repo.list_ids(INDEX_DIR).await?;
+    let before = repo.list_ids(crate::repo::FileKind::Index).await?;
     let chunks: Vec<Vec<IndexPack>> = if packs.is_empty() {
         vec![Vec::new()]
     } else {
@@ -115,12 +105,12 @@ async fn repair_index_locked(repo: &Repository, progress: &dyn Progress) -> Resu
             supersedes: if i + 1 == n { before.clone() } else { Vec::new() },
             packs: c,
         };
-        written.insert(repo.save_file(FileType::Index, INDEX_DIR, &f.encode()).await?);
+        written.insert(repo.save_file(FileType::Index, &f.encode()).await?);
         rep.index_files_written += 1;
     }
     repo.verify_locks().await?;
     for id in before.iter().filter(|id| !written.contains(id)) {
-        repo.backend().remove(&format!("{INDEX_DIR}/{id}")).await?;
+        repo.remove_file(FileKind::Index, id).await?;
         rep.index_files_removed += 1;
     }
     repo.load_index().await?;
@@ -241,7 +231,7 @@ async fn repair_snapshots_locked(
         }
         let new = repo.save_snapshot(&s).await?;
         if new != sid {
-            repo.backend().remove(&format!("{SNAPSHOTS_DIR}/{sid}")).await?;
+            repo.remove_file(FileKind::Snapshot, &sid).await?;
         }
         rep.rewritten.push((sid, Some(new)));
     }

@@ -1,15 +1,13 @@
 //! `stats`: how much the snapshots hold, and what they take in storage.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::id::Id;
-use crate::repo::index::MasterIndex;
-use crate::repo::{DATA_DIR, Repository};
+use crate::repo::walk::{TreeWalker, Visit};
+use crate::repo::{FileKind, Repository};
 
 /// Repository statistics.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -40,36 +38,6 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// The logical bytes below tree `t` (every data blob reference below it,
-/// duplicates counted), reading each distinct tree once; collects every
-/// tree and blob id into `unique`.
-fn tree_logical<'a>(
-    repo: &'a Repository,
-    index: &'a MasterIndex,
-    t: Id,
-    memo: &'a mut HashMap<Id, u64>,
-    unique: &'a mut HashSet<Id>,
-) -> Pin<Box<dyn Future<Output = Result<u64>> + Send + 'a>> {
-    Box::pin(async move {
-        if let Some(n) = memo.get(&t) {
-            return Ok(*n);
-        }
-        unique.insert(t);
-        let mut n = 0u64;
-        for node in repo.load_tree(&t).await?.nodes {
-            for b in &node.content {
-                unique.insert(*b);
-                n += index.get(b).map_or(0, |l| u64::from(l.entry.raw_len));
-            }
-            if let Some(st) = node.subtree {
-                n += tree_logical(repo, index, st, memo, unique).await?;
-            }
-        }
-        memo.insert(t, n);
-        Ok(n)
-    })
-}
-
 /// Computes the statistics by walking every snapshot's trees.
 ///
 /// # Errors
@@ -86,8 +54,29 @@ pub async fn stats(repo: &Repository) -> Result<Stats> {
     // logical size (content plus subtrees) is remembered.
     let mut unique: HashSet<Id> = HashSet::new();
     let mut logical: HashMap<Id, u64> = HashMap::new();
+    let mut walk = TreeWalker::new(repo);
     for (_, snap) in &snaps {
-        s.logical_bytes += tree_logical(repo, &index, snap.tree, &mut logical, &mut unique).await?;
+        walk.push(snap.tree);
+        // Post-order: a tree's subtrees are summed before it.
+        while let Some(v) = walk.next(&mut |_| true).await {
+            let (t, tree) = match v {
+                Visit::Tree(t, tree) => (t, tree),
+                Visit::Failed(_, e) => return Err(e),
+            };
+            unique.insert(t);
+            let mut n = 0u64;
+            for node in &tree.nodes {
+                for b in &node.content {
+                    unique.insert(*b);
+                    n += index.get(b).map_or(0, |l| u64::from(l.entry.raw_len));
+                }
+                if let Some(st) = node.subtree {
+                    n += logical.get(&st).copied().unwrap_or(0);
+                }
+            }
+            logical.insert(t, n);
+        }
+        s.logical_bytes += logical.get(&snap.tree).copied().unwrap_or(0);
     }
     for b in &unique {
         if let Some(l) = index.get(b) {
@@ -96,9 +85,9 @@ pub async fn stats(repo: &Repository) -> Result<Stats> {
         }
     }
     s.unique_blobs = unique.len();
-    let packs = repo.backend().list(DATA_DIR).await?;
+    let packs = repo.list_files(FileKind::Pack).await?;
     s.packs = packs.len();
-    s.pack_bytes = packs.iter().map(|p| p.size).sum();
+    s.pack_bytes = packs.iter().map(|(_, p)| p.size).sum();
     s.dedup_ratio = ratio(s.logical_bytes, s.unique_raw_bytes);
     s.compression_ratio = ratio(s.unique_raw_bytes, s.unique_stored_bytes);
     s.total_ratio = ratio(s.logical_bytes, s.pack_bytes);

@@ -138,12 +138,9 @@ pub async fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
         let Some(id) = o.path.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) else {
             continue;
         };
-        let r = repo
-            .load_file(FileType::Lock, LOCKS_DIR, &id)
-            .await
-            .and_then(|p| {
-                serde_json::from_slice::<LockInfo>(&p).map_err(|e| Error::corrupt(format!("lock {id}"), e))
-            });
+        let r = repo.load_file(FileType::Lock, &id).await.and_then(|p| {
+            serde_json::from_slice::<LockInfo>(&p).map_err(|e| Error::corrupt(format!("lock {id}"), e))
+        });
         match r {
             // Removed between listing and reading: released meanwhile.
             Err(Error::NotFound(_)) => {}
@@ -362,7 +359,7 @@ async fn try_lock(repo: &Repository, exclusive: bool, timing: LockTiming) -> Res
 
 async fn write_lock(repo: &Repository, exclusive: bool) -> Result<Id> {
     let info = serde_json::to_vec(&LockInfo::mine(exclusive)).map_err(|e| Error::Internal(e.to_string()))?;
-    repo.save_file(FileType::Lock, LOCKS_DIR, &info).await
+    repo.save_file(FileType::Lock, &info).await
 }
 
 /// Removes stale locks (or all locks with `all`); returns the removed ids.

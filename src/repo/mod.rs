@@ -27,11 +27,12 @@ pub mod lock;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;
+pub mod walk;
 pub mod writer;
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::backend::{Backend, BackendErrorKind};
+use crate::backend::{Backend, BackendErrorKind, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::id::Id;
 
@@ -57,6 +58,69 @@ pub const INDEX_DIR: &str = "index";
 pub const DATA_DIR: &str = "data";
 /// Path of the config.
 pub const CONFIG_PATH: &str = "config";
+/// Where interrupted writes leave partial files (the fs backend's atomic
+/// write directory).
+pub const TMP_DIR: &str = ".tmp";
+
+/// The kinds of file a repository stores, by where they live. Operations
+/// name files by kind and id; only the repository builds paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A key file (`keys/<id>`).
+    Key,
+    /// A lock (`locks/<id>`).
+    Lock,
+    /// A snapshot (`snapshots/<id>`).
+    Snapshot,
+    /// An index file (`index/<id>`).
+    Index,
+    /// A pack (`data/<2 hex>/<id>`).
+    Pack,
+}
+
+impl FileKind {
+    /// The directory the kind lives in.
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileKind::Key => KEYS_DIR,
+            FileKind::Lock => LOCKS_DIR,
+            FileKind::Snapshot => SNAPSHOTS_DIR,
+            FileKind::Index => INDEX_DIR,
+            FileKind::Pack => DATA_DIR,
+        }
+    }
+
+    /// The storage path of file `id` of this kind.
+    pub fn path(self, id: &Id) -> String {
+        match self {
+            FileKind::Pack => pack_path(id),
+            k => format!("{}/{id}", k.dir()),
+        }
+    }
+
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Key => "key",
+            FileKind::Lock => "lock",
+            FileKind::Snapshot => "snapshot",
+            FileKind::Index => "index",
+            FileKind::Pack => "pack",
+        }
+    }
+}
+
+impl From<FileType> for FileKind {
+    fn from(t: FileType) -> Self {
+        match t {
+            FileType::Index => FileKind::Index,
+            FileType::Snapshot => FileKind::Snapshot,
+            FileType::Lock => FileKind::Lock,
+            // The config has no id; its envelope is read by path.
+            FileType::Config => FileKind::Key,
+        }
+    }
+}
 
 /// The storage path of a pack.
 pub fn pack_path(id: &Id) -> String {
@@ -482,24 +546,110 @@ impl Repository {
         add_key_file(self.backend().as_ref(), self.keys(), password, kdf).await
     }
 
-    /// The ids of the files in a directory.
+    /// The ids of the files of a kind (packs included), sorted.
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
-        list_ids_in(self.backend().as_ref(), dir).await
+    pub async fn list_ids(&self, kind: FileKind) -> Result<Vec<Id>> {
+        list_ids_in(self.backend().as_ref(), kind.dir()).await
     }
 
-    /// Resolves a unique id prefix (or `latest` for snapshots) in a directory.
+    /// The files of a kind with their sizes and times, by id. Objects that
+    /// are not files of the kind (a name that is not an id, a pack in the
+    /// wrong fan-out directory) are left out; [`Repository::list_all`]
+    /// returns them too.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_files(&self, kind: FileKind) -> Result<Vec<(Id, ObjectInfo)>> {
+        Ok(self.list_all(kind).await?.0)
+    }
+
+    /// The files of a kind, and the stray objects in its directory.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_all(&self, kind: FileKind) -> Result<(Vec<(Id, ObjectInfo)>, Vec<ObjectInfo>)> {
+        let mut files = Vec::new();
+        let mut strays = Vec::new();
+        for o in self.backend().list(kind.dir()).await? {
+            match o.path.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) {
+                Some(id) if o.path == kind.path(&id) => files.push((id, o)),
+                _ => strays.push(o),
+            }
+        }
+        files.sort_by_key(|(id, _)| *id);
+        Ok((files, strays))
+    }
+
+    /// The temporary files interrupted writes left behind (`.tmp/`).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_temp(&self) -> Result<Vec<ObjectInfo>> {
+        Ok(self.backend().list(TMP_DIR).await?)
+    }
+
+    /// Removes a temporary file listed by [`Repository::list_temp`].
+    ///
+    /// # Errors
+    /// A path outside `.tmp/`; storage errors.
+    pub async fn remove_temp(&self, o: &ObjectInfo) -> Result<()> {
+        if !o.path.starts_with(&format!("{TMP_DIR}/")) {
+            return Err(Error::Internal(format!("{} is not a temporary file", o.path)));
+        }
+        Ok(self.backend().remove(&o.path).await?)
+    }
+
+    /// Removes a file (gone already is fine).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn remove_file(&self, kind: FileKind, id: &Id) -> Result<()> {
+        Ok(self.backend().remove(&kind.path(id)).await?)
+    }
+
+    /// The stored bytes of a file, bounded by its kind's size limit, not
+    /// verified against its name.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], a file over the limit (corrupt), storage errors.
+    pub async fn read_raw(&self, kind: FileKind, id: &Id) -> Result<Vec<u8>> {
+        self.read_raw_max(kind, id, self.max_size(kind)).await
+    }
+
+    /// [`Repository::read_raw`] with an explicit limit.
+    ///
+    /// # Errors
+    /// As [`Repository::read_raw`].
+    pub async fn read_raw_max(&self, kind: FileKind, id: &Id, max: u64) -> Result<Vec<u8>> {
+        self.backend()
+            .read_max(&kind.path(id), max)
+            .await
+            .map_err(|e| read_error(e, format!("{} {id}", kind.name())))
+    }
+
+    /// The largest file of a kind this repository accepts: packs at most a
+    /// full pack plus a largest chunk and slack.
+    pub fn max_size(&self, kind: FileKind) -> u64 {
+        match kind {
+            FileKind::Pack => {
+                u64::from(self.config().pack_size) + u64::from(self.config().chunker.max_size) + (64 << 20)
+            }
+            k => max_size_of(k.dir()),
+        }
+    }
+
+    /// Resolves a unique id prefix (or `latest` for snapshots).
     ///
     /// # Errors
     /// [`Error::NotFound`] or an ambiguous prefix.
-    pub async fn find_id(&self, dir: &str, prefix: &str) -> Result<Id> {
+    pub async fn find_id(&self, kind: FileKind, prefix: &str) -> Result<Id> {
         if let Ok(id) = prefix.parse::<Id>() {
             return Ok(id);
         }
-        let what = dir.trim_end_matches('s');
-        if dir == SNAPSHOTS_DIR && prefix == "latest" {
+        let what = kind.name();
+        if kind == FileKind::Snapshot && prefix == "latest" {
             let mut snaps = self.load_snapshots().await?;
             snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time));
             return snaps
@@ -512,7 +662,7 @@ impl Repository {
         }
         let p = prefix.to_ascii_lowercase();
         let m: Vec<Id> = self
-            .list_ids(dir)
+            .list_ids(kind)
             .await?
             .into_iter()
             .filter(|i| i.to_hex().starts_with(&p))
@@ -531,17 +681,17 @@ impl Repository {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn save_file(&self, t: FileType, dir: &str, payload: &[u8]) -> Result<Id> {
+    pub async fn save_file(&self, t: FileType, payload: &[u8]) -> Result<Id> {
         let sealed = envelope::seal_file(self.keys(), t, payload)?;
-        write_named(self.backend().as_ref(), dir, sealed).await
+        write_named(self.backend().as_ref(), FileKind::from(t).dir(), sealed).await
     }
 
     /// Reads, verifies and opens a content-addressed file.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Corrupt`], storage errors.
-    pub async fn load_file(&self, t: FileType, dir: &str, id: &Id) -> Result<Vec<u8>> {
-        let b = read_named(self.backend().as_ref(), dir, id, t.name()).await?;
+    pub async fn load_file(&self, t: FileType, id: &Id) -> Result<Vec<u8>> {
+        let b = read_named(self.backend().as_ref(), FileKind::from(t).dir(), id, t.name()).await?;
         envelope::open_file(self.keys(), t, &b, &format!("{} {id}", t.name()))
     }
 
@@ -550,7 +700,7 @@ impl Repository {
     /// # Errors
     /// As [`Repository::load_file`].
     pub async fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
-        let p = self.load_file(FileType::Index, INDEX_DIR, id).await?;
+        let p = self.load_file(FileType::Index, id).await?;
         IndexFile::decode(&p, &format!("index {id}"))
     }
 
@@ -559,7 +709,7 @@ impl Repository {
     /// # Errors
     /// The first unreadable index file (use `check` for a full report).
     pub async fn load_index(&self) -> Result<Arc<MasterIndex>> {
-        let ids = self.list_ids(INDEX_DIR).await?;
+        let ids = self.list_ids(FileKind::Index).await?;
         let mut set = tokio::task::JoinSet::new();
         for id in ids {
             let r = self.clone();
@@ -675,7 +825,7 @@ impl Repository {
     /// # Errors
     /// As [`Repository::load_file`].
     pub async fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let p = self.load_file(FileType::Snapshot, SNAPSHOTS_DIR, id).await?;
+        let p = self.load_file(FileType::Snapshot, id).await?;
         Snapshot::decode(&p, id)
     }
 
@@ -685,7 +835,7 @@ impl Repository {
     /// The first unreadable snapshot.
     pub async fn load_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
-        for id in self.list_ids(SNAPSHOTS_DIR).await? {
+        for id in self.list_ids(FileKind::Snapshot).await? {
             out.push((id, self.load_snapshot(&id).await?));
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time));
@@ -699,7 +849,7 @@ impl Repository {
     /// Listing errors.
     pub async fn load_snapshots_lenient(&self) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
-        for id in self.list_ids(SNAPSHOTS_DIR).await? {
+        for id in self.list_ids(FileKind::Snapshot).await? {
             if let Ok(s) = self.load_snapshot(&id).await {
                 out.push((id, s));
             }
@@ -715,8 +865,7 @@ impl Repository {
     pub async fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
         // Nothing is reported saved unless the lock still protected its data.
         self.verify_locks().await?;
-        self.save_file(FileType::Snapshot, SNAPSHOTS_DIR, &s.encode()?)
-            .await
+        self.save_file(FileType::Snapshot, &s.encode()?).await
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use super::envelope::FileType;
 use super::index::{IndexFile, IndexPack, MasterIndex};
 use super::pack::{BlobEntry, BlobType, PackBuilder, seal_blob};
-use super::{INDEX_DIR, Repository, pack_path};
+use super::{Repository, pack_path};
 use crate::backend::BackendErrorKind;
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -299,9 +299,7 @@ impl SaveSession {
             supersedes: Vec::new(),
             packs,
         };
-        self.repo
-            .save_file(FileType::Index, INDEX_DIR, &f.encode())
-            .await?;
+        self.repo.save_file(FileType::Index, &f.encode()).await?;
         self.stats.index_files += 1;
         self.written_index.extend(f.packs);
         Ok(())

@@ -158,6 +158,17 @@ fn exit_codes_are_as_documented() {
         "{}",
         stderr(&o)
     );
+    // Under --json the error is one JSON line too.
+    let o = run(kvault(&repo).args(["snapshots", "--json"]));
+    assert_eq!(code(&o), 10);
+    let e: serde_json::Value = serde_json::from_str(stderr(&o).trim()).expect("one JSON line");
+    assert_eq!(e["message_type"], "error");
+    assert_eq!(e["error"], "no_repository");
+    assert_eq!(e["exit_code"], 10);
+    assert!(
+        e["message"].as_str().unwrap().starts_with("no repository at"),
+        "{e}"
+    );
     let o = run(Command::new(env!("CARGO_BIN_EXE_kvault"))
         .env_remove("KVAULT_REPOSITORY")
         .arg("snapshots"));

@@ -186,7 +186,12 @@ async fn a_lock_that_cannot_be_refreshed_stops_the_writer_before_it_reports_a_sn
         matches!(r, Err(Error::LockLost(ref m)) if m.contains("could not be refreshed")),
         "{r:?}"
     );
-    assert!(repo.list_ids("snapshots").await.unwrap().is_empty());
+    assert!(
+        repo.list_ids(kvault::repo::FileKind::Snapshot)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -268,7 +273,7 @@ async fn a_full_disk_is_freed_by_prune_deleting_what_needs_no_new_index_first() 
 async fn hostile_key_files_are_skipped_not_tried_and_not_fatal() {
     let mem = MemoryBackend::new();
     let repo = init_on(Arc::new(mem.clone())).await;
-    let good = repo.list_ids("keys").await.unwrap()[0];
+    let good = repo.list_ids(kvault::repo::FileKind::Key).await.unwrap()[0];
     let text = String::from_utf8(mem.read(&format!("keys/{good}")).await.unwrap()).unwrap();
     let mut kf: serde_json::Value = serde_json::from_str(&text).unwrap();
     // 4 GiB and 64 passes; and a 1-byte salt; and junk.

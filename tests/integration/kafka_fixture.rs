@@ -6,9 +6,9 @@
 use std::process::Command;
 
 use kvault::NoProgress;
-use kvault::image::record::Record;
-use kvault::image::reader::{RecordFilter, for_each_record};
 use kvault::image::manifest;
+use kvault::image::reader::{RecordFilter, for_each_record};
+use kvault::image::record::Record;
 
 const PASSWORD: &[u8] = b"kvault kafka fixture v1";
 const TARBALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-v1.tar.gz");

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use kvault::backend::Backend;
 use kvault::backend::memory::MemoryBackend;
-use kvault::kafka::KafkaOptions;
 use kvault::image::record::Record;
+use kvault::kafka::KafkaOptions;
 use kvault::ops::restore::{RestoreOptions, restore};
 use kvault::ops::snapshot::{SnapshotOptions, snapshot};
 use kvault::{NoProgress, Repository};
@@ -348,5 +348,65 @@ async fn restore_into_another_cluster_and_an_independent_client_resumes_the_grou
     assert_eq!(
         got["1"]["value"].as_str().map(str::as_bytes),
         src1[33].1.value.as_deref()
+    );
+}
+
+#[tokio::test]
+async fn restore_at_a_time_includes_topics_created_after_the_last_snapshot_before_it() {
+    let b = source();
+    let base = unique("born");
+    let (ta, tb, tc) = (format!("{base}-a"), format!("{base}-b"), format!("{base}-c"));
+    create_topic(&b, &ta, 1, &[("retention.ms", "-1")]).await;
+    let t0 = now_ms() - 60_000;
+    let recs = |tag: &str, from: i64, n: i64| -> Vec<(i32, Record)> {
+        (0..n)
+            .map(|i| (0, rec(from + i, None, Some(format!("{tag}{i}").as_bytes()), &[])))
+            .collect()
+    };
+    produce(&b, &ta, &recs("a", t0, 20));
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let so = SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![format!("{base}-*")],
+        groups: vec!["none".into()],
+        ..Default::default()
+    };
+    snapshot(&repo, &so, &NoProgress).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // T: after the first snapshot, before the second.
+    let t = now_ms();
+    // B is born before T: 10 records at or before T, 10 after.
+    create_topic(&b, &tb, 1, &[("retention.ms", "-1")]).await;
+    produce(&b, &tb, &recs("b", t - 9, 20));
+    // C is born with records only after T.
+    create_topic(&b, &tc, 1, &[("retention.ms", "-1")]).await;
+    produce(&b, &tc, &recs("c", t + 5_000, 5));
+    let s2 = snapshot(&repo, &so, &NoProgress).await.unwrap();
+    assert!(repo.load_snapshot(&s2.snapshot).await.unwrap().unix_ms() > t);
+
+    let mut o = ropts("born-", &format!("{base}-*"));
+    o.at = Some(t);
+    let r = restore(&repo, &s2.snapshot, &o, &NoProgress).await.unwrap();
+    let mut created = r.created_topics.clone();
+    created.sort();
+    assert_eq!(
+        created,
+        vec![format!("born-{ta}"), format!("born-{tb}")],
+        "C has no record that old"
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains(&tb) && w.contains("created after")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(r.records_written, 30);
+    let back = read_back(&b, &format!("born-{tb}"), 0, None);
+    assert_eq!(
+        back.iter()
+            .map(|x| x.1.value.clone().unwrap())
+            .collect::<Vec<_>>(),
+        (0..10).map(|i| format!("b{i}").into_bytes()).collect::<Vec<_>>()
     );
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use kvault::NoProgress;
 use kvault::backend::memory::MemoryBackend;
-use kvault::kafka::KafkaOptions;
 use kvault::image::record::Record;
+use kvault::kafka::KafkaOptions;
 use kvault::ops::restore::restore;
 use kvault::ops::snapshot::snapshot;
 use rdkafka::ClientConfig;

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use kvault::backend::memory::MemoryBackend;
-use kvault::kafka::KafkaOptions;
-use kvault::image::record::Record;
-use kvault::image::reader::{RecordFilter, for_each_record};
 use kvault::image::manifest::{self, Manifest};
+use kvault::image::reader::{RecordFilter, for_each_record};
+use kvault::image::record::Record;
+use kvault::kafka::KafkaOptions;
 use kvault::ops::snapshot::{SnapshotOptions, SnapshotResult, snapshot};
 use kvault::{Id, NoProgress, Repository};
 
@@ -285,6 +285,11 @@ async fn retention_moves_the_log_start_and_old_data_is_no_longer_referenced() {
     let fourth = snap(&repo, &[&topic], &["none"]).await;
     let p4 = load(&repo, &fourth.snapshot).await.topics[&topic].partitions[&0].clone();
     assert_eq!(p4.meta.expired, vec![[200, 250]]);
+    assert_eq!(fourth.expired_offsets, 50, "the CLI exits 3 on this");
+    assert_eq!(
+        third.expired_offsets, 0,
+        "a log start the snapshots followed is not expiry"
+    );
     assert!(
         fourth.warnings.iter().any(|w| w.contains("expired")),
         "{:?}",

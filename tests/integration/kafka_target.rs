@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use kvault::backend::Backend;
 use kvault::backend::memory::MemoryBackend;
-use kvault::kafka::KafkaOptions;
 use kvault::image::record::{Record, TimestampType};
+use kvault::kafka::KafkaOptions;
 use kvault::ops::restore::{IfNotEmpty, restore};
 use kvault::ops::snapshot::snapshot;
 use kvault::{NoProgress, Repository};
@@ -528,4 +528,207 @@ async fn a_flipped_byte_is_repaired_into_a_recorded_gap_and_every_other_record_r
         .await
         .unwrap();
     assert_eq!(ls.topics[&topic].partitions[&1].meta.lost, vec![lost]);
+}
+
+/// A topic's config value on a cluster, as the broker describes it.
+async fn topic_config(brokers: &str, topic: &str, key: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let r = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let res = r.into_iter().next().unwrap().unwrap();
+    res.get(key).and_then(|e| e.value.clone())
+}
+
+#[tokio::test]
+async fn log_append_time_topics_keep_their_original_timestamps() {
+    let (b, tgt) = (source(), target());
+    let topic = unique("lat");
+    create_topic(&b, &topic, 2, &[("message.timestamp.type", "LogAppendTime")]).await;
+    // The broker stamps these with its own clock; the producer's times
+    // (a minute ago) are discarded.
+    produce(&b, &topic, &keyed(300, 2, "lat"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let s = snapshot(&repo, &snap_opts(&b, &topic, "none-such-group"), &NoProgress)
+        .await
+        .unwrap();
+    let mut o = ropts("", &topic);
+    o.kafka = KafkaOptions::new(&tgt);
+    let r = restore(&repo, &s.snapshot, &o, &NoProgress).await.unwrap();
+    assert_eq!(r.log_append_time, vec![topic.clone()]);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("LogAppendTime")),
+        "{:?}",
+        r.warnings
+    );
+    for p in 0..2 {
+        let (src, dst) = (
+            read_partition(&b, &topic, p, None),
+            read_partition(&tgt, &topic, p, None),
+        );
+        assert_eq!(src.len(), 150);
+        assert_eq!(src, dst, "partition {p}: offsets, timestamps, keys and values");
+    }
+    // The broker's stamps, not the producer's: restored records kept them.
+    let first = read_partition(&tgt, &topic, 0, None)[0].1.timestamp;
+    assert!(
+        first > now_ms() - 30_000,
+        "{first} is the broker's time of the source write"
+    );
+    assert_eq!(
+        topic_config(&tgt, &topic, "message.timestamp.type")
+            .await
+            .as_deref(),
+        Some("LogAppendTime"),
+        "the target topic ends as LogAppendTime"
+    );
+}
+
+#[tokio::test]
+async fn snapshot_dry_run_prints_the_plan_and_writes_nothing() {
+    let b = source();
+    let topic = unique("sdry");
+    create_topic(&b, &topic, 3, &[("retention.ms", "-1")]).await;
+    produce(&b, &topic, &keyed(90, 3, "sdry"));
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let kv = env!("CARGO_BIN_EXE_kvault");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(kv)
+            .args(["-r", repo.to_str().unwrap(), "--no-progress"])
+            .args(args)
+            .env("KVAULT_PASSWORD", "pw")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    run(&["init", "--insecure-fast-kdf"]);
+    let base = ["-b", &b, "--topic", &topic, "--group", "none"];
+    let plan_of = |out: &str| -> serde_json::Value {
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["message_type"] == "snapshot_plan")
+            .unwrap_or_else(|| panic!("no plan in {out}"))
+    };
+    let plan = plan_of(&run(
+        &[&["snapshot", "--dry-run", "--json"][..], &base[..]].concat()
+    ));
+    let parts = plan["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    assert!(
+        parts.iter().all(|p| p["start"] == 0 && p["end"] == 30),
+        "{parts:?}"
+    );
+    assert!(plan["parent"].is_null());
+    let text = run(&[&["snapshot", "--dry-run"][..], &base[..]].concat());
+    assert!(text.contains("3 to read (90 records)"), "{text}");
+    assert!(
+        run(&["snapshots", "--json"]).trim().is_empty(),
+        "a dry run saves nothing"
+    );
+
+    // After a snapshot, an unchanged topic plans to reuse every partition.
+    run(&[&["snapshot"][..], &base[..]].concat());
+    let plan = plan_of(&run(
+        &[&["snapshot", "--dry-run", "--json"][..], &base[..]].concat()
+    ));
+    assert!(plan["parent"].is_string());
+    let parts = plan["partitions"].as_array().unwrap();
+    assert!(
+        parts.iter().all(|p| p["reuse"].is_object() && p["start"] == 30),
+        "{parts:?}"
+    );
+}
+
+#[tokio::test]
+async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress() {
+    use std::io::BufRead;
+    let b = source();
+    let topic = unique("every");
+    create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
+    produce(&b, &topic, &keyed(100, 2, "every"));
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let kv = env!("CARGO_BIN_EXE_kvault");
+    let cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(kv);
+        c.args(["-r", repo.to_str().unwrap(), "--no-progress"])
+            .args(args)
+            .env("KVAULT_PASSWORD", "pw");
+        c
+    };
+    assert!(cmd(&["init", "--insecure-fast-kdf"]).status().unwrap().success());
+    let mut child = cmd(&[
+        "snapshot", "--every", "1s", "-b", &b, "--topic", &topic, "--group", "none", "--json",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message_type"] == "summary" && tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("a snapshot per tick")
+    };
+    let first = next();
+    assert_eq!(first["records_read"], 100);
+    produce(&b, &topic, &keyed(40, 2, "every2"));
+    // Ticks go on; one of the next snapshots reads the 40 new records.
+    let (mut read, mut seen) = (0, 1);
+    for _ in 0..5 {
+        read += next()["records_read"].as_u64().unwrap();
+        seen += 1;
+        if read == 40 {
+            break;
+        }
+    }
+    assert_eq!(read, 40, "incremental snapshots on every tick");
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // A snapshot in progress at the signal finished and was reported.
+    let taken = seen + rx.try_iter().count();
+    // Every snapshot it reported is in the repository, and nothing else.
+    let list = cmd(&["snapshots", "--json"]).output().unwrap();
+    let n = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.contains("\"message_type\":\"snapshot\""))
+        .count();
+    assert_eq!(n, taken, "{n} snapshots saved, {taken} reported");
+    let check = cmd(&["check"]).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

@@ -190,7 +190,12 @@ async fn locks_conflict_as_documented() {
     // A writer fails with Locked and leaves nothing behind.
     assert!(matches!(put_bytes(&repo, b"data").await, Err(Error::Locked(_))));
     x.release().await.unwrap();
-    assert!(repo.list_ids("locks").await.unwrap().is_empty());
+    assert!(
+        repo.list_ids(kvault::repo::FileKind::Lock)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(repo.backend().list(DATA_DIR).await.unwrap().is_empty());
 }
 
@@ -205,7 +210,6 @@ async fn stale_locks_are_ignored_and_unlock_removes_them() {
     });
     repo.save_file(
         kvault::repo::envelope::FileType::Lock,
-        "locks",
         dead.to_string().as_bytes(),
     )
     .await
@@ -216,11 +220,7 @@ async fn stale_locks_are_ignored_and_unlock_removes_them() {
         "time": "2020-01-01T00:00:00Z", "exclusive": true, "hostname": "elsewhere", "username": "x", "pid": 1
     });
     let old_id = repo
-        .save_file(
-            kvault::repo::envelope::FileType::Lock,
-            "locks",
-            old.to_string().as_bytes(),
-        )
+        .save_file(kvault::repo::envelope::FileType::Lock, old.to_string().as_bytes())
         .await
         .unwrap();
     mem.touch(
@@ -230,5 +230,10 @@ async fn stale_locks_are_ignored_and_unlock_removes_them() {
     put_bytes(&repo, b"works despite stale locks").await.unwrap();
     let removed = kvault::repo::lock::unlock(&repo, false).await.unwrap();
     assert_eq!(removed.len(), 2);
-    assert!(repo.list_ids("locks").await.unwrap().is_empty());
+    assert!(
+        repo.list_ids(kvault::repo::FileKind::Lock)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

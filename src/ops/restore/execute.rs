@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::plan::{GroupOffsetPlan, IfNotEmpty, RestoreOptions, RestorePlan, RestoreResult, Selections, Spread, SpreadGroup, fill_group_targets};
+use super::plan::{
+    GroupOffsetPlan, IfNotEmpty, RestoreOptions, RestorePlan, RestoreResult, Selections, Spread, SpreadGroup,
+    fill_group_targets,
+};
 use super::state::{ResumeState, stable_ends, state_file};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -18,7 +21,7 @@ use crate::image::record::Record;
 use crate::kafka::admin::{Cluster, End};
 use crate::kafka::partitioner::Router;
 use crate::kafka::sink::{Sink, Throttle};
-use crate::ops::progress::{Progress, Unit};
+use crate::ops::progress::{Event as ProgressEvent, Progress, Unit};
 use crate::repo::Repository;
 
 /// Runs the plan against the target.
@@ -40,6 +43,7 @@ pub(super) async fn execute(
         spread,
         spread_groups,
         to_create,
+        log_append,
         targets,
         existing_targets,
     } = plan;
@@ -104,6 +108,10 @@ pub(super) async fn execute(
     }
 
     if !to_create.is_empty() {
+        // Remembered before the topics exist: a rerun of a killed restore
+        // still switches them.
+        state.log_append_time.extend(log_append);
+        state.save(&state_path)?;
         cluster.create_topics(&to_create).await?;
         res.created_topics = to_create.iter().map(|t| t.name.clone()).collect();
         let ready: Vec<(String, i32)> = to_create.iter().map(|t| (t.name.clone(), t.partitions)).collect();
@@ -190,6 +198,11 @@ pub(super) async fn execute(
     for (group, offs) in by_group {
         cluster.commit_group(&group, &offs).await?;
     }
+    // Topics created with CreateTime for their original timestamps take
+    // the source's LogAppendTime now that every record is in.
+    for (topic, configs) in &state.log_append_time {
+        cluster.set_topic_configs(topic, configs).await?;
+    }
     state.completed = true;
     state.save(&state_path)?;
     Ok(res)
@@ -236,11 +249,13 @@ async fn produce(
                     continue;
                 }
                 let mut i = 0i64;
+                let mut bytes = 0u64;
                 let mut f = |o: i64, r: Record| -> Result<()> {
                     if !sel.wants(o) {
                         return Ok(());
                     }
                     if i >= skip {
+                        bytes += kv_len(&r);
                         sink.send(&topic, q, &r, start + i)?;
                         if (i - skip) % 4096 == 4095 {
                             progress.inc(4096);
@@ -251,6 +266,7 @@ async fn produce(
                 };
                 for_each_record(repo, &what, part, &filter, &mut f).await?;
                 progress.inc(((i - skip).max(0) % 4096) as u64);
+                partition_done(progress, &topic, q, (i - skip).max(0) as u64, bytes);
             }
             None => {
                 let n = spread.get(&pp.source_topic).copied().unwrap_or(1);
@@ -264,6 +280,7 @@ async fn produce(
                     .filter_map(|(gi, g)| g.committed.get(&pp.partition).map(|c| (gi, c.0)))
                     .collect();
                 let mut sent = 0u64;
+                let mut bytes = 0u64;
                 let mut f = |o: i64, r: Record| -> Result<()> {
                     if !sel.wants(o) {
                         return Ok(());
@@ -279,6 +296,7 @@ async fn produce(
                     }
                     let (start, skip) = starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
                     if *i >= skip {
+                        bytes += kv_len(&r);
                         sink.send(&topic, q, &r, start + *i)?;
                         sent += 1;
                         if sent % 4096 == 0 {
@@ -290,6 +308,9 @@ async fn produce(
                 };
                 for_each_record(repo, &what, part, &filter, &mut f).await?;
                 progress.inc(sent % 4096);
+                // Spread over the target's partitions: reported under the
+                // source partition.
+                partition_done(progress, &topic, pp.partition, sent, bytes);
             }
         }
     }
@@ -373,3 +394,17 @@ async fn left_behind(
     }
 }
 
+/// Key and value bytes of a record.
+fn kv_len(r: &Record) -> u64 {
+    (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64
+}
+
+/// Reports a restored partition as typed events.
+fn partition_done(progress: &dyn Progress, topic: &str, partition: i32, records: u64, bytes: u64) {
+    progress.event(&ProgressEvent::Records { records, bytes });
+    progress.event(&ProgressEvent::PartitionDone {
+        topic,
+        partition,
+        bytes,
+    });
+}

@@ -20,7 +20,9 @@ mod execute;
 pub mod plan;
 pub(crate) mod state;
 
-pub use self::plan::{GroupOffsetPlan, IfNotEmpty, PartitionPlan, RestoreOptions, RestoreResult, SpreadPartition};
+pub use self::plan::{
+    GroupOffsetPlan, IfNotEmpty, PartitionPlan, RestoreOptions, RestoreResult, SpreadPartition,
+};
 use crate::error::Result;
 use crate::id::Id;
 use crate::kafka::admin::Cluster;
@@ -53,4 +55,3 @@ pub async fn restore(
     })
     .await
 }
-

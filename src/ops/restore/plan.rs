@@ -168,11 +168,19 @@ pub struct RestoreResult {
     pub non_empty: Vec<String>,
     /// Records deleted from target partitions by `--if-not-empty purge`.
     pub purged_records: u64,
+    /// Topics whose source stamps records with the broker's time
+    /// (LogAppendTime): created with CreateTime so the original timestamps
+    /// are kept, then switched to LogAppendTime once restored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_append_time: Vec<String>,
     /// The resume state file.
     pub state_file: Option<String>,
     /// Warnings.
     pub warnings: Vec<String>,
 }
+
+/// The topic config naming who stamps record timestamps.
+const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
 pub(super) fn target_name(opts: &RestoreOptions, source: &str) -> String {
     let renamed = opts
@@ -275,6 +283,9 @@ pub(super) struct RestorePlan {
     pub(super) spread_groups: Vec<SpreadGroup>,
     /// Topics to create on the target.
     pub(super) to_create: Vec<TopicSpec>,
+    /// Created topics to switch to LogAppendTime afterwards, with their
+    /// source configs.
+    pub(super) log_append: BTreeMap<String, BTreeMap<String, String>>,
     /// Every target partition written to, in plan order.
     pub(super) targets: Vec<(String, i32)>,
     /// Those of them that exist already.
@@ -308,6 +319,15 @@ pub(super) async fn plan(
             let a = as_of(repo, &snap.source, t).await?;
             res.snapshot = Some(a.base);
             res.warnings.extend(a.warning);
+            for t in &a.born {
+                if selected(t, &opts.topics, &[]) {
+                    res.warnings.push(format!(
+                        "{t}: created after snapshot {} and before the requested time; its records up to that \
+                         time and its settings come from the first later snapshot that holds it",
+                        a.base.short()
+                    ));
+                }
+            }
             (a.manifest, a.cuts)
         }
     };
@@ -352,6 +372,7 @@ pub(super) async fn plan(
     // The target: which topics exist, with how many partitions.
     let (brokers, existing) = cluster.layout().await?;
     let mut to_create = Vec::new();
+    let mut log_append = BTreeMap::new();
     let mut spread: Spread = BTreeMap::new();
     for t in &topics {
         let name = target_name(opts, &t.name);
@@ -375,11 +396,21 @@ pub(super) async fn plan(
                         "{name}: replication factor {rf} capped to {rf_t} (the target has {brokers} broker(s))"
                     ));
                 }
+                let mut configs = t.meta.configs.clone();
+                if configs.get(TIMESTAMP_TYPE).is_some_and(|v| v == "LogAppendTime") {
+                    configs.insert(TIMESTAMP_TYPE.into(), "CreateTime".into());
+                    res.warnings.push(format!(
+                        "{name}: LogAppendTime in the source; created with CreateTime so every record keeps \
+                         its original timestamp, and set to LogAppendTime once the records are in"
+                    ));
+                    res.log_append_time.push(name.clone());
+                    log_append.insert(name.clone(), t.meta.configs.clone());
+                }
                 to_create.push(TopicSpec {
                     name,
                     partitions: want,
                     replication_factor: rf_t,
-                    configs: t.meta.configs.clone(),
+                    configs,
                 });
             }
         }
@@ -419,6 +450,7 @@ pub(super) async fn plan(
         spread,
         spread_groups,
         to_create,
+        log_append,
         targets,
         existing_targets,
     })
@@ -429,14 +461,18 @@ pub(super) async fn plan(
 ///
 /// # Errors
 /// Kafka requests failing.
-pub(super) async fn predict(cluster: &Cluster, opts: &RestoreOptions, plan: RestorePlan) -> Result<RestoreResult> {
+pub(super) async fn predict(
+    cluster: &Cluster,
+    opts: &RestoreOptions,
+    plan: RestorePlan,
+) -> Result<RestoreResult> {
     let RestorePlan {
         mut res,
         to_create,
         existing_targets,
         ..
     } = plan;
-        let bounds = cluster.bounds(&existing_targets).await?;
+    let bounds = cluster.bounds(&existing_targets).await?;
     let ends: HashMap<(String, i32), (i64, i64)> = existing_targets.into_iter().zip(bounds).collect();
     for ((t, p), (s, e)) in &ends {
         if e > s {

@@ -18,6 +18,10 @@ pub(crate) struct ResumeState {
     pub(crate) starts: BTreeMap<String, i64>,
     /// Set once every record and group offset is in.
     pub(crate) completed: bool,
+    /// Topics this restore created with CreateTime that are switched to
+    /// LogAppendTime at the end, with the configs to set (format-spec §14).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) log_append_time: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl ResumeState {

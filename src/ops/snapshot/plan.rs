@@ -16,7 +16,7 @@ use crate::id::Id;
 use crate::image::manifest::{self, Manifest, SegmentMeta};
 use crate::image::types::TopicInfo;
 use crate::kafka::admin::Cluster;
-use crate::ops::progress::Progress;
+use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress};
 use crate::repo::snapshot::Snapshot;
 use crate::repo::tree::Node;
 use crate::repo::{Repository, now_rfc3339};
@@ -148,12 +148,25 @@ pub async fn plan(
                 pp.reuse = Some(o.node.clone());
             }
             Some(o) if *end >= o.meta.end => {
-                pp.lost = o.meta.lost.iter().filter(|l| l[1] > *log_start).copied().collect();
+                pp.lost = o
+                    .meta
+                    .lost
+                    .iter()
+                    .filter(|l| l[1] > *log_start)
+                    .copied()
+                    .collect();
                 if *log_start > o.meta.end {
                     warn(format!(
                         "{topic}/{p}: offsets {}..{log_start} expired before any snapshot read them (snapshot more often, or raise retention)",
                         o.meta.end
                     ));
+                    progress.event(&ProgressEvent::Gap {
+                        topic,
+                        partition: *p,
+                        from: o.meta.end,
+                        to: *log_start,
+                        cause: GapCause::Expired,
+                    });
                     pp.expired.push([o.meta.end, *log_start]);
                 }
                 // Retention: drop segments wholly below the new log start.

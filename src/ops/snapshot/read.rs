@@ -18,7 +18,7 @@ use crate::image::segment::{Chunk, SegmentWriter};
 use crate::image::types::ChunkMeta;
 use crate::kafka::KafkaOptions;
 use crate::kafka::source::{self, Handler, ReadJob};
-use crate::ops::progress::{Progress, Unit};
+use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress, Unit};
 use crate::repo::Repository;
 use crate::repo::chunker::Chunker;
 use crate::repo::writer::SaveSession;
@@ -228,7 +228,12 @@ pub async fn read(
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Chunk { tag, chunk } => {
-                progress.inc(chunk.meta.records().max(0) as u64);
+                let records = chunk.meta.records().max(0) as u64;
+                progress.inc(records);
+                progress.event(&ProgressEvent::Records {
+                    records,
+                    bytes: chunk.data.len() as u64,
+                });
                 metas.push_back(chunk.meta);
                 session.submit(tag, chunk.data).await?;
                 let done = session.take_completed();
@@ -245,8 +250,20 @@ pub async fn read(
                             p.topic, p.partition, p.start
                         );
                         progress.warn(&w);
+                        progress.event(&ProgressEvent::Gap {
+                            topic: &p.topic,
+                            partition: p.partition,
+                            from: p.start,
+                            to: f,
+                            cause: GapCause::DeletedWhileReading,
+                        });
                         res.warnings.push(w);
                     }
+                    progress.event(&ProgressEvent::PartitionDone {
+                        topic: &p.topic,
+                        partition: p.partition,
+                        bytes,
+                    });
                     r.runs = runs;
                     r.bytes = bytes;
                 }
@@ -281,4 +298,3 @@ fn place(parts: &mut [ReadPartition], metas: &mut VecDeque<ChunkMeta>, done: Vec
         }
     }
 }
-
