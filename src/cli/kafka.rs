@@ -555,6 +555,9 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     };
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
+    if let Some(g) = &r.groups_from {
+        ctx.out.note(g);
+    }
     for w in &r.warnings {
         ctx.out.note(&format!("warning: {w}"));
     }

@@ -8,6 +8,8 @@
 //! partition   one node per segment (type segment): content = chunk ids,
 //!             meta start, end, records, runs, chunks
 //! groups      one node per consumer group (type group): offsets
+//! commits     (a root node, type commits) content = the commit log's chunks
+//!             (JSON lines), meta = CommitsMeta (positions in __consumer_offsets)
 //! ```
 //!
 //! An unchanged partition keeps its node (and subtree id); an unchanged
@@ -19,6 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::commits::{Commit, CommitsMeta};
 use super::record::OffsetRuns;
 use super::types::{ChunkMeta, GroupOffset};
 use crate::error::{Error, Result};
@@ -46,6 +49,9 @@ pub enum NodeKind {
     Segment,
     /// A consumer group's committed offsets.
     Group,
+    /// The root's node of the group commit log read since the previous
+    /// snapshot.
+    Commits,
 }
 
 impl NodeKind {
@@ -58,6 +64,7 @@ impl NodeKind {
             NodeKind::Partition => "partition",
             NodeKind::Segment => "segment",
             NodeKind::Group => "group",
+            NodeKind::Commits => "commits",
         }
     }
 
@@ -206,6 +213,36 @@ pub struct Manifest {
     pub topics: BTreeMap<String, Topic>,
     /// Group offsets by group.
     pub groups: BTreeMap<String, Vec<GroupOffset>>,
+    /// The group commit log this snapshot read (absent in snapshots of
+    /// older versions).
+    pub commits: Option<CommitLog>,
+}
+
+/// A snapshot's group commit log: where it read up to, and its chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitLog {
+    /// Positions, completeness.
+    pub meta: CommitsMeta,
+    /// Chunks of JSON lines, in log order.
+    pub chunks: Vec<Id>,
+}
+
+impl CommitLog {
+    /// Reads the commits, in log order.
+    ///
+    /// # Errors
+    /// Unreadable or corrupt chunks.
+    pub async fn load(&self, repo: &Repository) -> Result<Vec<Commit>> {
+        let mut out = Vec::new();
+        for id in &self.chunks {
+            let b = repo.read_blob(id).await?;
+            out.extend(
+                super::commits::decode_log(&b)
+                    .map_err(|e| Error::corrupt(format!("commit log chunk {id}"), e))?,
+            );
+        }
+        Ok(out)
+    }
 }
 
 fn child(t: &Tree, kind: NodeKind) -> Option<&Node> {
@@ -262,6 +299,12 @@ pub async fn load(repo: &Repository, root: &Id, segments: bool) -> Result<Manife
             let gm: G = from_meta(&gn)?;
             m.groups.insert(gn.name.clone(), gm.offsets);
         }
+    }
+    if let Some(c) = child(&root_tree, NodeKind::Commits) {
+        m.commits = Some(CommitLog {
+            meta: from_meta(c)?,
+            chunks: c.content.clone(),
+        });
     }
     Ok(m)
 }
@@ -378,6 +421,7 @@ impl<'s> ManifestWriter<'s> {
         &mut self,
         topics: Vec<Node>,
         groups: BTreeMap<String, Vec<GroupOffset>>,
+        commits: Option<(CommitsMeta, Vec<Commit>)>,
     ) -> Result<(Id, u64)> {
         let logical: u64 = topics.iter().map(|n| n.size).sum();
         let topics_tree = self
@@ -397,7 +441,7 @@ impl<'s> ManifestWriter<'s> {
             .session
             .save_blob(BlobType::Tree, Tree { nodes: gnodes }.encode()?)
             .await?;
-        let root = Tree {
+        let mut root = Tree {
             nodes: vec![
                 NodeKind::Topics.node(
                     "topics".into(),
@@ -409,6 +453,18 @@ impl<'s> ManifestWriter<'s> {
                 NodeKind::Groups.node("groups".into(), 0, Some(groups_tree), Vec::new(), BTreeMap::new()),
             ],
         };
+        if let Some((meta, log)) = commits {
+            // JSON lines in chunks of about 1 MiB, cut between lines.
+            let mut chunks = Vec::new();
+            let mut size = 0u64;
+            for part in log.chunks(4096) {
+                let bytes = super::commits::encode(part).map_err(|e| Error::Internal(e.to_string()))?;
+                size += bytes.len() as u64;
+                chunks.push(self.session.save_blob(BlobType::Data, bytes).await?);
+            }
+            root.nodes
+                .push(NodeKind::Commits.node("commits".into(), size, None, chunks, to_meta(&meta)?));
+        }
         let id = self.session.save_blob(BlobType::Tree, root.encode()?).await?;
         Ok((id, logical))
     }

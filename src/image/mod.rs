@@ -7,6 +7,8 @@
 //! - [`segment`]: one partition's records as record-aligned chunks;
 //! - [`manifest`]: the snapshot's trees (topics, partitions, segments,
 //!   groups), read and built;
+//! - [`commits`]: consumer group commit history (`__consumer_offsets`
+//!   decoded, and the commit log a snapshot stores);
 //! - [`reader`]: a partition's records read back, filtered;
 //! - [`select`]: which records a restore replays (retention, compaction,
 //!   the log as of a time).
@@ -14,6 +16,7 @@
 //! Layering: `image` uses `repo` (blobs, trees) and nothing of `kafka` or
 //! `ops`; the Kafka client uses `image::record` to hand records over.
 
+pub mod commits;
 pub mod manifest;
 pub mod reader;
 pub mod record;

@@ -248,6 +248,9 @@ pub struct AsOf {
     /// Topics created after the base snapshot with records at or before
     /// the time, taken from the first later snapshot that holds them.
     pub born: Vec<String>,
+    /// Where the group offsets come from: the commit history up to the
+    /// time, or (when there is none) the base snapshot.
+    pub groups_from: String,
 }
 
 /// The log as of `t`: topics and groups from the latest snapshot of the
@@ -293,6 +296,50 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         }
         pending.push(other);
     }
+    // Group positions as of `t`: the base's offsets, then every commit the
+    // later snapshots read from the commit log up to `t` (the log of the
+    // first snapshot after `t` holds the commits between its parent and it).
+    let mut logs = Vec::new();
+    let mut history_complete = true;
+    if base.unix_ms() <= t {
+        for (other, (_, s)) in pending.iter().zip(&snaps).skip(base_idx + 1) {
+            match &other.commits {
+                Some(c) => {
+                    history_complete &= c.meta.complete;
+                    logs.push(c.clone());
+                }
+                None => history_complete = false,
+            }
+            if s.unix_ms() > t {
+                break;
+            }
+        }
+    }
+    let groups_from = if logs.is_empty() {
+        format!(
+            "group offsets as of snapshot {} (no commit history after it)",
+            base_id.short()
+        )
+    } else {
+        let mut n = 0usize;
+        for log in &logs {
+            let commits = log.load(repo).await?;
+            n += commits.iter().filter(|c| c.ts <= t).count();
+            super::commits::apply(&mut m.groups, &commits, t);
+        }
+        if history_complete {
+            format!(
+                "group offsets as of the requested time: snapshot {} plus {n} later commit(s)",
+                base_id.short()
+            )
+        } else {
+            format!(
+                "group offsets from snapshot {} plus {n} later commit(s); the commit history is incomplete \
+                 (compacted, unreadable, or older snapshots), so a position may be older than it was",
+                base_id.short()
+            )
+        }
+    };
     // Topics born between the base and `t`: kept below only if one of
     // their records is that old.
     let mut born: Vec<String> = Vec::new();
@@ -363,6 +410,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         base: *base_id,
         warning,
         born,
+        groups_from,
     })
 }
 

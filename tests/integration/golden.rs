@@ -24,6 +24,50 @@ fn chunk_input() -> Vec<u8> {
     v
 }
 
+/// A `__consumer_offsets` offset commit as Kafka writes it (key type 1,
+/// value version 3), decoded and stored as a commit log line (§14 "Group
+/// commit history").
+fn consumer_offsets_vector() -> Value {
+    use kvault::image::commits::{Commit, OffsetsRecord, decode, encode};
+    let s16 = |s: &str| [&(s.len() as i16).to_be_bytes()[..], s.as_bytes()].concat();
+    let key = [
+        &1i16.to_be_bytes()[..],
+        &s16("orders-app"),
+        &s16("orders"),
+        &3i32.to_be_bytes(),
+    ]
+    .concat();
+    let value = [
+        &3i16.to_be_bytes()[..],
+        &1234i64.to_be_bytes(),
+        &7i32.to_be_bytes(),
+        &s16("m"),
+        &1_764_300_000_000i64.to_be_bytes(),
+    ]
+    .concat();
+    let OffsetsRecord::Commit {
+        group,
+        topic,
+        partition,
+        value: Some(v),
+    } = decode(&key, Some(&value)).unwrap()
+    else {
+        panic!("not a commit");
+    };
+    let line = encode(&[Commit {
+        ts: v.commit_ts,
+        group,
+        topic: Some(topic),
+        partition: Some(partition),
+        offset: Some(v.offset),
+        metadata: v.metadata,
+    }])
+    .unwrap();
+    json!({"note": "key type 1 (orders-app, orders, 3), value version 3 (offset 1234, leader epoch 7, metadata m, commit time 1764300000000)",
+           "key": hex::encode(&key), "value": hex::encode(&value),
+           "commit_line": String::from_utf8(line).unwrap()})
+}
+
 /// Computes every vector from the code.
 fn compute() -> Value {
     let m = master();
@@ -81,6 +125,7 @@ fn compute() -> Value {
     json!({
         "kafka_records": {"note": "format-spec §13: (ts 1764300000000 CreateTime, key k, value v, headers h=1, n=null), (ts +5 LogAppendTime, null key, empty value), (no timestamp, empty key, null value)",
                           "encoded": hex::encode(&records)},
+        "consumer_offsets": consumer_offsets_vector(),
         "master_key": hex::encode(m),
         "argon2id": {"password": "correct horse battery staple", "salt": hex::encode(salt),
                      "m_cost_kib": 64, "t_cost": 1, "p_cost": 1, "output": hex::encode(wk)},

@@ -236,3 +236,12 @@ pub fn produce_events(brokers: &str, topic: &str, partitions: i32, n: i64) {
         .collect();
     produce(brokers, topic, &recs);
 }
+
+/// Deletes a consumer group (it must have no active members).
+pub async fn delete_group(brokers: &str, group: &str) {
+    let admin: AdminClient<DefaultClientContext> = config(brokers).create().unwrap();
+    let r = admin.delete_groups(&[group], &AdminOptions::new()).await.unwrap();
+    for x in r {
+        x.unwrap();
+    }
+}

@@ -20,6 +20,7 @@ mod golden;
 mod hardening;
 mod kafka;
 mod kafka_fixture;
+mod kafka_history;
 mod kafka_restart;
 mod kafka_restore;
 mod kafka_restore_select;

@@ -168,6 +168,10 @@ pub struct RestoreResult {
     pub non_empty: Vec<String>,
     /// Records deleted from target partitions by `--if-not-empty purge`.
     pub purged_records: u64,
+    /// With `--at`: where the group offsets come from (the commit history
+    /// up to the time, or the base snapshot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_from: Option<String>,
     /// Topics whose source stamps records with the broker's time
     /// (LogAppendTime): created with CreateTime so the original timestamps
     /// are kept, then switched to LogAppendTime once restored.
@@ -319,6 +323,9 @@ pub(super) async fn plan(
             let a = as_of(repo, &snap.source, t).await?;
             res.snapshot = Some(a.base);
             res.warnings.extend(a.warning);
+            if !opts.no_groups {
+                res.groups_from = Some(a.groups_from.clone());
+            }
             for t in &a.born {
                 if selected(t, &opts.topics, &[]) {
                     res.warnings.push(format!(

@@ -74,6 +74,12 @@ pub struct SnapshotResult {
     pub dedup_saved_bytes: u64,
     /// Seconds taken.
     pub seconds: f64,
+    /// Group offset commits captured from `__consumer_offsets` since the
+    /// parent.
+    pub commits: u64,
+    /// Whether the commit history since the parent is complete (group
+    /// positions at any time between the two snapshots).
+    pub commit_history: bool,
     /// Offsets whose records retention deleted before any snapshot read
     /// them (the log start passed the previous snapshot's end); recorded
     /// as gaps. Not zero: the CLI exits 3.
@@ -207,7 +213,15 @@ async fn execute(
         .collect();
     let groups = cluster.group_offsets(&parts, &opts.groups).await?;
     res.groups = groups.len();
-    let (root, logical) = w.root(topic_nodes, groups).await?;
+    let names = topics.iter().map(|t| t.name.clone()).collect();
+    let (commits_meta, commits) =
+        read::read_commits(&opts.kafka, &plan.commit_log, &opts.groups, names, progress).await;
+    res.commits = commits.len() as u64;
+    res.commit_history = commits_meta.complete;
+    if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {
+        res.warnings.push(commits_meta.note.clone());
+    }
+    let (root, logical) = w.root(topic_nodes, groups, Some((commits_meta, commits))).await?;
     let stats = session.commit().await?;
 
     // The snapshot file, last.

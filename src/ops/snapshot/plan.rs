@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::SnapshotOptions;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::image::commits::CommitsMeta;
 use crate::image::manifest::{self, Manifest, SegmentMeta};
 use crate::image::types::TopicInfo;
 use crate::kafka::admin::Cluster;
@@ -36,6 +37,92 @@ pub struct SnapshotPlan {
     pub partitions: Vec<PartitionPlan>,
     /// What the user should hear about (expired data, recreated topics).
     pub warnings: Vec<String>,
+    /// The group commit log to read.
+    pub commit_log: CommitLogPlan,
+}
+
+/// Which part of `__consumer_offsets` a snapshot reads: every commit since
+/// the parent's positions (format-spec §14 "Group commit history").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommitLogPlan {
+    /// Per `__consumer_offsets` partition, `[start, end)` to read.
+    pub ranges: BTreeMap<i32, [i64; 2]>,
+    /// Whether the ranges continue the parent's without a hole.
+    pub complete: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The commit log topic.
+pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
+
+/// Plans the commit log read: from the parent's positions (a partition the
+/// parent did not know, from its log start) to each partition's end. A
+/// first snapshot reads none (its groups are captured by OffsetFetch): the
+/// history starts there. Without permission to read the topic, nothing is
+/// read and the plan says why.
+async fn plan_commit_log(cluster: &Cluster, parent: Option<&CommitsMeta>) -> CommitLogPlan {
+    let mut plan = CommitLogPlan {
+        complete: true,
+        ..Default::default()
+    };
+    let partitions = match cluster.layout().await {
+        Ok((_, topics)) => topics.get(CONSUMER_OFFSETS).copied().unwrap_or(0),
+        Err(e) => {
+            plan.complete = false;
+            plan.note = format!("cannot list {CONSUMER_OFFSETS}: {e}");
+            return plan;
+        }
+    };
+    let parts: Vec<(String, i32)> = (0..partitions)
+        .map(|p| (CONSUMER_OFFSETS.to_string(), p))
+        .collect();
+    let bounds = match cluster.bounds(&parts).await {
+        Ok(b) => b,
+        Err(e) => {
+            plan.complete = false;
+            plan.note = format!(
+                "cannot read {CONSUMER_OFFSETS} (group positions between snapshots fall back to snapshot times): {e}"
+            );
+            return plan;
+        }
+    };
+    let Some(parent) = parent else {
+        plan.complete = false;
+        plan.note = "the commit history starts at this snapshot".into();
+        for (p, (_, end)) in (0..partitions).zip(bounds) {
+            plan.ranges.insert(p, [end, end]);
+        }
+        return plan;
+    };
+    if !parent.complete && parent.positions.is_empty() {
+        // The parent could not read the log: no position to continue from.
+        plan.complete = false;
+        plan.note = format!("the parent snapshot has no commit history ({})", parent.note);
+        for (p, (_, end)) in (0..partitions).zip(bounds) {
+            plan.ranges.insert(p, [end, end]);
+        }
+        return plan;
+    }
+    let mut holes = Vec::new();
+    for (p, (log_start, end)) in (0..partitions).zip(bounds) {
+        let from = parent.positions.get(&p).copied().unwrap_or(log_start);
+        if from < log_start {
+            holes.push(format!("{p}: {from}..{log_start}"));
+        }
+        let start = from.max(log_start).min(end);
+        plan.ranges.insert(p, [start, end]);
+    }
+    if !holes.is_empty() {
+        plan.complete = false;
+        plan.note = format!(
+            "commits deleted from {CONSUMER_OFFSETS} before this snapshot read them (partitions {}); \
+             group positions between the snapshots may be older than they were",
+            holes.join(", ")
+        );
+    }
+    plan
 }
 
 /// One partition of the plan.
@@ -116,6 +203,7 @@ pub async fn plan(
         Some((_, s)) => manifest::load(repo, &s.tree, false).await?,
         None => Manifest::default(),
     };
+    let commit_log = plan_commit_log(cluster, prev.commits.as_ref().map(|c| &c.meta)).await;
     let compacted: BTreeSet<&str> = topics
         .iter()
         .filter(|t| {
@@ -187,6 +275,10 @@ pub async fn plan(
         }
         partitions.push(pp);
     }
+    if parent.is_some() && !commit_log.complete {
+        progress.warn(&commit_log.note);
+        warnings.push(commit_log.note.clone());
+    }
     Ok(SnapshotPlan {
         cluster_id,
         time,
@@ -194,6 +286,7 @@ pub async fn plan(
         topics,
         partitions,
         warnings,
+        commit_log,
     })
 }
 

@@ -10,9 +10,10 @@ use std::collections::{BTreeSet, VecDeque};
 
 use tokio::sync::mpsc;
 
-use super::plan::PartitionPlan;
+use super::plan::{CONSUMER_OFFSETS, CommitLogPlan, PartitionPlan};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::image::commits::{self, Commit, CommitsMeta, OffsetsRecord};
 use crate::image::record::{OffsetRuns, RecordRef};
 use crate::image::segment::{Chunk, SegmentWriter};
 use crate::image::types::ChunkMeta;
@@ -296,5 +297,156 @@ fn place(parts: &mut [ReadPartition], metas: &mut VecDeque<ChunkMeta>, done: Vec
         if let (Some(p), Some(m)) = (parts.get_mut(tag as usize), meta) {
             p.chunks.push((id, m));
         }
+    }
+}
+
+/// Collects the offset commits of the selected groups on the selected
+/// topics from `__consumer_offsets` records, in log order per partition.
+struct CommitCollector<'a> {
+    groups: &'a [String],
+    topics: &'a BTreeSet<String>,
+    commits: Vec<Commit>,
+    undecodable: u64,
+}
+
+impl Handler for CommitCollector<'_> {
+    fn admit(&mut self, _job: &ReadJob) -> bool {
+        true
+    }
+
+    fn record(&mut self, _tag: u64, _offset: i64, r: &RecordRef<'_>) -> Result<()> {
+        let Some(key) = r.key else { return Ok(()) };
+        let rec = match commits::decode(key, r.value) {
+            Ok(rec) => rec,
+            Err(_) => {
+                self.undecodable += 1;
+                return Ok(());
+            }
+        };
+        let wanted = |g: &str| crate::kafka::selected(g, self.groups, &[]);
+        match rec {
+            OffsetsRecord::Commit {
+                group,
+                topic,
+                partition,
+                value,
+            } if wanted(&group) && self.topics.contains(&topic) => {
+                self.commits.push(match value {
+                    Some(v) => Commit {
+                        ts: v.commit_ts,
+                        group,
+                        topic: Some(topic),
+                        partition: Some(partition),
+                        offset: Some(v.offset),
+                        metadata: v.metadata,
+                    },
+                    None => Commit {
+                        ts: r.timestamp,
+                        group,
+                        topic: Some(topic),
+                        partition: Some(partition),
+                        offset: None,
+                        metadata: String::new(),
+                    },
+                });
+            }
+            OffsetsRecord::GroupDeleted { group } if wanted(&group) => self.commits.push(Commit {
+                ts: r.timestamp,
+                group,
+                topic: None,
+                partition: None,
+                offset: None,
+                metadata: String::new(),
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn done(&mut self, _tag: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn gone(&mut self, _tag: u64) {}
+}
+
+/// Reads the planned part of the group commit log: the commits of the
+/// selected groups on the selected topics, and the log's new positions.
+/// A read that fails (no permission to read `__consumer_offsets`) leaves
+/// the history incomplete and says why; the snapshot goes on.
+pub async fn read_commits(
+    kafka: &KafkaOptions,
+    plan: &CommitLogPlan,
+    groups: &[String],
+    topics: BTreeSet<String>,
+    progress: &dyn Progress,
+) -> (CommitsMeta, Vec<Commit>) {
+    let mut meta = CommitsMeta {
+        positions: plan.ranges.iter().map(|(p, r)| (*p, r[1])).collect(),
+        commits: 0,
+        complete: plan.complete,
+        note: plan.note.clone(),
+    };
+    let jobs: Vec<ReadJob> = plan
+        .ranges
+        .iter()
+        .filter(|(_, r)| r[1] > r[0])
+        .map(|(p, r)| ReadJob {
+            tag: *p as u64,
+            topic: CONSUMER_OFFSETS.into(),
+            partition: *p,
+            start: r[0],
+            end: r[1],
+        })
+        .collect();
+    if jobs.is_empty() {
+        return (meta, Vec::new());
+    }
+    let (k, groups) = (kafka.clone(), groups.to_vec());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = CommitCollector {
+            groups: &groups,
+            topics: &topics,
+            commits: Vec::new(),
+            undecodable: 0,
+        };
+        source::read(&k, jobs, &mut c).map(|_| (c.commits, c.undecodable))
+    })
+    .await;
+    match out {
+        Ok(Ok((commits, undecodable))) => {
+            if undecodable > 0 {
+                let w = format!(
+                    "{undecodable} record(s) of {CONSUMER_OFFSETS} could not be decoded and were skipped"
+                );
+                progress.warn(&w);
+            }
+            meta.commits = commits.len() as u64;
+            (meta, commits)
+        }
+        Ok(Err(e)) => {
+            let note = format!(
+                "cannot read {CONSUMER_OFFSETS} (group positions between snapshots fall back to snapshot times): {e}"
+            );
+            progress.warn(&note);
+            (
+                CommitsMeta {
+                    positions: plan.ranges.iter().map(|(p, r)| (*p, r[0])).collect(),
+                    commits: 0,
+                    complete: false,
+                    note,
+                },
+                Vec::new(),
+            )
+        }
+        Err(e) => (
+            CommitsMeta {
+                positions: plan.ranges.iter().map(|(p, r)| (*p, r[0])).collect(),
+                commits: 0,
+                complete: false,
+                note: format!("reading {CONSUMER_OFFSETS}: {e}"),
+            },
+            Vec::new(),
+        ),
     }
 }

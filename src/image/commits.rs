@@ -1,0 +1,405 @@
+//! Consumer group commit history: the records of Kafka's
+//! `__consumer_offsets` topic decoded (every key and value version Kafka
+//! 2.x–4.x writes, format-spec §14 "Group commit history"), and the commit
+//! log a snapshot stores — every offset commit made since the previous
+//! snapshot — so `restore --at T` can commit each group's position as of T,
+//! not only as of a snapshot.
+//!
+//! Pure data: no rdkafka; the decoder is fuzzed (`fuzz/fuzz_targets/consumer_offsets.rs`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::GroupOffset;
+
+/// One decoded `__consumer_offsets` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsRecord {
+    /// An offset commit (`value` present) or its deletion (a tombstone:
+    /// offsets expired or deleted, or the group deleted).
+    Commit {
+        /// Group id.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The committed value; `None` for a tombstone.
+        value: Option<CommitValue>,
+    },
+    /// A group's metadata was deleted (the group is gone).
+    GroupDeleted {
+        /// Group id.
+        group: String,
+    },
+    /// Anything else (group metadata, the new consumer group protocol's
+    /// records, share groups): not an offset.
+    Other,
+}
+
+/// The value of an offset commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitValue {
+    /// The committed offset (the next record the group will read).
+    pub offset: i64,
+    /// The leader epoch (-1 when the version has none).
+    pub leader_epoch: i32,
+    /// The client's metadata string.
+    pub metadata: String,
+    /// When the coordinator accepted the commit (ms since the epoch).
+    pub commit_ts: i64,
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("__consumer_offsets record: {0}")]
+pub struct DecodeError(pub String);
+
+struct Cursor<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        if self.b.len() < n {
+            return Err(DecodeError(format!("truncated {what}")));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let b = self.take(N, what)?;
+        <[u8; N]>::try_from(b).map_err(|_| DecodeError(format!("truncated {what}")))
+    }
+    fn i16(&mut self, what: &str) -> Result<i16, DecodeError> {
+        Ok(i16::from_be_bytes(self.array(what)?))
+    }
+    fn i32(&mut self, what: &str) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.array(what)?))
+    }
+    fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(what)?))
+    }
+    fn uvarint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let [b] = self.array::<1>(what)?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError(format!("{what}: varint too long")))
+    }
+    fn utf8(&mut self, n: usize, what: &str) -> Result<String, DecodeError> {
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| DecodeError(format!("{what} is not UTF-8")))
+    }
+    /// A classic string: i16 length, then bytes (-1: null, read as "").
+    fn string(&mut self, what: &str) -> Result<String, DecodeError> {
+        let n = self.i16(what)?;
+        if n < 0 {
+            return Ok(String::new());
+        }
+        self.utf8(n as usize, what)
+    }
+    /// A compact string: unsigned varint length + 1, then bytes (0: null).
+    fn compact_string(&mut self, what: &str) -> Result<String, DecodeError> {
+        let n = self.uvarint(what)?;
+        if n == 0 {
+            return Ok(String::new());
+        }
+        let n = usize::try_from(n - 1).map_err(|_| DecodeError(format!("{what}: length")))?;
+        self.utf8(n, what)
+    }
+    /// Tagged fields (flexible versions): skipped.
+    fn skip_tags(&mut self) -> Result<(), DecodeError> {
+        let n = self.uvarint("tagged fields")?;
+        for _ in 0..n {
+            self.uvarint("tag")?;
+            let len = self.uvarint("tagged field size")?;
+            let len = usize::try_from(len).map_err(|_| DecodeError("tagged field size".into()))?;
+            self.take(len, "tagged field")?;
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one `__consumer_offsets` record from its key and value.
+///
+/// Keys start with an i16 record type: 0 and 1 are offset commits (group,
+/// topic, partition as i16-length strings and an i32), 2 is group
+/// metadata; later types belong to other coordinators' records. Offset
+/// commit values start with an i16 version: 0 (offset, metadata, commit
+/// time), 1 (… and an expire time), 2 (as 0), 3 (offset, leader epoch,
+/// metadata, commit time) and 4 (as 3, flexible: compact string and tagged
+/// fields).
+///
+/// # Errors
+/// A truncated or malformed key or value, or an unknown value version.
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
+    let mut k = Cursor { b: key };
+    let kind = k.i16("key type")?;
+    match kind {
+        0 | 1 => {
+            let group = k.string("group")?;
+            let topic = k.string("topic")?;
+            let partition = k.i32("partition")?;
+            let value = value.map(decode_value).transpose()?;
+            Ok(OffsetsRecord::Commit {
+                group,
+                topic,
+                partition,
+                value,
+            })
+        }
+        2 => {
+            let group = k.string("group")?;
+            Ok(match value {
+                None => OffsetsRecord::GroupDeleted { group },
+                Some(_) => OffsetsRecord::Other,
+            })
+        }
+        _ => Ok(OffsetsRecord::Other),
+    }
+}
+
+fn decode_value(v: &[u8]) -> Result<CommitValue, DecodeError> {
+    let mut c = Cursor { b: v };
+    let version = c.i16("value version")?;
+    let offset = c.i64("offset")?;
+    let (leader_epoch, metadata, commit_ts) = match version {
+        0..=2 => {
+            let metadata = c.string("metadata")?;
+            let ts = c.i64("commit timestamp")?;
+            if version == 1 {
+                c.i64("expire timestamp")?;
+            }
+            (-1, metadata, ts)
+        }
+        3 => {
+            let epoch = c.i32("leader epoch")?;
+            let metadata = c.string("metadata")?;
+            (epoch, metadata, c.i64("commit timestamp")?)
+        }
+        4 => {
+            let epoch = c.i32("leader epoch")?;
+            let metadata = c.compact_string("metadata")?;
+            let ts = c.i64("commit timestamp")?;
+            c.skip_tags()?;
+            (epoch, metadata, ts)
+        }
+        v => return Err(DecodeError(format!("unknown offset commit value version {v}"))),
+    };
+    Ok(CommitValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_ts,
+    })
+}
+
+/// One entry of a snapshot's commit log (stored as a JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// When: the coordinator's commit time, or for a deletion the record's
+    /// timestamp (ms since the epoch).
+    pub ts: i64,
+    /// Group id.
+    pub group: String,
+    /// Topic; absent when the whole group was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Partition (with `topic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// The committed offset; absent for a deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// The client's metadata.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metadata: String,
+}
+
+/// A snapshot's record of the commit log it read (the `commits` node's
+/// metadata, format-spec §14).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitsMeta {
+    /// Per `__consumer_offsets` partition, the offset the next snapshot
+    /// reads from.
+    pub positions: BTreeMap<i32, i64>,
+    /// Commits stored.
+    pub commits: u64,
+    /// Whether the log holds every commit since the previous snapshot's
+    /// positions (false: the first snapshot, a log start past a position,
+    /// or no permission to read `__consumer_offsets`).
+    pub complete: bool,
+    /// Why it is not complete.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// Applies commits (in log order) with `ts <= t` to group offsets: a commit
+/// sets a group's offset on a partition, a deletion removes it, a deleted
+/// group disappears. Groups left with no offset are removed.
+pub fn apply(groups: &mut BTreeMap<String, Vec<GroupOffset>>, commits: &[Commit], t: i64) {
+    for c in commits.iter().filter(|c| c.ts <= t) {
+        match (&c.topic, c.partition) {
+            (None, _) | (_, None) => {
+                groups.remove(&c.group);
+            }
+            (Some(topic), Some(partition)) => {
+                let offs = groups.entry(c.group.clone()).or_default();
+                offs.retain(|o| !(o.topic == *topic && o.partition == partition));
+                if let Some(offset) = c.offset {
+                    offs.push(GroupOffset {
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                        metadata: c.metadata.clone(),
+                    });
+                    offs.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+                }
+            }
+        }
+    }
+    groups.retain(|_, o| !o.is_empty());
+}
+
+/// Encodes commits as JSON lines.
+///
+/// # Errors
+/// Never in practice (serialization of plain data).
+pub fn encode(commits: &[Commit]) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    for c in commits {
+        serde_json::to_writer(&mut out, c).map_err(|e| DecodeError(e.to_string()))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Decodes JSON lines written by [`encode`].
+///
+/// # Errors
+/// A line that is not a commit.
+pub fn decode_log(bytes: &[u8]) -> Result<Vec<Commit>, DecodeError> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|e| DecodeError(format!("commit log line: {e}"))))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn s16(s: &str) -> Vec<u8> {
+        let mut v = (s.len() as i16).to_be_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+
+    fn key(kind: i16, g: &str, t: &str, p: i32) -> Vec<u8> {
+        let mut k = kind.to_be_bytes().to_vec();
+        k.extend(s16(g));
+        k.extend(s16(t));
+        k.extend(p.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn every_value_version_decodes() {
+        let k = key(1, "g", "orders", 3);
+        let mut v1 = 1i16.to_be_bytes().to_vec();
+        v1.extend(42i64.to_be_bytes());
+        v1.extend(s16("meta"));
+        v1.extend(1000i64.to_be_bytes());
+        v1.extend(2000i64.to_be_bytes());
+        let mut v3 = 3i16.to_be_bytes().to_vec();
+        v3.extend(43i64.to_be_bytes());
+        v3.extend(7i32.to_be_bytes());
+        v3.extend(s16(""));
+        v3.extend(1001i64.to_be_bytes());
+        let mut v4 = 4i16.to_be_bytes().to_vec();
+        v4.extend(44i64.to_be_bytes());
+        v4.extend(8i32.to_be_bytes());
+        v4.push(5); // compact string "abcd"
+        v4.extend(b"abcd");
+        v4.extend(1002i64.to_be_bytes());
+        v4.extend([1, 9, 2, 0xaa, 0xbb]); // one tagged field
+        let got: Vec<(i64, i32, String, i64)> = [v1, v3, v4]
+            .iter()
+            .map(|v| match decode(&k, Some(v)).unwrap() {
+                OffsetsRecord::Commit {
+                    group,
+                    topic,
+                    partition,
+                    value: Some(c),
+                } => {
+                    assert_eq!((group.as_str(), topic.as_str(), partition), ("g", "orders", 3));
+                    (c.offset, c.leader_epoch, c.metadata, c.commit_ts)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (42, -1, "meta".into(), 1000),
+                (43, 7, String::new(), 1001),
+                (44, 8, "abcd".into(), 1002)
+            ]
+        );
+        assert!(matches!(
+            decode(&k, None).unwrap(),
+            OffsetsRecord::Commit { value: None, .. }
+        ));
+        let mut gk = 2i16.to_be_bytes().to_vec();
+        gk.extend(s16("g"));
+        assert_eq!(
+            decode(&gk, None).unwrap(),
+            OffsetsRecord::GroupDeleted { group: "g".into() }
+        );
+        assert_eq!(decode(&gk, Some(b"x")).unwrap(), OffsetsRecord::Other);
+        assert!(decode(&k, Some(&[0, 9, 0])).is_err());
+        assert!(decode(&[0], None).is_err());
+    }
+
+    #[test]
+    fn commits_apply_up_to_a_time() {
+        let c = |ts, g: &str, p: Option<i32>, o: Option<i64>| Commit {
+            ts,
+            group: g.into(),
+            topic: p.map(|_| "t".into()),
+            partition: p,
+            offset: o,
+            metadata: String::new(),
+        };
+        let log = vec![
+            c(10, "a", Some(0), Some(5)),
+            c(20, "a", Some(0), Some(9)),
+            c(20, "b", Some(1), Some(3)),
+            c(30, "b", None, None),
+            c(40, "a", Some(0), None),
+        ];
+        let at = |t| {
+            let mut g = BTreeMap::new();
+            apply(&mut g, &log, t);
+            g.iter()
+                .map(|(k, v): (&String, &Vec<GroupOffset>)| {
+                    (k.clone(), v.iter().map(|o| o.offset).collect::<Vec<_>>())
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(15), vec![("a".into(), vec![5])]);
+        assert_eq!(at(25), vec![("a".into(), vec![9]), ("b".into(), vec![3])]);
+        assert_eq!(at(35), vec![("a".into(), vec![9])], "b deleted");
+        assert!(at(45).is_empty(), "a's offset deleted");
+        assert_eq!(decode_log(&encode(&log).unwrap()).unwrap(), log);
+    }
+}
