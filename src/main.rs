@@ -4,10 +4,8 @@
 
 mod cli;
 
-use clap::Parser;
-
 fn main() {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     let json = args.json();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -17,6 +15,8 @@ fn main() {
         }
     };
     let own_signals = args.handles_signals();
+    let (sinks, command) = args.metrics();
+    let started = std::time::Instant::now();
     let code = rt.block_on(async {
         if own_signals {
             // A long-lived command stops on its own terms.
@@ -37,6 +37,13 @@ fn main() {
             }
         }
     });
+    // `snapshot --every` reports after each snapshot itself.
+    if sinks.any() && !own_signals {
+        let secs = started.elapsed().as_secs_f64();
+        if let Err(e) = rt.block_on(cli::metrics::emit(&sinks, &command, code, secs)) {
+            eprintln!("kvault: {e:#}");
+        }
+    }
     // Do not wait for background tasks (lock refreshers, uploads of a failed run).
     rt.shutdown_background();
     std::process::exit(code);

@@ -11,6 +11,11 @@
 //! Credentials never come from the location string: they come from
 //! [`BackendOptions`], which the CLI fills from flags and the usual
 //! environment variables (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*).
+//! Without explicit keys each cloud's default chain applies: for S3 the
+//! environment, the shared config and credentials files (`--s3-profile`),
+//! SSO, web identity (IRSA), the ECS container and the EC2 instance
+//! metadata; for GCS application default credentials; for Azure a key, a
+//! SAS token in the environment, or the default chain.
 
 use std::sync::Arc;
 
@@ -56,6 +61,14 @@ pub struct BackendOptions {
     pub s3_secret_access_key: Option<String>,
     /// S3 session token.
     pub s3_session_token: Option<String>,
+    /// Profile of the shared AWS config files.
+    pub s3_profile: Option<String>,
+    /// Role to assume with the credentials found.
+    pub s3_role_arn: Option<String>,
+    /// Storage class of new objects.
+    pub s3_storage_class: Option<String>,
+    /// KMS key for server-side encryption of new objects.
+    pub s3_sse_kms_key_id: Option<String>,
     /// GCS endpoint override.
     pub gcs_endpoint: Option<String>,
     /// Path of a GCS service-account credential file.
@@ -66,6 +79,8 @@ pub struct BackendOptions {
     pub azure_account_name: Option<String>,
     /// Azure storage account key.
     pub azure_account_key: Option<String>,
+    /// Azure SAS token.
+    pub azure_sas_token: Option<String>,
 }
 
 /// A parsed location.
@@ -187,9 +202,19 @@ pub fn open_backend(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Bac
             let mut b = opendal::services::S3::default()
                 .bucket(&bucket)
                 .root(&root_of(&prefix))
-                .region(opts.s3_region.as_deref().unwrap_or("us-east-1"))
-                .disable_config_load()
-                .disable_ec2_metadata();
+                .region(opts.s3_region.as_deref().unwrap_or("us-east-1"));
+            if let Some(p) = &opts.s3_profile {
+                b = b.profile(p);
+            }
+            if let Some(r) = &opts.s3_role_arn {
+                b = b.role_arn(r);
+            }
+            if let Some(c) = &opts.s3_storage_class {
+                b = b.default_storage_class(c);
+            }
+            if let Some(k) = &opts.s3_sse_kms_key_id {
+                b = b.server_side_encryption_with_customer_managed_kms_key(k);
+            }
             if let Some(e) = &opts.s3_endpoint {
                 b = b.endpoint(e);
             }
@@ -242,6 +267,9 @@ pub fn open_backend(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Bac
             }
             if let Some(k) = &opts.azure_account_key {
                 b = b.account_key(k);
+            }
+            if let Some(t) = &opts.azure_sas_token {
+                b = b.sas_token(t);
             }
             let op = Operator::new(b).map_err(|e| opendal_err(location, e))?;
             Arc::new(RetryBackend::new(OpendalBackend::new(

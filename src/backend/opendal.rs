@@ -5,9 +5,10 @@
 //! the fs service's create-new); fs writes go through a temporary directory
 //! inside the repository and a rename, so they are atomic.
 //!
-//! On local disk (`fs_root` set) every read first checks that the path is a
-//! regular file (opening a FIFO would block forever), new files are made
-//! 0600 and a new repository's directories 0700.
+//! On local disk (`fs_root` set) reads go to the file directly, after
+//! checking that the path is a regular file (opening a FIFO would block
+//! forever); new files are made 0600 and a new repository's directories
+//! 0700.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -52,22 +53,128 @@ impl OpendalBackend {
             fs_root: Some(root),
         }
     }
+}
 
-    /// On local disk: refuses anything but a regular file, before it is opened.
-    async fn regular(&self, op: &'static str, path: &str) -> BackendResult<Option<ObjectInfo>> {
-        if self.fs_root.is_none() {
-            return Ok(None);
+/// What to read from a local file.
+#[derive(Clone, Copy)]
+enum Want {
+    /// The whole file, refused when larger than this.
+    All(u64),
+    /// `len` bytes at `offset`.
+    Range(u64, u64),
+}
+
+/// Reads a local file directly (OpenDAL's fs reader costs about a
+/// millisecond per read in buffer set-up, which thousands of small tree and
+/// snapshot reads feel): a regular file only, bounded, exact ranges. Reads
+/// of at most [`INLINE_READ`] bytes run on the calling task (a thread
+/// hand-off costs more than reading a page-cached file); larger ones on
+/// the blocking pool.
+async fn local_read(root: PathBuf, path: String, want: Want) -> BackendResult<Vec<u8>> {
+    let small = match want {
+        Want::Range(_, len) => len <= INLINE_READ,
+        Want::All(_) => std::fs::metadata(root.join(&path)).is_ok_and(|m| m.len() <= INLINE_READ),
+    };
+    if small {
+        return local_read_sync(&root, &path, want);
+    }
+    tokio::task::spawn_blocking(move || local_read_sync(&root, &path, want))
+        .await
+        .map_err(|e| BackendError::new(BackendErrorKind::Permanent, "read", "", e))?
+}
+
+/// Lists the files below `dir` (recursively) with sizes and times, in one
+/// pass over the directories (a stat per file through OpenDAL costs a
+/// thread hand-off each). Special files are listed with size 0, so check
+/// and prune can name them; they are never read.
+fn local_list(root: &std::path::Path, dir: &str) -> BackendResult<Vec<ObjectInfo>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_string()];
+    while let Some(d) = dirs.pop() {
+        let rd = match std::fs::read_dir(root.join(&d)) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(BackendError::new(BackendErrorKind::Permanent, "list", &d, e)),
+        };
+        for entry in rd {
+            let entry = entry.map_err(|e| BackendError::new(BackendErrorKind::Permanent, "list", &d, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = format!("{d}/{name}");
+            // Follows symlinks, as reads do.
+            let md = match std::fs::metadata(entry.path()) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(BackendError::new(BackendErrorKind::Permanent, "list", &path, e)),
+            };
+            if md.is_dir() {
+                dirs.push(path);
+            } else if md.is_file() {
+                out.push(ObjectInfo {
+                    path,
+                    size: md.len(),
+                    modified: md.modified().ok(),
+                });
+            } else {
+                out.push(ObjectInfo {
+                    path,
+                    size: 0,
+                    modified: None,
+                });
+            }
         }
-        let info = self.info(path).await?;
-        if info.is_none() {
-            return Err(BackendError::new(
-                BackendErrorKind::NotFound,
-                op,
-                path,
-                "no such object",
-            ));
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Reads up to this many bytes without leaving the task.
+const INLINE_READ: u64 = 256 << 10;
+
+fn local_read_sync(root: &std::path::Path, path: &str, want: Want) -> BackendResult<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let full = root.join(path);
+    let io = |e: std::io::Error| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => BackendErrorKind::NotFound,
+            std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => BackendErrorKind::Transient,
+            _ => BackendErrorKind::Permanent,
+        };
+        BackendError::new(kind, "read", path, e)
+    };
+    let md = std::fs::metadata(&full).map_err(io)?;
+    if !md.is_file() {
+        return Err(not_regular(path));
+    }
+    let mut f = std::fs::File::open(&full).map_err(io)?;
+    match want {
+        Want::All(max) => {
+            if md.len() > max {
+                return Err(too_large(path, md.len(), max));
+            }
+            let mut v = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
+            f.by_ref()
+                .take(max.saturating_add(1))
+                .read_to_end(&mut v)
+                .map_err(io)?;
+            if v.len() as u64 > max {
+                return Err(too_large(path, v.len() as u64, max));
+            }
+            Ok(v)
         }
-        Ok(info)
+        Want::Range(offset, len) => {
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut v = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            f.take(len).read_to_end(&mut v).map_err(io)?;
+            if v.len() as u64 != len {
+                return Err(BackendError::new(
+                    BackendErrorKind::Permanent,
+                    "read",
+                    path,
+                    format!("short read: wanted {len} bytes at {offset}, got {}", v.len()),
+                ));
+            }
+            Ok(v)
+        }
     }
 }
 
@@ -104,18 +211,16 @@ impl Backend for OpendalBackend {
     }
 
     async fn read(&self, path: &str) -> BackendResult<Vec<u8>> {
-        self.regular("read", path).await?;
+        if let Some(root) = &self.fs_root {
+            return local_read(root.clone(), path.to_string(), Want::All(u64::MAX)).await;
+        }
         let buf = self.op.read(path).await.map_err(|e| map_err("read", path, e))?;
         Ok(buf.to_vec())
     }
 
     async fn read_max(&self, path: &str, max: u64) -> BackendResult<Vec<u8>> {
-        if let Some(i) = self.regular("read", path).await? {
-            if i.size > max {
-                return Err(too_large(path, i.size, max));
-            }
-            let buf = self.op.read(path).await.map_err(|e| map_err("read", path, e))?;
-            return Ok(buf.to_vec());
+        if let Some(root) = &self.fs_root {
+            return local_read(root.clone(), path.to_string(), Want::All(max)).await;
         }
         // Object stores: stream the object and stop once it is too large
         // (no extra HEAD per read; never more than the limit in memory).
@@ -164,7 +269,9 @@ impl Backend for OpendalBackend {
     }
 
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
-        self.regular("read", path).await?;
+        if let Some(root) = &self.fs_root {
+            return local_read(root.clone(), path.to_string(), Want::Range(offset, len)).await;
+        }
         let end = offset.saturating_add(len);
         let buf = self
             .op
@@ -208,6 +315,12 @@ impl Backend for OpendalBackend {
     }
 
     async fn list(&self, dir: &str) -> BackendResult<Vec<ObjectInfo>> {
+        if let Some(root) = &self.fs_root {
+            let (root, dir) = (root.clone(), dir.trim_end_matches('/').to_string());
+            return tokio::task::spawn_blocking(move || local_list(&root, &dir))
+                .await
+                .map_err(|e| BackendError::new(BackendErrorKind::Permanent, "list", "", e))?;
+        }
         let d = format!("{}/", dir.trim_end_matches('/'));
         let entries = match self.op.list_with(&d).recursive(true).await {
             Ok(e) => e,

@@ -44,6 +44,12 @@ macro_rules! retrying {
         loop {
             match $call.await {
                 Err(e) if e.is_transient() && attempt < $self.attempts => {
+                    log::info!(
+                        "storage {}: {} (attempt {attempt}); retrying in {} ms",
+                        e.op,
+                        e,
+                        delay.as_millis()
+                    );
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                     attempt += 1;

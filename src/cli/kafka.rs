@@ -20,7 +20,7 @@ pub struct KafkaArgs {
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
     /// A file of librdkafka properties (key=value lines).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "KVAULT_KAFKA_CONFIG", value_name = "FILE")]
     kafka_config: Option<String>,
     /// How long transient broker errors are retried (default 2m); also how
     /// long the first connection may take (default 8s).
@@ -33,6 +33,9 @@ impl KafkaArgs {
         let mut o = KafkaOptions::new(&self.brokers);
         if let Some(f) = &self.kafka_config {
             o = o.with_properties_file(f)?;
+        }
+        for (k, v) in super::config::kafka_properties() {
+            o = o.with_property(&format!("{k}={v}"))?;
         }
         for p in &self.properties {
             o = o.with_property(p)?;
@@ -128,6 +131,42 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
 
 /// Prints a snapshot's summary; returns the exit code it deserves.
 fn print_summary(ctx: &Ctx, r: &kvault::SnapshotResult) -> i32 {
+    use super::metrics::set;
+    set(
+        "kvault_snapshot_records_read",
+        "Records read by the last snapshot.",
+        r.records_read as f64,
+    );
+    set(
+        "kvault_snapshot_bytes_read",
+        "Encoded bytes read by the last snapshot.",
+        r.bytes_read as f64,
+    );
+    set(
+        "kvault_snapshot_new_bytes_stored",
+        "New bytes stored by the last snapshot.",
+        r.new_bytes_stored as f64,
+    );
+    set(
+        "kvault_snapshot_partitions",
+        "Partitions in the last snapshot.",
+        r.partitions as f64,
+    );
+    set(
+        "kvault_snapshot_groups",
+        "Consumer groups in the last snapshot.",
+        r.groups as f64,
+    );
+    set(
+        "kvault_snapshot_commits",
+        "Offset commits captured by the last snapshot.",
+        r.commits as f64,
+    );
+    set(
+        "kvault_snapshot_expired_offsets",
+        "Offsets that expired before any snapshot read them (last snapshot).",
+        r.expired_offsets as f64,
+    );
     ctx.out.emit("summary", json!(r), || {
         format!(
             "snapshot {} of cluster {} saved{}\n  {} topic(s), {} partition(s) ({} read), {} group(s)\n  read {} records ({}), stored {} new; {} already in the repository\n  {} records in the image; {:.1} s",
@@ -194,10 +233,16 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
     let mut next = tokio::time::Instant::now();
     while signals.load(Ordering::SeqCst) == 0 {
         let bar = ctx.out.progress();
+        let started = std::time::Instant::now();
         code = match snapshot(&repo, &opts, &bar).await {
             Ok(r) => print_summary(ctx, &r),
             Err(e) => super::report(&anyhow::Error::new(e), ctx.out.json),
         };
+        let sinks = ctx.metrics();
+        if let Err(e) = super::metrics::emit(&sinks, "snapshot", code, started.elapsed().as_secs_f64()).await
+        {
+            eprintln!("kvault: {e:#}");
+        }
         if signals.load(Ordering::SeqCst) > 0 {
             break;
         }
@@ -257,7 +302,11 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
             });
         for p in &t.partitions {
             ctx.out.emit("partition", json!(p), || {
-                let g: Vec<String> = p.gaps.iter().map(|g| format!("{}..{}", g[0], g[1])).collect();
+                let g: Vec<String> = p
+                    .gap_causes
+                    .iter()
+                    .flat_map(|(cause, v)| v.iter().map(move |g| format!("{}..{} ({cause})", g[0], g[1])))
+                    .collect();
                 format!(
                     "  {:>4}  offsets {}..{}  {} records in {} segment(s), {} chunk(s){}",
                     p.partition,

@@ -2,10 +2,13 @@
 //! per command group, and the mapping of errors to exit codes.
 
 mod check;
+mod config;
 mod inspect;
 mod kafka;
 mod keys;
 mod lifecycle;
+mod log;
+pub mod metrics;
 mod output;
 mod password;
 mod repair;
@@ -32,10 +35,41 @@ pub struct Cli {
     command: Command,
 }
 
+/// Parses the command line, with the configuration file's values as the
+/// flags' defaults. A malformed configuration file exits 2, in one line.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<String> = std::env::args().collect();
+    let cmd = match config::apply(Cli::command(), &args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kvault: {e:#}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    let matches = cmd.get_matches_from(&args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 impl Cli {
     /// Whether `--json` was given (errors are JSON lines then too).
     pub fn json(&self) -> bool {
         self.global.json
+    }
+
+    /// Where the run's metrics go, and the command's name for them.
+    pub fn metrics(&self) -> (metrics::Sinks, String) {
+        let sinks = metrics::Sinks {
+            file: self.global.metrics_file.clone(),
+            push: self.global.metrics_push.clone(),
+        };
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+        let name = std::env::args()
+            .skip(1)
+            .find(|a| names.contains(a))
+            .unwrap_or_else(|| "kvault".into());
+        (sinks, name)
     }
 
     /// Whether the command handles SIGINT and SIGTERM itself.
@@ -63,6 +97,11 @@ pub async fn signal() -> &'static str {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    /// A configuration file (TOML: repository, password-file, brokers,
+    /// [s3], [kafka] librdkafka properties, …); default
+    /// ~/.config/kvault/config.toml when it exists.
+    #[arg(long, env = "KVAULT_CONFIG", value_name = "FILE", global = true)]
+    config: Option<String>,
     /// Repository location: a path, fs://PATH, s3://BUCKET/PREFIX, gcs://BUCKET/PREFIX, azblob://CONTAINER/PREFIX.
     #[arg(short = 'r', long = "repo", env = "KVAULT_REPOSITORY", global = true)]
     repo: Option<String>,
@@ -78,12 +117,21 @@ pub struct GlobalArgs {
     /// Print only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Print more detail.
+    /// Log more on stderr: -v retries, phases and librdkafka's errors, -vv
+    /// debug, -vvv everything with librdkafka's broker, TLS and SASL debug
+    /// log (KVAULT_LOG=level overrides).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Never draw progress bars.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Write the run's metrics (Prometheus text format) to FILE, atomically
+    /// (node_exporter's textfile collector).
+    #[arg(long, env = "KVAULT_METRICS_FILE", value_name = "FILE", global = true)]
+    metrics_file: Option<String>,
+    /// Push the run's metrics to a Prometheus Pushgateway at URL.
+    #[arg(long, env = "KVAULT_METRICS_PUSH", value_name = "URL", global = true)]
+    metrics_push: Option<String>,
     /// Read without taking a lock (read-only storage); a concurrent prune
     /// may then make a read fail part-way.
     #[arg(long, global = true)]
@@ -115,6 +163,20 @@ struct StorageArgs {
     /// never on the command line, where `ps` shows it).
     #[arg(long, value_name = "FILE", global = true)]
     s3_secret_access_key_file: Option<String>,
+    /// A profile of the shared AWS config and credentials files (without
+    /// explicit keys, credentials come from AWS's default chain: env,
+    /// profile, SSO, web identity / IRSA, ECS container, EC2 instance).
+    #[arg(long, env = "AWS_PROFILE", global = true)]
+    s3_profile: Option<String>,
+    /// A role to assume (STS AssumeRole) with the credentials found.
+    #[arg(long, env = "KVAULT_S3_ROLE_ARN", global = true)]
+    s3_role_arn: Option<String>,
+    /// Storage class of new objects (e.g. STANDARD_IA, INTELLIGENT_TIERING).
+    #[arg(long, env = "KVAULT_S3_STORAGE_CLASS", global = true)]
+    s3_storage_class: Option<String>,
+    /// Server-side encryption of new objects with this KMS key (aws:kms).
+    #[arg(long, env = "KVAULT_S3_SSE_KMS_KEY_ID", global = true)]
+    s3_sse_kms_key_id: Option<String>,
     /// GCS service-account credential file.
     #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
     gcs_credential_path: Option<String>,
@@ -152,11 +214,16 @@ impl StorageArgs {
             s3_access_key_id: self.s3_access_key_id.clone(),
             s3_secret_access_key: secret(self.s3_secret_access_key_file.as_deref(), "AWS_SECRET_ACCESS_KEY")?,
             s3_session_token: env("AWS_SESSION_TOKEN"),
+            s3_profile: self.s3_profile.clone(),
+            s3_role_arn: self.s3_role_arn.clone(),
+            s3_storage_class: self.s3_storage_class.clone(),
+            s3_sse_kms_key_id: self.s3_sse_kms_key_id.clone(),
             gcs_endpoint: self.gcs_endpoint.clone(),
             gcs_credential_path: self.gcs_credential_path.clone(),
             azure_endpoint: self.azure_endpoint.clone(),
             azure_account_name: self.azure_account_name.clone(),
             azure_account_key: secret(self.azure_account_key_file.as_deref(), "AZURE_STORAGE_KEY")?,
+            azure_sas_token: env("AZURE_STORAGE_SAS_TOKEN"),
         })
     }
 }
@@ -258,6 +325,13 @@ enum Command {
         #[command(subcommand)]
         cmd: repair::RepairCmd,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `kvault man > kvault.1`.
+    Man,
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock {
         /// Remove all locks, even live ones.
@@ -273,6 +347,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Where the run's metrics go.
+    pub fn metrics(&self) -> metrics::Sinks {
+        metrics::Sinks {
+            file: self.global.metrics_file.clone(),
+            push: self.global.metrics_push.clone(),
+        }
+    }
+
     fn location(&self) -> Result<&str> {
         self.global
             .repo
@@ -323,6 +405,7 @@ impl Ctx {
 
 /// Runs the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
+    log::init(log::level(cli.global.verbose, cli.global.quiet), cli.global.json);
     let out = Out {
         json: cli.global.json,
         quiet: cli.global.quiet,
@@ -371,6 +454,18 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Copy(a) => lifecycle::run_copy(&ctx, a).await,
         Command::Repair { cmd } => repair::run(&ctx, cmd).await,
         Command::Cat(a) => inspect::cat(&ctx, a).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "kvault", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            Ok(exit::OK)
+        }
         Command::Unlock { remove_all } => {
             let repo = ctx.open().await?;
             let removed = kvault::repo::lock::unlock(&repo, remove_all).await?;

@@ -150,6 +150,10 @@ impl Progress for Bar {
         }
     }
 
+    fn event(&self, e: &kvault::Event<'_>) {
+        super::metrics::event(e);
+    }
+
     fn warn(&self, msg: &str) {
         if self.json {
             println!(

@@ -256,8 +256,9 @@ pub struct AsOf {
 /// The log as of `t`: topics and groups from the latest snapshot of the
 /// cluster at or before `t` (else the earliest), plus the topics created
 /// after it that have records at or before `t` (with the settings of the
-/// first snapshot that holds them), segments from every snapshot, and per
-/// partition the first offset whose record is newer than `t` (the cut). Each snapshot's trees are read once, and each partition's
+/// first snapshot that holds them), segments from the base and the
+/// snapshots after it up to the first one after `t`, and per partition the
+/// first offset whose record is newer than `t` (the cut). Each snapshot's trees are read once, and each partition's
 /// segments once however many snapshots share them.
 ///
 /// # Errors
@@ -281,10 +282,23 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     });
     let mut segments: HashMap<Id, Vec<Segment>> = HashMap::new();
     let mut m = Manifest::default();
-    let mut pending = Vec::with_capacity(snaps.len());
-    for (i, (_, s)) in snaps.iter().enumerate() {
+    // Only the base and the snapshots after it up to the first one after
+    // `t` can hold what the log was at `t`: records below the base's log
+    // start are not restored, and the base's segments hold everything from
+    // there to its end; later snapshots read on from its end (format-spec
+    // §14 "Restore selection"). However many snapshots the cluster has,
+    // planning reads a few.
+    let last = snaps
+        .iter()
+        .enumerate()
+        .skip(base_idx + 1)
+        .find(|(_, (_, s))| s.unix_ms() > t)
+        .map_or(snaps.len().saturating_sub(1), |(i, _)| i);
+    let window = snaps.get(base_idx..=last).unwrap_or_default();
+    let mut pending = Vec::with_capacity(window.len());
+    for (i, (_, s)) in window.iter().enumerate() {
         let other = manifest::load(repo, &s.tree, false).await?;
-        if i == base_idx {
+        if i == 0 {
             m.groups = other.groups.clone();
             for (name, t) in &other.topics {
                 let mut t = t.clone();
@@ -302,7 +316,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     let mut logs = Vec::new();
     let mut history_complete = true;
     if base.unix_ms() <= t {
-        for (other, (_, s)) in pending.iter().zip(&snaps).skip(base_idx + 1) {
+        for (other, (_, s)) in pending.iter().zip(window).skip(1) {
             match &other.commits {
                 Some(c) => {
                     history_complete &= c.meta.complete;
@@ -343,7 +357,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     // Topics born between the base and `t`: kept below only if one of
     // their records is that old.
     let mut born: Vec<String> = Vec::new();
-    for other in pending.iter().skip(base_idx + 1) {
+    for other in pending.iter().skip(1) {
         for (name, t) in &other.topics {
             if m.topics.contains_key(name) {
                 continue;

@@ -54,6 +54,8 @@ impl Context {
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
+        // Shown with -v: why a broker does not answer (refused, TLS, SASL).
+        log::info!(target: "librdkafka", "{error}: {reason}");
         if let Ok(mut g) = self.last_error.lock() {
             *g = Some(if reason.is_empty() {
                 error.to_string()

@@ -118,7 +118,20 @@ impl KafkaOptions {
         c.set("client.id", "kvault");
         // Fail fast when no broker answers rather than retrying forever.
         c.set("socket.connection.setup.timeout.ms", "10000");
-        c.set("log_level", "3");
+        // librdkafka's own diagnostics go to the `log` facade when the user
+        // asks (-v: its warnings and notices, -vv: debug); by default errors
+        // reach the user as kvault's one-line message instead.
+        c.set(
+            "log_level",
+            match log::max_level() {
+                log::LevelFilter::Off | log::LevelFilter::Error | log::LevelFilter::Warn => "0",
+                log::LevelFilter::Info => "6",
+                log::LevelFilter::Debug | log::LevelFilter::Trace => "7",
+            },
+        );
+        if log::max_level() == log::LevelFilter::Trace {
+            c.set("debug", "broker,security,protocol");
+        }
         for (k, v) in defaults {
             c.set(*k, *v);
         }

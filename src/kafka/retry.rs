@@ -156,7 +156,10 @@ pub fn retry<T>(
         match f(timeout) {
             Ok(v) => return Ok(v),
             Err(e) if is_transient(&e, when) => match backoff.next_pause() {
-                Some(d) => std::thread::sleep(d),
+                Some(d) => {
+                    log::info!("{op}: {e} (attempt {attempts}); retrying in {} ms", d.as_millis());
+                    std::thread::sleep(d);
+                }
                 None => return Err(kafka_error(opts, op, &e, attempts)),
             },
             Err(e) => return Err(kafka_error(opts, op, &e, attempts)),

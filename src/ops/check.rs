@@ -197,63 +197,65 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
 
     // 3. Snapshots and trees.
     let mut used: HashSet<Id> = HashSet::new();
-    let mut walk = TreeWalker::new(repo);
+    // Every snapshot's root at once: the walker reads ahead across
+    // snapshots, and tags attribute each tree to the first snapshot that
+    // reaches it.
+    let mut walk = TreeWalker::new(repo).read_ahead(16);
+    let mut sids = Vec::new();
     for sid in repo.list_ids(crate::repo::FileKind::Snapshot).await? {
-        let snap = match repo.load_snapshot(&sid).await {
-            Ok(s) => s,
-            Err(e) => {
-                rep.errors.push(format!("{e}"));
-                continue;
+        match repo.load_snapshot(&sid).await {
+            Ok(s) => {
+                sids.push((sid, s.tree));
+                rep.snapshots += 1;
+            }
+            Err(e) => rep.errors.push(format!("{e}")),
+        }
+    }
+    for (tag, (_, root)) in sids.iter().enumerate().rev() {
+        walk.push_tagged(*root, tag);
+    }
+    let short = |tag: usize| sids.get(tag).map_or_else(String::new, |s| s.0.short());
+    loop {
+        let errors = &mut rep.errors;
+        let mut enter = |tid: &Id, tag: usize| {
+            used.insert(*tid);
+            match index.get(tid) {
+                None => {
+                    errors.push(format!("snapshot {}: tree {tid} is not in the index", short(tag)));
+                    false
+                }
+                Some(l) if l.entry.blob_type != BlobType::Tree => {
+                    errors.push(format!("snapshot {}: tree {tid} is indexed as data", short(tag)));
+                    false
+                }
+                Some(_) => true,
             }
         };
-        rep.snapshots += 1;
-        walk.push(snap.tree);
-        loop {
-            let errors = &mut rep.errors;
-            let mut enter = |tid: &Id| {
-                used.insert(*tid);
-                match index.get(tid) {
+        let tree = match walk.next(&mut enter).await {
+            None => break,
+            Some(Visit::Failed(_, e)) => {
+                rep.errors.push(format!("snapshot {}: {e}", short(walk.tag())));
+                continue;
+            }
+            Some(Visit::Tree(_, t)) => t,
+        };
+        let sid = short(walk.tag());
+        rep.trees += 1;
+        for node in &tree.nodes {
+            for b in &node.content {
+                used.insert(*b);
+                match index.get(b) {
                     None => {
-                        errors.push(format!(
-                            "snapshot {}: tree {tid} is not in the index",
-                            sid.short()
+                        damaged.insert(*b);
+                        rep.errors.push(format!(
+                            "snapshot {sid}: {} {:?}: data blob {b} is not in the index",
+                            node.kind, node.name
                         ));
-                        false
                     }
-                    Some(l) if l.entry.blob_type != BlobType::Tree => {
-                        errors.push(format!("snapshot {}: tree {tid} is indexed as data", sid.short()));
-                        false
-                    }
-                    Some(_) => true,
-                }
-            };
-            let tree = match walk.next(&mut enter).await {
-                None => break,
-                Some(Visit::Failed(_, e)) => {
-                    rep.errors.push(format!("snapshot {}: {e}", sid.short()));
-                    continue;
-                }
-                Some(Visit::Tree(_, t)) => t,
-            };
-            rep.trees += 1;
-            for node in &tree.nodes {
-                for b in &node.content {
-                    used.insert(*b);
-                    match index.get(b) {
-                        None => {
-                            damaged.insert(*b);
-                            rep.errors.push(format!(
-                                "snapshot {}: {} {:?}: data blob {b} is not in the index",
-                                sid.short(),
-                                node.kind,
-                                node.name
-                            ));
-                        }
-                        Some(l) if l.entry.blob_type != BlobType::Data => rep
-                            .errors
-                            .push(format!("snapshot {}: blob {b} is indexed as a tree", sid.short())),
-                        Some(_) => {}
-                    }
+                    Some(l) if l.entry.blob_type != BlobType::Data => rep
+                        .errors
+                        .push(format!("snapshot {sid}: blob {b} is indexed as a tree")),
+                    Some(_) => {}
                 }
             }
         }

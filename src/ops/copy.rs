@@ -151,7 +151,9 @@ impl Copier<'_> {
         loop {
             let copier = &*self;
             let session_ref = &*session;
-            let v = walk.next(&mut |id| copier.known(session_ref, id).is_none()).await;
+            let v = walk
+                .next(&mut |id, _| copier.known(session_ref, id).is_none())
+                .await;
             let (id, mut t) = match v {
                 None => break,
                 Some(Visit::Failed(_, e)) => return Err(e),

@@ -59,6 +59,11 @@ pub struct PartitionListing {
     /// before a snapshot read them, lost to repaired damage, or removed by
     /// compaction or transaction markers.
     pub gaps: Vec<[i64; 2]>,
+    /// The same gaps by cause: `retention` (expired before any snapshot
+    /// read them), `damage` (lost to repaired damage), `compaction` (a
+    /// compacted topic's holes), `transactions` (control records and
+    /// aborted transactions of a topic that is not compacted).
+    pub gap_causes: std::collections::BTreeMap<&'static str, Vec<[i64; 2]>>,
 }
 
 /// A group's committed offsets.
@@ -93,8 +98,25 @@ pub fn ls(m: &Manifest) -> Listing {
                 .map(|p| {
                     let mut gaps: Vec<[i64; 2]> = p.meta.expired.clone();
                     gaps.extend(p.meta.lost.iter().copied());
+                    let mut holes = Vec::new();
                     for s in &p.segments {
-                        gaps.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
+                        holes.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
+                    }
+                    gaps.extend(holes.iter().copied());
+                    let compacted = t
+                        .meta
+                        .configs
+                        .get("cleanup.policy")
+                        .is_some_and(|c| c.contains("compact"));
+                    let mut gap_causes = std::collections::BTreeMap::new();
+                    for (cause, v) in [
+                        ("retention", p.meta.expired.clone()),
+                        ("damage", p.meta.lost.clone()),
+                        (if compacted { "compaction" } else { "transactions" }, holes),
+                    ] {
+                        if !v.is_empty() {
+                            gap_causes.insert(cause, v);
+                        }
                     }
                     PartitionListing {
                         topic: t.name.clone(),
@@ -105,6 +127,7 @@ pub fn ls(m: &Manifest) -> Listing {
                         segments: p.segments.len(),
                         chunks: p.segments.iter().map(|s| s.chunks.len()).sum(),
                         gaps,
+                        gap_causes,
                     }
                 })
                 .collect(),

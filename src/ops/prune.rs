@@ -147,12 +147,12 @@ async fn referenced(repo: &Repository) -> Result<(usize, HashSet<Id>)> {
     let index = repo.index();
     let mut used = HashSet::new();
     let snaps = repo.load_snapshots().await?;
-    let mut walk = TreeWalker::new(repo);
+    let mut walk = TreeWalker::new(repo).read_ahead(8);
     for (sid, s) in &snaps {
         walk.push(s.tree);
         let mut missing = None;
         while let Some(v) = walk
-            .next(&mut |t| {
+            .next(&mut |t, _| {
                 let known = index.contains(t);
                 if !known {
                     missing = Some(*t);

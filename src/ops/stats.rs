@@ -54,11 +54,11 @@ pub async fn stats(repo: &Repository) -> Result<Stats> {
     // logical size (content plus subtrees) is remembered.
     let mut unique: HashSet<Id> = HashSet::new();
     let mut logical: HashMap<Id, u64> = HashMap::new();
-    let mut walk = TreeWalker::new(repo);
+    let mut walk = TreeWalker::new(repo).read_ahead(8);
     for (_, snap) in &snaps {
         walk.push(snap.tree);
         // Post-order: a tree's subtrees are summed before it.
-        while let Some(v) = walk.next(&mut |_| true).await {
+        while let Some(v) = walk.next(&mut |_, _| true).await {
             let (t, tree) = match v {
                 Visit::Tree(t, tree) => (t, tree),
                 Visit::Failed(_, e) => return Err(e),

@@ -11,10 +11,16 @@
 //! or one the index lacks). A tree that cannot be read is returned as an
 //! error and the walk goes on with the rest.
 //!
-//! Memory: the trees on the path from a root to the current tree, and the
-//! ids of every tree entered.
+//! With [`TreeWalker::read_ahead`], the next trees on the walker's stack are
+//! read on other tasks while the caller works (check, prune, stats: every
+//! tree is read anyway; copy does not, as it skips trees it need not read).
+//!
+//! Memory: the trees on the path from a root to the current tree, the
+//! trees read ahead, and the ids of every tree entered.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::id::Id;
@@ -31,10 +37,10 @@ pub enum Visit {
 }
 
 enum Frame {
-    /// A tree to read.
-    Pending(Id),
+    /// A tree to read, with the tag of the root it was reached from.
+    Pending(Id, usize),
     /// A tree read, returned once its subtrees are done.
-    Loaded(Id, Tree),
+    Loaded(Id, Tree, usize),
 }
 
 /// Walks the trees below the roots pushed into it, each distinct tree at
@@ -43,6 +49,17 @@ pub struct TreeWalker<'r> {
     repo: &'r Repository,
     entered: HashSet<Id>,
     stack: Vec<Frame>,
+    tag: usize,
+    ahead: usize,
+    inflight: HashMap<Id, JoinHandle<crate::error::Result<Tree>>>,
+}
+
+impl Drop for TreeWalker<'_> {
+    fn drop(&mut self) {
+        for (_, h) in self.inflight.drain() {
+            h.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for TreeWalker<'_> {
@@ -63,12 +80,59 @@ impl<'r> TreeWalker<'r> {
             repo,
             entered: HashSet::new(),
             stack: Vec::new(),
+            tag: 0,
+            ahead: 0,
+            inflight: HashMap::new(),
+        }
+    }
+
+    /// Reads up to `n` of the next trees ahead on other tasks (trees the
+    /// caller's `enter` then declines are read for nothing).
+    pub fn read_ahead(mut self, n: usize) -> Self {
+        self.ahead = n;
+        self
+    }
+
+    /// Starts reading the next pending trees, up to the read-ahead.
+    fn prefetch(&mut self) {
+        if self.ahead == 0 {
+            return;
+        }
+        let mut next = Vec::new();
+        for f in self.stack.iter().rev() {
+            if self.inflight.len() + next.len() >= self.ahead {
+                break;
+            }
+            if let Frame::Pending(id, _) = f {
+                if !self.entered.contains(id) && !self.inflight.contains_key(id) && !next.contains(id) {
+                    next.push(*id);
+                }
+            }
+        }
+        for id in next {
+            let repo = self.repo.clone();
+            self.inflight
+                .insert(id, tokio::spawn(async move { repo.load_tree(&id).await }));
         }
     }
 
     /// Adds a root (a snapshot's tree) to walk next.
     pub fn push(&mut self, root: Id) {
-        self.stack.push(Frame::Pending(root));
+        self.push_tagged(root, 0);
+    }
+
+    /// Adds a root with a tag (e.g. the snapshot's position in a list):
+    /// every tree first reached from it carries the tag, so roots can be
+    /// walked together (reading ahead across them) and a tree still be
+    /// attributed to its snapshot. Roots pushed together are walked last
+    /// pushed first.
+    pub fn push_tagged(&mut self, root: Id, tag: usize) {
+        self.stack.push(Frame::Pending(root, tag));
+    }
+
+    /// The tag of the tree last entered or returned.
+    pub fn tag(&self) -> usize {
+        self.tag
     }
 
     /// Whether tree `id` was entered (read or attempted) by this walker.
@@ -77,23 +141,36 @@ impl<'r> TreeWalker<'r> {
     }
 
     /// The next tree in post-order, or `None` when every root pushed so far
-    /// is done. `enter` is asked once per distinct tree before it is read;
-    /// `false` skips it and everything below it.
-    pub async fn next(&mut self, enter: &mut (dyn FnMut(&Id) -> bool + Send)) -> Option<Visit> {
+    /// is done. `enter` is asked once per distinct tree before it is read
+    /// (with the tag of its root); `false` skips it and everything below
+    /// it.
+    pub async fn next(&mut self, enter: &mut (dyn FnMut(&Id, usize) -> bool + Send)) -> Option<Visit> {
         while let Some(frame) = self.stack.pop() {
             match frame {
-                Frame::Loaded(id, tree) => return Some(Visit::Tree(id, tree)),
-                Frame::Pending(id) => {
-                    if !self.entered.insert(id) || !enter(&id) {
+                Frame::Loaded(id, tree, tag) => {
+                    self.tag = tag;
+                    return Some(Visit::Tree(id, tree));
+                }
+                Frame::Pending(id, tag) => {
+                    self.tag = tag;
+                    if !self.entered.insert(id) || !enter(&id, tag) {
                         continue;
                     }
-                    match self.repo.load_tree(&id).await {
+                    let loaded = match self.inflight.remove(&id) {
+                        Some(h) => h
+                            .await
+                            .unwrap_or_else(|e| Err(Error::Internal(format!("reading tree {id}: {e}")))),
+                        None => self.repo.load_tree(&id).await,
+                    };
+                    match loaded {
                         Err(e) => return Some(Visit::Failed(id, e)),
                         Ok(tree) => {
                             let subs: Vec<Id> = tree.nodes.iter().filter_map(|n| n.subtree).collect();
-                            self.stack.push(Frame::Loaded(id, tree));
+                            self.stack.push(Frame::Loaded(id, tree, tag));
                             // Reversed, so subtrees are visited in node order.
-                            self.stack.extend(subs.into_iter().rev().map(Frame::Pending));
+                            self.stack
+                                .extend(subs.into_iter().rev().map(|s| Frame::Pending(s, tag)));
+                            self.prefetch();
                         }
                     }
                 }
@@ -157,7 +234,7 @@ mod tests {
         let mut w = TreeWalker::new(&r);
         w.push(root);
         let mut order = Vec::new();
-        while let Some(v) = w.next(&mut |_| true).await {
+        while let Some(v) = w.next(&mut |_, _| true).await {
             match v {
                 Visit::Tree(id, _) => order.push(id),
                 Visit::Failed(id, e) => panic!("{id}: {e}"),
@@ -170,11 +247,11 @@ mod tests {
         // A second root sharing everything visits nothing new; a skipped
         // tree hides its subtrees.
         w.push(root);
-        assert!(w.next(&mut |_| true).await.is_none());
+        assert!(w.next(&mut |_, _| true).await.is_none());
         let mut w = TreeWalker::new(&r);
         w.push(root);
         let mut seen = 0;
-        while let Some(v) = w.next(&mut |id| *id != b).await {
+        while let Some(v) = w.next(&mut |id, _| *id != b).await {
             assert!(matches!(v, Visit::Tree(..)));
             seen += 1;
         }
@@ -193,7 +270,7 @@ mod tests {
         let mut w = TreeWalker::new(&r);
         w.push(root);
         let (mut trees, mut failed) = (0, 0);
-        while let Some(v) = w.next(&mut |_| true).await {
+        while let Some(v) = w.next(&mut |_, _| true).await {
             match v {
                 Visit::Tree(..) => trees += 1,
                 Visit::Failed(id, _) => {

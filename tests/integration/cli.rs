@@ -621,3 +621,128 @@ fn kill_9_during_copy_then_rerun_copies_each_snapshot_once() {
     let o = ok(kvault(&dst).args(["check", "--read-data", "--json"]));
     assert!(json_lines(&o)[0]["notes"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn s3_credentials_come_from_a_profile_when_no_keys_are_given() {
+    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test`"));
+    let (endpoint, bucket) = (get("KVAULT_TEST_S3_ENDPOINT"), get("KVAULT_TEST_S3_BUCKET"));
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n\
+             [kvault-test]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            get("KVAULT_TEST_S3_KEY"),
+            get("KVAULT_TEST_S3_SECRET")
+        ),
+    )
+    .unwrap();
+    let repo = format!("s3://{bucket}/profile-{}", kvault::Id::random().unwrap().short());
+    let run = |profile: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kvault"))
+            .args(["-r", &repo, "--no-progress", "--s3-endpoint", &endpoint])
+            .args(args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PROFILE", profile)
+            .env("KVAULT_PASSWORD", "pw")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run("kvault-test", &["init", "--insecure-fast-kdf"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let input = dir.path().join("in");
+    std::fs::write(&input, random_bytes(200_000, 3)).unwrap();
+    let o = run("kvault-test", &["put", input.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("kvault-test", &["get", "latest"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, std::fs::read(&input).unwrap());
+    // The same through --s3-profile; and another profile's wrong keys are
+    // refused by the server, in one line.
+    let o = Command::new(env!("CARGO_BIN_EXE_kvault"))
+        .args([
+            "-r",
+            &repo,
+            "--no-progress",
+            "--s3-endpoint",
+            &endpoint,
+            "--s3-profile",
+            "kvault-test",
+        ])
+        .args(["snapshots", "--json"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+        .env("KVAULT_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).len(), 1);
+    let o = run("default", &["snapshots"]);
+    assert_ne!(code(&o), 0);
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn completions_and_the_man_page_print() {
+    let kv = env!("CARGO_BIN_EXE_kvault");
+    for (shell, marker) in [
+        ("bash", "_kvault()"),
+        ("zsh", "#compdef kvault"),
+        ("fish", "complete -c kvault"),
+    ] {
+        let o = Command::new(kv).args(["completions", shell]).output().unwrap();
+        assert!(o.status.success());
+        let s = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            s.contains(marker) && s.contains("snapshot") && s.contains("restore"),
+            "{shell}"
+        );
+    }
+    let o = Command::new(kv).arg("man").output().unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        s.starts_with(".ie") || s.contains(".TH kvault"),
+        "{}",
+        &s[..200.min(s.len())]
+    );
+    assert!(s.contains("snapshot"));
+}
+
+#[test]
+fn a_run_writes_its_metrics_for_the_textfile_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let prom = dir.path().join("kvault.prom");
+    let input = dir.path().join("in");
+    std::fs::write(&input, random_bytes(10_000, 5)).unwrap();
+    ok(kvault(&repo)
+        .args(["--metrics-file", prom.to_str().unwrap(), "put"])
+        .arg(&input));
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert!(m.contains("kvault_exit_code{command=\"put\"} 0\n"), "{m}");
+    assert!(m.contains("kvault_success{command=\"put\"} 1\n"), "{m}");
+    assert!(
+        m.contains("# TYPE kvault_last_run_timestamp_seconds gauge"),
+        "{m}"
+    );
+    // A failing run says so: wrong password, exit 12.
+    let o = run(kvault(&repo)
+        .args(["--metrics-file", prom.to_str().unwrap(), "snapshots"])
+        .env("KVAULT_PASSWORD", "wrong"));
+    assert_eq!(code(&o), 12);
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert!(m.contains("kvault_exit_code{command=\"snapshots\"} 12\n"), "{m}");
+    assert!(m.contains("kvault_success{command=\"snapshots\"} 0\n"), "{m}");
+}

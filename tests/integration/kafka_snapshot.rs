@@ -286,6 +286,14 @@ async fn retention_moves_the_log_start_and_old_data_is_no_longer_referenced() {
     let p4 = load(&repo, &fourth.snapshot).await.topics[&topic].partitions[&0].clone();
     assert_eq!(p4.meta.expired, vec![[200, 250]]);
     assert_eq!(fourth.expired_offsets, 50, "the CLI exits 3 on this");
+    let listing = kvault::ops::ls::ls(&load(&repo, &fourth.snapshot).await);
+    let lp = &listing.topics[0].partitions[0];
+    assert_eq!(
+        lp.gap_causes.get("retention"),
+        Some(&vec![[200, 250]]),
+        "{:?}",
+        lp.gap_causes
+    );
     assert_eq!(
         third.expired_offsets, 0,
         "a log start the snapshots followed is not expiry"

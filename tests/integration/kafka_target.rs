@@ -732,3 +732,125 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn verbose_runs_log_phases_and_client_traces_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let kv = env!("CARGO_BIN_EXE_kvault");
+    let run = |args: &[&str]| {
+        std::process::Command::new(kv)
+            .args(["-r", repo.to_str().unwrap(), "--no-progress"])
+            .args(args)
+            .env("KVAULT_PASSWORD", "pw")
+            .env_remove("KVAULT_LOG")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init", "--insecure-fast-kdf"]).status.success());
+    // Unreachable with -vvv: the client's trace, and kvault's error is still
+    // the last line.
+    let o = run(&["-vvv", "snapshot", "-b", "127.0.0.1:1", "--kafka-timeout", "3s"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.lines().any(|l| l.contains("TRACE rdkafka")), "{err}");
+    assert!(
+        err.trim()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("kvault: cannot reach Kafka"),
+        "{err}"
+    );
+    // A snapshot with -v logs its phases; --json makes them JSON lines.
+    let b = source();
+    let o = run(&[
+        "-v",
+        "--json",
+        "snapshot",
+        "-b",
+        &b,
+        "--topic",
+        "none-such-*",
+        "--group",
+        "none",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let logs: Vec<serde_json::Value> = err.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        logs.iter().any(|l| l["message_type"] == "log"
+            && l["level"] == "info"
+            && l["message"].as_str().unwrap_or_default().contains("saved")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_configuration_file_replaces_the_repeated_flags() {
+    let b = source();
+    let topic = unique("cfg");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    produce(&b, &topic, &keyed(20, 1, "cfg"));
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "from-the-file\n").unwrap();
+    let cfg = dir.path().join("kvault.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "repository = \"{}\"\npassword-file = \"{}\"\nbrokers = \"{b}\"\nkafka-timeout = \"30s\"\n\n\
+             [kafka]\n\"client.id\" = \"kvault-from-config\"\n",
+            repo.display(),
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let kv = env!("CARGO_BIN_EXE_kvault");
+    let run = |args: &[&str]| {
+        std::process::Command::new(kv)
+            .args(["--config", cfg.to_str().unwrap(), "--no-progress"])
+            .args(args)
+            .env_remove("KVAULT_PASSWORD")
+            .env_remove("KVAULT_REPOSITORY")
+            .env_remove("KVAULT_BROKERS")
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    ok(&["init", "--insecure-fast-kdf"]);
+    // No -r, no -b, no password in the environment: all from the file.
+    let out = ok(&["snapshot", "--topic", &topic, "--group", "none", "--json"]);
+    assert!(out.contains("\"records_read\":20"), "{out}");
+    // A flag still wins over the file.
+    let other = dir.path().join("other");
+    let o = run(&["-r", other.to_str().unwrap(), "snapshots"]);
+    assert_eq!(
+        o.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A malformed or unknown key: one line naming it, usage exit code.
+    std::fs::write(&cfg, "repostory = \"x\"\n").unwrap();
+    let o = run(&["snapshots"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown key repostory") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    std::fs::write(&cfg, "repository = [\n").unwrap();
+    let o = run(&["snapshots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("kvault: configuration file"));
+}

@@ -51,7 +51,20 @@ pub async fn restore(
         if opts.dry_run {
             return plan::predict(&cluster, opts, p).await;
         }
-        execute::execute(repo, &cluster, snapshot, opts, p, progress).await
+        log::info!(
+            "restore of snapshot {}: {} partition(s), {} record(s), {} group(s)",
+            snapshot.short(),
+            p.res.partitions.len(),
+            p.res.partitions.iter().map(|x| x.records).sum::<u64>(),
+            p.res.groups.len()
+        );
+        let r = execute::execute(repo, &cluster, snapshot, opts, p, progress).await?;
+        log::info!(
+            "restore done: {} record(s) written, {} resumed",
+            r.records_written,
+            r.resumed_records
+        );
+        Ok(r)
     })
     .await
 }

@@ -117,7 +117,22 @@ pub async fn snapshot(
     with_lock(repo, false, || async {
         let started = Instant::now();
         let plan = plan::plan(repo, &cluster, opts, progress).await?;
-        execute(repo, &cluster, opts, plan, started, progress).await
+        log::info!(
+            "snapshot of cluster {}: {} partition(s), {} to read, incremental to {}",
+            plan.cluster_id,
+            plan.partitions.len(),
+            plan.partitions.iter().filter(|p| p.reads()).count(),
+            plan.parent.map_or("none".to_string(), |p| p.short())
+        );
+        let r = execute(repo, &cluster, opts, plan, started, progress).await?;
+        log::info!(
+            "snapshot {} saved: {} records read, {} commits, {:.1} s",
+            r.snapshot.short(),
+            r.records_read,
+            r.commits,
+            r.seconds
+        );
+        Ok(r)
     })
     .await
 }
