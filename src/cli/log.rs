@@ -18,9 +18,13 @@ impl Log for Logger {
         if m.level() > log::max_level() {
             return false;
         }
-        // Other crates' info and debug lines only at -vvv.
-        let ours = m.target().starts_with("kvault") || m.target() == "librdkafka";
-        ours || m.level() <= Level::Warn || log::max_level() == LevelFilter::Trace
+        // librdkafka's lines from -v on (its errors reach the user as
+        // kvault's one-line message anyway); other crates' info and debug
+        // lines only at -vvv.
+        if m.target() == "librdkafka" {
+            return log::max_level() >= LevelFilter::Info;
+        }
+        m.target().starts_with("kvault") || m.level() <= Level::Warn || log::max_level() == LevelFilter::Trace
     }
 
     fn log(&self, r: &Record<'_>) {

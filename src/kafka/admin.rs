@@ -150,6 +150,14 @@ impl Cluster {
             .map_err(|e| Error::Invalid(format!("kafka admin client for {}: {e}", opts.brokers)))?;
         let t0 = Instant::now();
         if let Err(e) = consumer.fetch_metadata(None, opts.connect_timeout()) {
+            // The reason (refused, TLS handshake, SASL authentication) and
+            // librdkafka's log lines wait on the consumer's queue: drain it.
+            for _ in 0..20 {
+                if consumer.context().last_error().is_some() {
+                    break;
+                }
+                let _ = consumer.poll(std::time::Duration::from_millis(25));
+            }
             let why = consumer.context().last_error().unwrap_or_else(|| e.to_string());
             return Err(Error::KafkaUnreachable {
                 brokers: opts.brokers.clone(),
