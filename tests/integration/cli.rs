@@ -746,3 +746,50 @@ fn a_run_writes_its_metrics_for_the_textfile_collector() {
     assert!(m.contains("kvault_exit_code{command=\"snapshots\"} 12\n"), "{m}");
     assert!(m.contains("kvault_success{command=\"snapshots\"} 0\n"), "{m}");
 }
+
+#[test]
+fn a_run_pushes_its_metrics_to_a_pushgateway() {
+    // A stand-in Pushgateway (Python's http.server): records each PUT.
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("got");
+    let script = format!(
+        r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        open({got:?}, 'wb').write(self.path.encode() + b'\n' + body)
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.handle_request()
+"#,
+        got = got.to_str().unwrap()
+    );
+    let mut server = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    let url = format!("http://127.0.0.1:{}", port.trim());
+    ok(kvault(&repo).args(["--metrics-push", &url, "snapshots"]));
+    server.wait().unwrap();
+    let body = std::fs::read_to_string(&got).unwrap();
+    assert!(
+        body.starts_with("/metrics/job/kvault/command/snapshots\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("kvault_success{command=\"snapshots\"} 1\n"),
+        "{body}"
+    );
+}
