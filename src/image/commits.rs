@@ -223,6 +223,45 @@ pub struct Commit {
     pub metadata: String,
 }
 
+impl Commit {
+    /// The commit log entry a decoded record makes: a commit, a deleted
+    /// offset or a deleted group (dated by `record_ts`, the record's
+    /// timestamp, as deletions carry no commit time); `None` for records
+    /// that are not about offsets.
+    pub fn from_record(rec: OffsetsRecord, record_ts: i64) -> Option<Commit> {
+        match rec {
+            OffsetsRecord::Commit {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                let (ts, offset, metadata) = match value {
+                    Some(v) => (v.commit_ts, Some(v.offset), v.metadata),
+                    None => (record_ts, None, String::new()),
+                };
+                Some(Commit {
+                    ts,
+                    group,
+                    topic: Some(topic),
+                    partition: Some(partition),
+                    offset,
+                    metadata,
+                })
+            }
+            OffsetsRecord::GroupDeleted { group } => Some(Commit {
+                ts: record_ts,
+                group,
+                topic: None,
+                partition: None,
+                offset: None,
+                metadata: String::new(),
+            }),
+            OffsetsRecord::Other => None,
+        }
+    }
+}
+
 /// A snapshot's record of the commit log it read (the `commits` node's
 /// metadata, format-spec §14).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

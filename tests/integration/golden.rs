@@ -28,7 +28,7 @@ fn chunk_input() -> Vec<u8> {
 /// value version 3), decoded and stored as a commit log line (§14 "Group
 /// commit history").
 fn consumer_offsets_vector() -> Value {
-    use kvault::image::commits::{Commit, OffsetsRecord, decode, encode};
+    use kvault::image::commits::{Commit, decode, encode};
     let s16 = |s: &str| [&(s.len() as i16).to_be_bytes()[..], s.as_bytes()].concat();
     let key = [
         &1i16.to_be_bytes()[..],
@@ -45,24 +45,8 @@ fn consumer_offsets_vector() -> Value {
         &1_764_300_000_000i64.to_be_bytes(),
     ]
     .concat();
-    let OffsetsRecord::Commit {
-        group,
-        topic,
-        partition,
-        value: Some(v),
-    } = decode(&key, Some(&value)).unwrap()
-    else {
-        panic!("not a commit");
-    };
-    let line = encode(&[Commit {
-        ts: v.commit_ts,
-        group,
-        topic: Some(topic),
-        partition: Some(partition),
-        offset: Some(v.offset),
-        metadata: v.metadata,
-    }])
-    .unwrap();
+    let commit = Commit::from_record(decode(&key, Some(&value)).unwrap(), 0).expect("a commit");
+    let line = encode(&[commit]).unwrap();
     json!({"note": "key type 1 (orders-app, orders, 3), value version 3 (offset 1234, leader epoch 7, metadata m, commit time 1764300000000)",
            "key": hex::encode(&key), "value": hex::encode(&value),
            "commit_line": String::from_utf8(line).unwrap()})

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::plan::{CONSUMER_OFFSETS, CommitLogPlan, PartitionPlan};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::image::commits::{self, Commit, CommitsMeta, OffsetsRecord};
+use crate::image::commits::{self, Commit, CommitsMeta};
 use crate::image::record::{OffsetRuns, RecordRef};
 use crate::image::segment::{Chunk, SegmentWriter};
 use crate::image::types::ChunkMeta;
@@ -323,42 +323,13 @@ impl Handler for CommitCollector<'_> {
                 return Ok(());
             }
         };
-        let wanted = |g: &str| crate::kafka::selected(g, self.groups, &[]);
-        match rec {
-            OffsetsRecord::Commit {
-                group,
-                topic,
-                partition,
-                value,
-            } if wanted(&group) && self.topics.contains(&topic) => {
-                self.commits.push(match value {
-                    Some(v) => Commit {
-                        ts: v.commit_ts,
-                        group,
-                        topic: Some(topic),
-                        partition: Some(partition),
-                        offset: Some(v.offset),
-                        metadata: v.metadata,
-                    },
-                    None => Commit {
-                        ts: r.timestamp,
-                        group,
-                        topic: Some(topic),
-                        partition: Some(partition),
-                        offset: None,
-                        metadata: String::new(),
-                    },
-                });
-            }
-            OffsetsRecord::GroupDeleted { group } if wanted(&group) => self.commits.push(Commit {
-                ts: r.timestamp,
-                group,
-                topic: None,
-                partition: None,
-                offset: None,
-                metadata: String::new(),
-            }),
-            _ => {}
+        let Some(c) = Commit::from_record(rec, r.timestamp) else {
+            return Ok(());
+        };
+        // A deleted group concerns every topic.
+        let on_topic = c.topic.as_ref().is_none_or(|t| self.topics.contains(t));
+        if on_topic && crate::kafka::selected(&c.group, self.groups, &[]) {
+            self.commits.push(c);
         }
         Ok(())
     }
