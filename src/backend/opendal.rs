@@ -66,21 +66,77 @@ enum Want {
 
 /// Reads a local file directly (OpenDAL's fs reader costs about a
 /// millisecond per read in buffer set-up, which thousands of small tree and
-/// snapshot reads feel): a regular file only, bounded, exact ranges. Reads
-/// of at most [`INLINE_READ`] bytes run on the calling task (a thread
-/// hand-off costs more than reading a page-cached file); larger ones on
-/// the blocking pool.
+/// snapshot reads feel): a regular file only, bounded, exact ranges. One
+/// stat decides all three; reads of at most [`INLINE_READ`] bytes then run
+/// on the calling task (a thread hand-off costs more than reading a
+/// page-cached file), larger ones on the blocking pool.
 async fn local_read(root: PathBuf, path: String, want: Want) -> BackendResult<Vec<u8>> {
-    let small = match want {
-        Want::Range(_, len) => len <= INLINE_READ,
-        Want::All(_) => std::fs::metadata(root.join(&path)).is_ok_and(|m| m.len() <= INLINE_READ),
-    };
-    if small {
-        return local_read_sync(&root, &path, want);
+    let full = root.join(&path);
+    let md = std::fs::metadata(&full).map_err(|e| read_err(&path, e))?;
+    if !md.is_file() {
+        return Err(not_regular(&path));
     }
-    tokio::task::spawn_blocking(move || local_read_sync(&root, &path, want))
+    let len = match want {
+        Want::All(max) if md.len() > max => return Err(too_large(&path, md.len(), max)),
+        Want::All(_) => md.len(),
+        Want::Range(_, len) => len,
+    };
+    if len <= INLINE_READ {
+        return read_file(&full, &path, want, md.len());
+    }
+    tokio::task::spawn_blocking(move || read_file(&full, &path, want, md.len()))
         .await
         .map_err(|e| BackendError::new(BackendErrorKind::Permanent, "read", "", e))?
+}
+
+/// A local read error: missing is NotFound, interruptions are transient.
+fn read_err(path: &str, e: std::io::Error) -> BackendError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => BackendErrorKind::NotFound,
+        std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => BackendErrorKind::Transient,
+        _ => BackendErrorKind::Permanent,
+    };
+    BackendError::new(kind, "read", path, e)
+}
+
+/// Reads what `want` asks of a regular file `size` bytes long (checked by
+/// [`local_read`]); a file that grew past an `All` bound is still refused.
+fn read_file(full: &std::path::Path, path: &str, want: Want, size: u64) -> BackendResult<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| read_err(path, e);
+    let mut f = std::fs::File::open(full).map_err(io)?;
+    match want {
+        Want::All(max) => {
+            let mut v = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            f.by_ref()
+                .take(max.saturating_add(1))
+                .read_to_end(&mut v)
+                .map_err(io)?;
+            if v.len() as u64 > max {
+                return Err(too_large(path, v.len() as u64, max));
+            }
+            Ok(v)
+        }
+        Want::Range(offset, len) => {
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut v = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            f.take(len).read_to_end(&mut v).map_err(io)?;
+            exact(path, offset, len, v)
+        }
+    }
+}
+
+/// A range read must return exactly `len` bytes.
+fn exact(path: &str, offset: u64, len: u64, v: Vec<u8>) -> BackendResult<Vec<u8>> {
+    if v.len() as u64 != len {
+        return Err(BackendError::new(
+            BackendErrorKind::Permanent,
+            "read",
+            path,
+            format!("short read: wanted {len} bytes at {offset}, got {}", v.len()),
+        ));
+    }
+    Ok(v)
 }
 
 /// Lists the files below `dir` (recursively) with sizes and times, in one
@@ -129,54 +185,6 @@ fn local_list(root: &std::path::Path, dir: &str) -> BackendResult<Vec<ObjectInfo
 
 /// Reads up to this many bytes without leaving the task.
 const INLINE_READ: u64 = 256 << 10;
-
-fn local_read_sync(root: &std::path::Path, path: &str, want: Want) -> BackendResult<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let full = root.join(path);
-    let io = |e: std::io::Error| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => BackendErrorKind::NotFound,
-            std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => BackendErrorKind::Transient,
-            _ => BackendErrorKind::Permanent,
-        };
-        BackendError::new(kind, "read", path, e)
-    };
-    let md = std::fs::metadata(&full).map_err(io)?;
-    if !md.is_file() {
-        return Err(not_regular(path));
-    }
-    let mut f = std::fs::File::open(&full).map_err(io)?;
-    match want {
-        Want::All(max) => {
-            if md.len() > max {
-                return Err(too_large(path, md.len(), max));
-            }
-            let mut v = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
-            f.by_ref()
-                .take(max.saturating_add(1))
-                .read_to_end(&mut v)
-                .map_err(io)?;
-            if v.len() as u64 > max {
-                return Err(too_large(path, v.len() as u64, max));
-            }
-            Ok(v)
-        }
-        Want::Range(offset, len) => {
-            f.seek(SeekFrom::Start(offset)).map_err(io)?;
-            let mut v = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            f.take(len).read_to_end(&mut v).map_err(io)?;
-            if v.len() as u64 != len {
-                return Err(BackendError::new(
-                    BackendErrorKind::Permanent,
-                    "read",
-                    path,
-                    format!("short read: wanted {len} bytes at {offset}, got {}", v.len()),
-                ));
-            }
-            Ok(v)
-        }
-    }
-}
 
 fn not_regular(path: &str) -> BackendError {
     BackendError::new(BackendErrorKind::Refused, "read", path, "not a regular file")
@@ -279,16 +287,7 @@ impl Backend for OpendalBackend {
             .range(offset..end)
             .await
             .map_err(|e| map_err("read", path, e))?;
-        let v = buf.to_vec();
-        if v.len() as u64 != len {
-            return Err(BackendError::new(
-                BackendErrorKind::Permanent,
-                "read",
-                path,
-                format!("short read: wanted {len} bytes at {offset}, got {}", v.len()),
-            ));
-        }
-        Ok(v)
+        exact(path, offset, len, buf.to_vec())
     }
 
     async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
