@@ -326,15 +326,19 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
     }
     for g in &listing.groups {
         ctx.out.emit("group", json!(g), || {
-            let o: Vec<String> = g
-                .offsets
-                .iter()
-                .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
-                .collect();
-            format!("group {}  {}", g.group, o.join(" "))
+            format!("group {}  {}", g.group, offsets_text(&g.offsets))
         });
     }
     Ok(exit::OK)
+}
+
+/// A group's offsets as `topic/partition=offset ...`.
+fn offsets_text(offsets: &[kvault::image::types::GroupOffset]) -> String {
+    offsets
+        .iter()
+        .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn parse_time_ms(s: &str) -> Result<i64> {
@@ -472,12 +476,7 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
                 ctx.out
                     .emit("diff", json!({"group": group, "before": before, "after": after}), || {
                         let fmt = |v: &Option<Vec<kvault::image::types::GroupOffset>>| {
-                            v.as_ref().map_or("-".to_string(), |o| {
-                                o.iter()
-                                    .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
-                                    .collect::<Vec<_>>()
-                                    .join(" ")
-                            })
+                            v.as_deref().map_or("-".to_string(), offsets_text)
                         };
                         format!("M  group {group}: {} -> {}", fmt(&before), fmt(&after))
                     });
