@@ -7,7 +7,7 @@
 //! one line naming the reason.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::kafka::*;
@@ -31,12 +31,7 @@ fn secure() -> (String, String, String, String) {
 }
 
 fn kvault(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kvault"))
-        .args(["-r", repo.to_str().unwrap(), "--no-progress"])
-        .args(args)
-        .env("KVAULT_PASSWORD", "pw")
-        .output()
-        .unwrap()
+    crate::cli::run(crate::cli::kvault(repo).args(args))
 }
 
 fn ok(repo: &Path, args: &[&str]) -> String {

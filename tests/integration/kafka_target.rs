@@ -599,20 +599,8 @@ async fn snapshot_dry_run_prints_the_plan_and_writes_nothing() {
     produce(&b, &topic, &keyed(90, 3, "sdry"));
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let kv = env!("CARGO_BIN_EXE_kvault");
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(kv)
-            .args(["-r", repo.to_str().unwrap(), "--no-progress"])
-            .args(args)
-            .env("KVAULT_PASSWORD", "pw")
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        String::from_utf8(crate::cli::ok(crate::cli::kvault(&repo).args(args)).stdout).unwrap()
     };
     run(&["init", "--insecure-fast-kdf"]);
     let base = ["-b", &b, "--topic", &topic, "--group", "none"];
@@ -661,12 +649,9 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
     produce(&b, &topic, &keyed(100, 2, "every"));
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let kv = env!("CARGO_BIN_EXE_kvault");
     let cmd = |args: &[&str]| {
-        let mut c = std::process::Command::new(kv);
-        c.args(["-r", repo.to_str().unwrap(), "--no-progress"])
-            .args(args)
-            .env("KVAULT_PASSWORD", "pw");
+        let mut c = crate::cli::kvault(&repo);
+        c.args(args);
         c
     };
     assert!(cmd(&["init", "--insecure-fast-kdf"]).status().unwrap().success());
@@ -737,16 +722,8 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
 fn verbose_runs_log_retries_and_librdkafka_diagnostics_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let kv = env!("CARGO_BIN_EXE_kvault");
-    let run = |args: &[&str]| {
-        std::process::Command::new(kv)
-            .args(["-r", repo.to_str().unwrap(), "--no-progress"])
-            .args(args)
-            .env("KVAULT_PASSWORD", "pw")
-            .env_remove("KVAULT_LOG")
-            .output()
-            .unwrap()
-    };
+    // The shared helper clears KVAULT_* (KVAULT_LOG too) from the environment.
+    let run = |args: &[&str]| crate::cli::run(crate::cli::kvault(&repo).args(args));
     assert!(run(&["init", "--insecure-fast-kdf"]).status.success());
     // Unreachable with -v: librdkafka says why, and kvault's error is still
     // the last line.
