@@ -59,10 +59,7 @@ impl Cli {
 
     /// Where the run's metrics go, and the command's name for them.
     pub fn metrics(&self) -> (metrics::Sinks, String) {
-        let sinks = metrics::Sinks {
-            file: self.global.metrics_file.clone(),
-            push: self.global.metrics_push.clone(),
-        };
+        let sinks = self.global.metric_sinks();
         let cmd = <Cli as clap::CommandFactory>::command();
         let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
         let name = std::env::args()
@@ -144,6 +141,16 @@ pub struct GlobalArgs {
     retry_lock: Option<std::time::Duration>,
     #[command(flatten)]
     storage: StorageArgs,
+}
+
+impl GlobalArgs {
+    /// Where the run's metrics go (`--metrics-file`, `--metrics-push`).
+    fn metric_sinks(&self) -> metrics::Sinks {
+        metrics::Sinks {
+            file: self.metrics_file.clone(),
+            push: self.metrics_push.clone(),
+        }
+    }
 }
 
 /// Object-store settings.
@@ -349,10 +356,7 @@ pub struct Ctx {
 impl Ctx {
     /// Where the run's metrics go.
     pub fn metrics(&self) -> metrics::Sinks {
-        metrics::Sinks {
-            file: self.global.metrics_file.clone(),
-            push: self.global.metrics_push.clone(),
-        }
+        self.global.metric_sinks()
     }
 
     fn location(&self) -> Result<&str> {
