@@ -351,9 +351,20 @@ impl Cluster {
         // ask in batches — still one request per leader broker per batch.
         let mut by: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for batch in parts.chunks(LIST_OFFSETS_BATCH) {
+            // A partition's own error (a leader just elected, a topic not yet
+            // known to every broker) fails the attempt, so it is retried
+            // like a failed request instead of surfacing as a missing offset.
             let got = retry(&i.opts, &what, when, |t| {
-                i.consumer
-                    .offsets_for_times(tpl_of(batch, spec).map_err(|_| KafkaError::Canceled)?, t)
+                let got = i
+                    .consumer
+                    .offsets_for_times(tpl_of(batch, spec).map_err(|_| KafkaError::Canceled)?, t)?;
+                for e in got.elements() {
+                    e.error()?;
+                    if !matches!(e.offset(), Offset::Offset(_)) {
+                        return Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetNotAvailable));
+                    }
+                }
+                Ok(got)
             })?;
             for e in got.elements() {
                 if let Offset::Offset(o) = e.offset() {
@@ -783,5 +794,66 @@ fn commit_error(opts: &KafkaOptions, group: &str, e: &KafkaError, attempts: u32)
         }
     } else {
         kafka_error(opts, &format!("committing offsets of group {group}"), e, attempts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    fn parts() -> Vec<(String, i32)> {
+        vec![("t".to_string(), 0), ("t".to_string(), 1)]
+    }
+
+    /// A partition left out of an answer that succeeded for the others is
+    /// reported with its own cause; it used to be "the broker returned no
+    /// offset", which named nothing a user could act on.
+    #[tokio::test]
+    async fn a_partition_without_a_leader_is_named_with_its_cause() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 2, 1).expect("topic");
+        mock.partition_leader("t", 1, None).expect("leaderless");
+        let mut opts = KafkaOptions::new(&mock.bootstrap_servers());
+        opts.timeout = Some(Duration::from_secs(2));
+        let cluster = Cluster::connect(&opts).await.expect("connect");
+        let e = cluster
+            .offsets(&parts(), End::Latest)
+            .await
+            .expect_err("no leader");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("eader") && !msg.contains("returned no offset"),
+            "{msg}"
+        );
+    }
+
+    /// Transient ListOffsets errors are retried; others fail at once.
+    #[tokio::test]
+    async fn list_offsets_retries_transient_errors_only() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 2, 1).expect("topic");
+        let cluster = Cluster::connect(&KafkaOptions::new(&mock.bootstrap_servers()))
+            .await
+            .expect("connect");
+        mock.request_errors(
+            RDKafkaApiKey::ListOffsets,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE; 3],
+        );
+        assert_eq!(
+            cluster.offsets(&parts(), End::Latest).await.expect("offsets"),
+            vec![0, 0]
+        );
+
+        mock.request_errors(
+            RDKafkaApiKey::ListOffsets,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+        );
+        let e = cluster.offsets(&parts(), End::Latest).await.expect_err("refused");
+        assert!(e.to_string().contains("uthoriz"), "{e}");
     }
 }
