@@ -511,8 +511,13 @@ impl Cluster {
         // linear search (quadratic in partitions).
         let mut offs: Vec<GroupOffset> = Vec::new();
         for tpl in tpls {
+            // A partition's own error (an unstable transactional commit, a
+            // coordinator moving) fails the attempt: dropping that partition
+            // would restore the group without its offset.
             let committed = retry(&i.opts, &format!("offsets of group {g}"), Transient::Usual, |t| {
-                c.committed_offsets(tpl.clone(), t)
+                let got = c.committed_offsets(tpl.clone(), t)?;
+                got.elements().iter().try_for_each(|e| e.error())?;
+                Ok(got)
             })?;
             offs.extend(committed.elements().iter().filter_map(|e| match e.offset() {
                 Offset::Offset(o) => Some(GroupOffset {
