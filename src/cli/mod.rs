@@ -116,9 +116,14 @@ pub struct GlobalArgs {
     quiet: bool,
     /// Log more on stderr: -v retries, phases and librdkafka's errors, -vv
     /// debug, -vvv everything with librdkafka's broker, TLS and SASL debug
-    /// log (KVAULT_LOG=level overrides).
+    /// log (KVAULT_LOG or RUST_LOG directives override: `debug`,
+    /// `warn,kvault::kafka=debug`).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as `text` or `json` (JSON lines with message_type "log";
+    /// the default under --json).
+    #[arg(long, env = "KVAULT_LOG_FORMAT", value_name = "FORMAT", global = true)]
+    log_format: Option<LogFormat>,
     /// Never draw progress bars.
     #[arg(long, global = true)]
     no_progress: bool,
@@ -407,9 +412,22 @@ impl Ctx {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `TIME LEVEL TARGET: message`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Runs the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
-    log::init(log::level(cli.global.verbose, cli.global.quiet), cli.global.json);
+    let json_logs = match cli.global.log_format {
+        Some(f) => f == LogFormat::Json,
+        None => cli.global.json,
+    };
+    log::init(log::filter(cli.global.verbose, cli.global.quiet), json_logs);
     let out = Out {
         json: cli.global.json,
         quiet: cli.global.quiet,

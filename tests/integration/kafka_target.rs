@@ -765,6 +765,39 @@ fn verbose_runs_log_retries_and_librdkafka_diagnostics_on_stderr() {
             && l["message"].as_str().unwrap_or_default().contains("saved")),
         "{err}"
     );
+    // RUST_LOG directives per target, and JSON log lines without --json.
+    let snap = |env: &str| {
+        crate::cli::run(
+            crate::cli::kvault(&repo)
+                .env("RUST_LOG", env)
+                .args([
+                    "--log-format",
+                    "json",
+                    "snapshot",
+                    "-b",
+                    &b,
+                    "--topic",
+                    "none-such-*",
+                ])
+                .args(["--group", "none"]),
+        )
+    };
+    let o = snap("warn,kvault::ops=info");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| l["target"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("kvault::ops")
+                && l["level"] == "info"),
+        "{err}"
+    );
+    let o = snap("info,kvault::ops=error");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("kvault::ops"), "{err}");
 }
 
 #[tokio::test]
