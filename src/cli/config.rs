@@ -18,14 +18,32 @@
 //! "security.protocol" = "SASL_SSL"
 //! "sasl.mechanism" = "SCRAM-SHA-512"
 //! "sasl.username" = "kvault"
-//! "sasl.password" = "…"
+//! "sasl.password" = "${KAFKA_PASSWORD}"      # from the environment
+//!
+//! [profile.payments]  # --profile payments: overrides the keys above
+//! brokers = "pay-1:9093"
+//! repository = "s3://backups/payments"
+//! topics = ["payments.*"]                     # snapshot's --topic
+//! topic-regex = ['payments\.(eu|us)\..*']   # snapshot's --topic-regex
+//! exclude = ["*.dlq"]
+//! groups = ["pay-*"]
+//! [profile.payments.kafka]
+//! "sasl.password" = "file:/run/secrets/payments-kafka"   # a file's content
+//! [profile.payments.keep]                     # forget's --keep-* policy
+//! daily = 7
+//! weekly = 4
+//! within = "2d"
 //! ```
 //!
 //! Found at `--config FILE`, else `KVAULT_CONFIG`, else
 //! `$XDG_CONFIG_HOME/kvault/config.toml` (`~/.config/kvault/config.toml`)
-//! when it exists. Precedence: flags, then environment, then the file (its
-//! values become the flags' defaults); `-X` wins over `[kafka]`. An unknown
-//! key is an error naming it.
+//! when it exists; `--profile NAME` / `KVAULT_PROFILE` picks a profile.
+//! Precedence: flags, then environment, then the profile, then the file's
+//! top level (their values become the flags' defaults); `-X` wins over
+//! `[kafka]`. In every string value `${NAME}` is the environment variable
+//! NAME (unset: an error naming it; `$$` is a literal `$`), and a value
+//! `file:PATH` is that file's content without its trailing newline. An
+//! unknown key or profile is an error naming it.
 
 use std::sync::OnceLock;
 
@@ -64,20 +82,47 @@ const S3: &[(&str, &str)] = &[
     ("access-key-id", "s3_access_key_id"),
     ("secret-access-key-file", "s3_secret_access_key_file"),
 ];
+/// Snapshot's selection keys (arrays or strings).
+const SELECTION: &[(&str, &str)] = &[
+    ("topics", "topics"),
+    ("topic-regex", "topic_regex"),
+    ("exclude", "exclude"),
+    ("groups", "groups"),
+];
+/// `[keep]` keys: forget's policy.
+const KEEP: &[(&str, &str)] = &[
+    ("last", "keep_last"),
+    ("hourly", "keep_hourly"),
+    ("daily", "keep_daily"),
+    ("weekly", "keep_weekly"),
+    ("monthly", "keep_monthly"),
+    ("yearly", "keep_yearly"),
+    ("within", "keep_within"),
+    ("tags", "keep_tags"),
+];
 /// Commands that take the Kafka flags.
 const KAFKA_COMMANDS: &[&str] = &["snapshot", "restore"];
+
+/// The value of `--NAME VALUE` / `--NAME=VALUE` in the raw arguments.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let long = format!("--{name}");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == long {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(&long).and_then(|r| r.strip_prefix('=')) {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
 
 /// The path given by `--config`, `KVAULT_CONFIG`, or the default when it
 /// exists.
 fn path(args: &[String]) -> Option<(String, bool)> {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--config" {
-            return it.next().map(|p| (p.clone(), true));
-        }
-        if let Some(p) = a.strip_prefix("--config=") {
-            return Some((p.to_string(), true));
-        }
+    if let Some(p) = flag(args, "config") {
+        return Some((p, true));
     }
     if let Ok(p) = std::env::var("KVAULT_CONFIG") {
         if !p.is_empty() {
@@ -92,22 +137,110 @@ fn path(args: &[String]) -> Option<(String, bool)> {
     std::path::Path::new(&p).exists().then_some((p, false))
 }
 
+/// `${NAME}` from the environment (`$$` is `$`); a whole value `file:PATH`
+/// is the file's content without its trailing newline.
+fn expand(raw: &str, key: &str) -> Result<String> {
+    if let Some(f) = raw.strip_prefix("file:") {
+        let body = std::fs::read_to_string(f).with_context(|| format!("{key}: reading {f}"))?;
+        return Ok(body.trim_end_matches(['\n', '\r']).to_string());
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let Some(end) = r.find('}') else {
+                bail!("{key}: unclosed ${{ in {raw:?}");
+            };
+            let name = &r[..end];
+            let v = std::env::var(name)
+                .map_err(|_| anyhow::anyhow!("{key}: environment variable {name} is not set"))?;
+            out.push_str(&v);
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn text(v: &toml::Value, key: &str) -> Result<String> {
     match v {
-        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::String(s) => expand(s, key),
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Boolean(b) => Ok(b.to_string()),
         _ => bail!("{key}: expected a string"),
     }
 }
 
+/// A string or an array of strings.
+fn texts(v: &toml::Value, key: &str) -> Result<Vec<String>> {
+    match v {
+        toml::Value::Array(a) => a.iter().map(|x| text(x, key)).collect(),
+        other => Ok(vec![text(other, key)?]),
+    }
+}
+
+/// The file's top level with the chosen profile laid over it: a profile's
+/// key replaces the top-level one; its `[kafka]`, `[s3]` and `[keep]`
+/// entries replace those of the same name.
+fn effective(mut table: toml::Table, profile: Option<&str>, path: &str) -> Result<toml::Table> {
+    let profiles = match table.remove("profile") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => bail!("configuration file {path}: [profile.NAME] must be tables"),
+    };
+    let Some(name) = profile else {
+        return Ok(table);
+    };
+    let Some(p) = profiles.get(name) else {
+        let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+        bail!(
+            "configuration file {path}: no profile {name:?} (profiles: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let toml::Value::Table(p) = p else {
+        bail!("configuration file {path}: profile.{name} must be a table");
+    };
+    for (k, v) in p {
+        match (table.get_mut(k), v) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => {
+                base.extend(over.iter().map(|(a, b)| (a.clone(), b.clone())));
+            }
+            _ => {
+                table.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(table)
+}
+
 /// Applies the configuration file (if any) to the command definition: its
 /// values become defaults of the flags they name.
 ///
 /// # Errors
-/// An unreadable or malformed file, an unknown key.
+/// An unreadable or malformed file, an unknown key or profile, an unset
+/// environment variable or unreadable `file:` a value names.
 pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
+    let profile =
+        flag(args, "profile").or_else(|| std::env::var("KVAULT_PROFILE").ok().filter(|p| !p.is_empty()));
     let Some((path, explicit)) = path(args) else {
+        if let Some(p) = profile {
+            bail!(
+                "--profile {p}: no configuration file (--config FILE, KVAULT_CONFIG or ~/.config/kvault/config.toml)"
+            );
+        }
         return Ok(cmd);
     };
     let body = match std::fs::read_to_string(&path) {
@@ -118,25 +251,34 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
     let table: toml::Table = body
         .parse()
         .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration file {path}: {}", e.message()))?;
+    let table = effective(table, profile.as_deref(), &path)?;
     let mut defaults: Vec<(&'static str, String)> = Vec::new();
     let mut kafka_flags: Vec<(&'static str, String)> = Vec::new();
+    let mut selection: Vec<(&'static str, Vec<String>)> = Vec::new();
+    let mut keep: Vec<(&'static str, Vec<String>)> = Vec::new();
     let mut kafka = Vec::new();
+    let in_file = |e: anyhow::Error| e.context(format!("configuration file {path}"));
     for (k, v) in &table {
         if let Some((_, id)) = GLOBAL.iter().find(|(key, _)| key == k) {
-            defaults.push((id, text(v, k)?));
+            defaults.push((id, text(v, k).map_err(in_file)?));
         } else if let Some((_, id)) = KAFKA_FLAGS.iter().find(|(key, _)| key == k) {
-            kafka_flags.push((id, text(v, k)?));
-        } else if k == "s3" || k == "kafka" {
+            kafka_flags.push((id, text(v, k).map_err(in_file)?));
+        } else if let Some((_, id)) = SELECTION.iter().find(|(key, _)| key == k) {
+            selection.push((id, texts(v, k).map_err(in_file)?));
+        } else if k == "s3" || k == "kafka" || k == "keep" {
             let toml::Value::Table(t) = v else {
                 bail!("configuration file {path}: [{k}] must be a table");
             };
             for (sk, sv) in t {
+                let key = format!("{k}.{sk}");
                 if k == "kafka" {
-                    kafka.push((sk.clone(), text(sv, sk)?));
-                } else if let Some((_, id)) = S3.iter().find(|(key, _)| key == sk) {
-                    defaults.push((id, text(sv, sk)?));
+                    kafka.push((sk.clone(), text(sv, &key).map_err(in_file)?));
+                } else if let Some((_, id)) = S3.iter().find(|(key, _)| key == sk).filter(|_| k == "s3") {
+                    defaults.push((id, text(sv, &key).map_err(in_file)?));
+                } else if let Some((_, id)) = KEEP.iter().find(|(key, _)| key == sk).filter(|_| k == "keep") {
+                    keep.push((id, texts(sv, &key).map_err(in_file)?));
                 } else {
-                    bail!("configuration file {path}: unknown key s3.{sk}");
+                    bail!("configuration file {path}: unknown key {key}");
                 }
             }
         } else {
@@ -153,5 +295,62 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
             cmd = cmd.mut_subcommand(*name, |s| s.mut_arg(*id, |a| a.default_value(v).required(false)));
         }
     }
+    for (id, v) in selection {
+        cmd = cmd.mut_subcommand("snapshot", |s| s.mut_arg(id, |a| a.default_values(v)));
+    }
+    for (id, v) in keep {
+        cmd = cmd.mut_subcommand("forget", |s| s.mut_arg(id, |a| a.default_values(v)));
+    }
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_expand_environment_variables_and_files() {
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(expand("a-${PATH}-b", "k").unwrap(), format!("a-{path}-b"));
+        assert_eq!(expand("cost $$5 $x", "k").unwrap(), "cost $5 $x");
+        let e = expand("${KVAULT_CONFIG_TEST_UNSET}", "kafka.sasl.password").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kafka.sasl.password: environment variable KVAULT_CONFIG_TEST_UNSET is not set"
+        );
+        assert!(expand("${OPEN", "k").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "from-a-file\n").unwrap();
+        assert_eq!(
+            expand(&format!("file:{}", f.display()), "k").unwrap(),
+            "from-a-file"
+        );
+        assert!(expand("file:/nonexistent/kvault", "k").is_err());
+    }
+
+    #[test]
+    fn a_profile_overrides_the_top_level_key_by_key() {
+        let t: toml::Table = r#"
+            brokers = "top:9092"
+            repository = "/top"
+            [kafka]
+            "client.id" = "top"
+            "sasl.username" = "u"
+            [profile.p]
+            brokers = "p:9092"
+            [profile.p.kafka]
+            "client.id" = "p"
+        "#
+        .parse()
+        .unwrap();
+        let e = effective(t.clone(), Some("p"), "f").unwrap();
+        assert_eq!(e["brokers"].as_str(), Some("p:9092"));
+        assert_eq!(e["repository"].as_str(), Some("/top"));
+        assert_eq!(e["kafka"]["client.id"].as_str(), Some("p"));
+        assert_eq!(e["kafka"]["sasl.username"].as_str(), Some("u"));
+        assert!(!effective(t.clone(), None, "f").unwrap().contains_key("profile"));
+        let err = effective(t, Some("q"), "f").unwrap_err().to_string();
+        assert!(err.contains("no profile \"q\" (profiles: p)"), "{err}");
+    }
 }

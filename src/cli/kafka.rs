@@ -45,6 +45,16 @@ impl KafkaArgs {
     }
 }
 
+/// Topic globs plus `--topic-regex` expressions, as one pattern list.
+fn with_regexes(mut globs: Vec<String>, regexes: &[String]) -> Vec<String> {
+    globs.extend(
+        regexes
+            .iter()
+            .map(|r| format!("{}{r}", kvault::kafka::filter::REGEX_PREFIX)),
+    );
+    globs
+}
+
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     #[command(flatten)]
@@ -52,6 +62,10 @@ pub struct SnapshotArgs {
     /// Topics to include (glob, repeatable; default all non-internal topics).
     #[arg(long = "topic", value_name = "PATTERN")]
     topics: Vec<String>,
+    /// Topics to include by regular expression matching the whole name
+    /// (repeatable; adds to --topic).
+    #[arg(long = "topic-regex", value_name = "REGEX")]
+    topic_regex: Vec<String>,
     /// Topics to exclude (glob, repeatable).
     #[arg(long = "exclude", value_name = "PATTERN")]
     exclude: Vec<String>,
@@ -86,7 +100,7 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let repo = ctx.open().await?;
     let opts = SnapshotOptions {
         kafka: a.kafka.options()?,
-        topics: a.topics,
+        topics: with_regexes(a.topics, &a.topic_regex),
         exclude: a.exclude,
         groups: a.groups,
         tags: a.tags,
@@ -202,7 +216,7 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
     let repo = ctx.open().await?;
     let opts = SnapshotOptions {
         kafka: a.kafka.options()?,
-        topics: a.topics,
+        topics: with_regexes(a.topics, &a.topic_regex),
         exclude: a.exclude,
         groups: a.groups,
         tags: a.tags,
@@ -496,6 +510,10 @@ pub struct RestoreArgs {
     /// Source topics to restore (glob, repeatable; default all).
     #[arg(long = "topic", value_name = "PATTERN")]
     topics: Vec<String>,
+    /// Source topics to restore by regular expression matching the whole
+    /// name (repeatable; adds to --topic).
+    #[arg(long = "topic-regex", value_name = "REGEX")]
+    topic_regex: Vec<String>,
     /// Restore topic FROM as TO (repeatable).
     #[arg(long = "rename", value_name = "FROM=TO")]
     rename: Vec<String>,
@@ -586,7 +604,7 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     }
     let opts = kvault::ops::restore::RestoreOptions {
         kafka: a.kafka.options()?,
-        topics: a.topics,
+        topics: with_regexes(a.topics, &a.topic_regex),
         rename,
         prefix: a.prefix,
         groups: a.groups,

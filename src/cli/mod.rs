@@ -99,6 +99,10 @@ pub struct GlobalArgs {
     /// ~/.config/kvault/config.toml when it exists.
     #[arg(long, env = "KVAULT_CONFIG", value_name = "FILE", global = true)]
     config: Option<String>,
+    /// Use the configuration file's [profile.NAME] (its keys override the
+    /// file's top-level ones).
+    #[arg(long, env = "KVAULT_PROFILE", value_name = "NAME", global = true)]
+    profile: Option<String>,
     /// Repository location: a path, fs://PATH, s3://BUCKET/PREFIX, gcs://BUCKET/PREFIX, azblob://CONTAINER/PREFIX.
     #[arg(short = 'r', long = "repo", env = "KVAULT_REPOSITORY", global = true)]
     repo: Option<String>,

@@ -24,8 +24,9 @@ use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::KafkaOptions;
+use super::filter::{NameFilter, is_literal};
 use super::retry::{Backoff, Transient, kafka_error, retry};
-use super::{KafkaOptions, selected};
 use crate::error::{Error, Result};
 pub use crate::image::types::{GroupOffset, TopicInfo};
 
@@ -250,16 +251,14 @@ impl Cluster {
     /// # Errors
     /// A named (non-glob) topic that does not exist; requests failing.
     pub async fn topics(&self, include: &[String], exclude: &[String]) -> Result<Vec<TopicInfo>> {
-        let (include, exclude) = (include.to_vec(), exclude.to_vec());
+        let selection = NameFilter::new("topic", include, exclude)?;
+        let include = include.to_vec();
         let mut out = self
             .blocking(move |i| {
                 let md = Self::metadata(i)?;
                 let mut out = Vec::new();
                 for t in md.topics() {
-                    if t.name().starts_with("__")
-                        || !selected(t.name(), &include, &exclude)
-                        || t.error().is_some()
-                    {
+                    if t.name().starts_with("__") || !selection.matches(t.name()) || t.error().is_some() {
                         continue;
                     }
                     let rf = t
@@ -277,7 +276,7 @@ impl Cluster {
                 out.sort_by(|a, b| a.name.cmp(&b.name));
                 if let Some(m) = include
                     .iter()
-                    .find(|p| !p.contains(['*', '?']) && !out.iter().any(|t| &t.name == *p))
+                    .find(|p| is_literal(p) && !out.iter().any(|t| &t.name == *p))
                 {
                     return Err(Error::NotFound(format!("topic {m} on {}", i.opts.brokers)));
                 }
@@ -450,12 +449,13 @@ impl Cluster {
         partitions: &[(String, i32)],
         include: &[String],
     ) -> Result<BTreeMap<String, Vec<GroupOffset>>> {
-        let (partitions, include) = (partitions.to_vec(), include.to_vec());
+        let partitions = partitions.to_vec();
+        let selection = NameFilter::new("group", include, &[])?;
         self.blocking(move |i| {
             let names: Vec<String> = Self::groups(i)?
                 .into_iter()
                 .map(|g| g.0)
-                .filter(|g| selected(g, &include, &[]))
+                .filter(|g| selection.matches(g))
                 .collect();
             let mut out = BTreeMap::new();
             if names.is_empty() {

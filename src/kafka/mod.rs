@@ -8,6 +8,7 @@
 
 #[cfg(feature = "kafka")]
 pub mod admin;
+pub mod filter;
 pub mod partitioner;
 #[cfg(feature = "kafka")]
 pub mod retry;
@@ -142,58 +143,9 @@ impl KafkaOptions {
     }
 }
 
-/// Matches `name` against a glob (`*` any run, `?` one character).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some(pi);
-                mark = ni;
-                pi += 1;
-            }
-            Some(c) if *c == '?' || Some(c) == n.get(ni) => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some(s) => {
-                    pi = s + 1;
-                    mark += 1;
-                    ni = mark;
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..).unwrap_or_default().iter().all(|c| *c == '*')
-}
-
-/// Whether `name` is selected by include patterns (all when empty) and not
-/// excluded.
-pub fn selected(name: &str, include: &[String], exclude: &[String]) -> bool {
-    (include.is_empty() || include.iter().any(|p| glob_match(p, name)))
-        && !exclude.iter().any(|p| glob_match(p, name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*", "orders"));
-        assert!(glob_match("ord*", "orders"));
-        assert!(glob_match("*ers", "orders"));
-        assert!(glob_match("o?ders", "orders"));
-        assert!(!glob_match("o?ders", "oders"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(!glob_match("a*b*c", "axxbyy"));
-        assert!(selected("x", &[], &[]));
-        assert!(!selected("x", &[], &["x".into()]));
-        assert!(!selected("x", &["y*".into()], &[]));
-    }
 
     #[test]
     fn properties() {

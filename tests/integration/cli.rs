@@ -473,6 +473,23 @@ fn forget_prints_what_it_keeps_and_why_and_copy_moves_snapshots() {
     );
     let o = run(kvault(&repo).args(["forget", "--keep-daily", "x"]));
     assert_eq!(code(&o), 2, "{}", stderr(&o));
+    // The same policy from a profile's [keep] of the configuration file.
+    let cfg = dir.path().join("kvault.toml");
+    std::fs::write(&cfg, "[profile.nightly.keep]\nlast = 2\n").unwrap();
+    let o = ok(kvault(&repo)
+        .args(["--config", cfg.to_str().unwrap(), "--profile", "nightly"])
+        .args(["forget", "--dry-run"]));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("would remove 2 snapshot(s)"), "{text}");
+    let o = run(kvault(&repo)
+        .args(["--config", cfg.to_str().unwrap(), "--profile", "weekly"])
+        .args(["forget", "--dry-run"]));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no profile \"weekly\" (profiles: nightly)"),
+        "{}",
+        stderr(&o)
+    );
     let o = ok(kvault(&repo).args(["forget", "--keep-last", "2", "--prune", "--json"]));
     let lines = json_lines(&o);
     assert_eq!(lines[0]["removed"].as_array().unwrap().len(), 2);

@@ -1,6 +1,8 @@
 //! Secured clusters, as a platform team runs them: the "secure" broker of
-//! `scripts/kafka` listens with SASL_SSL (SCRAM-SHA-512) and with mutual
-//! TLS, with certificates made by openssl when it starts. kvault reaches it
+//! `scripts/kafka` listens with SASL_SSL (SCRAM-SHA-512), with mutual TLS
+//! and with SASL_SSL OAUTHBEARER validating OIDC tokens of a local identity
+//! provider (`scripts/oidc-provider`), with certificates made by openssl
+//! when it starts. kvault reaches it
 //! with librdkafka properties from a file (`--kafka-config`, so the SASL
 //! password is never in argv), snapshots and restores byte for byte, and
 //! a wrong password or a missing client certificate fails in seconds with
@@ -177,4 +179,108 @@ async fn sasl_ssl_scram_and_mutual_tls_snapshot_and_restore_byte_for_byte() {
         assert!(err.contains(why), "{err}");
         assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     }
+}
+
+/// SASL_SSL with OAUTHBEARER/OIDC: librdkafka fetches a token from the
+/// local identity provider (client credentials), the broker validates it
+/// against the provider's JWKS. Everything comes from a profile of the
+/// configuration file, with the client id from the environment and the
+/// secret from a file, and topics selected by a regular expression.
+#[tokio::test]
+async fn oauthbearer_oidc_from_a_configuration_profile_snapshots_and_restores() {
+    let (plain, _, _, certs) = secure();
+    let (oidc, token_url) = (env("KVAULT_KAFKA_SECURE_OIDC"), env("KVAULT_OIDC_TOKEN_URL"));
+    let base = unique("oidc");
+    let (eu, us, dlq) = (
+        format!("{base}-eu"),
+        format!("{base}-us"),
+        format!("{base}-eu-dlq"),
+    );
+    for t in [&eu, &us, &dlq] {
+        create_topic(&plain, t, 1, &[("retention.ms", "-1")]).await;
+        produce(&plain, t, &crate::kafka_snapshot::shapes_for_fixture(50, 1));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    ok(&repo, &["init", "--insecure-fast-kdf"]);
+    let secret = dir.path().join("oidc-secret");
+    std::fs::write(&secret, "kvault-oidc-secret\n").unwrap();
+    let cfg = dir.path().join("kvault.toml");
+    let write_cfg = |secret_file: &Path| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"brokers = "{plain}"
+[profile.oidc]
+brokers = "{oidc}"
+topic-regex = ['{base}-(eu|us)']
+groups = ["none"]
+[profile.oidc.kafka]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "OAUTHBEARER"
+"sasl.oauthbearer.method" = "oidc"
+"sasl.oauthbearer.client.id" = "${{KVAULT_TEST_OIDC_CLIENT}}"
+"sasl.oauthbearer.client.secret" = "file:{secret}"
+"sasl.oauthbearer.token.endpoint.url" = "{token_url}"
+"ssl.ca.location" = "{certs}/ca.pem"
+"#,
+                secret = secret_file.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_cfg(&secret);
+    let with_profile = |args: &[&str]| {
+        crate::cli::run(
+            crate::cli::kvault(&repo)
+                .env("KVAULT_TEST_OIDC_CLIENT", "kvault")
+                .args(["--config", cfg.to_str().unwrap(), "--profile", "oidc"])
+                .args(args),
+        )
+    };
+    let o = with_profile(&["snapshot", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("\"records_read\":100"),
+        "the regex selects eu and us, not eu-dlq: {out}"
+    );
+    let o = with_profile(&["restore", "latest", "--prefix", "oidc-", "--no-groups"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for t in [&eu, &us] {
+        assert_eq!(
+            read_partition(&plain, t, 0, None),
+            read_partition(&plain, &format!("oidc-{t}"), 0, None),
+            "{t} byte for byte over OIDC"
+        );
+    }
+    // The provider issued the tokens the broker accepted.
+    let issued = std::fs::read_to_string(Path::new(&certs).parent().unwrap().join("oidc.log")).unwrap();
+    assert!(issued.contains("issued sub=kvault"), "{issued}");
+
+    // A wrong client secret: one line, the identity provider's refusal, fast.
+    let wrong = dir.path().join("wrong-secret");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    write_cfg(&wrong);
+    let t0 = Instant::now();
+    let o = with_profile(&["snapshot"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("OAUTHBEARER token") && err.contains("invalid_client"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    // An unset variable the file names: exit 2, naming it.
+    let o = crate::cli::run(crate::cli::kvault(&repo).args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--profile",
+        "oidc",
+        "snapshots",
+    ]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("KVAULT_TEST_OIDC_CLIENT is not set"), "{err}");
 }

@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, Manifest};
 use crate::image::select::{SelectOptions, Selection, as_of, select};
+use crate::kafka::KafkaOptions;
 use crate::kafka::admin::{Cluster, TopicSpec};
-use crate::kafka::{KafkaOptions, selected};
+use crate::kafka::filter::NameFilter;
 use crate::repo::Repository;
 
 /// What to do with a target partition that already holds records.
@@ -227,12 +228,13 @@ fn plan_groups(
     sel_of: &Selections,
     spread: &Spread,
     res: &mut RestoreResult,
-) -> Vec<SpreadGroup> {
+) -> Result<Vec<SpreadGroup>> {
     let mut out: Vec<SpreadGroup> = Vec::new();
     if opts.no_groups {
-        return out;
+        return Ok(out);
     }
-    for (g, offs) in m.groups.iter().filter(|(g, _)| selected(g, &opts.groups, &[])) {
+    let groups = NameFilter::new("group", &opts.groups, &[])?;
+    for (g, offs) in m.groups.iter().filter(|(g, _)| groups.matches(g)) {
         for o in offs.iter().filter(|o| topics.iter().any(|t| t.name == o.topic)) {
             let Some(sel) = sel_of.get(&(o.topic.clone(), o.partition)) else {
                 continue;
@@ -269,7 +271,7 @@ fn plan_groups(
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// Everything a restore decided before it writes: the plan shown to the
@@ -317,6 +319,7 @@ pub(super) async fn plan(
         dry_run: opts.dry_run,
         ..Default::default()
     };
+    let selected = NameFilter::new("topic", &opts.topics, &[])?;
     let (m, cuts): (Manifest, BTreeMap<(String, i32), Option<i64>>) = match opts.at {
         None => (manifest::load(repo, &snap.tree, true).await?, BTreeMap::new()),
         Some(t) => {
@@ -327,7 +330,7 @@ pub(super) async fn plan(
                 res.groups_from = Some(a.groups_from.clone());
             }
             for t in &a.born {
-                if selected(t, &opts.topics, &[]) {
+                if selected.matches(t) {
                     res.warnings.push(format!(
                         "{t}: created after snapshot {} and before the requested time; its records up to that \
                          time and its settings come from the first later snapshot that holds it",
@@ -338,11 +341,7 @@ pub(super) async fn plan(
             (a.manifest, a.cuts)
         }
     };
-    let topics: Vec<_> = m
-        .topics
-        .values()
-        .filter(|t| selected(&t.name, &opts.topics, &[]))
-        .collect();
+    let topics: Vec<_> = m.topics.values().filter(|t| selected.matches(&t.name)).collect();
     if topics.is_empty() {
         return Err(Error::NotFound(format!(
             "topics matching {:?} in snapshot {}",
@@ -435,7 +434,7 @@ pub(super) async fn plan(
             }
         }
     }
-    let spread_groups = plan_groups(opts, &m, &topics, &sel_of, &spread, &mut res);
+    let spread_groups = plan_groups(opts, &m, &topics, &sel_of, &spread, &mut res)?;
 
     // Every target partition written to, in plan order.
     let targets: Vec<(String, i32)> = res

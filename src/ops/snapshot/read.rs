@@ -18,6 +18,7 @@ use crate::image::record::{OffsetRuns, RecordRef};
 use crate::image::segment::{Chunk, SegmentWriter};
 use crate::image::types::ChunkMeta;
 use crate::kafka::KafkaOptions;
+use crate::kafka::filter::NameFilter;
 use crate::kafka::source::{self, Handler, ReadJob};
 use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress, Unit};
 use crate::repo::Repository;
@@ -303,7 +304,7 @@ fn place(parts: &mut [ReadPartition], metas: &mut VecDeque<ChunkMeta>, done: Vec
 /// Collects the offset commits of the selected groups on the selected
 /// topics from `__consumer_offsets` records, in log order per partition.
 struct CommitCollector<'a> {
-    groups: &'a [String],
+    groups: &'a NameFilter,
     topics: &'a BTreeSet<String>,
     commits: Vec<Commit>,
     undecodable: u64,
@@ -328,7 +329,7 @@ impl Handler for CommitCollector<'_> {
         };
         // A deleted group concerns every topic.
         let on_topic = c.topic.as_ref().is_none_or(|t| self.topics.contains(t));
-        if on_topic && crate::kafka::selected(&c.group, self.groups, &[]) {
+        if on_topic && self.groups.matches(&c.group) {
             self.commits.push(c);
         }
         Ok(())
@@ -373,7 +374,15 @@ pub async fn read_commits(
     if jobs.is_empty() {
         return (meta, Vec::new());
     }
-    let (k, groups) = (kafka.clone(), groups.to_vec());
+    let groups = match NameFilter::new("group", groups, &[]) {
+        Ok(g) => g,
+        Err(e) => {
+            meta.complete = false;
+            meta.note = e.to_string();
+            return (meta, Vec::new());
+        }
+    };
+    let k = kafka.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut c = CommitCollector {
             groups: &groups,
