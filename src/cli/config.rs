@@ -64,6 +64,7 @@ const GLOBAL: &[(&str, &str)] = &[
     ("password-command", "password_command"),
     ("metrics-file", "metrics_file"),
     ("metrics-push", "metrics_push"),
+    ("retry-lock", "retry_lock"),
 ];
 /// Keys of the Kafka commands' flags.
 const KAFKA_FLAGS: &[(&str, &str)] = &[

@@ -146,7 +146,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     password_command_timeout: std::time::Duration,
     /// Wait up to this long (e.g. 10m) for a conflicting lock to go, instead of failing at once.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KVAULT_RETRY_LOCK", global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     retry_lock: Option<std::time::Duration>,
     #[command(flatten)]
     storage: StorageArgs,

@@ -766,47 +766,42 @@ fn a_run_writes_its_metrics_for_the_textfile_collector() {
 
 #[test]
 fn a_run_pushes_its_metrics_to_a_pushgateway() {
-    // A stand-in Pushgateway (Python's http.server): records each PUT.
+    // The real Prometheus Pushgateway scripts/test starts.
+    let gw = std::env::var("KVAULT_TEST_PUSHGATEWAY").unwrap_or_else(|_| {
+        panic!("KVAULT_TEST_PUSHGATEWAY is not set: run `scripts/test`, or `eval \"$(scripts/pushgateway start)\"` first")
+    });
     let dir = tempfile::tempdir().unwrap();
-    let got = dir.path().join("got");
-    let script = format!(
-        r#"
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_PUT(self):
-        body = self.rfile.read(int(self.headers['Content-Length']))
-        open({got:?}, 'wb').write(self.path.encode() + b'\n' + body)
-        self.send_response(200); self.end_headers()
-    def log_message(self, *a): pass
-s = http.server.HTTPServer(('127.0.0.1', 0), H)
-print(s.server_address[1], flush=True)
-s.handle_request()
-"#,
-        got = got.to_str().unwrap()
-    );
-    let mut server = Command::new("python3")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut port = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut port,
-    )
-    .unwrap();
     let repo = dir.path().join("repo");
     init(&repo);
-    let url = format!("http://127.0.0.1:{}", port.trim());
-    ok(kvault(&repo).args(["--metrics-push", &url, "snapshots"]));
-    server.wait().unwrap();
-    let body = std::fs::read_to_string(&got).unwrap();
+    ok(kvault(&repo).args(["--metrics-push", &gw, "snapshots"]));
+    // A failing run pushes too, under its own command.
+    let o = run(kvault(&repo)
+        .args(["--metrics-push", &gw, "check"])
+        .env("KVAULT_PASSWORD", "wrong"));
+    assert_eq!(code(&o), 12);
+    let scraped = String::from_utf8(
+        Command::new("curl")
+            .args(["-fsS", &format!("{gw}/metrics")])
+            .output()
+            .expect("curl runs")
+            .stdout,
+    )
+    .unwrap();
+    let has = |metric: &str, command: &str, value: &str| {
+        scraped.lines().any(|l| {
+            l.starts_with(&format!("{metric}{{"))
+                && l.contains(&format!("command=\"{command}\""))
+                && l.contains("job=\"kvault\"")
+                && l.ends_with(&format!(" {value}"))
+        })
+    };
+    assert!(has("kvault_success", "snapshots", "1"), "{scraped}");
+    assert!(has("kvault_success", "check", "0"), "{scraped}");
+    assert!(has("kvault_exit_code", "check", "12"), "{scraped}");
     assert!(
-        body.starts_with("/metrics/job/kvault/command/snapshots\n"),
-        "{body}"
-    );
-    assert!(
-        body.contains("kvault_success{command=\"snapshots\"} 1\n"),
-        "{body}"
+        scraped
+            .lines()
+            .any(|l| l.starts_with("kvault_last_run_timestamp_seconds{")),
+        "{scraped}"
     );
 }
