@@ -71,6 +71,9 @@ const KAFKA_FLAGS: &[(&str, &str)] = &[
     ("brokers", "brokers"),
     ("kafka-config", "kafka_config"),
     ("kafka-timeout", "kafka_timeout"),
+    ("kafka-auth", "kafka_auth"),
+    ("msk-region", "msk_region"),
+    ("kafka-token-command", "kafka_token_command"),
 ];
 /// `[s3]` keys.
 const S3: &[(&str, &str)] = &[

@@ -26,6 +26,45 @@ pub struct KafkaArgs {
     /// long the first connection may take (default 8s).
     #[arg(long, env = "KVAULT_KAFKA_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     kafka_timeout: Option<std::time::Duration>,
+    /// How to authenticate beyond librdkafka's properties: msk-iam (AWS
+    /// MSK IAM over SASL_SSL/OAUTHBEARER, credentials from the AWS default
+    /// chain: environment, profile, web identity / IRSA, ECS, EC2).
+    #[arg(long, env = "KVAULT_KAFKA_AUTH", value_name = "METHOD")]
+    kafka_auth: Option<KafkaAuth>,
+    /// The MSK cluster's AWS region (default: AWS_REGION, AWS_DEFAULT_REGION,
+    /// or the region in the brokers' host names).
+    #[arg(long, env = "KVAULT_MSK_REGION", value_name = "REGION")]
+    msk_region: Option<String>,
+    /// SASL/OAUTHBEARER with the token this shell command prints (a JWT's
+    /// exp and sub give its lifetime and principal), run again before it
+    /// expires.
+    #[arg(
+        long,
+        env = "KVAULT_KAFKA_TOKEN_COMMAND",
+        value_name = "COMMAND",
+        conflicts_with = "kafka_auth"
+    )]
+    kafka_token_command: Option<String>,
+}
+
+/// `--kafka-auth` methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KafkaAuth {
+    /// librdkafka's properties say everything (the default).
+    Properties,
+    /// AWS MSK IAM.
+    MskIam,
+}
+
+/// The AWS region an MSK broker's host name names
+/// (`b-1.c.x1.kafka.eu-west-1.amazonaws.com:9098`).
+fn region_of(brokers: &str) -> Option<String> {
+    brokers.split(',').find_map(|b| {
+        let host = b.trim().rsplit_once(':').map_or(b.trim(), |(h, _)| h);
+        let rest = host.split(".kafka.").nth(1)?;
+        let region = rest.strip_suffix(".amazonaws.com")?;
+        (!region.is_empty() && !region.contains('.')).then(|| region.to_string())
+    })
 }
 
 impl KafkaArgs {
@@ -41,6 +80,24 @@ impl KafkaArgs {
             o = o.with_property(p)?;
         }
         o.timeout = self.kafka_timeout;
+        use kvault::kafka::auth::{TokenKind, Tokens};
+        if let Some(cmd) = &self.kafka_token_command {
+            o.tokens = Some(Tokens::new(TokenKind::Command(cmd.clone())));
+        } else if self.kafka_auth == Some(KafkaAuth::MskIam) {
+            let region = self
+                .msk_region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .filter(|r| !r.is_empty())
+                .or_else(|| region_of(&self.brokers))
+                .ok_or_else(|| {
+                    super::Usage(
+                        "--kafka-auth msk-iam needs the cluster's region: --msk-region or AWS_REGION".into(),
+                    )
+                })?;
+            o.tokens = Some(Tokens::new(TokenKind::MskIam { region }));
+        }
         Ok(o)
     }
 }
@@ -146,6 +203,7 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
 /// Prints a snapshot's summary; returns the exit code it deserves.
 fn print_summary(ctx: &Ctx, r: &kvault::SnapshotResult) -> i32 {
     use super::metrics::set;
+    super::metrics::set_cluster(&r.cluster_id);
     set(
         "kvault_snapshot_records_read",
         "Records read by the last snapshot.",
@@ -593,6 +651,7 @@ fn parse_at(s: &str) -> Result<i64> {
 }
 
 pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    super::metrics::set_cluster(&a.kafka.brokers);
     let repo = ctx.open().await?;
     let id = repo.find_id(kvault::FileKind::Snapshot, &a.snapshot).await?;
     let mut rename = Vec::new();
@@ -700,4 +759,17 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         },
     );
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::region_of;
+
+    #[test]
+    fn an_msk_broker_names_its_region() {
+        let b = "b-1.backups.x1y2z3.c4.kafka.eu-west-1.amazonaws.com:9098,b-2.backups.x1y2z3.c4.kafka.eu-west-1.amazonaws.com:9098";
+        assert_eq!(region_of(b).as_deref(), Some("eu-west-1"));
+        assert_eq!(region_of("127.0.0.1:9092"), None);
+        assert_eq!(region_of("kafka.internal:9092"), None);
+    }
 }

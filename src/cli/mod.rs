@@ -503,9 +503,25 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// A command line that parses but cannot work (a needed setting missing):
+/// exit 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// Prints an error as one line on stderr (a JSON line under `--json`) and
 /// returns its exit code.
 pub fn report(e: &anyhow::Error, json: bool) -> i32 {
+    if e.chain().any(|c| c.is::<Usage>()) {
+        return report_line(&format!("{e:#}"), "usage", exit::USAGE, json);
+    }
     for cause in e.chain() {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             output::quit_on_broken_pipe(io);

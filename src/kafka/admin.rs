@@ -25,6 +25,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaOptions;
+use super::auth::{self, Tokens};
 use super::filter::{NameFilter, is_literal};
 use super::retry::{Backoff, Transient, kafka_error, retry};
 use crate::error::{Error, Result};
@@ -40,13 +41,23 @@ type GroupOffsets = (String, Vec<GroupOffset>);
 pub const GROUP_FETCHERS: usize = 8;
 
 /// A client context that remembers the last client-level error librdkafka
-/// reported (e.g. "Connection refused"), so a failure can say why.
+/// reported (e.g. "Connection refused"), so a failure can say why, and
+/// answers librdkafka's SASL/OAUTHBEARER token refreshes.
 #[derive(Debug, Default)]
 pub struct Context {
     last_error: Mutex<Option<String>>,
+    tokens: Option<Arc<Tokens>>,
 }
 
 impl Context {
+    /// A context for a client of `opts`.
+    pub fn new(opts: &KafkaOptions) -> Context {
+        Context {
+            last_error: Mutex::new(None),
+            tokens: opts.tokens.clone(),
+        }
+    }
+
     /// The last client-level error, if any.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|g| g.clone())
@@ -54,6 +65,15 @@ impl Context {
 }
 
 impl ClientContext for Context {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        auth::refresh(self.tokens.as_deref())
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         // Shown with -v: why a broker does not answer (refused, TLS, SASL).
         log::info!(target: "librdkafka", "{error}: {reason}");
@@ -142,13 +162,13 @@ impl Cluster {
         let mut c = opts.client_config();
         c.set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed");
-        let consumer: BaseConsumer<Context> = c
-            .create_with_context(Context::default())
-            .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", opts.brokers)))?;
-        let admin: AdminClient<Context> = opts
-            .client_config()
-            .create_with_context(Context::default())
-            .map_err(|e| Error::Invalid(format!("kafka admin client for {}: {e}", opts.brokers)))?;
+        let consumer: BaseConsumer<Context> = auth::create(&c, Context::new(&opts), &opts, "kafka client")?;
+        let admin: AdminClient<Context> = auth::create(
+            &opts.client_config(),
+            Context::new(&opts),
+            &opts,
+            "kafka admin client",
+        )?;
         let t0 = Instant::now();
         if let Err(e) = consumer.fetch_metadata(None, opts.connect_timeout()) {
             // The reason (refused, TLS handshake, SASL authentication) and
@@ -168,13 +188,21 @@ impl Cluster {
                 ),
             });
         }
-        Ok(Cluster {
-            inner: Arc::new(Inner {
-                opts,
-                consumer,
-                admin,
-            }),
-        })
+        let tokens = opts.tokens.clone();
+        let inner = Arc::new(Inner {
+            opts,
+            consumer,
+            admin,
+        });
+        // Neither client is polled for rdkafka's token refresh: renew their
+        // tokens from a thread while the cluster is in use.
+        if let Some(t) = tokens {
+            auth::keep_fresh(Arc::downgrade(&inner), t, |i, t| {
+                auth::prime(i.consumer.client(), t)?;
+                auth::prime(i.admin.inner(), t)
+            });
+        }
+        Ok(Cluster { inner })
     }
 
     /// The options this cluster was reached with.
@@ -504,9 +532,7 @@ impl Cluster {
     fn committed(i: &Inner, g: &str, tpls: &[TopicPartitionList]) -> Result<Vec<GroupOffset>> {
         let mut cfg = i.opts.client_config();
         cfg.set("group.id", g).set("enable.auto.commit", "false");
-        let c: BaseConsumer = cfg
-            .create()
-            .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", i.opts.brokers)))?;
+        let c: BaseConsumer<Context> = auth::create(&cfg, Context::new(&i.opts), &i.opts, "kafka client")?;
         // In batches: librdkafka matches the answer to the request list by
         // linear search (quadratic in partitions).
         let mut offs: Vec<GroupOffset> = Vec::new();
@@ -756,9 +782,8 @@ impl Cluster {
             }
             let mut cfg = i.opts.client_config();
             cfg.set("group.id", &group).set("enable.auto.commit", "false");
-            let c: BaseConsumer = cfg
-                .create()
-                .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", i.opts.brokers)))?;
+            let c: BaseConsumer<Context> =
+                auth::create(&cfg, Context::new(&i.opts), &i.opts, "kafka client")?;
             let mut backoff = Backoff::until(Instant::now() + i.opts.retry_timeout());
             let mut attempts = 0;
             loop {

@@ -8,6 +8,7 @@
 
 #[cfg(feature = "kafka")]
 pub mod admin;
+pub mod auth;
 pub mod filter;
 pub mod partitioner;
 #[cfg(feature = "kafka")]
@@ -40,6 +41,10 @@ pub struct KafkaOptions {
     /// `--kafka-timeout`: how long transient errors are retried (default
     /// 2 min); when set, also how long the first contact may take.
     pub timeout: Option<Duration>,
+    /// SASL/OAUTHBEARER tokens kvault makes itself (`--kafka-auth
+    /// msk-iam`, `--kafka-token-command`); none when librdkafka's
+    /// properties say everything.
+    pub tokens: Option<std::sync::Arc<auth::Tokens>>,
 }
 
 impl KafkaOptions {
@@ -132,6 +137,12 @@ impl KafkaOptions {
         );
         if log::max_level() == log::LevelFilter::Trace {
             c.set("debug", "broker,security,protocol");
+        }
+        if self.tokens.is_some() {
+            // MSK's IAM listener (port 9098) and any OAUTHBEARER cluster:
+            // TLS plus tokens; the user's properties may still say otherwise.
+            c.set("security.protocol", "SASL_SSL");
+            c.set("sasl.mechanism", "OAUTHBEARER");
         }
         for (k, v) in defaults {
             c.set(*k, *v);

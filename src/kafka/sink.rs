@@ -26,6 +26,7 @@ use crate::image::record::{Record, TimestampType};
 pub struct Checked {
     delivered: AtomicU64,
     problems: Mutex<Vec<String>>,
+    tokens: Option<std::sync::Arc<super::auth::Tokens>>,
 }
 
 /// Caps a restore's rate (`--max-records-per-sec`, `--max-bytes-per-sec`):
@@ -77,7 +78,16 @@ impl Checked {
     }
 }
 
-impl ClientContext for Checked {}
+impl ClientContext for Checked {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        super::auth::refresh(self.tokens.as_deref())
+    }
+}
 
 impl ProducerContext for Checked {
     type DeliveryOpaque = usize;
@@ -152,9 +162,11 @@ impl Sink {
     /// # Errors
     /// Invalid properties.
     pub fn with_throttle(opts: &KafkaOptions, throttle: Throttle) -> Result<Sink> {
-        let producer = producer_config(opts)?
-            .create_with_context(Checked::default())
-            .map_err(|e| Error::Invalid(format!("kafka producer for {}: {e}", opts.brokers)))?;
+        let checked = Checked {
+            tokens: opts.tokens.clone(),
+            ..Default::default()
+        };
+        let producer = super::auth::create(&producer_config(opts)?, checked, opts, "kafka producer")?;
         Ok(Sink {
             producer,
             sent: 0,

@@ -216,8 +216,7 @@ fn consumer(opts: &KafkaOptions, many: bool) -> Result<BaseConsumer<Context>> {
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-    cfg.create_with_context(Context::default())
-        .map_err(|e| Error::Invalid(format!("kafka client for {}: {e}", opts.brokers)))
+    super::auth::create(&cfg, Context::new(opts), opts, "kafka client")
 }
 
 /// Reads every job to its end, handing records to `h`. Blocking: run it on

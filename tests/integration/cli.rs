@@ -761,6 +761,10 @@ fn a_run_writes_its_metrics_for_the_textfile_collector() {
     assert_eq!(code(&o), 12);
     let m = std::fs::read_to_string(&prom).unwrap();
     assert!(m.contains("kvault_exit_code{command=\"snapshots\"} 12\n"), "{m}");
+    assert!(
+        m.contains("kvault_last_success_timestamp_seconds{command=\"snapshots\"}"),
+        "the failed run kept the last success of the run before: {m}"
+    );
     assert!(m.contains("kvault_success{command=\"snapshots\"} 0\n"), "{m}");
 }
 
@@ -774,9 +778,13 @@ fn a_run_pushes_its_metrics_to_a_pushgateway() {
     let repo = dir.path().join("repo");
     init(&repo);
     ok(kvault(&repo).args(["--metrics-push", &gw, "snapshots"]));
-    // A failing run pushes too, under its own command.
+    // A failing run pushes too; the group keeps its last success time.
     let o = run(kvault(&repo)
         .args(["--metrics-push", &gw, "check"])
+        .env("KVAULT_PASSWORD", "wrong"));
+    assert_eq!(code(&o), 12);
+    let o = run(kvault(&repo)
+        .args(["--metrics-push", &gw, "snapshots"])
         .env("KVAULT_PASSWORD", "wrong"));
     assert_eq!(code(&o), 12);
     let scraped = String::from_utf8(
@@ -795,7 +803,21 @@ fn a_run_pushes_its_metrics_to_a_pushgateway() {
                 && l.ends_with(&format!(" {value}"))
         })
     };
-    assert!(has("kvault_success", "snapshots", "1"), "{scraped}");
+    assert!(has("kvault_success", "snapshots", "0"), "{scraped}");
+    assert!(
+        scraped
+            .lines()
+            .any(|l| l.starts_with("kvault_last_success_timestamp_seconds{")
+                && l.contains("command=\"snapshots\"")),
+        "the failed run kept the last success: {scraped}"
+    );
+    assert!(
+        !scraped
+            .lines()
+            .any(|l| l.starts_with("kvault_last_success_timestamp_seconds{")
+                && l.contains("command=\"check\"")),
+        "check never succeeded: {scraped}"
+    );
     assert!(has("kvault_success", "check", "0"), "{scraped}");
     assert!(has("kvault_exit_code", "check", "12"), "{scraped}");
     assert!(
