@@ -75,6 +75,11 @@ async fn plan_commit_log(cluster: &Cluster, parent: Option<&CommitsMeta>) -> Com
             return plan;
         }
     };
+    if partitions == 0 && parent.is_some() {
+        // No group has committed yet, so the log does not exist: nothing
+        // was missed since the parent.
+        return plan;
+    }
     let parts: Vec<(String, i32)> = (0..partitions)
         .map(|p| (CONSUMER_OFFSETS.to_string(), p))
         .collect();
@@ -99,7 +104,9 @@ async fn plan_commit_log(cluster: &Cluster, parent: Option<&CommitsMeta>) -> Com
     if !parent.complete && parent.positions.is_empty() {
         // The parent could not read the log: no position to continue from.
         plan.complete = false;
-        plan.note = format!("the parent snapshot has no commit history ({})", parent.note);
+        // The parent's own note says why; repeating it here would nest one
+        // more level per snapshot.
+        plan.note = "the commit history starts at this snapshot (the parent snapshot has none)".into();
         for (p, (_, end)) in (0..partitions).zip(bounds) {
             plan.ranges.insert(p, [end, end]);
         }
