@@ -36,7 +36,7 @@
 //! ```
 //!
 //! Found at `--config FILE`, else `KVAULT_CONFIG`, else
-//! `$XDG_CONFIG_HOME/kvault/config.toml` (`~/.config/kvault/config.toml`)
+//! `$XDG_CONFIG_HOME/kvault/kvault.toml` (`~/.config/kvault/kvault.toml`)
 //! when it exists; `--profile NAME` / `KVAULT_PROFILE` picks a profile.
 //! Precedence: flags, then environment, then the profile, then the file's
 //! top level (their values become the flags' defaults); `-X` wins over
@@ -137,8 +137,12 @@ fn path(args: &[String]) -> Option<(String, bool)> {
         .ok()
         .filter(|v| !v.is_empty())
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.config")))?;
-    let p = format!("{base}/kvault/config.toml");
-    std::path::Path::new(&p).exists().then_some((p, false))
+    // kvault.toml; config.toml is still read where an older setup has it.
+    ["kvault.toml", "config.toml"]
+        .iter()
+        .map(|f| format!("{base}/kvault/{f}"))
+        .find(|p| std::path::Path::new(p).exists())
+        .map(|p| (p, false))
 }
 
 /// `${NAME}` from the environment (`$$` is `$`); a whole value `file:PATH`
@@ -242,7 +246,7 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
     let Some((path, explicit)) = path(args) else {
         if let Some(p) = profile {
             bail!(
-                "--profile {p}: no configuration file (--config FILE, KVAULT_CONFIG or ~/.config/kvault/config.toml)"
+                "--profile {p}: no configuration file (--config FILE, KVAULT_CONFIG or ~/.config/kvault/kvault.toml)"
             );
         }
         return Ok(cmd);

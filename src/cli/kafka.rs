@@ -680,6 +680,24 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     };
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
+    {
+        use super::metrics::set;
+        set(
+            "kvault_restore_records_written",
+            "Records the last restore wrote and the target confirmed.",
+            r.records_written as f64,
+        );
+        set(
+            "kvault_restore_partitions",
+            "Partitions the last restore wrote.",
+            r.partitions.len() as f64,
+        );
+        set(
+            "kvault_restore_groups",
+            "Group offsets the last restore committed.",
+            r.groups.len() as f64,
+        );
+    }
     if let Some(g) = &r.groups_from {
         ctx.out.note(g);
     }

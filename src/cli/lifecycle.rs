@@ -116,6 +116,25 @@ pub struct PruneCmd {
     dry_run: bool,
 }
 
+fn prune_metrics(r: &PruneReport) {
+    use super::metrics::set;
+    set(
+        "kvault_prune_bytes_freed",
+        "Bytes the last prune freed.",
+        r.bytes_freed as f64,
+    );
+    set(
+        "kvault_prune_bytes_after",
+        "Repository size after the last prune.",
+        r.bytes_after as f64,
+    );
+    set(
+        "kvault_prune_unused_bytes_left",
+        "Unused bytes the last prune left in kept packs.",
+        r.unused_bytes_left as f64,
+    );
+}
+
 fn prune_text(r: &PruneReport) -> String {
     let verb = if r.dry_run { "would " } else { "" };
     format!(
@@ -214,7 +233,13 @@ pub async fn run_forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         }
         s
     });
+    super::metrics::set(
+        "kvault_forget_snapshots_removed",
+        "Snapshots removed by the last forget.",
+        f.removed.len() as f64,
+    );
     if let Some(p) = p {
+        prune_metrics(&p);
         ctx.out.emit("prune", json!(p), || prune_text(&p));
     }
     Ok(exit::OK)
@@ -225,6 +250,7 @@ pub async fn run_prune(ctx: &Ctx, a: PruneCmd) -> Result<i32> {
     let opts = a.args.options(a.dry_run)?;
     let bar = ctx.out.progress();
     let r = kvault::ops::prune::prune(&repo, &opts, &bar).await?;
+    prune_metrics(&r);
     ctx.out.emit("prune", json!(r), || prune_text(&r));
     Ok(exit::OK)
 }

@@ -96,7 +96,7 @@ pub async fn signal() -> &'static str {
 pub struct GlobalArgs {
     /// A configuration file (TOML: repository, password-file, brokers,
     /// [s3], [kafka] librdkafka properties, …); default
-    /// ~/.config/kvault/config.toml when it exists.
+    /// ~/.config/kvault/kvault.toml when it exists.
     #[arg(long, env = "KVAULT_CONFIG", value_name = "FILE", global = true)]
     config: Option<String>,
     /// Use the configuration file's [profile.NAME] (its keys override the

@@ -490,6 +490,15 @@ fn forget_prints_what_it_keeps_and_why_and_copy_moves_snapshots() {
         "{}",
         stderr(&o)
     );
+    // The same file found at its default place, ~/.config/kvault/kvault.toml.
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("kvault")).unwrap();
+    std::fs::copy(&cfg, xdg.join("kvault/kvault.toml")).unwrap();
+    let o =
+        ok(kvault(&repo)
+            .env("XDG_CONFIG_HOME", &xdg)
+            .args(["--profile", "nightly", "forget", "--dry-run"]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("would remove 2 snapshot(s)"));
     let o = ok(kvault(&repo).args(["forget", "--keep-last", "2", "--prune", "--json"]));
     let lines = json_lines(&o);
     assert_eq!(lines[0]["removed"].as_array().unwrap().len(), 2);
@@ -754,6 +763,16 @@ fn a_run_writes_its_metrics_for_the_textfile_collector() {
         m.contains("# TYPE kvault_last_run_timestamp_seconds gauge"),
         "{m}"
     );
+    // Retention reports what it removed and freed.
+    ok(kvault(&repo)
+        .args(["--metrics-file", prom.to_str().unwrap()])
+        .args(["forget", "--keep-last", "1", "--prune"]));
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        m.contains("kvault_forget_snapshots_removed{command=\"forget\"} 0\n"),
+        "{m}"
+    );
+    assert!(m.contains("kvault_prune_bytes_freed{command=\"forget\"} "), "{m}");
     // A failing run says so: wrong password, exit 12.
     let o = run(kvault(&repo)
         .args(["--metrics-file", prom.to_str().unwrap(), "snapshots"])
