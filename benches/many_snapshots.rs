@@ -173,6 +173,7 @@ impl Builder {
             tree: root,
             parent: self.parent,
             original: None,
+            run: None,
             summary: SnapshotSummary {
                 logical_bytes: logical,
                 ..Default::default()

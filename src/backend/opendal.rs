@@ -239,7 +239,21 @@ impl Backend for OpendalBackend {
             .map_err(|e| map_err("read", path, e))?;
         let mut out: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| BackendError::new(BackendErrorKind::Transient, "read", path, e))?;
+            // The GET is sent with the first chunk: an object deleted since
+            // it was listed (a released lock) is NotFound here, not a
+            // transient failure.
+            let chunk = chunk.map_err(|e| {
+                let gone = e.kind() == std::io::ErrorKind::NotFound
+                    || e.get_ref()
+                        .and_then(|i| i.downcast_ref::<opendal::Error>())
+                        .is_some_and(|o| o.kind() == ErrorKind::NotFound);
+                let kind = if gone {
+                    BackendErrorKind::NotFound
+                } else {
+                    BackendErrorKind::Transient
+                };
+                BackendError::new(kind, "read", path, e)
+            })?;
             if (out.len() + chunk.len()) as u64 > max {
                 return Err(too_large(path, (out.len() + chunk.len()) as u64, max));
             }

@@ -22,14 +22,19 @@ pub struct SnapshotsArgs {
     /// Only the newest N.
     #[arg(long)]
     latest: Option<usize>,
+    /// Also list the shard parts of sharded runs (kind kafka-shard).
+    #[arg(long)]
+    parts: bool,
 }
 
 pub async fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
     let repo = ctx.open().await?;
-    let mut snaps: Vec<_> = repo
-        .load_snapshots()
-        .await?
+    let all = repo.load_snapshots().await?;
+    let incomplete = kvault::ops::snapshot::shard::incomplete_runs(&all);
+    let mut snaps: Vec<_> = all
         .into_iter()
+        // A run is one snapshot: its parts only on request.
+        .filter(|(_, s)| a.parts || !s.is_shard_part())
         .filter(|(_, s)| a.tags.is_empty() || s.tags.iter().any(|t| a.tags.contains(t)))
         .filter(|(_, s)| a.kind.as_ref().is_none_or(|k| &s.kind == k))
         .collect();
@@ -51,7 +56,11 @@ pub async fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
                 id.short(),
                 s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
                 s.kind,
-                s.source,
+                match &s.run {
+                    Some(r) if r.shard.is_none() =>
+                        format!("{} (run {}, {} shards)", s.source, r.id, r.shards),
+                    _ => s.source.clone(),
+                },
                 human_bytes(s.summary.logical_bytes),
                 s.tags.join(",")
             )
@@ -59,6 +68,23 @@ pub async fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> Result<i32> {
     }
     if !ctx.out.json && !ctx.out.quiet {
         println!("{n} snapshot(s)");
+    }
+    for (run, cluster, shards, have) in incomplete {
+        let missing: Vec<String> = (0..shards)
+            .filter(|k| !have.contains(k))
+            .map(|k| k.to_string())
+            .collect();
+        ctx.out.emit(
+            "incomplete_run",
+            json!({"run": run, "cluster": cluster, "shards": shards, "shards_done": have}),
+            || {
+                format!(
+                    "incomplete run {run} of cluster {cluster}: {} of {shards} shards done; rerun shard(s) {} to complete it",
+                    have.len(),
+                    missing.join(", ")
+                )
+            },
+        );
     }
     Ok(exit::OK)
 }

@@ -141,6 +141,42 @@ pub struct SnapshotArgs {
     /// finish, then exits; a second signal aborts it.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "dry_run")]
     every: Option<std::time::Duration>,
+    /// Snapshot shard K of N (0-based) of a sharded run: the partitions the
+    /// assignment gives shard K. The run becomes one snapshot when its last
+    /// shard finishes (docs/scale.md).
+    #[arg(long, value_name = "K/N", conflicts_with_all = ["shards", "every"])]
+    shard: Option<String>,
+    /// A sharded run of N shards; this process's K is JOB_COMPLETION_INDEX
+    /// (a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N", conflicts_with = "every")]
+    shards: Option<u32>,
+    /// The run's id, the same for every shard (default: the current UTC
+    /// hour, e.g. 2026-11-29T02).
+    #[arg(long, env = "KVAULT_RUN", value_name = "ID")]
+    run: Option<String>,
+}
+
+impl SnapshotArgs {
+    /// `--shard K/N`, or `--shards N` with K from JOB_COMPLETION_INDEX.
+    fn shard_spec(&self) -> Result<Option<kvault::ops::snapshot::shard::ShardSpec>> {
+        let spec = match (&self.shard, self.shards) {
+            (Some(s), _) => s.clone(),
+            (None, Some(n)) => {
+                let k = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                    super::Usage("--shards N takes its shard index from JOB_COMPLETION_INDEX, which is not set (or give --shard K/N)".into())
+                })?;
+                format!("{}/{n}", k.trim())
+            }
+            (None, None) => return Ok(None),
+        };
+        let run = self.run.clone().unwrap_or_else(|| {
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            now.get(..13).unwrap_or(&now).to_string()
+        });
+        kvault::ops::snapshot::shard::ShardSpec::parse(&spec, &run)
+            .map(Some)
+            .map_err(|e| super::Usage(e.to_string()).into())
+    }
 }
 
 impl SnapshotArgs {
@@ -154,6 +190,7 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     if let Some(every) = a.every {
         return run_every(ctx, a, every).await;
     }
+    let shard = a.shard_spec()?;
     let repo = ctx.open().await?;
     let opts = SnapshotOptions {
         kafka: a.kafka.options()?,
@@ -161,6 +198,7 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         exclude: a.exclude,
         groups: a.groups,
         tags: a.tags,
+        shard,
     };
     let bar = ctx.out.progress();
     if a.dry_run {
@@ -255,7 +293,14 @@ fn print_summary(ctx: &Ctx, r: &kvault::SnapshotResult) -> i32 {
             human_bytes(r.dedup_saved_bytes),
             r.records_total,
             r.seconds
-        )
+        ) + &match (r.run_snapshot, r.run_waiting.as_slice()) {
+            (Some(id), _) => format!("\n  the run is complete: snapshot {}", id.short()),
+            (None, []) => String::new(),
+            (None, w) => format!(
+                "\n  the run waits for shard(s) {}",
+                w.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        }
     });
     // Saved, but with data lost to retention: alertable (README "Exit codes").
     if r.expired_offsets > 0 {
@@ -278,6 +323,7 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
         exclude: a.exclude,
         groups: a.groups,
         tags: a.tags,
+        shard: None,
     };
     let signals = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(tokio::sync::Notify::new());

@@ -34,6 +34,9 @@ use crate::repo::writer::SaveSession;
 /// Snapshot kind of Kafka snapshots.
 pub const KAFKA_KIND: &str = "kafka";
 
+/// Snapshot kind of one shard's part of a sharded run (format-spec §15).
+pub const KAFKA_SHARD_KIND: &str = "kafka-shard";
+
 /// The kinds of node in a Kafka image's trees (a node's `type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
@@ -225,6 +228,8 @@ pub struct CommitLog {
     pub meta: CommitsMeta,
     /// Chunks of JSON lines, in log order.
     pub chunks: Vec<Id>,
+    /// Their plaintext bytes.
+    pub size: u64,
 }
 
 impl CommitLog {
@@ -304,6 +309,7 @@ pub async fn load(repo: &Repository, root: &Id, segments: bool) -> Result<Manife
         m.commits = Some(CommitLog {
             meta: from_meta(c)?,
             chunks: c.content.clone(),
+            size: c.size,
         });
     }
     Ok(m)
@@ -423,6 +429,34 @@ impl<'s> ManifestWriter<'s> {
         groups: BTreeMap<String, Vec<GroupOffset>>,
         commits: Option<(CommitsMeta, Vec<Commit>)>,
     ) -> Result<(Id, u64)> {
+        let log = match commits {
+            Some((meta, log)) => {
+                // JSON lines in chunks of about 1 MiB, cut between lines.
+                let mut chunks = Vec::new();
+                let mut size = 0u64;
+                for part in log.chunks(4096) {
+                    let bytes = super::commits::encode(part).map_err(|e| Error::Internal(e.to_string()))?;
+                    size += bytes.len() as u64;
+                    chunks.push(self.session.save_blob(BlobType::Data, bytes).await?);
+                }
+                Some(CommitLog { meta, chunks, size })
+            }
+            None => None,
+        };
+        self.root_reusing_log(topics, groups, log).await
+    }
+
+    /// [`ManifestWriter::root`] with a commit log already stored (a
+    /// sharded run's combined snapshot takes shard 0's).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn root_reusing_log(
+        &mut self,
+        topics: Vec<Node>,
+        groups: BTreeMap<String, Vec<GroupOffset>>,
+        log: Option<CommitLog>,
+    ) -> Result<(Id, u64)> {
         let logical: u64 = topics.iter().map(|n| n.size).sum();
         let topics_tree = self
             .session
@@ -453,17 +487,14 @@ impl<'s> ManifestWriter<'s> {
                 NodeKind::Groups.node("groups".into(), 0, Some(groups_tree), Vec::new(), BTreeMap::new()),
             ],
         };
-        if let Some((meta, log)) = commits {
-            // JSON lines in chunks of about 1 MiB, cut between lines.
-            let mut chunks = Vec::new();
-            let mut size = 0u64;
-            for part in log.chunks(4096) {
-                let bytes = super::commits::encode(part).map_err(|e| Error::Internal(e.to_string()))?;
-                size += bytes.len() as u64;
-                chunks.push(self.session.save_blob(BlobType::Data, bytes).await?);
-            }
-            root.nodes
-                .push(NodeKind::Commits.node("commits".into(), size, None, chunks, to_meta(&meta)?));
+        if let Some(l) = log {
+            root.nodes.push(NodeKind::Commits.node(
+                "commits".into(),
+                l.size,
+                None,
+                l.chunks,
+                to_meta(&l.meta)?,
+            ));
         }
         let id = self.session.save_blob(BlobType::Tree, root.encode()?).await?;
         Ok((id, logical))

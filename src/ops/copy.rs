@@ -248,7 +248,15 @@ async fn copy_locked(
     }
     let todo: Vec<&(Id, Snapshot)> = src_snaps
         .iter()
-        .filter(|(id, _)| ids.is_empty() || ids.contains(id))
+        // Every snapshot, a sharded run as its combined snapshot (which
+        // holds all its data); a part only when named.
+        .filter(|(id, s)| {
+            if ids.is_empty() {
+                !s.is_shard_part()
+            } else {
+                ids.contains(id)
+            }
+        })
         .collect();
     let logical: u64 = todo
         .iter()

@@ -362,6 +362,9 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
         cluster: true,
         ..Default::default()
     });
+    // A run's shard parts go with the run's combined snapshot; the policy
+    // sees the combined snapshot only (format-spec §15).
+    let (parts, snaps): (Vec<_>, Vec<_>) = snaps.into_iter().partition(|(_, s)| s.is_shard_part());
     let mut groups: BTreeMap<BTreeMap<String, String>, Vec<(Id, Snapshot)>> = BTreeMap::new();
     for (id, s) in snaps {
         let mut key = BTreeMap::new();
@@ -378,6 +381,11 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
         }
         groups.entry(key).or_default().push((id, s));
     }
+    let all_runs: BTreeMap<Id, (String, String)> = groups
+        .values()
+        .flatten()
+        .filter_map(|(id, s)| s.run.as_ref().map(|r| (*id, (r.id.clone(), s.source.clone()))))
+        .collect();
     let mut rep = ForgetReport {
         dry_run: opts.dry_run,
         ..Default::default()
@@ -425,6 +433,14 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
             for v in &g.remove {
                 repo.remove_file(crate::repo::FileKind::Snapshot, &v.id).await?;
                 rep.removed.push(v.id);
+                // The run's parts, and any rerun of a shard it superseded.
+                if let Some(run) = all_runs.get(&v.id) {
+                    for (pid, p) in &parts {
+                        if p.run.as_ref().is_some_and(|r| r.id == run.0) && p.source == run.1 {
+                            repo.remove_file(crate::repo::FileKind::Snapshot, pid).await?;
+                        }
+                    }
+                }
             }
         }
     }

@@ -97,6 +97,7 @@ pub async fn put<R: AsyncRead + Unpin>(
             tree: tree_id,
             parent: None,
             original: None,
+            run: None,
             summary: SnapshotSummary {
                 logical_bytes: result.size,
                 data_blobs: data_stats.blobs,

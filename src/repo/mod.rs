@@ -665,7 +665,14 @@ impl Repository {
         }
         let what = kind.name();
         if kind == FileKind::Snapshot && prefix == "latest" {
-            let mut snaps = self.load_snapshots().await?;
+            // A shard's part of a run is never "latest": its run is, once
+            // complete.
+            let mut snaps: Vec<_> = self
+                .load_snapshots()
+                .await?
+                .into_iter()
+                .filter(|(_, s)| !s.is_shard_part())
+                .collect();
             snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time));
             return snaps
                 .last()

@@ -27,6 +27,23 @@ pub struct SnapshotSummary {
     pub new_stored_bytes: u64,
 }
 
+/// A sharded snapshot run (format-spec §15): on a shard's snapshot (kind
+/// `kafka-shard`), which shard it is; on the run's combined snapshot (kind
+/// `kafka`), the shards' snapshots it was made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run's id, shared by its shards.
+    pub id: String,
+    /// This shard's index (`0..shards`); absent on the combined snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    /// How many shards the run has.
+    pub shards: u32,
+    /// On the combined snapshot: the shard snapshots, by shard index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Id>,
+}
+
 /// A decrypted snapshot file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -57,9 +74,18 @@ pub struct Snapshot {
     /// Counters.
     #[serde(default)]
     pub summary: SnapshotSummary,
+    /// The sharded run this snapshot belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
 }
 
 impl Snapshot {
+    /// Whether this is one shard's part of a sharded run (shown to the
+    /// user only through the run's combined snapshot).
+    pub fn is_shard_part(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| r.shard.is_some())
+    }
+
     /// Decodes a snapshot payload.
     ///
     /// # Errors

@@ -25,6 +25,7 @@ mod kafka_restart;
 mod kafka_restore;
 mod kafka_restore_select;
 mod kafka_security;
+mod kafka_shards;
 mod kafka_snapshot;
 mod kafka_target;
 mod lifecycle;

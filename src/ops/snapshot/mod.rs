@@ -12,8 +12,9 @@
 
 pub mod plan;
 pub mod read;
+pub mod shard;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -23,10 +24,12 @@ use super::progress::Progress;
 use super::with_lock;
 use crate::error::Result;
 use crate::id::Id;
-use crate::image::manifest::{self, KAFKA_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta};
+use crate::image::manifest::{
+    self, KAFKA_KIND, KAFKA_SHARD_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
+};
 use crate::kafka::KafkaOptions;
 use crate::kafka::admin::Cluster;
-use crate::repo::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotSummary};
+use crate::repo::snapshot::{RunInfo, SNAPSHOT_VERSION, Snapshot, SnapshotSummary};
 use crate::repo::writer::SaveSession;
 use crate::repo::{Repository, hostname, username};
 
@@ -43,6 +46,8 @@ pub struct SnapshotOptions {
     pub groups: Vec<String>,
     /// Snapshot tags.
     pub tags: Vec<String>,
+    /// This process's shard of a sharded run (`--shard K/N --run ID`).
+    pub shard: Option<shard::ShardSpec>,
 }
 
 /// What `snapshot` did.
@@ -86,6 +91,13 @@ pub struct SnapshotResult {
     pub expired_offsets: u64,
     /// Warnings (expired data, deleted topics, …).
     pub warnings: Vec<String>,
+    /// For a shard of a run: the run's snapshot when this shard completed
+    /// it (or found it complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_snapshot: Option<Id>,
+    /// For a shard of a run: the shards still missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub run_waiting: Vec<u32>,
 }
 
 /// Plans a snapshot without reading or writing anything (`--dry-run`).
@@ -222,9 +234,17 @@ async fn execute(
         topic_nodes.push(w.topic(&t.name, &tm, pnodes).await?);
     }
     res.topics = topic_nodes.len();
+    // A shard captures the group offsets of its own partitions (with their
+    // data); the run's snapshot unites them (format-spec §15).
+    let own: BTreeSet<(&str, i32)> = plan
+        .partitions
+        .iter()
+        .map(|p| (p.topic.as_str(), p.partition))
+        .collect();
     let parts: Vec<(String, i32)> = topics
         .iter()
         .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+        .filter(|(t, p)| opts.shard.is_none() || own.contains(&(t.as_str(), *p)))
         .collect();
     let groups = cluster.group_offsets(&parts, &opts.groups).await?;
     res.groups = groups.len();
@@ -236,7 +256,9 @@ async fn execute(
     if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {
         res.warnings.push(commits_meta.note.clone());
     }
-    let (root, logical) = w.root(topic_nodes, groups, Some((commits_meta, commits))).await?;
+    // Only shard 0 of a run reads the group commit log.
+    let log = (opts.shard.as_ref().is_none_or(|s| s.index == 0)).then_some((commits_meta, commits));
+    let (root, logical) = w.root(topic_nodes, groups, log).await?;
     let stats = session.commit().await?;
 
     // The snapshot file, last.
@@ -245,12 +267,23 @@ async fn execute(
         time: plan.time,
         hostname: hostname(),
         username: username(),
-        kind: KAFKA_KIND.into(),
+        kind: if opts.shard.is_some() {
+            KAFKA_SHARD_KIND
+        } else {
+            KAFKA_KIND
+        }
+        .into(),
         source: res.cluster_id.clone(),
         tags: opts.tags.clone(),
         tree: root,
         parent: res.parent,
         original: None,
+        run: opts.shard.as_ref().map(|sh| RunInfo {
+            id: sh.run.clone(),
+            shard: Some(sh.index),
+            shards: sh.count,
+            parts: Vec::new(),
+        }),
         summary: SnapshotSummary {
             logical_bytes: logical,
             data_blobs: data_stats.blobs,
@@ -262,6 +295,12 @@ async fn execute(
     res.snapshot = repo.save_snapshot(&snap).await?;
     res.new_bytes_stored = stats.new_stored_bytes;
     res.dedup_saved_bytes = data_stats.raw_bytes.saturating_sub(data_stats.new_raw_bytes);
+    if let Some(sh) = &opts.shard {
+        match shard::complete_run(repo, &sh.run, &res.cluster_id, sh.count).await? {
+            shard::RunState::Complete(id) => res.run_snapshot = Some(id),
+            shard::RunState::Waiting(missing) => res.run_waiting = missing,
+        }
+    }
     res.seconds = started.elapsed().as_secs_f64();
     Ok(res)
 }

@@ -210,7 +210,31 @@ pub async fn plan(
         Some((_, s)) => manifest::load(repo, &s.tree, false).await?,
         None => Manifest::default(),
     };
-    let commit_log = plan_commit_log(cluster, prev.commits.as_ref().map(|c| &c.meta)).await;
+    // Shards other than 0 leave the group commit log to shard 0.
+    let commit_log = match &opts.shard {
+        Some(sh) if sh.index != 0 => CommitLogPlan {
+            complete: true,
+            ..Default::default()
+        },
+        _ => plan_commit_log(cluster, prev.commits.as_ref().map(|c| &c.meta)).await,
+    };
+    // A shard plans only the partitions the assignment gives it.
+    let mine: Option<BTreeSet<(String, i32)>> = match &opts.shard {
+        None => None,
+        Some(sh) => {
+            let (weight, previous) =
+                super::shard::inputs_from_parent(repo, parent.as_ref().map(|(_, s)| s), &prev, sh.count)
+                    .await?;
+            let all: Vec<(String, i32)> = bounds.keys().cloned().collect();
+            let a = super::shard::assign(&all, &weight, &previous, sh.count);
+            Some(
+                a.into_iter()
+                    .filter(|(_, k)| *k == sh.index)
+                    .map(|(p, _)| p)
+                    .collect(),
+            )
+        }
+    };
     let compacted: BTreeSet<&str> = topics
         .iter()
         .filter(|t| {
@@ -227,6 +251,9 @@ pub async fn plan(
     };
     let mut partitions = Vec::new();
     for ((topic, p), (log_start, end)) in &bounds {
+        if mine.as_ref().is_some_and(|m| !m.contains(&(topic.clone(), *p))) {
+            continue;
+        }
         let mut pp = PartitionPlan {
             topic: topic.clone(),
             partition: *p,

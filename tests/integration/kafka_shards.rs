@@ -1,0 +1,268 @@
+//! Sharded snapshots as a Kubernetes Indexed Job runs them: four `kvault
+//! snapshot --shard K/4` processes started at once against the real broker,
+//! all writing into one repository on the real S3 server. The run becomes
+//! one snapshot that restores equal to a single-process snapshot; a shard
+//! killed with SIGKILL leaves the run incomplete (listed so, never
+//! `latest`) until it is run again; two runs overlapping in time both
+//! complete; a prune started during a run waits or refuses (exit 11) and
+//! loses nothing.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::kafka::*;
+use crate::kafka_restore::{read_partition, target};
+
+/// The S3 repository location and the environment that reaches it.
+fn s3_repo() -> (String, Vec<(&'static str, String)>) {
+    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test`"));
+    let repo = format!(
+        "s3://{}/shards-{}",
+        get("KVAULT_TEST_S3_BUCKET"),
+        kvault::Id::random().unwrap().short()
+    );
+    let env = vec![
+        ("KVAULT_S3_ENDPOINT", get("KVAULT_TEST_S3_ENDPOINT")),
+        ("AWS_ACCESS_KEY_ID", get("KVAULT_TEST_S3_KEY")),
+        ("AWS_SECRET_ACCESS_KEY", get("KVAULT_TEST_S3_SECRET")),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    (repo, env)
+}
+
+struct Repo {
+    url: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Repo {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = crate::cli::kvault(Path::new(&self.url));
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args).spawn().unwrap()
+    }
+
+    /// The snapshots as `snapshots --json` lists them, and the incomplete
+    /// runs.
+    fn listing(&self) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        let out = self.ok(&["snapshots", "--json"]);
+        let lines: Vec<serde_json::Value> =
+            out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let of = |t: &str| lines.iter().filter(|l| l["message_type"] == t).cloned().collect();
+        (of("snapshot"), of("incomplete_run"))
+    }
+}
+
+fn done(c: Child) -> Output {
+    c.wait_with_output().unwrap()
+}
+
+/// Starts the four shards of run `run` at once.
+fn run_shards(repo: &Repo, b: &str, pattern: &str, group: &str, run: &str) -> Vec<Child> {
+    (0..4)
+        .map(|k| {
+            let shard = format!("{k}/4");
+            repo.spawn(&[
+                "snapshot", "-b", b, "--topic", pattern, "--group", group, "--shard", &shard, "--run", run,
+                "--json",
+            ])
+        })
+        .collect()
+}
+
+fn all_ok(children: Vec<Child>) {
+    for c in children {
+        let o = done(c);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// Restores `snapshot` of `repo` under `prefix` into the target cluster;
+/// returns the group offsets it translated (group, topic, partition,
+/// source offset).
+fn restore(repo: &Repo, snapshot: &str, prefix: &str) -> Vec<(String, String, i64, i64)> {
+    let tgt = target();
+    let out = repo.ok(&["restore", snapshot, "-b", &tgt, "--prefix", prefix, "--json"]);
+    let r: serde_json::Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message_type"] == "restore")
+        .expect("a restore line");
+    let mut g: Vec<(String, String, i64, i64)> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap().to_string(),
+                g["topic"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(prefix)
+                    .to_string(),
+                g["partition"].as_i64().unwrap(),
+                g["source_offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    g.sort();
+    g
+}
+
+#[tokio::test]
+async fn four_shards_make_one_snapshot_that_survives_kill_overlap_and_prune() {
+    let b = source();
+    let base = unique("shd");
+    let topics: Vec<String> = (0..3).map(|i| format!("{base}-t{i}")).collect();
+    for (i, t) in topics.iter().enumerate() {
+        create_topic(&b, t, 4, &[("retention.ms", "-1")]).await;
+        // Uneven sizes, so the assignment has something to balance.
+        produce_events(&b, t, 4, 200 * (i as i64 + 1));
+    }
+    let group = unique("shdg");
+    commit_group(&b, &group, &[(&topics[0], 1, 20, "m"), (&topics[2], 3, 7, "")]);
+    let pattern = format!("{base}-*");
+    let (url, env) = s3_repo();
+    let repo = Repo { url, env };
+    repo.ok(&["init", "--insecure-fast-kdf"]);
+
+    // The reference: one process, its own repository.
+    let dir = tempfile::tempdir().unwrap();
+    let single = Repo {
+        url: dir.path().join("single").to_str().unwrap().to_string(),
+        env: Vec::new(),
+    };
+    single.ok(&["init", "--insecure-fast-kdf"]);
+    single.ok(&["snapshot", "-b", &b, "--topic", &pattern, "--group", &group]);
+
+    // Run 1: four shards at once; the last to finish combines the run.
+    all_ok(run_shards(&repo, &b, &pattern, &group, "r1"));
+    let (snaps, incomplete) = repo.listing();
+    assert_eq!(snaps.len(), 1, "the run is one snapshot: {snaps:?}");
+    assert!(incomplete.is_empty(), "{incomplete:?}");
+    assert_eq!(snaps[0]["snapshot"]["run"]["shards"], 4);
+    assert_eq!(snaps[0]["snapshot"]["run"]["parts"].as_array().unwrap().len(), 4);
+    // It restores equal to the single-process snapshot: records, byte for
+    // byte, and group offsets.
+    let g_single = restore(&single, "latest", "one-");
+    let g_run = restore(&repo, "latest", "run-");
+    assert_eq!(g_single, g_run);
+    assert_eq!(g_run.len(), 2, "{g_run:?}");
+    let tgt = target();
+    let same = |restored: &str, t: &str, p: i32| {
+        let (want, got) = (
+            read_partition(&b, t, p, None),
+            read_partition(&tgt, restored, p, None),
+        );
+        assert!(!want.is_empty());
+        assert!(
+            got == want,
+            "{restored}/{p}: {} records restored of {}",
+            got.len(),
+            want.len()
+        );
+    };
+    for t in &topics {
+        for p in 0..4 {
+            same(&format!("one-{t}"), t, p);
+            same(&format!("run-{t}"), t, p);
+        }
+    }
+
+    // Run 2: shard 2 is killed before it can finish; the run stays
+    // incomplete and is not latest, until shard 2 runs again.
+    for t in &topics {
+        produce_events(&b, t, 4, 40);
+    }
+    let mut children = run_shards(&repo, &b, &pattern, &group, "r2");
+    let victim = children.remove(2);
+    let pid = victim.id().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let killed = done(victim);
+    assert!(!killed.status.success());
+    all_ok(children);
+    let (snaps, incomplete) = repo.listing();
+    assert_eq!(snaps.len(), 1, "run 2 is not listed as a snapshot: {snaps:?}");
+    assert_eq!(incomplete.len(), 1, "{incomplete:?}");
+    assert_eq!(incomplete[0]["run"], "r2");
+    assert_eq!(incomplete[0]["shards_done"], serde_json::json!([0, 1, 3]));
+    let latest = repo.ok(&["ls", "latest", "--json"]);
+    assert!(latest.contains(&topics[0]), "latest still resolves (to run 1)");
+    let out = repo.ok(&[
+        "snapshot", "-b", &b, "--topic", &pattern, "--group", &group, "--shard", "2/4", "--run", "r2",
+        "--json",
+    ]);
+    assert!(
+        out.contains("\"run_snapshot\""),
+        "the rerun completes the run: {out}"
+    );
+    let (snaps, incomplete) = repo.listing();
+    assert_eq!(
+        (snaps.len(), incomplete.len()),
+        (2, 0),
+        "{snaps:?} {incomplete:?}"
+    );
+    restore(&repo, "latest", "r2-");
+    for t in &topics {
+        for p in 0..4 {
+            same(&format!("r2-{t}"), t, p);
+        }
+    }
+
+    // Runs 3 and 4 overlap in time: eight processes at once; both complete.
+    for t in &topics {
+        produce_events(&b, t, 4, 24);
+    }
+    let mut eight = run_shards(&repo, &b, &pattern, &group, "r3");
+    eight.extend(run_shards(&repo, &b, &pattern, &group, "r4"));
+    all_ok(eight);
+    let (snaps, incomplete) = repo.listing();
+    assert_eq!(
+        (snaps.len(), incomplete.len()),
+        (4, 0),
+        "{snaps:?} {incomplete:?}"
+    );
+
+    // A prune started during run 5 waits for nothing and refuses (exit 11,
+    // the shards hold their locks) or runs when they are done; either way
+    // nothing is lost.
+    let shards = run_shards(&repo, &b, &pattern, &group, "r5");
+    let prune = done(repo.spawn(&["prune"]));
+    assert!(
+        matches!(prune.status.code(), Some(0 | 11)),
+        "{}",
+        String::from_utf8_lossy(&prune.stderr)
+    );
+    all_ok(shards);
+    repo.ok(&["prune"]);
+    let check = repo.ok(&["check", "--read-data", "--json"]);
+    assert!(check.contains("\"message_type\":\"check\""), "{check}");
+    let (snaps, _) = repo.listing();
+    assert_eq!(snaps.len(), 5);
+    // forget removes a run with its parts.
+    repo.ok(&["forget", "--keep-last", "1", "--prune"]);
+    let parts = repo.ok(&["snapshots", "--parts", "--json"]);
+    let n = parts
+        .lines()
+        .filter(|l| l.contains("\"message_type\":\"snapshot\""))
+        .count();
+    assert_eq!(n, 1 + 4, "the kept run and its four parts: {parts}");
+}
