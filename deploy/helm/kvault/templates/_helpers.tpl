@@ -42,6 +42,9 @@ containers:
       - name: KVAULT_METRICS_PUSH
         value: {{ . | quote }}
       {{- end }}
+      {{- with .extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
       {{- with $.Values.env }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
