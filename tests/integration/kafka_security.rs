@@ -8,7 +8,7 @@
 //! a wrong password or a missing client certificate fails in seconds with
 //! one line naming the reason.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -52,15 +52,34 @@ fn props(dir: &Path, name: &str, lines: &[String]) -> String {
     p.to_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn sasl_ssl_scram_and_mutual_tls_snapshot_and_restore_byte_for_byte() {
-    let (plain, sasl, mtls, certs) = secure();
-    let topic = unique("sec");
-    create_topic(&plain, &topic, 2, &[("retention.ms", "-1")]).await;
-    produce(&plain, &topic, &crate::kafka_snapshot::shapes_for_fixture(200, 2));
+/// A two-partition topic holding `n` fixture records on the secure
+/// cluster (through its plaintext listener), and a fresh repository.
+async fn topic_and_repo(plain: &str, prefix: &str, n: usize) -> (String, tempfile::TempDir, PathBuf) {
+    let topic = unique(prefix);
+    create_topic(plain, &topic, 2, &[("retention.ms", "-1")]).await;
+    produce(plain, &topic, &crate::kafka_snapshot::shapes_for_fixture(n, 2));
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     ok(&repo, &["init", "--insecure-fast-kdf"]);
+    (topic, dir, repo)
+}
+
+/// Both partitions of the restored copy equal the source topic's, byte for
+/// byte.
+fn assert_restored(plain: &str, topic: &str, restored: &str) {
+    for p in 0..2 {
+        assert_eq!(
+            read_partition(plain, topic, p, None),
+            read_partition(plain, restored, p, None),
+            "{restored}/{p} byte for byte"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sasl_ssl_scram_and_mutual_tls_snapshot_and_restore_byte_for_byte() {
+    let (plain, sasl, mtls, certs) = secure();
+    let (topic, dir, repo) = topic_and_repo(&plain, "sec", 200).await;
     let scram = props(
         dir.path(),
         "scram.properties",
@@ -113,13 +132,7 @@ async fn sasl_ssl_scram_and_mutual_tls_snapshot_and_restore_byte_for_byte() {
             "--no-groups",
         ],
     );
-    for p in 0..2 {
-        assert_eq!(
-            read_partition(&plain, &topic, p, None),
-            read_partition(&plain, &format!("tls-{topic}"), p, None),
-            "partition {p} byte for byte"
-        );
-    }
+    assert_restored(&plain, &topic, &format!("tls-{topic}"));
     // An incremental snapshot over mutual TLS reads nothing new.
     let out = ok(
         &repo,
@@ -296,12 +309,7 @@ groups = ["none"]
 async fn tokens_from_a_command_and_msk_iam_go_through_the_oauthbearer_callback() {
     let (plain, _, _, certs) = secure();
     let (oidc, token_url) = (env("KVAULT_KAFKA_SECURE_OIDC"), env("KVAULT_OIDC_TOKEN_URL"));
-    let topic = unique("tokcmd");
-    create_topic(&plain, &topic, 2, &[("retention.ms", "-1")]).await;
-    produce(&plain, &topic, &crate::kafka_snapshot::shapes_for_fixture(80, 2));
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    ok(&repo, &["init", "--insecure-fast-kdf"]);
+    let (topic, _dir, repo) = topic_and_repo(&plain, "tokcmd", 80).await;
     let cmd = format!(
         "curl -fsS -u kvault:kvault-oidc-secret -d grant_type=client_credentials {token_url} \
          | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
@@ -342,13 +350,7 @@ async fn tokens_from_a_command_and_msk_iam_go_through_the_oauthbearer_callback()
             "--no-groups",
         ],
     );
-    for p in 0..2 {
-        assert_eq!(
-            read_partition(&plain, &topic, p, None),
-            read_partition(&plain, &format!("tok-{topic}"), p, None),
-            "partition {p} byte for byte"
-        );
-    }
+    assert_restored(&plain, &topic, &format!("tok-{topic}"));
     // A failing command: its own words, one line, exit 1.
     let o = kvault(
         &repo,
@@ -411,12 +413,7 @@ async fn tokens_from_a_command_and_msk_iam_go_through_the_oauthbearer_callback()
 async fn kerberos_gssapi_snapshot_and_restore_byte_for_byte() {
     let (plain, _, _, _) = secure();
     let (krb, kdir) = (env("KVAULT_KAFKA_SECURE_KERBEROS"), env("KVAULT_KERBEROS_DIR"));
-    let topic = unique("krb");
-    create_topic(&plain, &topic, 2, &[("retention.ms", "-1")]).await;
-    produce(&plain, &topic, &crate::kafka_snapshot::shapes_for_fixture(60, 2));
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    ok(&repo, &["init", "--insecure-fast-kdf"]);
+    let (topic, dir, repo) = topic_and_repo(&plain, "krb", 60).await;
     let gssapi = |principal: &str| {
         props(
             dir.path(),
@@ -467,13 +464,7 @@ async fn kerberos_gssapi_snapshot_and_restore_byte_for_byte() {
         "--no-groups",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for p in 0..2 {
-        assert_eq!(
-            read_partition(&plain, &topic, p, None),
-            read_partition(&plain, &format!("krb-{topic}"), p, None),
-            "partition {p} byte for byte over Kerberos"
-        );
-    }
+    assert_restored(&plain, &topic, &format!("krb-{topic}"));
     let bad = gssapi("nobody@KVAULT.TEST");
     let t0 = Instant::now();
     let o = crate::cli::run(

@@ -77,13 +77,20 @@ fn done(c: Child) -> Output {
 
 /// Starts the four shards of run `run` at once.
 fn run_shards(repo: &Repo, b: &str, pattern: &str, group: &str, run: &str) -> Vec<Child> {
+    run_shards_with(repo, b, pattern, group, run, &[])
+}
+
+/// [`run_shards`] with more arguments for every shard.
+fn run_shards_with(repo: &Repo, b: &str, pattern: &str, group: &str, run: &str, more: &[&str]) -> Vec<Child> {
     (0..4)
         .map(|k| {
             let shard = format!("{k}/4");
-            repo.spawn(&[
+            let mut args = vec![
                 "snapshot", "-b", b, "--topic", pattern, "--group", group, "--shard", &shard, "--run", run,
                 "--json",
-            ])
+            ];
+            args.extend_from_slice(more);
+            repo.spawn(&args)
         })
         .collect()
 }
@@ -241,10 +248,12 @@ async fn four_shards_make_one_snapshot_that_survives_kill_overlap_and_prune() {
         "{snaps:?} {incomplete:?}"
     );
 
-    // A prune started during run 5 waits for nothing and refuses (exit 11,
-    // the shards hold their locks) or runs when they are done; either way
-    // nothing is lost.
-    let shards = run_shards(&repo, &b, &pattern, &group, "r5");
+    // A prune started during run 5: whichever takes the lock first, the
+    // other side is documented — the prune refuses (exit 11) while shards
+    // hold their shared locks; shards given --retry-lock (the Helm chart
+    // sets it) wait while the prune holds its exclusive one. Nothing is
+    // lost either way.
+    let shards = run_shards_with(&repo, &b, &pattern, &group, "r5", &["--retry-lock", "2m"]);
     let prune = done(repo.spawn(&["prune"]));
     assert!(
         matches!(prune.status.code(), Some(0 | 11)),

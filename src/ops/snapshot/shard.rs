@@ -132,8 +132,8 @@ pub fn assign(
         let Some(p) = mv else { break };
         let pw = w(&p);
         out.insert(p, min_s);
-        if let (Some(a), Some(b)) = (load.get_mut(max_s as usize), Some(pw)) {
-            *a -= b;
+        if let Some(l) = load.get_mut(max_s as usize) {
+            *l -= pw;
         }
         if let Some(l) = load.get_mut(min_s as usize) {
             *l += pw;
