@@ -64,6 +64,18 @@ async fn topic_and_repo(plain: &str, prefix: &str, n: usize) -> (String, tempfil
     (topic, dir, repo)
 }
 
+/// A refused connection as a user sees it: exit 1 and one line on stderr
+/// naming every part of `why`, within 10 s of `t0` when given.
+fn fails_in_one_line(o: &Output, t0: Option<Instant>, why: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(why.iter().all(|w| err.contains(w)), "{err}");
+    if let Some(t0) = t0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    }
+}
+
 /// Both partitions of the restored copy equal the source topic's, byte for
 /// byte.
 fn assert_restored(plain: &str, topic: &str, restored: &str) {
@@ -186,11 +198,7 @@ async fn sasl_ssl_scram_and_mutual_tls_snapshot_and_restore_byte_for_byte() {
                 &topic,
             ],
         );
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains(why), "{err}");
-        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        fails_in_one_line(&o, Some(t0), &[why]);
     }
 }
 
@@ -277,14 +285,7 @@ groups = ["none"]
     write_cfg(&wrong);
     let t0 = Instant::now();
     let o = with_profile(&["snapshot"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(
-        err.contains("OAUTHBEARER token") && err.contains("invalid_client"),
-        "{err}"
-    );
-    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    fails_in_one_line(&o, Some(t0), &["OAUTHBEARER token", "invalid_client"]);
     // An unset variable the file names: exit 2, naming it.
     let o = crate::cli::run(crate::cli::kvault(&repo).args([
         "--config",
@@ -364,10 +365,7 @@ async fn tokens_from_a_command_and_msk_iam_go_through_the_oauthbearer_callback()
             "echo no token for you >&2; exit 7",
         ],
     );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("no token for you"), "{err}");
+    fails_in_one_line(&o, None, &["no token for you"]);
 
     // MSK IAM: AWS credentials from the environment; this broker is not
     // MSK, so it refuses the (well-formed) token.
@@ -392,11 +390,7 @@ async fn tokens_from_a_command_and_msk_iam_go_through_the_oauthbearer_callback()
                 "eu-west-1",
             ]),
     );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("SASL authentication error"), "{err}");
-    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    fails_in_one_line(&o, Some(t0), &["SASL authentication error"]);
     // Without a region: exit 2, saying what is missing.
     let o =
         crate::cli::run(crate::cli::kvault(&repo).args(["snapshot", "-b", &oidc, "--kafka-auth", "msk-iam"]));
