@@ -44,7 +44,13 @@ fn main() {
             eprintln!("kvault: {e:#}");
         }
     }
-    // Do not wait for background tasks (lock refreshers, uploads of a failed run).
-    rt.shutdown_background();
+    // Join the runtime's threads before `exit` runs the C exit handlers:
+    // OpenSSL's (librdkafka links it) frees global state that a thread still
+    // exiting would free again, corrupting the heap (`malloc_consolidate():
+    // invalid chunk size`, 1 run in about 30 with eight processes at once).
+    // Async tasks left behind (lock refreshers, uploads of a failed run) are
+    // dropped at once; only a blocking Kafka call still in flight after an
+    // interrupt can hold the exit up, for at most this long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code);
 }

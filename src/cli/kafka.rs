@@ -327,8 +327,13 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
     };
     let signals = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(tokio::sync::Notify::new());
+    // The second signal drops the snapshot in progress (its partial outputs
+    // are removed) and returns to `main`, which joins the runtime before it
+    // exits: `exit` from here would run the C exit handlers while other
+    // threads still use librdkafka.
+    let abort = Arc::new(tokio::sync::Notify::new());
     {
-        let (signals, stop) = (signals.clone(), stop.clone());
+        let (signals, stop, abort) = (signals.clone(), stop.clone(), abort.clone());
         tokio::spawn(async move {
             loop {
                 let s = super::signal().await;
@@ -338,7 +343,7 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
                     stop.notify_one();
                 } else {
                     eprintln!("kvault: interrupted ({s})");
-                    std::process::exit(exit::INTERRUPTED);
+                    abort.notify_one();
                 }
             }
         });
@@ -352,7 +357,11 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
     while signals.load(Ordering::SeqCst) == 0 {
         let bar = ctx.out.progress();
         let started = std::time::Instant::now();
-        code = match snapshot(&repo, &opts, &bar).await {
+        let taken = tokio::select! {
+            r = snapshot(&repo, &opts, &bar) => r,
+            () = abort.notified() => return Ok(exit::INTERRUPTED),
+        };
+        code = match taken {
             Ok(r) => print_summary(ctx, &r),
             Err(e) => super::report(&anyhow::Error::new(e), ctx.out.json),
         };

@@ -718,6 +718,87 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
     );
 }
 
+/// A second signal aborts `snapshot --every` while a snapshot hangs on an
+/// unreachable broker: exit 130 in seconds, nothing saved, no lock left.
+#[test]
+fn a_second_signal_aborts_snapshot_every_in_seconds_and_leaves_nothing() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let cmd = |args: &[&str]| {
+        let mut c = crate::cli::kvault(&repo);
+        c.args(args);
+        c
+    };
+    assert!(cmd(&["init", "--insecure-fast-kdf"]).status().unwrap().success());
+    let mut child = cmd(&[
+        "snapshot",
+        "--every",
+        "1m",
+        "-b",
+        "127.0.0.1:1",
+        "--kafka-timeout",
+        "60s",
+        "--topic",
+        "t",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |what: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+            let hit = l.contains(what);
+            seen.push(l);
+            if hit {
+                return seen;
+            }
+        }
+        panic!("no line with {what:?}: {seen:?}");
+    };
+    let kill = |pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    wait_for("taking a snapshot every");
+    // The first snapshot is now connecting, for up to 60 s.
+    std::thread::sleep(Duration::from_millis(500));
+    kill(child.id());
+    wait_for("stopping after the snapshot in progress");
+    let t0 = std::time::Instant::now();
+    kill(child.id());
+    let status = child.wait().unwrap();
+    let took = t0.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{:?}",
+        rx.try_iter().collect::<Vec<_>>()
+    );
+    assert!(took < Duration::from_secs(6), "the abort took {took:?}");
+    let list = cmd(&["snapshots", "--json"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("\"message_type\":\"snapshot\""),
+        "nothing saved"
+    );
+    let locks = std::fs::read_dir(repo.join("locks")).map_or(0, |d| d.count());
+    assert_eq!(locks, 0, "the aborted snapshot left its lock");
+}
+
 #[test]
 fn verbose_runs_log_retries_and_librdkafka_diagnostics_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
