@@ -647,14 +647,8 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
     let topic = unique("every");
     create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
     produce(&b, &topic, &keyed(100, 2, "every"));
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    let cmd = |args: &[&str]| {
-        let mut c = crate::cli::kvault(&repo);
-        c.args(args);
-        c
-    };
-    assert!(cmd(&["init", "--insecure-fast-kdf"]).status().unwrap().success());
+    let (_dir, repo) = fresh_repo();
+    let cmd = |args: &[&str]| kvault_with(&repo, args);
     let mut child = cmd(&[
         "snapshot", "--every", "1s", "-b", &b, "--topic", &topic, "--group", "none", "--json",
     ])
@@ -690,25 +684,14 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
         }
     }
     assert_eq!(read, 40, "incremental snapshots on every tick");
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(child.id());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     // A snapshot in progress at the signal finished and was reported.
     let taken = seen + rx.try_iter().count();
     // Every snapshot it reported is in the repository, and nothing else.
-    let list = cmd(&["snapshots", "--json"]).output().unwrap();
-    let n = String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter(|l| l.contains("\"message_type\":\"snapshot\""))
-        .count();
+    let n = saved_snapshots(&repo);
     assert_eq!(n, taken, "{n} snapshots saved, {taken} reported");
     let check = cmd(&["check"]).output().unwrap();
     assert!(
@@ -718,30 +701,64 @@ async fn snapshot_every_runs_until_sigterm_and_finishes_the_snapshot_in_progress
     );
 }
 
+/// A new repository in a temporary directory (kept while the guard lives).
+fn fresh_repo() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    assert!(
+        kvault_with(&repo, &["init", "--insecure-fast-kdf"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    (dir, repo)
+}
+
+/// `kvault -r REPO ARGS…` with the suite's environment.
+fn kvault_with(repo: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = crate::cli::kvault(repo);
+    c.args(args);
+    c
+}
+
+/// How many snapshots `snapshots --json` lists.
+fn saved_snapshots(repo: &std::path::Path) -> usize {
+    let list = kvault_with(repo, &["snapshots", "--json"]).output().unwrap();
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.contains("\"message_type\":\"snapshot\""))
+        .count()
+}
+
+/// Sends SIGTERM as Kubernetes and systemd do.
+fn sigterm(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 /// A second signal aborts `snapshot --every` while a snapshot hangs on an
 /// unreachable broker: exit 130 in seconds, nothing saved, no lock left.
 #[test]
 fn a_second_signal_aborts_snapshot_every_in_seconds_and_leaves_nothing() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    let cmd = |args: &[&str]| {
-        let mut c = crate::cli::kvault(&repo);
-        c.args(args);
-        c
-    };
-    assert!(cmd(&["init", "--insecure-fast-kdf"]).status().unwrap().success());
-    let mut child = cmd(&[
-        "snapshot",
-        "--every",
-        "1m",
-        "-b",
-        "127.0.0.1:1",
-        "--kafka-timeout",
-        "60s",
-        "--topic",
-        "t",
-    ])
+    let (_dir, repo) = fresh_repo();
+    let mut child = kvault_with(
+        &repo,
+        &[
+            "snapshot",
+            "--every",
+            "1m",
+            "-b",
+            "127.0.0.1:1",
+            "--kafka-timeout",
+            "60s",
+            "--topic",
+            "t",
+        ],
+    )
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped())
     .spawn()
@@ -766,21 +783,13 @@ fn a_second_signal_aborts_snapshot_every_in_seconds_and_leaves_nothing() {
         }
         panic!("no line with {what:?}: {seen:?}");
     };
-    let kill = |pid: u32| {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    };
     wait_for("taking a snapshot every");
     // The first snapshot is now connecting, for up to 60 s.
     std::thread::sleep(Duration::from_millis(500));
-    kill(child.id());
+    sigterm(child.id());
     wait_for("stopping after the snapshot in progress");
     let t0 = std::time::Instant::now();
-    kill(child.id());
+    sigterm(child.id());
     let status = child.wait().unwrap();
     let took = t0.elapsed();
     assert_eq!(
@@ -790,11 +799,7 @@ fn a_second_signal_aborts_snapshot_every_in_seconds_and_leaves_nothing() {
         rx.try_iter().collect::<Vec<_>>()
     );
     assert!(took < Duration::from_secs(6), "the abort took {took:?}");
-    let list = cmd(&["snapshots", "--json"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&list.stdout).contains("\"message_type\":\"snapshot\""),
-        "nothing saved"
-    );
+    assert_eq!(saved_snapshots(&repo), 0, "nothing saved");
     let locks = std::fs::read_dir(repo.join("locks")).map_or(0, |d| d.count());
     assert_eq!(locks, 0, "the aborted snapshot left its lock");
 }
