@@ -381,10 +381,17 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
         }
         groups.entry(key).or_default().push((id, s));
     }
-    let all_runs: BTreeMap<Id, (String, String)> = groups
+    // Each run's parts (a shard's reruns too), by the run's combined snapshot.
+    let mut parts_by_run: BTreeMap<(&str, &str), Vec<Id>> = BTreeMap::new();
+    for (id, p) in &parts {
+        if let Some(key) = p.run_key() {
+            parts_by_run.entry(key).or_default().push(*id);
+        }
+    }
+    let run_parts: BTreeMap<Id, Vec<Id>> = groups
         .values()
         .flatten()
-        .filter_map(|(id, s)| s.run.as_ref().map(|r| (*id, (r.id.clone(), s.source.clone()))))
+        .filter_map(|(id, s)| Some((*id, parts_by_run.get(&s.run_key()?)?.clone())))
         .collect();
     let mut rep = ForgetReport {
         dry_run: opts.dry_run,
@@ -434,12 +441,8 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
                 repo.remove_file(crate::repo::FileKind::Snapshot, &v.id).await?;
                 rep.removed.push(v.id);
                 // The run's parts, and any rerun of a shard it superseded.
-                if let Some(run) = all_runs.get(&v.id) {
-                    for (pid, p) in &parts {
-                        if p.run.as_ref().is_some_and(|r| r.id == run.0) && p.source == run.1 {
-                            repo.remove_file(crate::repo::FileKind::Snapshot, pid).await?;
-                        }
-                    }
+                for pid in run_parts.get(&v.id).into_iter().flatten() {
+                    repo.remove_file(crate::repo::FileKind::Snapshot, pid).await?;
                 }
             }
         }

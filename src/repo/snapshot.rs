@@ -79,11 +79,41 @@ pub struct Snapshot {
     pub run: Option<RunInfo>,
 }
 
+impl std::ops::AddAssign<&SnapshotSummary> for SnapshotSummary {
+    /// Adds another snapshot's counters (a sharded run sums its parts').
+    fn add_assign(&mut self, o: &SnapshotSummary) {
+        // Destructured: a new counter cannot be forgotten here.
+        let SnapshotSummary {
+            logical_bytes,
+            data_blobs,
+            new_data_blobs,
+            new_raw_bytes,
+            new_stored_bytes,
+        } = o;
+        self.logical_bytes += logical_bytes;
+        self.data_blobs += data_blobs;
+        self.new_data_blobs += new_data_blobs;
+        self.new_raw_bytes += new_raw_bytes;
+        self.new_stored_bytes += new_stored_bytes;
+    }
+}
+
 impl Snapshot {
     /// Whether this is one shard's part of a sharded run (shown to the
     /// user only through the run's combined snapshot).
     pub fn is_shard_part(&self) -> bool {
         self.run.as_ref().is_some_and(|r| r.shard.is_some())
+    }
+
+    /// Whether this is a sharded run's combined snapshot.
+    pub fn is_run(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| r.shard.is_none())
+    }
+
+    /// The sharded run this snapshot belongs to, as `(run id, cluster)`:
+    /// run ids are unique per cluster.
+    pub fn run_key(&self) -> Option<(&str, &str)> {
+        self.run.as_ref().map(|r| (r.id.as_str(), self.source.as_str()))
     }
 
     /// Decodes a snapshot payload.

@@ -250,10 +250,11 @@ pub async fn plan(
         warnings.push(w);
     };
     let mut partitions = Vec::new();
-    for ((topic, p), (log_start, end)) in &bounds {
-        if mine.as_ref().is_some_and(|m| !m.contains(&(topic.clone(), *p))) {
+    for (key, (log_start, end)) in &bounds {
+        if mine.as_ref().is_some_and(|m| !m.contains(key)) {
             continue;
         }
+        let (topic, p) = key;
         let mut pp = PartitionPlan {
             topic: topic.clone(),
             partition: *p,

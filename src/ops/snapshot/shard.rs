@@ -212,12 +212,12 @@ fn parts_of<'a>(snaps: &'a [(Id, Snapshot)], run: &str, cluster: &str) -> BTreeM
     let mut by: BTreeMap<u32, &(Id, Snapshot)> = BTreeMap::new();
     for e in snaps {
         let s = &e.1;
-        let Some(k) = s.run.as_ref().filter(|r| r.id == run).and_then(|r| r.shard) else {
-            continue;
-        };
-        if s.kind != KAFKA_SHARD_KIND || s.source != cluster {
+        if s.kind != KAFKA_SHARD_KIND || s.run_key() != Some((run, cluster)) {
             continue;
         }
+        let Some(k) = s.run.as_ref().and_then(|r| r.shard) else {
+            continue;
+        };
         // A rerun of a shard supersedes its earlier part.
         if by.get(&k).is_none_or(|o| o.1.system_time() <= s.system_time()) {
             by.insert(k, e);
@@ -230,11 +230,7 @@ fn parts_of<'a>(snaps: &'a [(Id, Snapshot)], run: &str, cluster: &str) -> BTreeM
 fn combined_of(snaps: &[(Id, Snapshot)], run: &str, cluster: &str) -> Vec<Id> {
     let mut v: Vec<Id> = snaps
         .iter()
-        .filter(|(_, s)| {
-            s.kind == KAFKA_KIND
-                && s.source == cluster
-                && s.run.as_ref().is_some_and(|r| r.id == run && r.shard.is_none())
-        })
+        .filter(|(_, s)| s.kind == KAFKA_KIND && s.is_run() && s.run_key() == Some((run, cluster)))
         .map(|(id, _)| *id)
         .collect();
     v.sort();
@@ -296,11 +292,7 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
             tags.clone_from(&s.tags);
             parent = s.parent;
         }
-        summary.logical_bytes += s.summary.logical_bytes;
-        summary.data_blobs += s.summary.data_blobs;
-        summary.new_data_blobs += s.summary.new_data_blobs;
-        summary.new_raw_bytes += s.summary.new_raw_bytes;
-        summary.new_stored_bytes += s.summary.new_stored_bytes;
+        summary += &s.summary;
         // The run is as of its last shard's capture.
         if s.time > time {
             time.clone_from(&s.time);
@@ -369,17 +361,31 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
 /// Incomplete runs: `(run, cluster, shards, shard indexes present)` of
 /// parts with no combined snapshot.
 pub fn incomplete_runs(snaps: &[(Id, Snapshot)]) -> Vec<(String, String, u32, Vec<u32>)> {
-    let mut runs: BTreeMap<(String, String), (u32, BTreeSet<u32>)> = BTreeMap::new();
+    // One pass: a month of hourly runs is thousands of snapshots.
+    let mut runs: BTreeMap<(&str, &str), (u32, BTreeSet<u32>)> = BTreeMap::new();
+    let mut complete: BTreeSet<(&str, &str)> = BTreeSet::new();
     for (_, s) in snaps {
-        if let Some(r) = s.run.as_ref().filter(|_| s.is_shard_part()) {
-            let e = runs.entry((r.id.clone(), s.source.clone())).or_default();
+        let (Some(key), Some(r)) = (s.run_key(), s.run.as_ref()) else {
+            continue;
+        };
+        if s.is_shard_part() {
+            let e = runs.entry(key).or_default();
             e.0 = r.shards;
             e.1.extend(r.shard);
+        } else if s.kind == KAFKA_KIND {
+            complete.insert(key);
         }
     }
     runs.into_iter()
-        .filter(|((run, cluster), _)| combined_of(snaps, run, cluster).is_empty())
-        .map(|((run, cluster), (n, have))| (run, cluster, n, have.into_iter().collect()))
+        .filter(|(key, _)| !complete.contains(key))
+        .map(|((run, cluster), (n, have))| {
+            (
+                run.to_string(),
+                cluster.to_string(),
+                n,
+                have.into_iter().collect(),
+            )
+        })
         .collect()
 }
 
