@@ -60,7 +60,8 @@ pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
 /// Plans the commit log read: from the parent's positions (a partition the
 /// parent did not know, from its log start) to each partition's end. A
 /// first snapshot reads none (its groups are captured by OffsetFetch): the
-/// history starts there. Without permission to read the topic, nothing is
+/// history starts there, unless the log does not exist yet (then it is
+/// complete from the start). Without permission to read the topic, nothing is
 /// read and the plan says why.
 async fn plan_commit_log(cluster: &Cluster, parent: Option<&CommitsMeta>) -> CommitLogPlan {
     let mut plan = CommitLogPlan {
@@ -75,9 +76,10 @@ async fn plan_commit_log(cluster: &Cluster, parent: Option<&CommitsMeta>) -> Com
             return plan;
         }
     };
-    if partitions == 0 && parent.is_some() {
-        // No group has committed yet, so the log does not exist: nothing
-        // was missed since the parent.
+    if partitions == 0 {
+        // No group has ever committed, so the log does not exist: the
+        // history is complete (and empty), first snapshot or not; the next
+        // snapshot reads the log from its start.
         return plan;
     }
     let parts: Vec<(String, i32)> = (0..partitions)
