@@ -1,0 +1,295 @@
+//! Batched reads for an assign-only consumer.
+//!
+//! rdkafka hands out one message per `poll`: each one is an event taken
+//! from the consumer queue under its lock, a fresh `Arc`, the poll clock
+//! librdkafka reads for `max.poll.interval.ms`, and a UTF-8 check of the
+//! topic name. For records of ~150 B that was a third of a snapshot's CPU
+//! (BENCHMARKS.md). Here the assigned partitions' messages go to a queue
+//! of their own ([`FetchQueue::route`], librdkafka's
+//! `rd_kafka_queue_forward`, which survives `assign`), read a batch at a
+//! time with `rd_kafka_consume_batch_queue`. Everything else (logs,
+//! errors, statistics, token refreshes) stays on the consumer queue, which
+//! the caller keeps polling through rdkafka as before.
+//!
+//! This crate holds those foreign calls, so the kvault crate itself stays
+//! free of `unsafe`.
+
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use rdkafka::bindings as rd;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+
+/// A queue of this client's own that assigned partitions' messages are
+/// routed to, read in batches.
+pub struct FetchQueue<'c> {
+    q: *mut rd::rd_kafka_queue_t,
+    rk: *mut rd::rd_kafka_t,
+    _consumer: PhantomData<&'c ()>,
+}
+
+impl<'c> FetchQueue<'c> {
+    /// A new, empty queue on `consumer`'s client. `None` if librdkafka
+    /// could not make one.
+    pub fn new<C: ConsumerContext>(consumer: &'c BaseConsumer<C>) -> Option<FetchQueue<'c>> {
+        let rk = consumer.client().native_ptr();
+        // SAFETY: `consumer` is borrowed for `'c`, which this queue cannot
+        // outlive, so the client handle is alive; the new queue holds a
+        // reference of its own, released in `drop`.
+        let q = unsafe { rd::rd_kafka_queue_new(rk) };
+        (!q.is_null()).then_some(FetchQueue {
+            q,
+            rk,
+            _consumer: PhantomData,
+        })
+    }
+
+    /// Routes the messages (and per-partition errors: end of partition,
+    /// fetch failures) of `topic`/`partition` to this queue. Call it
+    /// before assigning the partition; librdkafka keeps a route set by the
+    /// application when the partition is assigned. False if the topic
+    /// name holds a NUL byte or librdkafka has no such partition handle.
+    pub fn route(&self, topic: &str, partition: i32) -> bool {
+        let Ok(name) = CString::new(topic) else {
+            return false;
+        };
+        // SAFETY: the client is alive (see `new`); `name` is NUL-terminated
+        // and outlives the call. The returned handle is ours to destroy.
+        let pq = unsafe { rd::rd_kafka_queue_get_partition(self.rk, name.as_ptr(), partition) };
+        if pq.is_null() {
+            return false;
+        }
+        // SAFETY: `pq` and `self.q` are live queue handles; forwarding
+        // takes its own reference on `self.q`, and destroying the
+        // partition's handle keeps the route (it belongs to the partition).
+        unsafe {
+            rd::rd_kafka_queue_forward(pq, self.q);
+            rd::rd_kafka_queue_destroy(pq);
+        }
+        true
+    }
+
+    /// An empty batch with room for `capacity` messages per read; it
+    /// cannot outlive the consumer (its messages must be destroyed first).
+    pub fn batch(&self, capacity: usize) -> Batch<'c> {
+        Batch {
+            buf: Vec::with_capacity(capacity.max(1)),
+            _consumer: PhantomData,
+        }
+    }
+
+    /// Appends to `batch` what the queue holds, up to `batch`'s capacity;
+    /// when it holds nothing, waits up to `wait` for one message. Returns
+    /// how many were appended. Per-partition errors come as messages whose
+    /// [`Msg::error`] is set.
+    pub fn consume(&self, batch: &mut Batch<'_>, wait: Duration) -> usize {
+        batch.clear();
+        let room = batch.buf.capacity();
+        // SAFETY: `buf` has room for `room` pointers, which librdkafka
+        // fills from the start; it returns how many it wrote (or -1).
+        let n = unsafe { self.batch_into(batch, 0, room) };
+        if n > 0 {
+            return n;
+        }
+        // Nothing yet: wait for a single message (librdkafka waits for a
+        // full batch, or the whole timeout, when asked for more).
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: as above, for one pointer.
+        unsafe { self.batch_into(batch, ms, 1) }
+    }
+
+    /// # Safety
+    /// `batch.buf` must be empty with a capacity of at least `max`.
+    unsafe fn batch_into(&self, batch: &mut Batch<'_>, timeout_ms: i32, max: usize) -> usize {
+        let max = max.min(batch.buf.capacity());
+        // SAFETY: the caller guarantees room for `max` pointers; the queue
+        // is alive (see `new`).
+        let n = unsafe { rd::rd_kafka_consume_batch_queue(self.q, timeout_ms, batch.buf.as_mut_ptr(), max) };
+        let n = usize::try_from(n).unwrap_or(0).min(max);
+        // SAFETY: librdkafka initialised the first `n` slots with messages
+        // we now own (destroyed by `Batch::clear`/`drop`).
+        unsafe { batch.buf.set_len(n) };
+        n
+    }
+}
+
+impl Drop for FetchQueue<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `rd_kafka_queue_new` and is
+        // released once; the client outlives it (lifetime `'c`).
+        unsafe { rd::rd_kafka_queue_destroy(self.q) }
+    }
+}
+
+/// Messages read by one [`FetchQueue::consume`], owned until the next one
+/// (or until dropped).
+pub struct Batch<'c> {
+    buf: Vec<*mut rd::rd_kafka_message_t>,
+    _consumer: PhantomData<&'c ()>,
+}
+
+impl Batch<'_> {
+    /// The messages, in queue order (per partition: offset order).
+    pub fn iter(&self) -> impl Iterator<Item = Msg<'_>> + '_ {
+        // SAFETY: every pointer is a live message owned by this batch.
+        self.buf.iter().map(|m| Msg { m: unsafe { &**m } })
+    }
+
+    /// Destroys the messages held.
+    pub fn clear(&mut self) {
+        for m in self.buf.drain(..) {
+            // SAFETY: each message is owned by this batch and destroyed
+            // exactly once (drained).
+            unsafe { rd::rd_kafka_message_destroy(m) };
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// A message's timestamp kind, as librdkafka reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampKind {
+    /// None (or -1).
+    NotAvailable,
+    /// Set by the producer.
+    CreateTime,
+    /// Set by the broker.
+    LogAppendTime,
+}
+
+/// One message of a [`Batch`].
+#[derive(Clone, Copy)]
+pub struct Msg<'b> {
+    m: &'b rd::rd_kafka_message_t,
+}
+
+impl<'b> Msg<'b> {
+    /// The error code (librdkafka's `rd_kafka_resp_err_t` as an integer)
+    /// when this is an error rather than a record: `-191` end of
+    /// partition, `3` unknown topic or partition, ….
+    pub fn error(&self) -> Option<i32> {
+        let e = self.m.err as i32;
+        (e != 0).then_some(e)
+    }
+
+    /// The error as text: librdkafka's message when it gave one, else the
+    /// code's description.
+    pub fn error_text(&self) -> String {
+        // SAFETY: err2str returns a static C string for any code.
+        let base = unsafe { CStr::from_ptr(rd::rd_kafka_err2str(self.m.err)) }
+            .to_string_lossy()
+            .into_owned();
+        match self.payload() {
+            Some(p) if !p.is_empty() => format!("{base}: {}", String::from_utf8_lossy(p)),
+            _ => base,
+        }
+    }
+
+    /// The topic's name (empty for client-wide errors, or a name that is
+    /// not UTF-8).
+    pub fn topic(&self) -> &'b str {
+        if self.m.rkt.is_null() {
+            return "";
+        }
+        // SAFETY: `rkt` is the message's topic handle, alive while the
+        // message is; librdkafka returns its NUL-terminated name.
+        let p: *const c_char = unsafe { rd::rd_kafka_topic_name(self.m.rkt) };
+        if p.is_null() {
+            return "";
+        }
+        // SAFETY: non-null, NUL-terminated, owned by the topic handle.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("")
+    }
+
+    /// Partition.
+    pub fn partition(&self) -> i32 {
+        self.m.partition
+    }
+
+    /// Offset.
+    pub fn offset(&self) -> i64 {
+        self.m.offset
+    }
+
+    /// Key (`None`: a null key).
+    pub fn key(&self) -> Option<&'b [u8]> {
+        // SAFETY: librdkafka's key pointer and length describe bytes the
+        // message owns.
+        unsafe { slice(self.m.key, self.m.key_len) }
+    }
+
+    /// Value (`None`: a null value, a tombstone).
+    pub fn payload(&self) -> Option<&'b [u8]> {
+        // SAFETY: as for the key.
+        unsafe { slice(self.m.payload, self.m.len) }
+    }
+
+    /// Timestamp in milliseconds and its kind (-1 with `NotAvailable`).
+    pub fn timestamp(&self) -> (i64, TimestampKind) {
+        let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        let ptr: *const rd::rd_kafka_message_t = self.m;
+        // SAFETY: the message is alive; `kind` is writable.
+        let ts = unsafe { rd::rd_kafka_message_timestamp(ptr, &mut kind) };
+        if ts == -1 {
+            return (-1, TimestampKind::NotAvailable);
+        }
+        match kind {
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => (ts, TimestampKind::CreateTime),
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => {
+                (ts, TimestampKind::LogAppendTime)
+            }
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE => {
+                (-1, TimestampKind::NotAvailable)
+            }
+        }
+    }
+
+    /// Appends the record's headers (name, value; `None`: a null value)
+    /// to `out`, in order. False if a header name is not UTF-8.
+    pub fn headers_into(&self, out: &mut Vec<(&'b str, Option<&'b [u8]>)>) -> bool {
+        let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+        let ptr: *const rd::rd_kafka_message_t = self.m;
+        // SAFETY: the message is alive; the headers librdkafka parses stay
+        // owned by the message.
+        let err = unsafe { rd::rd_kafka_message_headers(ptr, &mut hdrs) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
+            return true;
+        }
+        let mut idx = 0usize;
+        loop {
+            let mut name: *const c_char = std::ptr::null();
+            let mut value: *const c_void = std::ptr::null();
+            let mut size = 0usize;
+            // SAFETY: `hdrs` belongs to the live message; the out pointers
+            // are writable.
+            let e = unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
+            if e != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                return true;
+            }
+            // SAFETY: librdkafka gives a NUL-terminated name owned by the
+            // headers.
+            let Ok(n) = (unsafe { CStr::from_ptr(name) }).to_str() else {
+                return false;
+            };
+            // SAFETY: value and size describe bytes owned by the headers.
+            out.push((n, unsafe { slice(value, size) }));
+            idx += 1;
+        }
+    }
+}
+
+/// # Safety
+/// `p` is null or points to `len` readable bytes that live for `'a`.
+unsafe fn slice<'a>(p: *const c_void, len: usize) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) })
+}
