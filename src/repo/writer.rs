@@ -83,6 +83,15 @@ impl std::fmt::Debug for SaveSession {
     }
 }
 
+/// Room for a whole pack: it closes at the first blob that reaches the
+/// pack size, so it holds up to one more chunk (sealed) and its header. A
+/// buffer that has to grow copies the pack, and a doubled 32 MiB buffer
+/// comes fresh from the kernel each time: on incompressible data that
+/// was three quarters of a snapshot's page faults.
+fn pack_capacity(repo: &Repository) -> usize {
+    repo.config().pack_size as usize + repo.chunker().max_size() + (64 << 10)
+}
+
 impl SaveSession {
     /// Starts a session against the repository's current master index;
     /// CPU work runs on rayon's global pool (all cores).
@@ -114,7 +123,7 @@ impl SaveSession {
             repo: repo.clone(),
             index: repo.index(),
             claimed: Arc::new(Mutex::new(HashSet::new())),
-            packer: PackBuilder::with_capacity(repo.config().pack_size as usize + 1024),
+            packer: PackBuilder::with_capacity(pack_capacity(repo)),
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(2)),
             done: Vec::new(),
@@ -255,8 +264,7 @@ impl SaveSession {
         if self.packer.is_empty() {
             return Ok(());
         }
-        let cap = self.repo.config().pack_size as usize + 1024;
-        let full = std::mem::replace(&mut self.packer, PackBuilder::with_capacity(cap));
+        let full = std::mem::replace(&mut self.packer, PackBuilder::with_capacity(pack_capacity(&self.repo)));
         let pack = full.finish(self.repo.keys())?;
         self.stats.packs += 1;
         let permit = self
