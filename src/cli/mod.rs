@@ -261,7 +261,7 @@ struct KdfArgs {
     /// Argon2id passes (default 3).
     #[arg(long, value_name = "N")]
     kdf_iterations: Option<u32>,
-    /// Argon2id lanes (default 1).
+    /// Argon2id lanes, filled in parallel (default 4).
     #[arg(long, value_name = "N")]
     kdf_parallelism: Option<u32>,
     /// Use the cheapest Argon2id parameters (tests and throwaway repositories only).
