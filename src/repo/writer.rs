@@ -264,7 +264,10 @@ impl SaveSession {
         if self.packer.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.packer, PackBuilder::with_capacity(pack_capacity(&self.repo)));
+        let full = std::mem::replace(
+            &mut self.packer,
+            PackBuilder::with_capacity(pack_capacity(&self.repo)),
+        );
         let pack = full.finish(self.repo.keys())?;
         self.stats.packs += 1;
         let permit = self
