@@ -333,12 +333,14 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
         let got = fetchq.consume(&mut batch, Duration::from_millis(100));
         since_look += got;
         // Reading the clock per record costs as much as handling a small
-        // one: look at it every 256 records, or when a read came back empty.
+        // one: look at it every 256 messages, or when a read came back empty.
         let mut look = got == 0 || since_look >= 256;
         if look {
             since_look = 0;
         }
         let mut unknown_topic = false;
+        // Only records are progress: a batch of fetch errors is not.
+        let mut records = false;
         for m in batch.iter() {
             if let Some(code) = m.error() {
                 look = true;
@@ -361,6 +363,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
                 }
                 continue;
             }
+            records = true;
             let (p, off) = (m.partition(), m.offset());
             let Some(a) = active.get_mut(m.topic(), p) else {
                 continue;
@@ -396,7 +399,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
                 h.done(tag)?;
             }
         }
-        if got > 0 && look {
+        if records && look {
             last_progress = Instant::now();
         }
         if unknown_topic {
