@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use kvault_rdkafka_batch::{FetchQueue, TimestampKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaOptions;
@@ -42,12 +43,6 @@ pub const MAX_ACTIVE: usize = 1024;
 
 /// Messages taken from the fetch queue at once.
 const BATCH: usize = 1024;
-
-/// librdkafka's `RD_KAFKA_RESP_ERR__PARTITION_EOF`.
-const ERR_PARTITION_EOF: i32 = -191;
-
-/// Kafka's `UNKNOWN_TOPIC_OR_PARTITION`.
-const ERR_UNKNOWN_TOPIC_OR_PART: i32 = 3;
 
 /// Above this many partitions to read, partitions come and go in the read
 /// window and fetches must not wait at the broker (see `consumer`).
@@ -344,7 +339,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
         for m in batch.iter() {
             if let Some(code) = m.error() {
                 look = true;
-                if code == ERR_PARTITION_EOF {
+                if code == RDKafkaErrorCode::PartitionEOF {
                     last_progress = Instant::now();
                     // The end of partition p of some active topic: finish
                     // every one whose position reached its end (control and
@@ -352,7 +347,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
                     if active.has_unfinished(m.partition()) {
                         eof_pending = true;
                     }
-                } else if code == ERR_UNKNOWN_TOPIC_OR_PART {
+                } else if code == RDKafkaErrorCode::UnknownTopicOrPartition {
                     last_error = Some("unknown topic or partition".into());
                     unknown_topic = true;
                 } else {

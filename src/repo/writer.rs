@@ -83,13 +83,8 @@ impl std::fmt::Debug for SaveSession {
     }
 }
 
-/// Room for a whole pack: it closes at the first blob that reaches the
-/// pack size, so it holds up to one more chunk (sealed) and its header. A
-/// buffer that has to grow copies the pack, and a doubled 32 MiB buffer
-/// comes fresh from the kernel each time: on incompressible data that
-/// was three quarters of a snapshot's page faults.
 fn pack_capacity(repo: &Repository) -> usize {
-    repo.config().pack_size as usize + repo.chunker().max_size() + (64 << 10)
+    super::pack::pack_capacity(repo.config().pack_size as usize, repo.chunker().max_size())
 }
 
 impl SaveSession {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaErrorCode;
 
 /// A queue of this client's own that assigned partitions' messages are
 /// routed to, read in batches.
@@ -170,12 +171,10 @@ pub struct Msg<'b> {
 }
 
 impl<'b> Msg<'b> {
-    /// The error code (librdkafka's `rd_kafka_resp_err_t` as an integer)
-    /// when this is an error rather than a record: `-191` end of
-    /// partition, `3` unknown topic or partition, ….
-    pub fn error(&self) -> Option<i32> {
-        let e = self.m.err as i32;
-        (e != 0).then_some(e)
+    /// The error code when this is an error rather than a record (end of
+    /// partition, unknown topic or partition, a failed fetch, …).
+    pub fn error(&self) -> Option<RDKafkaErrorCode> {
+        (self.m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| self.m.err.into())
     }
 
     /// The error as text: librdkafka's message when it gave one, else the
