@@ -146,10 +146,16 @@ pub fn derive_wrapping_key(password: &[u8], salt: &[u8], p: &KdfParams) -> Resul
     p.validate()?;
     let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| Error::Invalid(format!("argon2id parameters: {e}")))?;
+    let blocks = params.block_count();
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = [0u8; 32];
-    a.hash_password_into(password, salt, &mut out)
-        .map_err(|e| Error::Invalid(format!("argon2id: {e}")))?;
+    // Lazily mapped huge pages instead of the crate's zeroed allocation:
+    // the same hash, half the time to open a repository (BENCHMARKS.md).
+    match kvault_argon2_memory::Blocks::new(blocks) {
+        Some(blocks) => a.hash_password_into_with_memory(password, salt, &mut out, blocks),
+        None => a.hash_password_into(password, salt, &mut out),
+    }
+    .map_err(|e| Error::Invalid(format!("argon2id: {e}")))?;
     Ok(out)
 }
 
