@@ -11,12 +11,11 @@
 //! "latest" is the last stable offset.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use kvault_rdkafka_batch::configs;
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -114,7 +113,31 @@ pub struct TopicSpec {
 struct Inner {
     opts: KafkaOptions,
     consumer: BaseConsumer<Context>,
-    admin: AdminClient<Context>,
+    /// Made on first use (a restore's changes): rdkafka's admin client
+    /// takes up to 100 ms to drop (its polling thread), which a snapshot,
+    /// whose one admin request goes through the consumer, need not pay.
+    admin: OnceLock<AdminClient<Context>>,
+    admin_init: Mutex<()>,
+}
+
+impl Inner {
+    /// The admin client, made on first use.
+    fn admin(&self) -> Result<&AdminClient<Context>> {
+        if let Some(a) = self.admin.get() {
+            return Ok(a);
+        }
+        let _one = self.admin_init.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = self.admin.get() {
+            return Ok(a);
+        }
+        let a: AdminClient<Context> = auth::create(
+            &self.opts.client_config(),
+            Context::new(&self.opts),
+            &self.opts,
+            "kafka admin client",
+        )?;
+        Ok(self.admin.get_or_init(|| a))
+    }
 }
 
 /// A connection to one cluster for everything but reading and writing
@@ -163,12 +186,6 @@ impl Cluster {
         c.set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed");
         let consumer: BaseConsumer<Context> = auth::create(&c, Context::new(&opts), &opts, "kafka client")?;
-        let admin: AdminClient<Context> = auth::create(
-            &opts.client_config(),
-            Context::new(&opts),
-            &opts,
-            "kafka admin client",
-        )?;
         let t0 = Instant::now();
         if let Err(e) = consumer.fetch_metadata(None, opts.connect_timeout()) {
             // The reason (refused, TLS handshake, SASL authentication) and
@@ -192,14 +209,18 @@ impl Cluster {
         let inner = Arc::new(Inner {
             opts,
             consumer,
-            admin,
+            admin: OnceLock::new(),
+            admin_init: Mutex::new(()),
         });
         // Neither client is polled for rdkafka's token refresh: renew their
         // tokens from a thread while the cluster is in use.
         if let Some(t) = tokens {
             auth::keep_fresh(Arc::downgrade(&inner), t, |i, t| {
                 auth::prime(i.consumer.client(), t)?;
-                auth::prime(i.admin.inner(), t)
+                match i.admin.get() {
+                    Some(a) => auth::prime(a.inner(), t),
+                    None => Ok(()),
+                }
             });
         }
         Ok(Cluster { inner })
@@ -315,12 +336,22 @@ impl Cluster {
             return Ok(out);
         }
         let opts = &self.inner.opts;
-        let specs: Vec<ResourceSpecifier<'_>> =
-            out.iter().map(|t| ResourceSpecifier::Topic(&t.name)).collect();
-        let admin_opts = AdminOptions::new().request_timeout(Some(opts.request_timeout()));
+        let names: Arc<Vec<String>> = Arc::new(out.iter().map(|t| t.name.clone()).collect());
+        let timeout = opts.request_timeout();
         let mut backoff = Backoff::until(Instant::now() + opts.retry_timeout());
         let results = loop {
-            match self.inner.admin.describe_configs(specs.iter(), &admin_opts).await {
+            let names = names.clone();
+            let r = self
+                .blocking(move |i| {
+                    let topics: Vec<&str> = names.iter().map(String::as_str).collect();
+                    Ok(configs::describe_topic_configs(
+                        i.consumer.client(),
+                        &topics,
+                        timeout,
+                    ))
+                })
+                .await?;
+            match r {
                 Ok(r) => break r,
                 Err(e) if super::retry::is_transient(&e, Transient::Usual) => match backoff.next_pause() {
                     Some(d) => tokio::time::sleep(d).await,
@@ -329,12 +360,11 @@ impl Cluster {
                 Err(e) => return Err(kafka_error(opts, "describe configs", &e, 1)),
             }
         };
-        drop(specs);
         for (t, r) in out.iter_mut().zip(results) {
             // A topic deleted meanwhile has no configs; the read will notice.
-            if let Ok(res) = r {
-                for e in res.entries {
-                    if matches!(e.source, ConfigSource::DynamicTopic) && !e.is_sensitive {
+            if let Ok(entries) = r {
+                for e in entries {
+                    if e.topic_level && !e.sensitive {
                         if let Some(v) = e.value {
                             t.configs.insert(e.name, v);
                         }
@@ -621,7 +651,7 @@ impl Cluster {
             attempts += 1;
             let results = match self
                 .inner
-                .admin
+                .admin()?
                 .create_topics(pending.iter().copied(), &admin_opts)
                 .await
             {
@@ -692,7 +722,7 @@ impl Cluster {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let code = match self.inner.admin.alter_configs([&alter], &admin_opts).await {
+            let code = match self.inner.admin()?.alter_configs([&alter], &admin_opts).await {
                 Ok(rs) => match rs.into_iter().next() {
                     Some(Ok(_)) | None => return Ok(()),
                     Some(Err((_, c))) => c,
@@ -743,7 +773,7 @@ impl Cluster {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let err = match self.inner.admin.delete_records(&tpl, &admin_opts).await {
+            let err = match self.inner.admin()?.delete_records(&tpl, &admin_opts).await {
                 Ok(res) => match res
                     .elements()
                     .iter()

@@ -249,9 +249,15 @@ async fn group_offsets_and_topic_configs_are_captured() {
     let t = &m.topics[&topic].meta;
     assert_eq!(t.partitions, 2);
     assert_eq!(t.replication_factor, 1);
+    // Exactly what was set on the topic: no broker defaults.
+    let configs: Vec<(&str, &str)> = t
+        .configs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
-        t.configs.get("retention.ms").map(String::as_str),
-        Some("86400000")
+        configs,
+        [("cleanup.policy", "delete"), ("retention.ms", "86400000")]
     );
 }
 

@@ -11,8 +11,13 @@
 //! errors, statistics, token refreshes) stays on the consumer queue, which
 //! the caller keeps polling through rdkafka as before.
 //!
+//! [`configs`] makes the one admin request a snapshot needs without
+//! rdkafka's `AdminClient` and its polling thread.
+//!
 //! This crate holds those foreign calls, so the kvault crate itself stays
 //! free of `unsafe`.
+
+pub mod configs;
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::marker::PhantomData;
