@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use kvault::error::exit;
 use kvault::kafka::KafkaOptions;
-use kvault::ops::snapshot::{SnapshotOptions, snapshot};
+use kvault::ops::snapshot::{SnapshotOptions, connect_early, snapshot, snapshot_connecting};
 use serde_json::json;
 
 use super::Ctx;
@@ -191,9 +191,18 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         return run_every(ctx, a, every).await;
     }
     let shard = a.shard_spec()?;
-    let repo = ctx.open().await?;
+    let kafka = a.kafka.options()?;
+    // Reach the cluster while the key is derived.
+    let connecting = connect_early(&kafka);
+    let repo = match ctx.open().await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = connecting.finish().await;
+            return Err(e);
+        }
+    };
     let opts = SnapshotOptions {
-        kafka: a.kafka.options()?,
+        kafka,
         topics: with_regexes(a.topics, &a.topic_regex),
         exclude: a.exclude,
         groups: a.groups,
@@ -202,7 +211,7 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     };
     let bar = ctx.out.progress();
     if a.dry_run {
-        let plan = kvault::ops::snapshot::dry_run(&repo, &opts, &bar).await?;
+        let plan = kvault::ops::snapshot::dry_run(&repo, connecting, &opts, &bar).await?;
         ctx.out.emit("snapshot_plan", json!(plan), || {
             let reads: Vec<_> = plan.partitions.iter().filter(|p| p.reads()).collect();
             let reused = plan.partitions.iter().filter(|p| p.reuse.is_some()).count();
@@ -234,7 +243,7 @@ pub async fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         });
         return Ok(exit::OK);
     }
-    let r = snapshot(&repo, &opts, &bar).await?;
+    let r = snapshot_connecting(&repo, connecting, &opts, &bar).await?;
     Ok(print_summary(ctx, &r))
 }
 
