@@ -226,6 +226,15 @@ impl Cluster {
         Ok(Cluster { inner })
     }
 
+    /// The admin client, made on first use on the blocking pool (making
+    /// it may run a token command).
+    async fn admin(&self) -> Result<&AdminClient<Context>> {
+        if self.inner.admin.get().is_none() {
+            self.blocking(|i| i.admin().map(|_| ())).await?;
+        }
+        self.inner.admin()
+    }
+
     /// The options this cluster was reached with.
     pub fn options(&self) -> &KafkaOptions {
         &self.inner.opts
@@ -650,8 +659,8 @@ impl Cluster {
         while !pending.is_empty() {
             attempts += 1;
             let results = match self
-                .inner
-                .admin()?
+                .admin()
+                .await?
                 .create_topics(pending.iter().copied(), &admin_opts)
                 .await
             {
@@ -722,7 +731,7 @@ impl Cluster {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let code = match self.inner.admin()?.alter_configs([&alter], &admin_opts).await {
+            let code = match self.admin().await?.alter_configs([&alter], &admin_opts).await {
                 Ok(rs) => match rs.into_iter().next() {
                     Some(Ok(_)) | None => return Ok(()),
                     Some(Err((_, c))) => c,
@@ -773,7 +782,7 @@ impl Cluster {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let err = match self.inner.admin()?.delete_records(&tpl, &admin_opts).await {
+            let err = match self.admin().await?.delete_records(&tpl, &admin_opts).await {
                 Ok(res) => match res
                     .elements()
                     .iter()

@@ -250,11 +250,7 @@ async fn group_offsets_and_topic_configs_are_captured() {
     assert_eq!(t.partitions, 2);
     assert_eq!(t.replication_factor, 1);
     // Exactly what was set on the topic: no broker defaults.
-    let configs: Vec<(&str, &str)> = t
-        .configs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let configs: Vec<(&str, &str)> = t.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         configs,
         [("cleanup.policy", "delete"), ("retention.ms", "86400000")]

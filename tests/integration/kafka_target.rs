@@ -385,6 +385,20 @@ fn an_unreachable_broker_fails_within_ten_seconds_with_one_clear_line() {
         "--kafka-timeout raises the wait"
     );
     assert_eq!(out.status.code(), Some(1));
+    // The cluster is reached while the key is derived, but the
+    // repository's error still comes first: a wrong password with an
+    // unreachable broker exits 12, once the connection attempt has ended.
+    let t0 = Instant::now();
+    let out = std::process::Command::new(kv)
+        .args(["-r", repo.to_str().unwrap(), "--no-progress"])
+        .args(["snapshot", "-b", "127.0.0.1:1", "--kafka-timeout", "2s"])
+        .env("KVAULT_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(12), "{err}");
+    assert!(err.starts_with("kvault: wrong password"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
 
 #[tokio::test]
