@@ -7,6 +7,7 @@
 //! made here on the snapshot's existing client with a temporary queue
 //! polled by the calling thread, and a snapshot needs no admin client.
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
 use std::time::{Duration, Instant};
 
@@ -115,9 +116,7 @@ pub fn describe_topic_configs<C: ClientContext>(
     };
     if e != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         // SAFETY: librdkafka wrote a NUL-terminated message into `errstr`.
-        let why = unsafe { CStr::from_ptr(errstr.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
+        let why = unsafe { owned(errstr.as_ptr()) }.unwrap_or_default();
         return Err(KafkaError::AdminOpCreation(why));
     }
     // SAFETY: as above.
@@ -170,7 +169,7 @@ pub fn describe_topic_configs<C: ClientContext>(
     let mut n = 0usize;
     // SAFETY: `res` lives as long as the event; `n` is written.
     let resources = unsafe { rd::rd_kafka_DescribeConfigs_result_resources(res, &mut n) };
-    let mut by_name: Vec<(String, TopicConfigs)> = Vec::with_capacity(n);
+    let mut by_name: HashMap<String, TopicConfigs> = HashMap::with_capacity(n);
     for i in 0..n {
         // SAFETY: `resources` holds `n` live resource pointers.
         let r = unsafe { *resources.add(i) };
@@ -180,7 +179,7 @@ pub fn describe_topic_configs<C: ClientContext>(
         // SAFETY: `r` is live.
         let e = unsafe { rd::rd_kafka_ConfigResource_error(r) };
         if e != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            by_name.push((name, Err(e.into())));
+            by_name.insert(name, Err(e.into()));
             continue;
         }
         let mut m = 0usize;
@@ -203,18 +202,15 @@ pub fn describe_topic_configs<C: ClientContext>(
             };
             out.push(entry);
         }
-        by_name.push((name, Ok(out)));
+        by_name.insert(name, Ok(out));
     }
     // In the order asked; a topic the answer leaves out is unknown to it.
     Ok(topics
         .iter()
         .map(|t| {
             by_name
-                .iter()
-                .position(|(n, _)| n == t)
-                .map_or(Err(RDKafkaErrorCode::UnknownTopicOrPartition), |i| {
-                    by_name.swap_remove(i).1
-                })
+                .remove(*t)
+                .unwrap_or(Err(RDKafkaErrorCode::UnknownTopicOrPartition))
         })
         .collect())
 }
