@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kvault::repo::chunker::{Chunker, ChunkerParams};
+use kvault::repo::chunker::{Chunker, ChunkerParams, ScanState};
 use kvault::repo::writer::SaveSession;
 use kvault::{InitOptions, KdfParams, Repository};
 use rayon::prelude::*;
@@ -70,6 +70,21 @@ fn bench(c: &mut Criterion) {
             b.iter(|| fastcdc::v2020::FastCDC::new(&data, 256 << 10, 1 << 20, 4 << 20).count())
         });
         g.bench_function("stage/keyed-fastcdc/1t", |b| b.iter(|| chunker.cuts(&data).len()));
+        // A snapshot scans as records arrive: ~200 bytes per call.
+        g.bench_function("stage/keyed-fastcdc-scan-200B/1t", |b| {
+            b.iter(|| {
+                let (mut start, mut end, mut st, mut n) = (0, 0, ScanState::default(), 0);
+                while end < data.len() {
+                    end = (end + 200).min(data.len());
+                    if let Some(cut) = chunker.scan(&mut st, &data[start..end]) {
+                        start += cut;
+                        st = ScanState::default();
+                        n += 1;
+                    }
+                }
+                n
+            })
+        });
         g.bench_function("stage/blake3-keyed/1t", |b| {
             b.iter(|| {
                 chunks

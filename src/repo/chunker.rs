@@ -340,7 +340,48 @@ mod tests {
         assert_eq!(scanned_cuts(&c, &zeros, &[33]), c.cuts(&zeros));
     }
 
+    /// The definition: one byte at a time (format-spec §"Chunker").
+    fn reference_cuts(c: &Chunker, mut data: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            let n = data.len().min(c.max);
+            let mut cut = n;
+            if n > c.min {
+                let mut h: u64 = 0;
+                for (i, &b) in data.iter().enumerate().take(n).skip(c.min) {
+                    h = (h << 1).wrapping_add(c.gear[b as usize]);
+                    let mask = if i < c.avg { c.mask_s } else { c.mask_l };
+                    if h & mask == 0 {
+                        cut = i + 1;
+                        break;
+                    }
+                }
+            }
+            out.push(cut);
+            data = &data[cut..];
+        }
+        out
+    }
+
+    #[test]
+    fn cuts_follow_the_format_specs_definition() {
+        let c = Chunker::new(&[3u8; 32], small()).unwrap();
+        for seed in 0..8 {
+            let data = pseudo_random(64 * 1024 + seed as usize, seed);
+            assert_eq!(c.cuts(&data), reference_cuts(&c, &data));
+        }
+        let big = Chunker::new(&[9u8; 32], ChunkerParams::default()).unwrap();
+        let data = pseudo_random(8 << 20, 9);
+        assert_eq!(big.cuts(&data), reference_cuts(&big, &data));
+    }
+
     proptest! {
+        #[test]
+        fn cutting_matches_the_byte_at_a_time_definition(data in proptest::collection::vec(any::<u8>(), 0..8192)) {
+            let c = Chunker::new(&[5u8; 32], small()).unwrap();
+            prop_assert_eq!(c.cuts(&data), reference_cuts(&c, &data));
+        }
+
         #[test]
         fn scanning_in_any_pieces_matches_cutting_the_whole(
             data in proptest::collection::vec(any::<u8>(), 0..8192),
