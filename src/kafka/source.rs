@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use kvault_rdkafka_batch::{FetchQueue, TimestampKind};
+use kvault_rdkafka_batch::{FetchQueue, Msg, TimestampKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -336,6 +336,8 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
         let mut unknown_topic = false;
         // Only records are progress: a batch of fetch errors is not.
         let mut records = false;
+        // Records come in runs of one topic: name each run once.
+        let mut named: Option<(Msg<'_>, &str)> = None;
         for m in batch.iter() {
             if let Some(code) = m.error() {
                 look = true;
@@ -359,8 +361,13 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
                 continue;
             }
             records = true;
+            let topic = match named {
+                Some((prev, name)) if prev.same_topic(&m) => name,
+                _ => m.topic(),
+            };
+            named = Some((m, topic));
             let (p, off) = (m.partition(), m.offset());
-            let Some(a) = active.get_mut(m.topic(), p) else {
+            let Some(a) = active.get_mut(topic, p) else {
                 continue;
             };
             if off < a.end {
@@ -372,7 +379,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
                 let mut headers = Vec::new();
                 if !m.headers_into(&mut headers) {
                     return Err(Error::Kafka {
-                        op: format!("reading {}/{p} at offset {off}", m.topic()),
+                        op: format!("reading {topic}/{p} at offset {off}"),
                         detail: "a record header name is not UTF-8".into(),
                         code: None,
                         transient: false,
@@ -390,7 +397,7 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
             }
             if off + 1 >= a.end {
                 let tag = a.tag;
-                finish(&mut active, &mut finished, m.topic(), p);
+                finish(&mut active, &mut finished, topic, p);
                 h.done(tag)?;
             }
         }
