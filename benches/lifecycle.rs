@@ -176,7 +176,7 @@ fn main() {
             let (b, mut data) = (raw.clone(), payload.clone());
             data[..8].copy_from_slice(&(i as u64).to_le_bytes());
             set.spawn(async move {
-                b.write_new(&format!("data/{i:08}"), data).await.unwrap();
+                b.write_new(&format!("data/{i:08}"), data.into()).await.unwrap();
                 drop(permit);
             });
         }

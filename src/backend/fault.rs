@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
 
@@ -194,7 +195,7 @@ impl<B: Backend> Backend for FaultBackend<B> {
         self.inner.prepare_new().await
     }
 
-    async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
         if let Some(e) = self.mutation_fault("write", path) {
             return Err(e);
         }

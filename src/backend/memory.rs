@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
 
@@ -93,7 +94,7 @@ impl Backend for MemoryBackend {
         })
     }
 
-    async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
         let mut m = self.map("write", path)?;
         if m.contains_key(path) {
             return Err(BackendError::new(
@@ -103,7 +104,7 @@ impl Backend for MemoryBackend {
                 "object exists",
             ));
         }
-        m.insert(path.to_string(), Arc::new(data));
+        m.insert(path.to_string(), Arc::new(data.to_vec()));
         drop(m);
         self.touch(path, SystemTime::now());
         Ok(())

@@ -42,6 +42,7 @@ use std::fmt;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 /// The class of a storage failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +168,10 @@ pub trait Backend: Send + Sync + fmt::Debug {
     }
 
     /// Writes a new object atomically; fails with `AlreadyExists` rather than
-    /// overwrite.
-    async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()>;
+    /// overwrite. `Bytes`, so a layer that may send it again (retries)
+    /// keeps it without copying: a 16 MiB pack copied per attempt was a
+    /// whole extra pass over every byte a snapshot stores.
+    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()>;
 
     /// The size of an object, or `None` when it does not exist.
     async fn stat(&self, path: &str) -> BackendResult<Option<u64>>;

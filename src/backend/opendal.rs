@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use opendal::{EntryMode, ErrorKind, Operator};
 
@@ -304,7 +305,7 @@ impl Backend for OpendalBackend {
         exact(path, offset, len, buf.to_vec())
     }
 
-    async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
         self.op
             .write_with(path, data)
             .if_not_exists(true)

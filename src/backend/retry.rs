@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{Backend, BackendResult, ObjectInfo};
 
@@ -80,7 +81,7 @@ impl<B: Backend> Backend for RetryBackend<B> {
     async fn prepare_new(&self) -> BackendResult<()> {
         retrying!(self, self.inner.prepare_new())
     }
-    async fn write_new(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
         retrying!(self, self.inner.write_new(path, data.clone()))
     }
     async fn stat(&self, path: &str) -> BackendResult<Option<u64>> {
@@ -106,7 +107,7 @@ mod tests {
         let faulty = FaultBackend::new(mem.clone());
         faulty.inject(Fault::TransientWrites(2));
         let b = RetryBackend::new(faulty).with_policy(3, Duration::from_millis(1));
-        b.write_new("a", vec![1]).await.unwrap();
+        b.write_new("a", vec![1].into()).await.unwrap();
         assert_eq!(mem.read("a").await.unwrap(), vec![1]);
     }
 
@@ -115,6 +116,6 @@ mod tests {
         let faulty = FaultBackend::new(MemoryBackend::new());
         faulty.inject(Fault::TransientWrites(5));
         let b = RetryBackend::new(faulty).with_policy(3, Duration::from_millis(1));
-        assert!(b.write_new("a", vec![1]).await.unwrap_err().is_transient());
+        assert!(b.write_new("a", vec![1].into()).await.unwrap_err().is_transient());
     }
 }

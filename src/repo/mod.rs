@@ -296,7 +296,7 @@ async fn read_named(backend: &dyn Backend, dir: &str, id: &Id, what: &str) -> Re
 /// Writes a content-addressed file; an existing one is the same bytes.
 async fn write_named(backend: &dyn Backend, dir: &str, bytes: Vec<u8>) -> Result<Id> {
     let id = Id::hash(&bytes);
-    match backend.write_new(&format!("{dir}/{id}"), bytes).await {
+    match backend.write_new(&format!("{dir}/{id}"), bytes.into()).await {
         Ok(()) => Ok(id),
         Err(e) if e.kind == BackendErrorKind::AlreadyExists => Ok(id),
         Err(e) => Err(e.into()),
@@ -332,7 +332,7 @@ impl Repository {
         let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf).await?;
         let payload = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
         let sealed = envelope::seal_file(&keys, FileType::Config, &payload)?;
-        match backend.write_new(CONFIG_PATH, sealed).await {
+        match backend.write_new(CONFIG_PATH, sealed.into()).await {
             Err(e) if e.kind == BackendErrorKind::AlreadyExists => {
                 return Err(Error::AlreadyInitialized(backend.location()));
             }

@@ -274,7 +274,7 @@ impl SaveSession {
         let backend = self.repo.backend().clone();
         self.uploads.spawn(async move {
             let path = pack_path(&pack.id);
-            match backend.write_new(&path, pack.bytes).await {
+            match backend.write_new(&path, pack.bytes.into()).await {
                 Ok(()) => {}
                 // Same name, same bytes: already stored.
                 Err(e) if e.kind == BackendErrorKind::AlreadyExists => {}

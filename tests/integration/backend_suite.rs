@@ -20,7 +20,7 @@ async fn conformance(b: Arc<dyn Backend>, exclusive_create: bool) {
 
     // Write, read, ranges.
     let big = random_bytes(5 * 1024 * 1024 + 17, 1);
-    b.write_new("data/ab/abcdef", big.clone()).await.unwrap();
+    b.write_new("data/ab/abcdef", big.clone().into()).await.unwrap();
     assert_eq!(b.read("data/ab/abcdef").await.unwrap(), big);
     assert_eq!(b.stat("data/ab/abcdef").await.unwrap(), Some(big.len() as u64));
     assert_eq!(
@@ -38,7 +38,10 @@ async fn conformance(b: Arc<dyn Backend>, exclusive_create: bool) {
     );
 
     // Never overwrite.
-    let e = b.write_new("data/ab/abcdef", vec![1, 2, 3]).await.unwrap_err();
+    let e = b
+        .write_new("data/ab/abcdef", vec![1, 2, 3].into())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, BackendErrorKind::AlreadyExists, "{e}");
     assert_eq!(b.read("data/ab/abcdef").await.unwrap().len(), big.len());
 
@@ -46,7 +49,7 @@ async fn conformance(b: Arc<dyn Backend>, exclusive_create: bool) {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..4u8 {
         let b = b.clone();
-        set.spawn(async move { b.write_new("locks/race", vec![i; 1000]).await });
+        set.spawn(async move { b.write_new("locks/race", vec![i; 1000].into()).await });
     }
     let mut wins = 0;
     while let Some(r) = set.join_next().await {
@@ -66,9 +69,9 @@ async fn conformance(b: Arc<dyn Backend>, exclusive_create: bool) {
     assert!(raced.iter().all(|&x| x == raced[0]));
 
     // Recursive listing with sizes.
-    b.write_new("data/cd/cdef", vec![7; 10]).await.unwrap();
-    b.write_new("keys/k1", vec![1; 3]).await.unwrap();
-    b.write_new("config", vec![0; 2]).await.unwrap();
+    b.write_new("data/cd/cdef", vec![7; 10].into()).await.unwrap();
+    b.write_new("keys/k1", vec![1; 3].into()).await.unwrap();
+    b.write_new("config", vec![0; 2].into()).await.unwrap();
     let mut l = b.list("data").await.unwrap();
     l.sort();
     let got: Vec<(String, u64)> = l.into_iter().map(|o| (o.path, o.size)).collect();
@@ -93,7 +96,7 @@ async fn conformance(b: Arc<dyn Backend>, exclusive_create: bool) {
     b.remove("data/cd/cdef").await.unwrap();
 
     // An empty object.
-    b.write_new("index/empty", Vec::new()).await.unwrap();
+    b.write_new("index/empty", Vec::new().into()).await.unwrap();
     assert_eq!(b.read("index/empty").await.unwrap(), Vec::<u8>::new());
 }
 

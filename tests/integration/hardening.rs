@@ -202,8 +202,10 @@ async fn prune_keeps_young_unindexed_packs_and_deletes_them_once_old() {
     // A write in progress (or a crashed one): a pack no index names.
     let orphan = kvault::Id::hash(b"orphan pack");
     let path = kvault::repo::pack_path(&orphan);
-    mem.write_new(&path, vec![7; 1000]).await.unwrap();
-    mem.write_new(".tmp/partial-upload", vec![1; 500]).await.unwrap();
+    mem.write_new(&path, vec![7; 1000].into()).await.unwrap();
+    mem.write_new(".tmp/partial-upload", vec![1; 500].into())
+        .await
+        .unwrap();
     let r = prune(&repo, &PruneOptions::default(), &NoProgress).await.unwrap();
     assert_eq!(
         (
@@ -244,7 +246,7 @@ async fn a_full_disk_is_freed_by_prune_deleting_what_needs_no_new_index_first() 
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
     for i in 0..4u8 {
         let p = kvault::repo::pack_path(&kvault::Id::hash(&[i]));
-        mem.write_new(&p, vec![i; 300_000]).await.unwrap();
+        mem.write_new(&p, vec![i; 300_000].into()).await.unwrap();
         mem.touch(&p, hour_ago);
     }
     kvault::ops::forget::forget(
@@ -284,7 +286,7 @@ async fn hostile_key_files_are_skipped_not_tried_and_not_fatal() {
     bad_salt["kdf"]["salt"] = serde_json::json!("00");
     let bad_salt = serde_json::to_vec(&bad_salt).unwrap();
     for b in [huge, bad_salt, b"not a key".to_vec()] {
-        mem.write_new(&format!("keys/{}", kvault::Id::hash(&b)), b)
+        mem.write_new(&format!("keys/{}", kvault::Id::hash(&b)), b.into())
             .await
             .unwrap();
     }
