@@ -317,7 +317,9 @@ use rd::rd_kafka_message_headers as message_headers;
 /// Whether headers are read through the shim of `csrc/headers.c` (false
 /// when linked against a system librdkafka, whose private headers are not
 /// at hand).
-pub const HEADERS_SHIM: bool = cfg!(kvault_headers_shim);
+pub fn headers_shim() -> bool {
+    cfg!(kvault_headers_shim)
+}
 
 /// # Safety
 /// `p` is null or points to `len` readable bytes that live for `'a`.
@@ -335,6 +337,6 @@ mod tests {
     /// are read through the shim: the path every Kafka test exercises.
     #[test]
     fn the_header_shim_is_built_against_the_bundled_librdkafka() {
-        assert!(super::HEADERS_SHIM);
+        assert!(super::headers_shim());
     }
 }
