@@ -456,9 +456,15 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::offsets`].
     pub async fn bounds(&self, parts: &[(String, i32)]) -> Result<Vec<(i64, i64)>> {
-        let starts = self.offsets(parts, End::Start).await?;
-        let ends = self.offsets(parts, End::Latest).await?;
-        Ok(starts.into_iter().zip(ends).collect())
+        // Both ends at once: two round trips in parallel, not one after the
+        // other (a fixed cost of every snapshot, unchanged ones included).
+        let (starts, ends) =
+            tokio::try_join!(self.offsets(parts, End::Start), self.offsets(parts, End::Latest))?;
+        // Read at about the same moment, a log start that retention (or
+        // DeleteRecords up to the high watermark, past an open
+        // transaction's last stable offset) moved past the end is the end:
+        // the bounds of a partition never cross.
+        Ok(starts.into_iter().zip(ends).map(|(s, e)| (s.min(e), e)).collect())
     }
 
     /// Waits until topics kvault just created are usable: every partition
