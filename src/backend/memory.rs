@@ -13,7 +13,7 @@ use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
 /// Objects in a map; clones share the same store.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBackend {
-    objects: Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>,
+    objects: Arc<Mutex<BTreeMap<String, Bytes>>>,
     modified: Arc<Mutex<BTreeMap<String, SystemTime>>>,
 }
 
@@ -27,7 +27,7 @@ impl MemoryBackend {
         &self,
         op: &'static str,
         path: &str,
-    ) -> BackendResult<std::sync::MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>>> {
+    ) -> BackendResult<std::sync::MutexGuard<'_, BTreeMap<String, Bytes>>> {
         self.objects
             .lock()
             .map_err(|_| BackendError::new(BackendErrorKind::Permanent, op, path, "memory store poisoned"))
@@ -37,7 +37,7 @@ impl MemoryBackend {
     /// use it to simulate corruption by the storage provider).
     pub fn tamper(&self, path: &str, data: Vec<u8>) {
         if let Ok(mut m) = self.objects.lock() {
-            m.insert(path.to_string(), Arc::new(data));
+            m.insert(path.to_string(), Bytes::from(data));
         }
         self.touch(path, SystemTime::now());
     }
@@ -104,7 +104,7 @@ impl Backend for MemoryBackend {
                 "object exists",
             ));
         }
-        m.insert(path.to_string(), Arc::new(data.to_vec()));
+        m.insert(path.to_string(), data);
         drop(m);
         self.touch(path, SystemTime::now());
         Ok(())
