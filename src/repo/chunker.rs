@@ -155,30 +155,52 @@ impl Chunker {
         }
         let normal = self.avg.min(n);
         let mut hash: u64 = 0;
-        let mut i = self.min;
+        if let Some(k) = data
+            .get(self.min..normal)
+            .and_then(|p| self.roll(p, &mut hash, self.mask_s))
+        {
+            return self.min + k;
+        }
+        let i = normal.max(self.min);
+        if let Some(k) = data.get(i..n).and_then(|p| self.roll(p, &mut hash, self.mask_l)) {
+            return i + k;
+        }
+        n
+    }
+
+    /// Rolls the gear hash over `part`: the length up to and including the
+    /// first byte after which `hash & mask == 0`, or `None` (and `hash`
+    /// after every byte of `part`). Eight bytes per loop turn with one
+    /// bounds check: the loop is the chunker's whole cost, and per byte it
+    /// is a load, a shift, an add from the table and a test.
+    #[inline(always)]
+    fn roll(&self, part: &[u8], hash: &mut u64, mask: u64) -> Option<usize> {
         let gear = &*self.gear;
+        let mut h = *hash;
         // A u8 index into a 256-entry table is always in bounds.
         #[allow(clippy::indexing_slicing)]
         let step = |h: u64, b: u8| (h << 1).wrapping_add(gear[b as usize]);
-        if let Some(part) = data.get(self.min..normal) {
-            for &b in part {
-                hash = step(hash, b);
-                i += 1;
-                if hash & self.mask_s == 0 {
-                    return i;
+        let mut blocks = part.chunks_exact(8);
+        let mut done = 0;
+        for block in blocks.by_ref() {
+            // Bytes loaded one by one from memory: one load each, where a
+            // word in a register costs a shift and a move per byte.
+            for (k, &x) in block.iter().enumerate() {
+                h = step(h, x);
+                if h & mask == 0 {
+                    return Some(done + k + 1);
                 }
             }
+            done += 8;
         }
-        if let Some(part) = data.get(i..n) {
-            for &b in part {
-                hash = step(hash, b);
-                i += 1;
-                if hash & self.mask_l == 0 {
-                    return i;
-                }
+        for (k, &x) in blocks.remainder().iter().enumerate() {
+            h = step(h, x);
+            if h & mask == 0 {
+                return Some(done + k + 1);
             }
         }
-        n
+        *hash = h;
+        None
     }
 
     /// Scans a growing chunk for its cut, resuming where the last call
@@ -191,28 +213,20 @@ impl Chunker {
         let n = data.len().min(self.max);
         let mut i = state.pos.max(self.min);
         let mut hash = state.hash;
-        // A u8 index into a 256-entry table is always in bounds.
-        #[allow(clippy::indexing_slicing)]
-        let step = |h: u64, b: u8| (h << 1).wrapping_add(self.gear[b as usize]);
         if i < self.avg {
-            if let Some(part) = data.get(i..n.min(self.avg)) {
-                for &b in part {
-                    hash = step(hash, b);
-                    i += 1;
-                    if hash & self.mask_s == 0 {
-                        return Some(i);
-                    }
+            let end = n.min(self.avg);
+            if let Some(part) = data.get(i..end) {
+                if let Some(k) = self.roll(part, &mut hash, self.mask_s) {
+                    return Some(i + k);
                 }
+                i = end;
             }
         }
         if let Some(part) = data.get(i..n) {
-            for &b in part {
-                hash = step(hash, b);
-                i += 1;
-                if hash & self.mask_l == 0 {
-                    return Some(i);
-                }
+            if let Some(k) = self.roll(part, &mut hash, self.mask_l) {
+                return Some(i + k);
             }
+            i = n;
         }
         if n == self.max {
             return Some(self.max);
