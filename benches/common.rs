@@ -58,7 +58,7 @@ impl Backend for Sink {
     async fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
         self.0.read_range(path, offset, len).await
     }
-    async fn write_new(&self, path: &str, data: bytes::Bytes) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: kvault::backend::Payload) -> BackendResult<()> {
         if path.starts_with("data/") || path.starts_with("index/") {
             std::hint::black_box(&data);
             return Ok(());

@@ -9,9 +9,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
-use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo, Payload};
 
 /// A fault to inject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +194,7 @@ impl<B: Backend> Backend for FaultBackend<B> {
         self.inner.prepare_new().await
     }
 
-    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Payload) -> BackendResult<()> {
         if let Some(e) = self.mutation_fault("write", path) {
             return Err(e);
         }

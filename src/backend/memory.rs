@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo, Payload};
 
 /// Objects in a map; clones share the same store.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +94,7 @@ impl Backend for MemoryBackend {
         })
     }
 
-    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Payload) -> BackendResult<()> {
         let mut m = self.map("write", path)?;
         if m.contains_key(path) {
             return Err(BackendError::new(
@@ -104,7 +104,7 @@ impl Backend for MemoryBackend {
                 "object exists",
             ));
         }
-        m.insert(path.to_string(), data);
+        m.insert(path.to_string(), data.to_bytes());
         drop(m);
         self.touch(path, SystemTime::now());
         Ok(())

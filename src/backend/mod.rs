@@ -111,6 +111,78 @@ pub fn too_large(path: &str, size: u64, max: u64) -> BackendError {
     )
 }
 
+/// The bytes of an object to write: pieces written in order as one object.
+///
+/// Cheap to clone (the pieces are reference-counted), so a layer that may
+/// send it again (retries) keeps it without copying; in pieces, so a pack
+/// is written from the sealed blobs it is made of without first copying
+/// them into one buffer (a whole extra pass over every byte a snapshot
+/// stores).
+#[derive(Debug, Clone, Default)]
+pub struct Payload {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Payload {
+    /// An object made of `parts`, in order.
+    pub fn from_parts(parts: Vec<Bytes>) -> Payload {
+        let len = parts.iter().map(Bytes::len).sum();
+        Payload { parts, len }
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// The pieces, in order.
+    pub fn into_parts(self) -> Vec<Bytes> {
+        self.parts
+    }
+
+    /// The whole object in one buffer: without copying when it is one
+    /// piece (every object but a pack).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut v = Vec::with_capacity(self.len);
+                for p in many {
+                    v.extend_from_slice(p);
+                }
+                v.into()
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Payload {
+        Payload {
+            len: b.len(),
+            parts: vec![b],
+        }
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Payload {
+        Bytes::from(v).into()
+    }
+}
+
 /// An object found by [`Backend::list`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectInfo {
@@ -168,10 +240,10 @@ pub trait Backend: Send + Sync + fmt::Debug {
     }
 
     /// Writes a new object atomically; fails with `AlreadyExists` rather than
-    /// overwrite. `Bytes`, so a layer that may send it again (retries)
-    /// keeps it without copying: a 16 MiB pack copied per attempt was a
-    /// whole extra pass over every byte a snapshot stores.
-    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()>;
+    /// overwrite. A [`Payload`], so a layer that may send it again
+    /// (retries) keeps it without copying: a 16 MiB pack copied per
+    /// attempt was a whole extra pass over every byte a snapshot stores.
+    async fn write_new(&self, path: &str, data: Payload) -> BackendResult<()>;
 
     /// The size of an object, or `None` when it does not exist.
     async fn stat(&self, path: &str) -> BackendResult<Option<u64>>;

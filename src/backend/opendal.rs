@@ -14,11 +14,10 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use opendal::{EntryMode, ErrorKind, Operator};
 
-use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo, too_large};
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo, Payload, too_large};
 
 /// Directories a new repository starts with (format-spec §"Layout").
 const LAYOUT: &[&str] = &["data", "index", "keys", "snapshots", "locks", ".tmp"];
@@ -305,9 +304,11 @@ impl Backend for OpendalBackend {
         exact(path, offset, len, buf.to_vec())
     }
 
-    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Payload) -> BackendResult<()> {
+        // A pack goes out as its pieces: opendal writes a non-contiguous
+        // buffer piece by piece (fs: one pwrite each; S3: one body).
         self.op
-            .write_with(path, data)
+            .write_with(path, opendal::Buffer::from(data.into_parts()))
             .if_not_exists(true)
             .await
             .map(|_| ())

@@ -8,9 +8,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
-use super::{Backend, BackendResult, ObjectInfo};
+use super::{Backend, BackendResult, ObjectInfo, Payload};
 
 /// Retries transient errors of the inner backend.
 #[derive(Debug)]
@@ -81,7 +80,7 @@ impl<B: Backend> Backend for RetryBackend<B> {
     async fn prepare_new(&self) -> BackendResult<()> {
         retrying!(self, self.inner.prepare_new())
     }
-    async fn write_new(&self, path: &str, data: Bytes) -> BackendResult<()> {
+    async fn write_new(&self, path: &str, data: Payload) -> BackendResult<()> {
         retrying!(self, self.inner.write_new(path, data.clone()))
     }
     async fn stat(&self, path: &str) -> BackendResult<Option<u64>> {

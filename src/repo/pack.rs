@@ -10,9 +10,11 @@
 //! and id; offsets are the running sum of stored lengths. A pack's name is
 //! the unkeyed BLAKE3 of all its bytes.
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use super::crypto::{Keys, SEAL_OVERHEAD};
+use crate::backend::Payload;
 use crate::error::{Error, Result};
 use crate::id::{ID_LEN, Id};
 
@@ -230,51 +232,40 @@ pub fn open_blob(keys: &Keys, e: &BlobEntry, sealed: &[u8], object: &str) -> Res
     Ok(plain)
 }
 
-/// Room for a whole pack: it closes at the first blob that reaches the
-/// pack size, so it holds up to one more chunk (sealed) and its header. A
-/// buffer that has to grow copies the pack, and a doubled 32 MiB buffer
-/// comes fresh from the kernel each time: on incompressible data that
-/// was three quarters of a snapshot's page faults.
-pub fn pack_capacity(pack_size: usize, max_chunk: usize) -> usize {
-    pack_size + max_chunk + (64 << 10)
-}
-
-/// Accumulates sealed blobs into one pack.
+/// Accumulates sealed blobs into one pack. The blobs stay the buffers
+/// they were sealed into, and the pack is written from them as pieces:
+/// copying each into one pack buffer was a whole extra pass over every
+/// byte a snapshot stores.
 #[derive(Debug, Default)]
 pub struct PackBuilder {
-    buf: Vec<u8>,
+    parts: Vec<Bytes>,
+    len: usize,
     entries: Vec<BlobEntry>,
 }
 
 /// A finished pack: its id, bytes, and each blob's entry with its offset.
 #[derive(Debug)]
 pub struct FinishedPack {
-    /// BLAKE3 of `bytes`.
+    /// BLAKE3 of the whole pack.
     pub id: Id,
-    /// The whole pack file.
-    pub bytes: Vec<u8>,
+    /// The whole pack file: the sealed blobs, then the sealed header and
+    /// its length.
+    pub payload: Payload,
     /// Blobs with their offsets.
     pub blobs: Vec<(BlobEntry, u32)>,
 }
 
 impl PackBuilder {
-    /// An empty pack with room for `capacity` bytes.
-    pub fn with_capacity(capacity: usize) -> Self {
-        PackBuilder {
-            buf: Vec::with_capacity(capacity),
-            entries: Vec::new(),
-        }
-    }
-
     /// Appends a sealed blob.
-    pub fn add(&mut self, entry: BlobEntry, sealed: &[u8]) {
-        self.buf.extend_from_slice(sealed);
+    pub fn add(&mut self, entry: BlobEntry, sealed: Bytes) {
+        self.len += sealed.len();
+        self.parts.push(sealed);
         self.entries.push(entry);
     }
 
     /// Bytes of blobs so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// Whether no blob was added.
@@ -299,13 +290,17 @@ impl PackBuilder {
             blobs.push((*e, off));
             offset += u64::from(e.stored_len);
         }
-        let sealed = keys.seal(HEADER_AAD, &h)?;
-        let hlen = sealed.len() as u32;
-        self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&hlen.to_le_bytes());
+        let mut tail = keys.seal(HEADER_AAD, &h)?;
+        let hlen = tail.len() as u32;
+        tail.extend_from_slice(&hlen.to_le_bytes());
+        self.parts.push(tail.into());
+        let mut id = blake3::Hasher::new();
+        for p in &self.parts {
+            id.update(p);
+        }
         Ok(FinishedPack {
-            id: Id::hash(&self.buf),
-            bytes: self.buf,
+            id: Id(*id.finalize().as_bytes()),
+            payload: Payload::from_parts(self.parts),
             blobs,
         })
     }
@@ -444,27 +439,24 @@ mod tests {
     }
 
     #[test]
-    fn a_pack_filled_like_the_writer_fills_it_never_grows() {
+    fn a_pack_is_its_pieces_and_its_name_is_their_hash() {
         let k = keys();
-        let (pack_size, max_chunk) = (1 << 20, 256 << 10);
-        let mut b = PackBuilder::with_capacity(pack_capacity(pack_size, max_chunk));
-        let cap = b.buf.capacity();
-        let mut i = 0u32;
-        // The writer adds, then closes the pack once it reaches its size.
-        while b.len() < pack_size {
-            // Incompressible, so each blob is stored at full size.
-            let mut plain = vec![0u8; max_chunk - 1];
-            blake3::Hasher::new()
-                .update(&i.to_le_bytes())
-                .finalize_xof()
-                .fill(&mut plain);
-            let id = Id::hash(&i.to_le_bytes());
-            let (e, sealed) = seal_blob(&k, BlobType::Data, &id, &plain, 1).unwrap();
-            b.add(e, &sealed);
-            i += 1;
+        let mut b = PackBuilder::default();
+        let mut sealed = Vec::new();
+        for d in [&b"one"[..], b"two", b"three"] {
+            let (e, s) = seal_blob(&k, BlobType::Data, &k.blob_id(d), d, 3).unwrap();
+            sealed.extend_from_slice(&s);
+            b.add(e, s.into());
         }
-        let pack = b.finish(&k).unwrap();
-        assert_eq!(pack.bytes.capacity(), cap, "the pack buffer grew");
+        let blobs_len = b.len();
+        assert_eq!(blobs_len, sealed.len());
+        let p = b.finish(&k).unwrap();
+        // One piece per blob, then the header: written as they are.
+        assert_eq!(p.payload.parts().len(), 4);
+        let bytes = p.payload.to_bytes();
+        assert_eq!(bytes.get(..blobs_len).unwrap(), &sealed[..]);
+        assert_eq!(p.id, Id::hash(&bytes));
+        assert_eq!(decode_pack(&k, &p.id, &bytes).unwrap(), p.blobs);
     }
 
     #[test]
@@ -533,13 +525,14 @@ mod tests {
         let mut b = PackBuilder::default();
         for d in [&b"one"[..], b"two", b"three"] {
             let (e, s) = seal_blob(&k, BlobType::Data, &k.blob_id(d), d, 3).unwrap();
-            b.add(e, &s);
+            b.add(e, s.into());
         }
         let p = b.finish(&k).unwrap();
-        let entries = decode_pack(&k, &p.id, &p.bytes).unwrap();
+        let bytes = p.payload.to_bytes().to_vec();
+        let entries = decode_pack(&k, &p.id, &bytes).unwrap();
         assert_eq!(entries, p.blobs);
-        for i in 0..p.bytes.len() {
-            let mut t = p.bytes.clone();
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
             t[i] ^= 1;
             assert!(decode_pack(&k, &p.id, &t).is_err());
             // Even with a matching name, header or blob authentication fails.
@@ -553,7 +546,7 @@ mod tests {
                 assert!(bad, "flip at {i} undetected");
             }
         }
-        assert!(decode_pack(&k, &p.id, &p.bytes[..10]).is_err());
+        assert!(decode_pack(&k, &p.id, &bytes[..10]).is_err());
     }
 
     proptest! {
@@ -563,13 +556,14 @@ mod tests {
             let mut b = PackBuilder::default();
             for d in &blobs {
                 let (e, s) = seal_blob(&k, BlobType::Data, &k.blob_id(d), d, 1).unwrap();
-                b.add(e, &s);
+                b.add(e, s.into());
             }
             let p = b.finish(&k).unwrap();
-            let entries = decode_pack(&k, &p.id, &p.bytes).unwrap();
+            let bytes = p.payload.to_bytes();
+            let entries = decode_pack(&k, &p.id, &bytes).unwrap();
             prop_assert_eq!(entries.len(), blobs.len());
             for ((e, off), d) in entries.iter().zip(&blobs) {
-                let s = &p.bytes[*off as usize..*off as usize + e.stored_len as usize];
+                let s = &bytes[*off as usize..*off as usize + e.stored_len as usize];
                 prop_assert_eq!(&open_blob(&k, e, s, "p").unwrap(), d);
             }
         }

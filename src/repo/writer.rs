@@ -83,10 +83,6 @@ impl std::fmt::Debug for SaveSession {
     }
 }
 
-fn pack_capacity(repo: &Repository) -> usize {
-    super::pack::pack_capacity(repo.config().pack_size as usize, repo.chunker().max_size())
-}
-
 impl SaveSession {
     /// Starts a session against the repository's current master index;
     /// CPU work runs on rayon's global pool (all cores).
@@ -118,7 +114,7 @@ impl SaveSession {
             repo: repo.clone(),
             index: repo.index(),
             claimed: Arc::new(Mutex::new(HashSet::new())),
-            packer: PackBuilder::with_capacity(pack_capacity(repo)),
+            packer: PackBuilder::default(),
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(2)),
             done: Vec::new(),
@@ -231,7 +227,7 @@ impl SaveSession {
             self.stats.new_blobs += 1;
             self.stats.new_raw_bytes += p.raw_len;
             self.stats.new_stored_bytes += sealed.len() as u64;
-            self.packer.add(entry, &sealed);
+            self.packer.add(entry, sealed.into());
             if self.packer.len() >= self.repo.config().pack_size as usize {
                 self.flush_pack().await?;
             }
@@ -259,10 +255,7 @@ impl SaveSession {
         if self.packer.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(
-            &mut self.packer,
-            PackBuilder::with_capacity(pack_capacity(&self.repo)),
-        );
+        let full = std::mem::take(&mut self.packer);
         let pack = full.finish(self.repo.keys())?;
         self.stats.packs += 1;
         let permit = self
@@ -274,7 +267,7 @@ impl SaveSession {
         let backend = self.repo.backend().clone();
         self.uploads.spawn(async move {
             let path = pack_path(&pack.id);
-            match backend.write_new(&path, pack.bytes.into()).await {
+            match backend.write_new(&path, pack.payload).await {
                 Ok(()) => {}
                 // Same name, same bytes: already stored.
                 Err(e) if e.kind == BackendErrorKind::AlreadyExists => {}
