@@ -125,8 +125,10 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// An object made of `parts`, in order.
-    pub fn from_parts(parts: Vec<Bytes>) -> Payload {
+    /// An object made of `parts`, in order. Empty pieces are dropped:
+    /// opendal's fs writer loops forever on one (a write of zero bytes).
+    pub fn from_parts(mut parts: Vec<Bytes>) -> Payload {
+        parts.retain(|p| !p.is_empty());
         let len = parts.iter().map(Bytes::len).sum();
         Payload { parts, len }
     }
@@ -170,10 +172,7 @@ impl Payload {
 
 impl From<Bytes> for Payload {
     fn from(b: Bytes) -> Payload {
-        Payload {
-            len: b.len(),
-            parts: vec![b],
-        }
+        Payload::from_parts(vec![b])
     }
 }
 
@@ -253,4 +252,28 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Removes an object; removing a missing object succeeds.
     async fn remove(&self, path: &str) -> BackendResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_is_its_pieces_in_order_without_empty_ones() {
+        let p = Payload::from_parts(vec![
+            Bytes::from_static(b"ab"),
+            Bytes::new(),
+            Bytes::from_static(b"c"),
+            Bytes::new(),
+        ]);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.parts().len(), 2, "an empty piece would hang opendal's fs writer");
+        assert_eq!(&p.to_bytes()[..], b"abc");
+        let one = Bytes::from_static(b"xyz");
+        let q = Payload::from(one.clone());
+        assert_eq!(q.to_bytes().as_ptr(), one.as_ptr(), "one piece is not copied");
+        let empty = Payload::from(Vec::new());
+        assert!(empty.is_empty() && empty.parts().is_empty());
+        assert!(empty.to_bytes().is_empty());
+    }
 }

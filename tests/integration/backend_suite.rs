@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kvault::backend::memory::MemoryBackend;
-use kvault::backend::{Backend, BackendErrorKind};
+use kvault::backend::{Backend, BackendErrorKind, Payload};
 
 use crate::common::{random_bytes, s3_backend};
 
@@ -36,6 +36,21 @@ async fn conformance(b: Arc<dyn Backend>, exclusive_create: bool) {
         b.read_range("data/ab/abcdef", end - 4, 100).await.is_err(),
         "read past the end must fail"
     );
+
+    // An object written in pieces (a pack: its sealed blobs, then its
+    // header) is the pieces in order, one object.
+    let pieces: Vec<bytes::Bytes> = [3 * 1024 * 1024 + 5, 0, 1, 2 * 1024 * 1024, 57]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| random_bytes(*n, 10 + i as u64).into())
+        .collect();
+    let whole: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+    b.write_new("data/cd/cd0123", Payload::from_parts(pieces))
+        .await
+        .unwrap();
+    assert_eq!(b.stat("data/cd/cd0123").await.unwrap(), Some(whole.len() as u64));
+    assert_eq!(b.read("data/cd/cd0123").await.unwrap(), whole);
+    b.remove("data/cd/cd0123").await.unwrap();
 
     // Never overwrite.
     let e = b
