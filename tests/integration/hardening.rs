@@ -475,9 +475,11 @@ fn signals_timeouts_secrets_and_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     init(&repo);
-    // SIGTERM during `get -o`: no partial file, exit 130.
+    // SIGTERM during `get -o`: no partial file, exit 130. The signal goes
+    // out once the partial file exists, so the get is caught mid-write
+    // however fast this machine opens blobs (64 MiB took under 300 ms).
     let f = dir.path().join("f");
-    std::fs::write(&f, random_bytes(64 << 20, 48)).unwrap();
+    std::fs::write(&f, random_bytes(128 << 20, 48)).unwrap();
     let id = json_lines(&ok(kvault(&repo).args(["put", f.to_str().unwrap(), "--json"])))[0]["snapshot"]
         .as_str()
         .unwrap()
@@ -488,7 +490,12 @@ fn signals_timeouts_secrets_and_usage_errors() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let partial = dir.path().join("out.kvault-partial");
+    let t0 = Instant::now();
+    while !partial.exists() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(partial.exists(), "get never started writing");
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
