@@ -267,7 +267,11 @@ mod tests {
             Bytes::new(),
         ]);
         assert_eq!(p.len(), 3);
-        assert_eq!(p.parts().len(), 2, "an empty piece would hang opendal's fs writer");
+        assert_eq!(
+            p.parts().len(),
+            2,
+            "an empty piece would hang opendal's fs writer"
+        );
         assert_eq!(&p.to_bytes()[..], b"abc");
         let one = Bytes::from_static(b"xyz");
         let q = Payload::from(one.clone());
