@@ -24,6 +24,15 @@ impl Id {
         Id(*blake3::hash(data).as_bytes())
     }
 
+    /// [`Id::hash`] of the concatenation of `pieces`, without making it.
+    pub fn hash_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Id {
+        let mut h = blake3::Hasher::new();
+        for p in pieces {
+            h.update(p);
+        }
+        Id(*h.finalize().as_bytes())
+    }
+
     /// A random id (lock files, repository ids).
     ///
     /// # Errors

@@ -125,12 +125,25 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// An object made of `parts`, in order. Empty pieces are dropped:
-    /// opendal's fs writer loops forever on one (a write of zero bytes).
-    pub fn from_parts(mut parts: Vec<Bytes>) -> Payload {
-        parts.retain(|p| !p.is_empty());
-        let len = parts.iter().map(Bytes::len).sum();
-        Payload { parts, len }
+    /// An object made of `parts`, in order.
+    pub fn from_parts(parts: Vec<Bytes>) -> Payload {
+        let mut p = Payload {
+            parts: Vec::with_capacity(parts.len()),
+            len: 0,
+        };
+        for b in parts {
+            p.push(b);
+        }
+        p
+    }
+
+    /// Appends a piece. An empty one is dropped: opendal's fs writer loops
+    /// forever on one (a write of zero bytes).
+    pub fn push(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.len += piece.len();
+            self.parts.push(piece);
+        }
     }
 
     /// Total length in bytes.

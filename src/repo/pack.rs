@@ -238,8 +238,7 @@ pub fn open_blob(keys: &Keys, e: &BlobEntry, sealed: &[u8], object: &str) -> Res
 /// byte a snapshot stores.
 #[derive(Debug, Default)]
 pub struct PackBuilder {
-    parts: Vec<Bytes>,
-    len: usize,
+    pieces: Payload,
     entries: Vec<BlobEntry>,
 }
 
@@ -258,14 +257,13 @@ pub struct FinishedPack {
 impl PackBuilder {
     /// Appends a sealed blob.
     pub fn add(&mut self, entry: BlobEntry, sealed: Bytes) {
-        self.len += sealed.len();
-        self.parts.push(sealed);
+        self.pieces.push(sealed);
         self.entries.push(entry);
     }
 
     /// Bytes of blobs so far.
     pub fn len(&self) -> usize {
-        self.len
+        self.pieces.len()
     }
 
     /// Whether no blob was added.
@@ -293,14 +291,10 @@ impl PackBuilder {
         let mut tail = keys.seal(HEADER_AAD, &h)?;
         let hlen = tail.len() as u32;
         tail.extend_from_slice(&hlen.to_le_bytes());
-        self.parts.push(tail.into());
-        let mut id = blake3::Hasher::new();
-        for p in &self.parts {
-            id.update(p);
-        }
+        self.pieces.push(tail.into());
         Ok(FinishedPack {
-            id: Id(*id.finalize().as_bytes()),
-            payload: Payload::from_parts(self.parts),
+            id: Id::hash_pieces(self.pieces.parts().iter().map(|p| &p[..])),
+            payload: self.pieces,
             blobs,
         })
     }
