@@ -44,6 +44,10 @@ pub enum Error {
         /// What did not check out.
         detail: String,
     },
+    /// Sealing failed (no randomness, or the AEAD refused the message):
+    /// the write stops, nothing stands in for the sealed bytes.
+    #[error("cannot seal: {0}")]
+    Seal(String),
     /// A referenced object does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -54,8 +58,9 @@ pub enum Error {
     #[error("unsupported repository format: {0}")]
     Unsupported(String),
     /// A storage operation failed.
+    /// (Not its `source`: the one-line report would say it twice.)
     #[error("storage: {0}")]
-    Backend(#[from] crate::backend::BackendError),
+    Backend(crate::backend::BackendError),
     /// A local I/O operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -123,6 +128,12 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+impl From<crate::backend::BackendError> for Error {
+    fn from(e: crate::backend::BackendError) -> Self {
+        Error::Backend(e)
+    }
+}
+
 impl From<crate::backend::location::LocationError> for Error {
     fn from(e: crate::backend::location::LocationError) -> Self {
         use crate::backend::location::LocationError as L;
@@ -157,6 +168,7 @@ impl Error {
             Error::LockLost(_) => "lock_lost",
             Error::WrongPassword => "wrong_password",
             Error::Corrupt { .. } => "corrupt",
+            Error::Seal(_) => "seal",
             Error::NotFound(_) => "not_found",
             Error::Invalid(_) => "invalid",
             Error::Unsupported(_) => "unsupported",

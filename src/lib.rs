@@ -32,6 +32,7 @@ pub mod id;
 pub mod image;
 pub mod kafka;
 pub mod ops;
+pub mod process;
 pub mod repo;
 
 pub use backend::Backend;

@@ -69,8 +69,17 @@ pub struct BackendError {
     pub op: &'static str,
     /// The path the operation was on.
     pub path: String,
-    /// The underlying message.
+    /// Why, in a few words (the root cause: "Connection refused (os
+    /// error 111)", "no such object").
     pub message: String,
+    /// The storage library's whole account (request context, every
+    /// cause), logged under `-v`, never part of the one-line error.
+    pub detail: Option<String>,
+    /// The repository's location, once a decorator that knows it (retry)
+    /// has seen the error.
+    pub location: Option<String>,
+    /// How many times the operation was tried.
+    pub attempts: u32,
 }
 
 impl BackendError {
@@ -81,7 +90,17 @@ impl BackendError {
             op,
             path: path.to_string(),
             message: message.to_string(),
+            detail: None,
+            location: None,
+            attempts: 1,
         }
+    }
+
+    /// The same error with the storage library's whole account attached.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
     }
 
     /// Whether retrying may help.
@@ -92,7 +111,15 @@ impl BackendError {
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.op, self.path, self.message)
+        write!(f, "{} {}", self.op, self.path)?;
+        if let Some(l) = &self.location {
+            write!(f, " at {l}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        Ok(())
     }
 }
 

@@ -201,7 +201,7 @@ fn set_mode(_path: &std::path::Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn map_err(op: &'static str, path: &str, e: opendal::Error) -> BackendError {
+fn map_err(op: &'static str, path: &str, e: &opendal::Error) -> BackendError {
     let kind = match e.kind() {
         ErrorKind::NotFound => BackendErrorKind::NotFound,
         ErrorKind::AlreadyExists | ErrorKind::ConditionNotMatch => BackendErrorKind::AlreadyExists,
@@ -209,7 +209,41 @@ fn map_err(op: &'static str, path: &str, e: opendal::Error) -> BackendError {
         ErrorKind::RateLimited => BackendErrorKind::Transient,
         _ => BackendErrorKind::Permanent,
     };
-    BackendError::new(kind, op, path, e)
+    BackendError::new(kind, op, path, short_reason(e)).with_detail(e)
+}
+
+/// An error of an object's byte stream: OpenDAL's own inside an I/O error
+/// is classed as any other (an object deleted since it was listed, a
+/// released lock, is NotFound); a bare I/O error is transient.
+fn stream_err(path: &str, e: &std::io::Error) -> BackendError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<opendal::Error>()) {
+        Some(o) => map_err("read", path, o),
+        None if e.kind() == std::io::ErrorKind::NotFound => {
+            BackendError::new(BackendErrorKind::NotFound, "read", path, e)
+        }
+        None => BackendError::new(BackendErrorKind::Transient, "read", path, e),
+    }
+}
+
+/// Why an OpenDAL call failed, in a few words: its own message and the
+/// innermost cause ("send http request: Connection refused (os error
+/// 111)"), without the request context its `Display` adds (the whole of
+/// it goes to [`BackendError::detail`]).
+fn short_reason(e: &opendal::Error) -> String {
+    let mut root: Option<&dyn std::error::Error> = None;
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        root = Some(c);
+        cur = c.source();
+    }
+    let mut s = match root {
+        Some(r) => format!("{}: {r}", e.message()),
+        None => format!("{} ({})", e.message(), e.kind()),
+    };
+    if s.chars().count() > 160 {
+        s = s.chars().take(157).collect::<String>() + "...";
+    }
+    s
 }
 
 #[async_trait]
@@ -222,7 +256,7 @@ impl Backend for OpendalBackend {
         if let Some(root) = &self.fs_root {
             return local_read(root.clone(), path.to_string(), Want::All(u64::MAX)).await;
         }
-        let buf = self.op.read(path).await.map_err(|e| map_err("read", path, e))?;
+        let buf = self.op.read(path).await.map_err(|e| map_err("read", path, &e))?;
         Ok(buf.to_vec())
     }
 
@@ -232,28 +266,21 @@ impl Backend for OpendalBackend {
         }
         // Object stores: stream the object and stop once it is too large
         // (no extra HEAD per read; never more than the limit in memory).
-        let reader = self.op.reader(path).await.map_err(|e| map_err("read", path, e))?;
+        let reader = self
+            .op
+            .reader(path)
+            .await
+            .map_err(|e| map_err("read", path, &e))?;
         let mut stream = reader
             .into_bytes_stream(..)
             .await
-            .map_err(|e| map_err("read", path, e))?;
+            .map_err(|e| map_err("read", path, &e))?;
         let mut out: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             // The GET is sent with the first chunk: an object deleted since
             // it was listed (a released lock) is NotFound here, not a
             // transient failure.
-            let chunk = chunk.map_err(|e| {
-                let gone = e.kind() == std::io::ErrorKind::NotFound
-                    || e.get_ref()
-                        .and_then(|i| i.downcast_ref::<opendal::Error>())
-                        .is_some_and(|o| o.kind() == ErrorKind::NotFound);
-                let kind = if gone {
-                    BackendErrorKind::NotFound
-                } else {
-                    BackendErrorKind::Transient
-                };
-                BackendError::new(kind, "read", path, e)
-            })?;
+            let chunk = chunk.map_err(|e| stream_err(path, &e))?;
             if (out.len() + chunk.len()) as u64 > max {
                 return Err(too_large(path, (out.len() + chunk.len()) as u64, max));
             }
@@ -275,7 +302,7 @@ impl Backend for OpendalBackend {
                 }))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(map_err("stat", path, e)),
+            Err(e) => Err(map_err("stat", path, &e)),
         }
     }
 
@@ -300,7 +327,7 @@ impl Backend for OpendalBackend {
             .read_with(path)
             .range(offset..end)
             .await
-            .map_err(|e| map_err("read", path, e))?;
+            .map_err(|e| map_err("read", path, &e))?;
         exact(path, offset, len, buf.to_vec())
     }
 
@@ -312,7 +339,7 @@ impl Backend for OpendalBackend {
             .if_not_exists(true)
             .await
             .map(|_| ())
-            .map_err(|e| map_err("write", path, e))?;
+            .map_err(|e| map_err("write", path, &e))?;
         if let Some(root) = &self.fs_root {
             // Private: key files wrap the master key (offline guessing).
             set_mode(&root.join(path), 0o600)
@@ -325,7 +352,7 @@ impl Backend for OpendalBackend {
         match self.op.stat(path).await {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(map_err("stat", path, e)),
+            Err(e) => Err(map_err("stat", path, &e)),
         }
     }
 
@@ -340,7 +367,7 @@ impl Backend for OpendalBackend {
         let entries = match self.op.list_with(&d).recursive(true).await {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(map_err("list", dir, e)),
+            Err(e) => return Err(map_err("list", dir, &e)),
         };
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -376,7 +403,7 @@ impl Backend for OpendalBackend {
         match self.op.delete(path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(map_err("remove", path, e)),
+            Err(e) => Err(map_err("remove", path, &e)),
         }
     }
 }

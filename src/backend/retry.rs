@@ -35,26 +35,49 @@ impl<B: Backend> RetryBackend<B> {
         self.base_delay = base_delay;
         self
     }
+
+    /// The pauses between attempts: doubling from the first delay, with
+    /// jitter so that many writers failing together do not retry in step
+    /// (backon, the backoff crate OpenDAL itself uses).
+    fn delays(&self) -> impl Iterator<Item = Duration> {
+        use backon::BackoffBuilder;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.base_delay.saturating_mul(16))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.attempts as usize)
+            .build()
+    }
 }
 
+/// Runs `$call` until it succeeds, fails for good, or has been tried
+/// `attempts` times; the last error names the location and the attempts,
+/// and its whole account is logged (`-v`).
 macro_rules! retrying {
     ($self:ident, $call:expr) => {{
-        let mut delay = $self.base_delay;
+        let mut delays = $self.delays();
         let mut attempt = 1;
         loop {
             match $call.await {
                 Err(e) if e.is_transient() && attempt < $self.attempts => {
+                    let delay = delays.next().unwrap_or($self.base_delay);
                     log::info!(
-                        "storage {}: {} (attempt {attempt}); retrying in {} ms",
-                        e.op,
-                        e,
+                        "storage {e} (attempt {attempt}); retrying in {} ms",
                         delay.as_millis()
                     );
                     tokio::time::sleep(delay).await;
-                    delay = delay.saturating_mul(2);
                     attempt += 1;
                 }
-                other => break other,
+                Err(mut e) => {
+                    e.attempts = attempt;
+                    e.location = Some($self.inner.location());
+                    if let Some(d) = &e.detail {
+                        log::info!("storage {} {}: {d}", e.op, e.path);
+                    }
+                    break Err(e);
+                }
+                ok => break ok,
             }
         }
     }};

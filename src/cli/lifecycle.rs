@@ -79,7 +79,12 @@ pub struct PruneArgs {
 impl PruneArgs {
     fn options(&self, dry_run: bool) -> Result<PruneOptions> {
         let p = super::check::parse_percent("--max-unused", &self.max_unused, true)?;
-        let max_repack_bytes = self.max_repack_size.as_deref().map(parse_size).transpose()?;
+        let max_repack_bytes = self
+            .max_repack_size
+            .as_deref()
+            .map(super::size::parse_size)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--max-repack-size: {e}"))?;
         Ok(PruneOptions {
             max_unused_percent: p,
             max_repack_bytes,
@@ -88,23 +93,6 @@ impl PruneArgs {
             repack: Vec::new(),
         })
     }
-}
-
-/// `500M`, `2G`, `1024K`, `4096` (bytes).
-fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('G') => (&t[..t.len() - 1], 1 << 30),
-        Some('T') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("size {s:?}: expected a number with an optional K, M, G or T"))?;
-    Ok(n.saturating_mul(mult))
 }
 
 #[derive(Debug, Args)]

@@ -169,19 +169,7 @@ impl Progress for Bar {
     }
 }
 
-/// Bytes for humans: `1.5 GiB`.
+/// Bytes for humans: `1.50 GiB` (indicatif's binary units).
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    let unit = UNITS.get(u).copied().unwrap_or("B");
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {unit}")
-    }
+    indicatif::HumanBytes(n).to_string()
 }

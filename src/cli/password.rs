@@ -23,54 +23,19 @@ fn from_file(path: &str) -> Result<Vec<u8>> {
     Ok(strip_newline(b))
 }
 
-/// Runs a password command, killing it after `timeout` (a command waiting
-/// for input that never comes must not hang a nightly job).
+/// Runs a password command, killing it (and all it started) after
+/// `timeout`: a command waiting for input that never comes must not hang a
+/// nightly job.
 fn from_command(cmd: &str, timeout: std::time::Duration) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut c = std::process::Command::new("sh");
-    c.arg("-c")
-        .arg(cmd)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
-    // Its own process group, so a timeout stops everything it started.
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut c, 0);
-    let mut child = c
-        .spawn()
-        .with_context(|| format!("running password command {cmd:?}"))?;
-    let mut stdout = child.stdout.take().context("password command has no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        stdout.read_to_end(&mut buf).map(|_| buf)
-    });
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().context("waiting for the password command")? {
-            break st;
-        }
-        if std::time::Instant::now() >= deadline {
-            #[cfg(unix)]
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "password command {cmd:?} did not finish within {} (--password-command-timeout)",
-                humantime::format_duration(timeout)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    if !status.success() {
-        bail!("password command {cmd:?} failed with {status}");
+    use kvault::process::{CommandError, Stderr, run_shell_blocking};
+    match run_shell_blocking(cmd, timeout, Stderr::Inherit) {
+        Ok(out) => Ok(strip_newline(out)),
+        Err(CommandError::TimedOut(_)) => bail!(
+            "password command {cmd:?} did not finish within {} (--password-command-timeout)",
+            humantime::format_duration(timeout)
+        ),
+        Err(e) => bail!("password command {cmd:?}: {e}"),
     }
-    let out = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("password command reader failed"))?
-        .context("reading the password command's output")?;
-    Ok(strip_newline(out))
 }
 
 fn prompt(msg: &str) -> Result<Vec<u8>> {

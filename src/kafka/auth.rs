@@ -418,39 +418,9 @@ fn time_parts(unix: i64) -> Result<String> {
 /// The token a command prints.
 fn command_token(cmd: &str) -> Result<Token> {
     let fail = |what: String| Error::Invalid(format!("kafka token command: {what}"));
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", cmd])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run it: {e}")))?;
-    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!(
-                    "still running after {} s",
-                    COMMAND_TIMEOUT.as_secs()
-                )));
-            }
-            Err(e) => return Err(fail(e.to_string())),
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(fail(format!(
-            "exited with {}: {}",
-            out.status,
-            err.lines().next().unwrap_or_default()
-        )));
-    }
-    let value = String::from_utf8(out.stdout)
+    let out = crate::process::run_shell_blocking(cmd, COMMAND_TIMEOUT, crate::process::Stderr::Capture)
+        .map_err(|e| fail(e.to_string()))?;
+    let value = String::from_utf8(out)
         .map_err(|_| fail("printed something that is not text".into()))?
         .trim()
         .to_string();

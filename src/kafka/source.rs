@@ -377,10 +377,10 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
                     (_, TimestampKind::NotAvailable) => (-1, TimestampType::None),
                 };
                 let mut headers = Vec::new();
-                if !m.headers_into(&mut headers) {
+                if let Err(e) = m.headers_into(&mut headers) {
                     return Err(Error::Kafka {
                         op: format!("reading {topic}/{p} at offset {off}"),
-                        detail: "a record header name is not UTF-8".into(),
+                        detail: e.to_string(),
                         code: None,
                         transient: false,
                     });

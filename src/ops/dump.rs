@@ -55,24 +55,10 @@ fn text(b: &Option<Vec<u8>>) -> (Option<String>, Option<&'static str>) {
     }
 }
 
+/// Standard base64 with padding (RFC 4648 §4), as `dump`'s JSON documents.
 fn b64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c.first().copied().unwrap_or(0)) << 16)
-            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(c.get(2).copied().unwrap_or(0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(char::from(
-                    *A.get(((n >> (18 - 6 * i)) & 63) as usize).unwrap_or(&b'='),
-                ));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 impl DumpedRecord {

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::check::{CheckOptions, check};
+use super::check::{CheckOptions, Finding, check};
 use super::progress::{Progress, Unit};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -177,7 +177,11 @@ async fn repair_snapshots_locked(
     if damaged.is_empty() {
         return Ok(rep);
     }
-    if report.errors.iter().any(|e| e.contains("indexed but missing")) {
+    if report
+        .errors
+        .iter()
+        .any(|f| matches!(f, Finding::MissingPack { .. }))
+    {
         // Packs that are gone leave the index first (prune needs that).
         if !opts.dry_run {
             repair_index_locked(repo, progress).await?;

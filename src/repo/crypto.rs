@@ -36,7 +36,7 @@ pub const CONTEXT_CHUNKER: &str = "kvault 2026-11-28 v1 chunker gear table";
 /// # Errors
 /// When no randomness is available.
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Internal(format!("no randomness from the OS: {e}")))
+    getrandom::fill(buf).map_err(|e| Error::Seal(format!("no randomness from the OS: {e}")))
 }
 
 /// The repository's master key and the keys derived from it.
@@ -121,25 +121,42 @@ impl Keys {
 /// Seals `plaintext` under `key` with a random nonce.
 ///
 /// # Errors
-/// When no randomness is available.
+/// [`Error::Seal`] when no randomness is available or the AEAD refuses the
+/// message: nothing is returned that could be stored in its place.
 pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
-    Ok(seal_with_nonce(key, &nonce, aad, plaintext))
+    seal_with_nonce(key, &nonce, aad, plaintext)
 }
 
 /// Seals with a given nonce. Only golden-vector tests may pick a nonce.
-pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+///
+/// # Errors
+/// [`Error::Seal`] when the AEAD refuses the message (over its 256 GiB
+/// limit; blobs are < 4 GiB) or the key cannot be set up.
+pub fn seal_with_nonce(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let refused = |why: &str| Error::Seal(format!("{} bytes: {why}", plaintext.len()));
+    #[cfg(test)]
+    if tests::seal_fails_under(key) {
+        return Err(refused("injected failure"));
+    }
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
-    let body = out.get_mut(NONCE_LEN..).unwrap_or_default();
-    // Encryption cannot fail for messages under 256 GiB; blobs are < 4 GiB.
-    match xchacha(key, nonce).and_then(|(k, n)| k.seal_in_place_separate_tag(n, Aad::from(aad), body).ok()) {
-        Some(tag) => out.extend_from_slice(tag.as_ref()),
-        None => out.clear(),
-    }
-    out
+    let body = out
+        .get_mut(NONCE_LEN..)
+        .ok_or_else(|| refused("no room for the nonce"))?;
+    let (k, n) = xchacha(key, nonce).ok_or_else(|| refused("the XChaCha20 subkey was refused"))?;
+    let tag = k
+        .seal_in_place_separate_tag(n, Aad::from(aad), body)
+        .map_err(|_| refused("ChaCha20-Poly1305 refused the message"))?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
 }
 
 /// Opens a sealed message; `None` when it is too short or not authentic.
@@ -179,9 +196,37 @@ fn xchacha(key: &[u8; 32], nonce: &[u8; NONCE_LEN]) -> Option<(LessSafeKey, Nonc
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Fault injection: seals under these keys fail (any thread, so the
+    /// writer's CPU pool sees it; other tests' keys are unaffected).
+    static FAILING_KEYS: std::sync::Mutex<Vec<[u8; 32]>> = std::sync::Mutex::new(Vec::new());
+
+    pub(crate) fn seal_fails_under(key: &[u8; 32]) -> bool {
+        FAILING_KEYS.lock().is_ok_and(|k| k.contains(key))
+    }
+
+    /// Makes every later seal with this repository's encryption key fail.
+    pub(crate) fn fail_seals_of(keys: &Keys) {
+        FAILING_KEYS.lock().unwrap().push(keys.enc);
+    }
+
+    #[test]
+    fn a_failed_seal_is_an_error_never_an_empty_blob() {
+        let key = [0x5e; 32];
+        FAILING_KEYS.lock().unwrap().push(key);
+        let e = seal(&key, b"aad", b"hello").unwrap_err();
+        assert!(matches!(e, Error::Seal(_)), "{e}");
+        assert_eq!(e.kind(), "seal");
+        assert!(seal_with_nonce(&key, &[0; NONCE_LEN], b"", b"").is_err());
+        // Another key seals as ever.
+        assert_eq!(
+            seal(&[1u8; 32], b"aad", b"hello").unwrap().len(),
+            5 + SEAL_OVERHEAD
+        );
+    }
 
     #[test]
     fn subkeys_differ() {
@@ -221,7 +266,7 @@ mod tests {
             use chacha20poly1305::aead::{Aead, KeyInit, Payload};
             let reference = chacha20poly1305::XChaCha20Poly1305::new((&key).into());
             let n = chacha20poly1305::XNonce::from(nonce);
-            let ours = seal_with_nonce(&key, &nonce, &aad, &data);
+            let ours = seal_with_nonce(&key, &nonce, &aad, &data).unwrap();
             let theirs = reference.encrypt(&n, Payload { msg: &data, aad: &aad }).unwrap();
             prop_assert_eq!(ours.get(..NONCE_LEN).unwrap(), &nonce[..]);
             prop_assert_eq!(ours.get(NONCE_LEN..).unwrap(), &theirs[..]);

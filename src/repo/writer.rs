@@ -439,3 +439,36 @@ impl StreamWriter<'_> {
         Ok(StreamResult { ids, size: self.size })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+    use crate::repo::InitOptions;
+    use crate::repo::keyfile::KdfParams;
+
+    /// A seal that fails stops the write with that error: no pack, no
+    /// index, no empty blob stored in the chunk's place (issue: a failed
+    /// AEAD once came back as an empty `Ok`).
+    #[tokio::test]
+    async fn a_failed_seal_stops_the_write_and_stores_nothing() {
+        let backend: Arc<dyn crate::backend::Backend> = Arc::new(MemoryBackend::new());
+        let opts = InitOptions {
+            kdf: KdfParams::insecure_fast(),
+            ..InitOptions::default()
+        };
+        let repo = Repository::init(backend.clone(), b"pw", &opts).await.unwrap();
+        crate::repo::crypto::tests::fail_seals_of(repo.keys());
+        let mut s = SaveSession::new(&repo);
+        s.submit(0, Bytes::from_static(b"some records")).await.unwrap();
+        let e = s.drain().await.unwrap_err();
+        assert!(matches!(e, Error::Seal(_)), "{e}");
+        let e = SaveSession::new(&repo)
+            .save_blob(BlobType::Tree, b"a tree".to_vec())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Seal(_)), "{e}");
+        assert!(backend.list("data").await.unwrap().is_empty());
+        assert!(backend.list("index").await.unwrap().is_empty());
+    }
+}

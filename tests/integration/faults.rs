@@ -98,6 +98,9 @@ async fn check_errors(repo: &Repository) -> Vec<String> {
     .await
     .unwrap()
     .errors
+    .iter()
+    .map(ToString::to_string)
+    .collect()
 }
 
 #[tokio::test]

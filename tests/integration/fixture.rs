@@ -35,6 +35,9 @@ async fn errors(repo: &Repository) -> Vec<String> {
         .await
         .unwrap()
         .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[tokio::test]

@@ -541,6 +541,29 @@ fn signals_timeouts_secrets_and_usage_errors() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
 }
 
+/// An argument that is not UTF-8 (`kvault -r $'repo-\xff' snapshots`) is a
+/// usage error in one line, exit 2, never a panic (101).
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_argument_is_a_usage_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"repo-\xff");
+    let (repo, snapshots, tag) = (dir.path().as_os_str(), "snapshots".as_ref(), "--tag".as_ref());
+    for args in [
+        vec!["-r".as_ref(), bad, snapshots],
+        vec!["-r".as_ref(), repo, snapshots, tag, bad],
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
+        c.env("KVAULT_PASSWORD", "pw").env_remove("KVAULT_REPOSITORY");
+        let o = crate::cli::run(c.args(&args));
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{err}");
+        assert!(err.contains("UTF-8"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_local_repository_is_private_to_its_owner() {
@@ -575,4 +598,42 @@ async fn check_reads_without_a_lock_on_storage_that_refuses_writes() {
         .await
         .unwrap();
     assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+}
+
+/// A storage failure is one short line: what failed, where, why, after how
+/// many attempts — not the storage library's whole request context, and
+/// not twice. The context comes under `-v`.
+#[test]
+fn an_unreachable_s3_endpoint_is_reported_in_one_short_line() {
+    let run = |verbose: bool| {
+        let mut c = crate::cli::kvault(Path::new("s3://bucket/prefix"));
+        c.args(["--s3-endpoint", "http://127.0.0.1:1", "snapshots"])
+            .env("AWS_ACCESS_KEY_ID", "id")
+            .env("AWS_SECRET_ACCESS_KEY", "secret");
+        if verbose {
+            c.arg("-v");
+        }
+        crate::cli::run(&mut c)
+    };
+    let o = run(false);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let line = err.trim_end();
+    assert!(line.len() < 200, "{} characters: {line}", line.len());
+    for want in [
+        "read config",
+        "s3://bucket/prefix",
+        "Connection refused",
+        "after 5 attempts",
+    ] {
+        assert!(line.contains(want), "{want:?} missing: {line}");
+    }
+    assert!(!line.contains("context:"), "{line}");
+    // The whole account is there for whoever asks.
+    let err = stderr(&run(true));
+    assert!(
+        err.contains("context:") && err.contains("http://127.0.0.1:1"),
+        "{err}"
+    );
 }

@@ -267,36 +267,98 @@ impl<'b> Msg<'b> {
     }
 
     /// Appends the record's headers (name, value; `None`: a null value)
-    /// to `out`, in order. False if a header name is not UTF-8.
-    pub fn headers_into(&self, out: &mut Vec<(&'b str, Option<&'b [u8]>)>) -> bool {
+    /// to `out`, in order.
+    ///
+    /// # Errors
+    /// A header librdkafka cannot parse, or a header name that is not
+    /// UTF-8: never "no headers" in their place, so a record is never kept
+    /// without the headers it has.
+    pub fn headers_into(&self, out: &mut Vec<(&'b str, Option<&'b [u8]>)>) -> Result<(), HeaderError> {
         let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
         let ptr: *const rd::rd_kafka_message_t = self.m;
         // SAFETY: the message is alive; the headers librdkafka parses stay
         // owned by the message.
         let err = unsafe { message_headers(ptr, &mut hdrs) };
-        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
-            return true;
+        // SAFETY: `hdrs` is null or the message's own headers, which live
+        // as long as the message (`'b`).
+        unsafe { headers_from(err, hdrs, out) }
+    }
+}
+
+/// Why a record's headers could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// librdkafka could not parse them (its error, e.g. "Local: Bad
+    /// message format").
+    Unreadable(String),
+    /// The header at this position has a name that is not UTF-8.
+    NameNotUtf8 {
+        /// The header's position in the record (0-based).
+        index: usize,
+    },
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::Unreadable(e) => write!(f, "the record's headers cannot be parsed: {e}"),
+            HeaderError::NameNotUtf8 { index } => write!(f, "the name of record header {index} is not UTF-8"),
         }
-        let mut idx = 0usize;
-        loop {
-            let mut name: *const c_char = std::ptr::null();
-            let mut value: *const c_void = std::ptr::null();
-            let mut size = 0usize;
-            // SAFETY: `hdrs` belongs to the live message; the out pointers
-            // are writable.
-            let e = unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
-            if e != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
-                return true;
-            }
-            // SAFETY: librdkafka gives a NUL-terminated name owned by the
-            // headers.
-            let Ok(n) = (unsafe { CStr::from_ptr(name) }).to_str() else {
-                return false;
-            };
-            // SAFETY: value and size describe bytes owned by the headers.
-            out.push((n, unsafe { slice(value, size) }));
-            idx += 1;
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+/// librdkafka's description of an error code.
+fn describe(e: rd::rd_kafka_resp_err_t) -> String {
+    // SAFETY: rd_kafka_err2str returns a static NUL-terminated string for
+    // every code.
+    let p = unsafe { rd::rd_kafka_err2str(e) };
+    if p.is_null() {
+        return format!("{e:?}");
+    }
+    // SAFETY: non-null, static, NUL-terminated.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// The headers behind librdkafka's answer `err` to "the message's
+/// headers": none (`__NOENT`, or no list), all of them, or the error.
+///
+/// # Safety
+/// `hdrs` is null or a headers list that lives for `'b`.
+unsafe fn headers_from<'b>(
+    err: rd::rd_kafka_resp_err_t,
+    hdrs: *mut rd::rd_kafka_headers_t,
+    out: &mut Vec<(&'b str, Option<&'b [u8]>)>,
+) -> Result<(), HeaderError> {
+    use rd::rd_kafka_resp_err_t::{RD_KAFKA_RESP_ERR__NOENT as NOENT, RD_KAFKA_RESP_ERR_NO_ERROR as OK};
+    match err {
+        OK if !hdrs.is_null() => {}
+        OK | NOENT => return Ok(()),
+        e => return Err(HeaderError::Unreadable(describe(e))),
+    }
+    let mut idx = 0usize;
+    loop {
+        let mut name: *const c_char = std::ptr::null();
+        let mut value: *const c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: `hdrs` is a live headers list (the caller's contract);
+        // the out pointers are writable.
+        let e = unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
+        match e {
+            NOENT => return Ok(()),
+            OK if !name.is_null() => {}
+            OK => return Err(HeaderError::Unreadable(format!("header {idx} has no name"))),
+            e => return Err(HeaderError::Unreadable(describe(e))),
         }
+        // SAFETY: librdkafka gives a NUL-terminated name owned by the
+        // headers.
+        let n = (unsafe { CStr::from_ptr(name) })
+            .to_str()
+            .map_err(|_| HeaderError::NameNotUtf8 { index: idx })?;
+        // SAFETY: value and size describe bytes owned by the headers.
+        out.push((n, unsafe { slice(value, size) }));
+        idx += 1;
     }
 }
 
@@ -333,6 +395,49 @@ unsafe fn slice<'a>(p: *const c_void, len: usize) -> Option<&'a [u8]> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// librdkafka's answer for headers it cannot parse (`__BAD_MSG`) is
+    /// an error naming it, never an empty header list.
+    #[test]
+    fn unparsable_headers_are_an_error_not_none() {
+        let mut out = Vec::new();
+        let bad = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__BAD_MSG;
+        // SAFETY: a null list.
+        let e = unsafe { headers_from(bad, std::ptr::null_mut(), &mut out) }.unwrap_err();
+        assert!(
+            matches!(&e, HeaderError::Unreadable(m) if m.contains("Bad message")),
+            "{e}"
+        );
+        assert!(out.is_empty());
+        // No headers at all is fine.
+        let none = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__NOENT;
+        // SAFETY: a null list.
+        unsafe { headers_from(none, std::ptr::null_mut(), &mut out) }.unwrap();
+        assert!(out.is_empty());
+    }
+
+    /// Real header lists: names and values in order, and a name that is
+    /// not UTF-8 reported with its position.
+    #[test]
+    fn header_lists_are_read_in_order_and_bad_names_named() {
+        // SAFETY: a fresh list, destroyed below; names are NUL-terminated
+        // with explicit lengths (-1: up to the NUL).
+        unsafe {
+            let h = rd::rd_kafka_headers_new(3);
+            rd::rd_kafka_header_add(h, c"a".as_ptr(), -1, b"1".as_ptr().cast(), 1);
+            rd::rd_kafka_header_add(h, c"n".as_ptr(), -1, std::ptr::null(), 0);
+            let mut out = Vec::new();
+            headers_from(rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR, h, &mut out).unwrap();
+            assert_eq!(out, vec![("a", Some(&b"1"[..])), ("n", None)]);
+            rd::rd_kafka_header_add(h, c"\xff".as_ptr(), -1, b"x".as_ptr().cast(), 1);
+            let mut out = Vec::new();
+            let e =
+                headers_from(rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR, h, &mut out).unwrap_err();
+            assert_eq!(e, HeaderError::NameNotUtf8 { index: 2 });
+            rd::rd_kafka_headers_destroy(h);
+        }
+    }
     /// Built as kvault ships (librdkafka bundled by rdkafka-sys), headers
     /// are read through the shim: the path every Kafka test exercises.
     #[test]

@@ -14,9 +14,13 @@
 //! repair snapshots` rewrites them. Leftovers of interrupted writes (packs
 //! no index names, `.tmp/` files) are notes.
 
+mod finding;
+
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+
+pub use finding::{Finding, Note};
 
 use super::progress::{Progress, Unit};
 use crate::error::{Error, Result};
@@ -77,10 +81,12 @@ pub struct CheckOptions {
 /// The outcome; the repository is sound when `errors` is empty.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
-    /// Problems that mean data is damaged or missing.
-    pub errors: Vec<String>,
+    /// Damage: data missing or not what it should be.
+    #[serde(serialize_with = "finding::with_messages")]
+    pub errors: Vec<Finding>,
     /// Things worth knowing that are not damage (unreferenced packs).
-    pub notes: Vec<String>,
+    #[serde(serialize_with = "finding::with_messages")]
+    pub notes: Vec<Note>,
     /// Index files read.
     pub index_files: usize,
     /// Packs in storage.
@@ -130,7 +136,10 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
     for id in repo.list_ids(crate::repo::FileKind::Index).await? {
         match repo.load_index_file(&id).await {
             Ok(f) => files.push((id, f)),
-            Err(e) => rep.errors.push(format!("{e}")),
+            Err(e) => rep.errors.push(Finding::IndexFile {
+                index: id,
+                error: e.to_string(),
+            }),
         }
     }
     rep.index_files = files.len();
@@ -145,7 +154,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         stored.insert(id, o.size);
     }
     for o in strays {
-        rep.notes.push(format!("unexpected file {} in data/", o.path));
+        rep.notes.push(Note::StrayFile { path: o.path });
     }
     rep.packs = stored.len();
     let mut damaged: HashSet<Id> = HashSet::new();
@@ -167,31 +176,27 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         );
         match stored.get(pid) {
             None => {
-                rep.errors
-                    .push(format!("pack {pid} is indexed but missing from storage"));
+                rep.errors.push(Finding::MissingPack { pack: *pid });
                 damaged.extend(index_packs.get(pid).into_iter().flatten().map(|(e, _)| e.id));
             }
-            Some(&size) if size != want => rep.errors.push(format!(
-                "pack {pid} is corrupt or tampered: {size} bytes in storage, the index implies {want}"
-            )),
+            Some(&size) if size != want => rep.errors.push(Finding::PackSize {
+                pack: *pid,
+                stored: size,
+                expected: want,
+            }),
             Some(_) => {}
         }
     }
     let mut unref: Vec<&Id> = stored.keys().filter(|id| !index_packs.contains_key(id)).collect();
     unref.sort();
     for id in unref {
-        rep.notes.push(format!(
-            "pack {id} is not in any index (left by an interrupted write, or its index file is lost: \
-             prune removes it once it is older than the safety window; `kvault repair index` indexes it)"
-        ));
+        rep.notes.push(Note::UnindexedPack { pack: *id });
     }
     match repo.list_temp().await {
-        Ok(tmp) if !tmp.is_empty() => rep.notes.push(format!(
-            "{} temporary file(s) of interrupted writes in {}/ ({} bytes; prune removes them)",
-            tmp.len(),
-            crate::repo::TMP_DIR,
-            tmp.iter().map(|o| o.size).sum::<u64>()
-        )),
+        Ok(tmp) if !tmp.is_empty() => rep.notes.push(Note::TempFiles {
+            count: tmp.len(),
+            bytes: tmp.iter().map(|o| o.size).sum::<u64>(),
+        }),
         _ => {}
     }
 
@@ -208,24 +213,33 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
                 sids.push((sid, s.tree));
                 rep.snapshots += 1;
             }
-            Err(e) => rep.errors.push(format!("{e}")),
+            Err(e) => rep.errors.push(Finding::SnapshotFile {
+                snapshot: sid,
+                error: e.to_string(),
+            }),
         }
     }
     for (tag, (_, root)) in sids.iter().enumerate().rev() {
         walk.push_tagged(*root, tag);
     }
-    let short = |tag: usize| sids.get(tag).map_or_else(String::new, |s| s.0.short());
+    let sid_of = |tag: usize| sids.get(tag).map_or(Id([0; 32]), |s| s.0);
     loop {
         let errors = &mut rep.errors;
         let mut enter = |tid: &Id, tag: usize| {
             used.insert(*tid);
             match index.get(tid) {
                 None => {
-                    errors.push(format!("snapshot {}: tree {tid} is not in the index", short(tag)));
+                    errors.push(Finding::TreeNotIndexed {
+                        snapshot: sid_of(tag),
+                        tree: *tid,
+                    });
                     false
                 }
                 Some(l) if l.entry.blob_type != BlobType::Tree => {
-                    errors.push(format!("snapshot {}: tree {tid} is indexed as data", short(tag)));
+                    errors.push(Finding::TreeIndexedAsData {
+                        snapshot: sid_of(tag),
+                        tree: *tid,
+                    });
                     false
                 }
                 Some(_) => true,
@@ -234,12 +248,15 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         let tree = match walk.next(&mut enter).await {
             None => break,
             Some(Visit::Failed(_, e)) => {
-                rep.errors.push(format!("snapshot {}: {e}", short(walk.tag())));
+                rep.errors.push(Finding::TreeUnreadable {
+                    snapshot: sid_of(walk.tag()),
+                    error: e.to_string(),
+                });
                 continue;
             }
             Some(Visit::Tree(_, t)) => t,
         };
-        let sid = short(walk.tag());
+        let sid = sid_of(walk.tag());
         rep.trees += 1;
         for node in &tree.nodes {
             for b in &node.content {
@@ -247,14 +264,19 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
                 match index.get(b) {
                     None => {
                         damaged.insert(*b);
-                        rep.errors.push(format!(
-                            "snapshot {sid}: {} {:?}: data blob {b} is not in the index",
-                            node.kind, node.name
-                        ));
+                        rep.errors.push(Finding::DataNotIndexed {
+                            snapshot: sid,
+                            node_kind: node.kind.to_string(),
+                            node: node.name.clone(),
+                            blob: *b,
+                        });
                     }
-                    Some(l) if l.entry.blob_type != BlobType::Data => rep
-                        .errors
-                        .push(format!("snapshot {sid}: blob {b} is indexed as a tree")),
+                    Some(l) if l.entry.blob_type != BlobType::Data => {
+                        rep.errors.push(Finding::DataIndexedAsTree {
+                            snapshot: sid,
+                            blob: *b,
+                        })
+                    }
                     Some(_) => {}
                 }
             }
@@ -283,7 +305,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         rep.damaged_blobs = d;
         rep.affected = affected(repo, &damaged).await?;
         for a in &rep.affected {
-            rep.errors.push(format!("lost: {a}"));
+            rep.errors.push(Finding::Lost(a.clone()));
         }
     }
     Ok(rep)
@@ -390,7 +412,10 @@ async fn read_data(
                     .unwrap_or_else(|e| {
                         (
                             Vec::new(),
-                            vec![format!("pack {pid}: verifier crashed: {e}")],
+                            vec![Finding::VerifierCrashed {
+                                pack: pid,
+                                error: e.to_string(),
+                            }],
                             Vec::new(),
                         )
                     });
@@ -419,7 +444,7 @@ fn verify_pack(
     pid: &Id,
     bytes: std::result::Result<Vec<u8>, crate::backend::BackendError>,
     expected: Option<Vec<(crate::repo::pack::BlobEntry, u32)>>,
-) -> (Vec<Id>, Vec<String>, Vec<Id>) {
+) -> (Vec<Id>, Vec<Finding>, Vec<Id>) {
     let mut errors = Vec::new();
     let mut ok = Vec::new();
     let all_of = |exp: &Option<Vec<(crate::repo::pack::BlobEntry, u32)>>| -> Vec<Id> {
@@ -427,18 +452,26 @@ fn verify_pack(
     };
     let bytes = match bytes {
         Ok(b) => b,
-        Err(e) => return (ok, vec![format!("pack {pid}: {e}")], all_of(&expected)),
+        Err(e) => {
+            let error = e.to_string();
+            return (
+                ok,
+                vec![Finding::PackUnreadable { pack: *pid, error }],
+                all_of(&expected),
+            );
+        }
     };
     if Id::hash(&bytes) != *pid {
-        errors.push(format!(
-            "pack {pid} is corrupt or tampered: content does not match its name"
-        ));
+        errors.push(Finding::PackNameMismatch { pack: *pid });
     }
     // Blob by blob: a flipped byte costs one blob, not the whole pack.
     let entries = match decode_pack_entries(repo.keys(), &bytes, &format!("pack {pid}")) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(format!("{e}"));
+            errors.push(Finding::PackHeader {
+                pack: *pid,
+                error: e.to_string(),
+            });
             return (ok, errors, all_of(&expected));
         }
     };
@@ -447,10 +480,10 @@ fn verify_pack(
         let have: HashSet<_> = entries.iter().collect();
         for e in &exp {
             if !have.contains(e) {
-                errors.push(format!(
-                    "pack {pid}: index entry for blob {} does not match the pack header",
-                    e.0.id
-                ));
+                errors.push(Finding::IndexEntryMismatch {
+                    pack: *pid,
+                    blob: e.0.id,
+                });
                 bad.push(e.0.id);
             }
         }
@@ -459,14 +492,21 @@ fn verify_pack(
     for (e, off) in &entries {
         let start = *off as usize;
         let Some(sealed) = bytes.get(start..start + e.stored_len as usize) else {
-            errors.push(format!("pack {pid}: blob {} lies outside the pack", e.id));
+            errors.push(Finding::BlobOutsidePack {
+                pack: *pid,
+                blob: e.id,
+            });
             bad.push(e.id);
             continue;
         };
         match open_blob(repo.keys(), e, sealed, &object) {
             Ok(_) => ok.push(e.id),
             Err(err) => {
-                errors.push(format!("{err}"));
+                errors.push(Finding::CorruptBlob {
+                    pack: *pid,
+                    blob: e.id,
+                    error: err.to_string(),
+                });
                 bad.push(e.id);
             }
         }
