@@ -98,8 +98,34 @@ impl KafkaArgs {
                 })?;
             o.tokens = Some(Tokens::new(TokenKind::MskIam { region }));
         }
+        built_with(&o)?;
         Ok(o)
     }
+}
+
+/// Refuses, in one line, an authentication method this build left out
+/// (cargo features `gssapi`, `oidc`; docs/operations.md "Builds and
+/// authentication") instead of librdkafka's "recompile librdkafka" advice.
+fn built_with(o: &KafkaOptions) -> Result<()> {
+    let prop = |k: &str| o.properties.get(k).map(|v| v.trim().to_ascii_lowercase());
+    if prop("sasl.mechanism")
+        .or_else(|| prop("sasl.mechanisms"))
+        .as_deref()
+        == Some("gssapi")
+        && !cfg!(feature = "gssapi")
+    {
+        return Err(super::Usage(
+            "sasl.mechanism=GSSAPI: this kvault was built without Kerberos; use the container image or `cargo install --features gssapi` (needs libsasl2-dev)".into(),
+        )
+        .into());
+    }
+    if prop("sasl.oauthbearer.method").as_deref() == Some("oidc") && !cfg!(feature = "oidc") {
+        return Err(super::Usage(
+            "sasl.oauthbearer.method=oidc: this kvault was built without librdkafka's OIDC client; use the container image, `cargo install --features oidc` (needs libcurl4-openssl-dev) or --kafka-token-command".into(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Topic globs plus `--topic-regex` expressions, as one pattern list.
@@ -678,30 +704,8 @@ pub struct RestoreArgs {
     max_records_per_sec: Option<u64>,
     /// Produce at most this many bytes (keys, values, headers) per second;
     /// suffixes K, M, G (powers of 1024).
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = super::size::parse_size)]
     max_bytes_per_sec: Option<u64>,
-}
-
-/// `1048576`, `512K`, `10M`, `1G`.
-fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'B' => 1,
-                _ => return Err(format!("{s:?}: unknown size suffix {c:?}")),
-            };
-            (t.get(..i).unwrap_or_default(), m)
-        }
-        _ => (t, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .map(|n| n.saturating_mul(mult))
-        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".

@@ -12,7 +12,9 @@ pub mod metrics;
 mod output;
 mod password;
 mod repair;
+mod size;
 mod stream;
+mod version;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -39,7 +41,11 @@ pub struct Cli {
 /// flags' defaults. A malformed configuration file exits 2, in one line.
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
-    let args: Vec<String> = std::env::args().collect();
+    // Arguments as the OS gives them: one that is not UTF-8 reaches clap,
+    // which refuses it as a usage error (exit 2) where a text value is
+    // wanted, instead of `std::env::args` panicking.
+    let os_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args: Vec<String> = os_args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let cmd = match config::apply(Cli::command(), &args) {
         Ok(c) => c,
         Err(e) => {
@@ -47,7 +53,7 @@ pub fn parse() -> Cli {
             std::process::exit(exit::USAGE);
         }
     };
-    let matches = cmd.get_matches_from(&args);
+    let matches = cmd.get_matches_from(os_args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -62,7 +68,8 @@ impl Cli {
         let sinks = self.global.metric_sinks();
         let cmd = <Cli as clap::CommandFactory>::command();
         let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
-        let name = std::env::args()
+        let name = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
             .skip(1)
             .find(|a| names.contains(a))
             .unwrap_or_else(|| "kvault".into());
@@ -348,6 +355,8 @@ enum Command {
     },
     /// Print the man page (roff): `kvault man > kvault.1`.
     Man,
+    /// Print kvault's version, build commit, features, librdkafka's version and the compiler's.
+    Version,
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock {
         /// Remove all locks, even live ones.
@@ -492,6 +501,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 .context("writing the man page")?;
             Ok(exit::OK)
         }
+        Command::Version => version::run(&ctx),
         Command::Unlock { remove_all } => {
             let repo = ctx.open().await?;
             let removed = kvault::repo::lock::unlock(&repo, remove_all).await?;

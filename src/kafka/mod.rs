@@ -23,6 +23,33 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// The Kafka client library linked into this build, for `kvault version`
+/// and bug reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientLibrary {
+    /// librdkafka's version string (`2.12.1`).
+    pub version: String,
+    /// librdkafka's `builtin.features`: the compression codecs and SASL
+    /// mechanisms it was built with (`sasl_gssapi`, `http`, `oidc`, …).
+    pub builtin_features: Vec<String>,
+}
+
+/// Describes the linked librdkafka.
+#[cfg(feature = "kafka")]
+#[must_use]
+pub fn client_library() -> ClientLibrary {
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let builtin_features = rdkafka::ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .map(|f| f.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    ClientLibrary {
+        version,
+        builtin_features,
+    }
+}
+
 /// Default deadline for retrying transient Kafka errors (`--kafka-timeout`).
 pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
 

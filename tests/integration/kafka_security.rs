@@ -207,6 +207,8 @@ async fn sasl_ssl_scram_and_mutual_tls_snapshot_and_restore_byte_for_byte() {
 /// against the provider's JWKS. Everything comes from a profile of the
 /// configuration file, with the client id from the environment and the
 /// secret from a file, and topics selected by a regular expression.
+/// Needs the `oidc` feature (scripts/test turns it on).
+#[cfg(feature = "oidc")]
 #[tokio::test]
 async fn oauthbearer_oidc_from_a_configuration_profile_snapshots_and_restores() {
     let (plain, _, _, certs) = secure();
@@ -403,6 +405,8 @@ async fn tokens_from_a_command_and_msk_iam_go_through_the_oauthbearer_callback()
 /// authenticates against a local MIT KDC; librdkafka gets its ticket with
 /// `kinit` from the client keytab. Snapshot and restore byte for byte; a
 /// principal the keytab does not hold fails in one line, in seconds.
+/// Needs the `gssapi` feature (scripts/test turns it on).
+#[cfg(feature = "gssapi")]
 #[tokio::test]
 async fn kerberos_gssapi_snapshot_and_restore_byte_for_byte() {
     let (plain, _, _, _) = secure();
