@@ -2,6 +2,8 @@
 //! from and the compiler's version. Twenty lines of our own instead of a
 //! build-info crate (vergen and kin pull in git libraries we do not need).
 //!
+//! It also stops a build with feature `oidc` that would silently lack it.
+//!
 //! `KVAULT_GIT_COMMIT` set in the environment wins (a container build
 //! copies the sources without `.git`); outside a checkout it is "unknown".
 
@@ -14,6 +16,18 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    // Feature `oidc` needs librdkafka built with libcurl, which its
+    // configure step finds only through pkg-config; curl-sys building its
+    // own copy (`static=1`) means it found none, and librdkafka would
+    // silently leave OIDC out (ARCHITECTURE.md "Build dependencies").
+    if std::env::var_os("CARGO_FEATURE_OIDC").is_some()
+        && std::env::var("DEP_CURL_STATIC").as_deref() == Ok("1")
+    {
+        panic!(
+            "feature oidc needs libcurl's development files (pkg-config finds no libcurl): \
+             apt-get install libcurl4-openssl-dev pkg-config"
+        );
+    }
     println!("cargo:rerun-if-env-changed=KVAULT_GIT_COMMIT");
     for f in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
         println!("cargo:rerun-if-changed={f}");

@@ -103,23 +103,30 @@ impl KafkaArgs {
     }
 }
 
-/// Refuses, in one line, an authentication method this build left out
-/// (cargo features `gssapi`, `oidc`; docs/operations.md "Builds and
-/// authentication") instead of librdkafka's "recompile librdkafka" advice.
+/// Refuses, in one line, an authentication method the linked librdkafka
+/// lacks (cargo features `gssapi`, `oidc`; docs/operations.md "Builds and
+/// authentication methods"), instead of librdkafka's "recompile" advice.
+/// Decided by librdkafka's own `builtin.features`, not by the cargo
+/// feature alone: what counts is what was linked.
 fn built_with(o: &KafkaOptions) -> Result<()> {
+    built_with_features(o, &kvault::kafka::client_library().builtin_features)
+}
+
+fn built_with_features(o: &KafkaOptions, builtin: &[String]) -> Result<()> {
     let prop = |k: &str| o.properties.get(k).map(|v| v.trim().to_ascii_lowercase());
+    let has = |f: &str| builtin.iter().any(|b| b == f);
     if prop("sasl.mechanism")
         .or_else(|| prop("sasl.mechanisms"))
         .as_deref()
         == Some("gssapi")
-        && !cfg!(feature = "gssapi")
+        && !has("sasl_gssapi")
     {
         return Err(super::Usage(
             "sasl.mechanism=GSSAPI: this kvault was built without Kerberos; use the container image or `cargo install --features gssapi` (needs libsasl2-dev)".into(),
         )
         .into());
     }
-    if prop("sasl.oauthbearer.method").as_deref() == Some("oidc") && !cfg!(feature = "oidc") {
+    if prop("sasl.oauthbearer.method").as_deref() == Some("oidc") && !has("oidc") {
         return Err(super::Usage(
             "sasl.oauthbearer.method=oidc: this kvault was built without librdkafka's OIDC client; use the container image, `cargo install --features oidc` (needs libcurl4-openssl-dev) or --kafka-token-command".into(),
         )
@@ -849,7 +856,34 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::region_of;
+    use super::{KafkaOptions, built_with, built_with_features, region_of};
+
+    /// An authentication method the linked librdkafka lacks is refused up
+    /// front, naming the cargo feature; one it has passes.
+    #[test]
+    fn methods_librdkafka_lacks_are_refused_naming_the_feature() {
+        let with = |k: &str, v: &str| {
+            KafkaOptions::new("b:9092")
+                .with_property(&format!("{k}={v}"))
+                .unwrap()
+        };
+        let (gssapi, oidc) = (
+            with("sasl.mechanism", "GSSAPI"),
+            with("sasl.oauthbearer.method", "OIDC"),
+        );
+        let plain: Vec<String> = vec!["sasl_scram".into(), "sasl_oauthbearer".into()];
+        let e = built_with_features(&gssapi, &plain).unwrap_err().to_string();
+        assert!(e.contains("--features gssapi"), "{e}");
+        let e = built_with_features(&oidc, &plain).unwrap_err().to_string();
+        assert!(e.contains("--features oidc"), "{e}");
+        let full: Vec<String> = vec!["sasl_gssapi".into(), "oidc".into()];
+        built_with_features(&gssapi, &full).unwrap();
+        built_with_features(&oidc, &full).unwrap();
+        built_with_features(&with("sasl.mechanism", "SCRAM-SHA-512"), &plain).unwrap();
+        // This build: the cargo features and librdkafka agree.
+        assert_eq!(built_with(&gssapi).is_ok(), cfg!(feature = "gssapi"));
+        assert_eq!(built_with(&oidc).is_ok(), cfg!(feature = "oidc"));
+    }
 
     #[test]
     fn an_msk_broker_names_its_region() {
