@@ -3,7 +3,9 @@
 //! reads a field of librdkafka's private message struct, so it must see
 //! the exact headers of the library it links. Linked against a system
 //! librdkafka (rdkafka's `dynamic-linking`) there is no tree: the crate then
-//! calls `rd_kafka_message_headers` for every message, as before.
+//! calls `rd_kafka_message_headers` for every message, as before; setting
+//! `KVAULT_NO_HEADER_SHIM=1` builds that path on purpose, so its tests run
+//! too (`.ci/run`). The shim compiles with warnings as errors.
 
 use std::path::PathBuf;
 
@@ -11,6 +13,10 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(kvault_headers_shim)");
     println!("cargo::rerun-if-changed=csrc/headers.c");
     println!("cargo::rerun-if-env-changed=DEP_RDKAFKA_ROOT");
+    println!("cargo::rerun-if-env-changed=KVAULT_NO_HEADER_SHIM");
+    if std::env::var_os("KVAULT_NO_HEADER_SHIM").is_some_and(|v| !v.is_empty()) {
+        return;
+    }
     let Some(root) = std::env::var_os("DEP_RDKAFKA_ROOT").map(PathBuf::from) else {
         return;
     };
@@ -20,9 +26,15 @@ fn main() {
     }
     cc::Build::new()
         .file("csrc/headers.c")
-        .include(&src)
-        .include(&root)
-        .warnings(false)
+        // librdkafka's private headers as system headers: their own
+        // warnings are theirs; ours (headers.c) are errors.
+        .flag("-isystem")
+        .flag(src.to_string_lossy().as_ref())
+        .flag("-isystem")
+        .flag(root.to_string_lossy().as_ref())
+        .warnings(true)
+        .extra_warnings(true)
+        .warnings_into_errors(true)
         .compile("kvault_rdkafka_headers");
     println!("cargo::rustc-cfg=kvault_headers_shim");
 }

@@ -432,7 +432,7 @@ async fn load_kafka(
     ctx: &Ctx,
     snap: &str,
     segments: bool,
-) -> Result<(kvault::Repository, kvault::Id, kvault::image::manifest::Manifest)> {
+) -> Result<(kvault::Repository, kvault::Id, kvault::Manifest)> {
     let repo = ctx.open().await?;
     // Under a shared lock: a prune cannot remove trees while they are read.
     let (id, m) = ctx
@@ -502,7 +502,7 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
 }
 
 /// A group's offsets as `topic/partition=offset ...`.
-fn offsets_text(offsets: &[kvault::image::types::GroupOffset]) -> String {
+fn offsets_text(offsets: &[kvault::ops::ls::GroupOffset]) -> String {
     offsets
         .iter()
         .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
@@ -547,54 +547,32 @@ pub struct DumpArgs {
 }
 
 pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
+    use std::io::Write;
     let (repo, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
-    let t = m.topics.get(&a.topic).ok_or_else(|| {
-        anyhow::Error::new(kvault::Error::NotFound(format!(
-            "topic {} in the snapshot",
-            a.topic
-        )))
-    })?;
-    let filter = kvault::image::reader::RecordFilter {
-        from_offset: a.from_offset,
-        to_offset: a.to_offset,
-        from_time: a.from_time.as_deref().map(parse_time_ms).transpose()?,
-        to_time: a.to_time.as_deref().map(parse_time_ms).transpose()?,
+    let opts = kvault::ops::dump::DumpOptions {
+        topic: a.topic,
+        partition: a.partition,
+        filter: kvault::ops::dump::RecordFilter {
+            from_offset: a.from_offset,
+            to_offset: a.to_offset,
+            from_time: a.from_time.as_deref().map(parse_time_ms).transpose()?,
+            to_time: a.to_time.as_deref().map(parse_time_ms).transpose()?,
+        },
     };
-    let parts: Vec<&kvault::image::manifest::Partition> = t
-        .partitions
-        .values()
-        .filter(|p| a.partition.is_none_or(|x| x == p.meta.partition))
-        .collect();
+    let mut print = |d: kvault::ops::dump::DumpedRecord| -> kvault::Result<()> {
+        let line = serde_json::to_string(&d).map_err(|e| kvault::Error::Internal(e.to_string()))?;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{line}") {
+            super::output::quit_on_broken_pipe(&e);
+            return Err(kvault::Error::io("writing output", e));
+        }
+        Ok(())
+    };
     // Records stream out as they are read: hold a shared lock throughout,
     // so a prune cannot cut the output short.
-    ctx.reading(&repo, || dump_partitions(&repo, &t.name, parts, &filter))
+    ctx.reading(&repo, || kvault::ops::dump::dump(&repo, &m, &opts, &mut print))
         .await?;
     Ok(exit::OK)
-}
-
-async fn dump_partitions(
-    repo: &kvault::Repository,
-    topic_name: &str,
-    parts: Vec<&kvault::image::manifest::Partition>,
-    filter: &kvault::image::reader::RecordFilter,
-) -> kvault::Result<()> {
-    use std::io::Write;
-    for p in parts {
-        let what = format!("{topic_name}/{}", p.meta.partition);
-        let (topic, part) = (topic_name.to_string(), p.meta.partition);
-        let mut f = move |off: i64, r: kvault::image::record::Record| -> kvault::Result<()> {
-            let d = kvault::ops::dump::DumpedRecord::new(&topic, part, off, &r);
-            let line = serde_json::to_string(&d).map_err(|e| kvault::Error::Internal(e.to_string()))?;
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = writeln!(out, "{line}") {
-                super::output::quit_on_broken_pipe(&e);
-                return Err(kvault::Error::io("writing output", e));
-            }
-            Ok(())
-        };
-        kvault::image::reader::for_each_record(repo, &what, p, filter, &mut f).await?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -644,7 +622,7 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
             Change::Group { group, before, after } => {
                 ctx.out
                     .emit("diff", json!({"group": group, "before": before, "after": after}), || {
-                        let fmt = |v: &Option<Vec<kvault::image::types::GroupOffset>>| {
+                        let fmt = |v: &Option<Vec<kvault::ops::ls::GroupOffset>>| {
                             v.as_deref().map_or("-".to_string(), offsets_text)
                         };
                         format!("M  group {group}: {} -> {}", fmt(&before), fmt(&after))

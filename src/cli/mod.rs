@@ -8,6 +8,7 @@ mod kafka;
 mod keys;
 mod lifecycle;
 mod log;
+mod man;
 pub mod metrics;
 mod output;
 mod password;
@@ -18,10 +19,9 @@ mod version;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kvault::backend::location::BackendOptions;
+use kvault::BackendOptions;
 use kvault::error::exit;
-use kvault::repo::chunker::ChunkerParams;
-use kvault::repo::config::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
+use kvault::ops::init::{ChunkerParams, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
 use kvault::{InitOptions, KdfParams, Repository};
 use serde_json::json;
 
@@ -98,8 +98,9 @@ pub async fn signal() -> &'static str {
     "SIGINT"
 }
 
-/// Options every command takes.
+/// Options every command takes (listed after each command's own).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// A configuration file (TOML: repository, password-file, brokers,
     /// [s3], [kafka] librdkafka properties, …); default
@@ -353,8 +354,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `kvault man > kvault.1`.
-    Man,
+    /// Print the man page (roff): `kvault man > kvault.1`; `--dir DIR` writes one page per command.
+    Man(man::ManArgs),
     /// Print kvault's version, build commit, features, librdkafka's version and the compiler's.
     Version,
     /// Remove stale locks (or, with --remove-all, every lock).
@@ -494,17 +495,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             clap_complete::generate(shell, &mut cmd, "kvault", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .context("writing the man page")?;
-            Ok(exit::OK)
-        }
+        Command::Man(a) => man::run(&ctx, &a),
         Command::Version => version::run(&ctx),
         Command::Unlock { remove_all } => {
             let repo = ctx.open().await?;
-            let removed = kvault::repo::lock::unlock(&repo, remove_all).await?;
+            let removed = kvault::ops::unlock(&repo, remove_all).await?;
             ctx.out.emit("unlock", json!({"removed": removed}), || {
                 format!("removed {} lock(s)", removed.len())
             });

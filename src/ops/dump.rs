@@ -1,10 +1,56 @@
 //! `dump`: records rendered as JSON lines (keys, values and header values as
 //! UTF-8 when valid, else base64, each with its encoding; null distinct
-//! from empty). Reading them is [`crate::image::reader`].
+//! from empty), and [`dump`], which streams a snapshot's records to a sink.
 
 use serde::Serialize;
 
+use crate::error::{Error, Result};
+use crate::image::manifest::Manifest;
+pub use crate::image::reader::RecordFilter;
+use crate::image::reader::for_each_record;
 use crate::image::record::{Record, TimestampType};
+use crate::repo::Repository;
+
+/// Which records `dump` streams.
+#[derive(Debug, Clone, Default)]
+pub struct DumpOptions {
+    /// The topic.
+    pub topic: String,
+    /// One partition, or all.
+    pub partition: Option<i32>,
+    /// Offsets and times.
+    pub filter: RecordFilter,
+}
+
+/// Streams the records of `m` that `opts` selects to `sink`, partition by
+/// partition, each in offset order. The caller holds a shared lock for the
+/// whole stream (a prune must not cut it short).
+///
+/// # Errors
+/// [`Error::NotFound`] for a topic the snapshot lacks; unreadable data;
+/// the sink's own errors (a closed pipe) stop the stream.
+pub async fn dump(
+    repo: &Repository,
+    m: &Manifest,
+    opts: &DumpOptions,
+    sink: &mut (dyn FnMut(DumpedRecord) -> Result<()> + Send),
+) -> Result<()> {
+    let t = m
+        .topics
+        .get(&opts.topic)
+        .ok_or_else(|| Error::NotFound(format!("topic {} in the snapshot", opts.topic)))?;
+    let parts = t
+        .partitions
+        .values()
+        .filter(|p| opts.partition.is_none_or(|x| x == p.meta.partition));
+    for p in parts {
+        let part = p.meta.partition;
+        let what = format!("{}/{part}", t.name);
+        let mut f = |off: i64, r: Record| sink(DumpedRecord::new(&t.name, part, off, &r));
+        for_each_record(repo, &what, p, &opts.filter, &mut f).await?;
+    }
+    Ok(())
+}
 
 /// One record with its position, as `dump` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,6 +5,9 @@ use serde::Serialize;
 use crate::backend::location::{BackendOptions, open_backend};
 use crate::error::Result;
 use crate::id::Id;
+/// What `init` is configured with.
+pub use crate::repo::chunker::ChunkerParams;
+pub use crate::repo::config::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
 use crate::repo::{InitOptions, Repository};
 
 /// What `init` created.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, Manifest, TopicMeta};
-use crate::image::types::GroupOffset;
+pub use crate::image::types::GroupOffset;
 use crate::repo::Repository;
 
 /// Loads a Kafka snapshot's manifest (with segments when `segments`).

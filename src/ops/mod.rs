@@ -38,6 +38,15 @@ pub async fn open(location: &str, opts: &BackendOptions, password: &[u8]) -> Res
     Repository::open(backend, password).await
 }
 
+/// `unlock`: removes stale locks (every lock with `all`); returns the ids
+/// removed.
+///
+/// # Errors
+/// Storage errors.
+pub async fn unlock(repo: &Repository, all: bool) -> Result<Vec<crate::id::Id>> {
+    crate::repo::lock::unlock(repo, all).await
+}
+
 /// Runs `f` holding a lock, releasing it afterwards whatever `f` returned.
 ///
 /// # Errors

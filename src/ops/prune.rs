@@ -41,7 +41,7 @@ use crate::repo::index::{IndexFile, IndexPack};
 use crate::repo::pack::BlobType;
 use crate::repo::walk::{TreeWalker, Visit};
 use crate::repo::writer::SaveSession;
-use crate::repo::{FileKind, Repository};
+use crate::repo::{FileKind, IndexFiles, Repository};
 
 /// Packs per index file written by prune.
 const PACKS_PER_INDEX: usize = 2000;
@@ -195,7 +195,7 @@ pub async fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progre
     super::with_lock(repo, true, || prune_locked(repo, opts, progress)).await
 }
 
-/// Prunes; the caller holds an exclusive lock.
+/// Prunes; the caller holds an exclusive lock. Dry run is the plan alone.
 ///
 /// # Errors
 /// As [`prune`].
@@ -204,76 +204,187 @@ pub async fn prune_locked(
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
-    let mut rep = PruneReport {
+    let plan = plan_prune(repo, opts).await?;
+    if opts.dry_run {
+        return Ok(plan.report);
+    }
+    execute_prune(repo, plan, progress).await
+}
+
+/// What prune will do, decided before anything changes (restic's
+/// `PrunePlan`): [`execute_prune`] carries it out; a dry run reports it.
+#[derive(Debug, Clone)]
+pub struct PrunePlan {
+    /// The live index's packs (superseded index files left out).
+    packs: HashMap<Id, IndexPack>,
+    /// Every blob a snapshot references.
+    used: HashSet<Id>,
+    /// Whether an index file that exists is already superseded (a new
+    /// index is written to finish that prune's work).
+    lingering_index: bool,
+    /// The packs' fate.
+    choice: PackChoice,
+    /// Garbage no index names, old enough to go.
+    unindexed: Vec<Id>,
+    tmp: Vec<ObjectInfo>,
+    /// The figures as planned (the dry run's answer).
+    pub report: PruneReport,
+}
+
+/// Packs sorted by what happens to them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PackChoice {
+    /// Packs kept as they are, with the bytes of their kept blobs.
+    keep: Vec<(Id, u64)>,
+    /// Packs with nothing referenced.
+    delete: Vec<Id>,
+    /// Packs whose referenced blobs move to new packs.
+    repack: Vec<Id>,
+    /// Bytes of the packs repacked, and of the blobs they move.
+    repack_bytes: u64,
+    moved_bytes: u64,
+    /// Unused bytes left in kept packs.
+    unused_left: u64,
+    /// Blobs (and duplicate copies) dropped.
+    blobs_removed: usize,
+}
+
+/// A pack partly referenced: `(pack, used bytes, unused bytes, blobs dropped)`.
+type Partial = (Id, u64, u64, usize);
+
+/// Packs by their use, before the repack budget is applied.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ByUse {
+    /// Every blob kept: `(pack, bytes)`.
+    keep: Vec<(Id, u64)>,
+    /// Nothing kept.
+    delete: Vec<Id>,
+    /// Some kept (or forced).
+    partial: Vec<Partial>,
+    /// Blobs in the packs to delete.
+    dropped: usize,
+}
+
+/// Reads the index, the snapshots and the storage listing, and decides.
+///
+/// # Errors
+/// An unreadable index file (run `repair index`), a pack indexed but
+/// missing, a snapshot whose data is not indexed: prune changes nothing.
+pub async fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
+    let mut report = PruneReport {
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    // 1. The index as it stands, and what is referenced.
-    let old_files = repo.list_ids(crate::repo::FileKind::Index).await?;
-    let mut files = Vec::new();
-    for id in &old_files {
-        match repo.load_index_file(id).await {
-            Ok(f) => files.push((*id, f)),
-            Err(e @ Error::Corrupt { .. }) => {
-                // Packs only it names would look unindexed: deleting them
-                // could destroy data. Rebuild the index first.
-                return Err(Error::Invalid(format!(
-                    "{e}; prune changes nothing while an index file is unreadable: run `kvault repair index`"
-                )));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let superseded: HashSet<Id> = files
-        .iter()
-        .flat_map(|(_, f)| f.supersedes.iter().copied())
-        .collect();
-    let mut packs: HashMap<Id, IndexPack> = HashMap::new();
-    for (id, f) in &files {
-        if superseded.contains(id) {
-            continue;
-        }
-        for p in &f.packs {
-            packs.entry(p.id).or_insert_with(|| p.clone());
-        }
-    }
-    repo.load_index().await?;
+    let (index_files, superseded, packs) = live_index(repo).await?;
     let (snapshots, used) = referenced(repo).await?;
-    rep.snapshots = snapshots;
-    rep.blobs_used = used.len();
+    report.snapshots = snapshots;
+    report.blobs_used = used.len();
 
-    let mut stored: HashMap<Id, u64> = HashMap::new();
-    let mut written_at: HashMap<Id, SystemTime> = HashMap::new();
-    for (id, o) in repo.list_files(FileKind::Pack).await? {
-        stored.insert(id, o.size);
-        if let Some(t) = o.modified {
-            written_at.insert(id, t);
-        }
+    let stored = repo.list_files(FileKind::Pack).await?;
+    let size: HashMap<Id, u64> = stored.iter().map(|(id, o)| (*id, o.size)).collect();
+    report.packs_before = size.len();
+    report.bytes_before = size.values().sum();
+    let mut ids: Vec<Id> = packs.keys().copied().collect();
+    ids.sort();
+    if let Some(missing) = ids.iter().find(|p| !size.contains_key(p)) {
+        return Err(Error::corrupt(
+            format!("pack {missing}"),
+            "indexed but missing from storage; run `kvault check` (prune changes nothing)",
+        ));
     }
+    let choice = decide_repack(decide_packs(&ids, &packs, &used, &opts.repack), opts);
+
     let now = storage_now(repo).await;
     let old_enough = |t: Option<SystemTime>| match (t, now) {
         (Some(t), Some(n)) => n.duration_since(t).is_ok_and(|d| d >= opts.unindexed_grace),
         // Without the storage's times only a zero window deletes.
         _ => opts.unindexed_grace.is_zero(),
     };
-    rep.packs_before = stored.len();
-    rep.bytes_before = stored.values().sum();
-    let mut ids: Vec<Id> = packs.keys().copied().collect();
-    ids.sort();
-    if let Some(missing) = ids.iter().find(|p| !stored.contains_key(p)) {
-        return Err(Error::corrupt(
-            format!("pack {missing}"),
-            "indexed but missing from storage; run `kvault check` (prune changes nothing)",
-        ));
+    // Packs no index names: garbage once old enough; younger ones may be
+    // a live writer's.
+    let (mut unindexed, mut young) = (Vec::new(), 0usize);
+    for (id, o) in stored.iter().filter(|(id, _)| !packs.contains_key(id)) {
+        if old_enough(o.modified) {
+            unindexed.push(*id);
+        } else {
+            young += 1;
+        }
     }
+    unindexed.sort();
+    let tmp: Vec<ObjectInfo> = repo
+        .list_temp()
+        .await?
+        .into_iter()
+        .filter(|o| old_enough(o.modified))
+        .collect();
 
-    // 2. Classify packs by the blobs kept in them.
+    report.blobs_removed = choice.blobs_removed;
+    report.unused_bytes_left = choice.unused_left;
+    report.packs_deleted = choice.delete.len();
+    report.packs_repacked = choice.repack.len();
+    report.unindexed_packs_deleted = unindexed.len();
+    report.unindexed_packs_kept = young;
+    report.tmp_files_deleted = tmp.len();
+    let size_of = |p: &Id| size.get(p).copied().unwrap_or(0);
+    let freed: u64 = choice
+        .delete
+        .iter()
+        .chain(&choice.repack)
+        .chain(&unindexed)
+        .map(size_of)
+        .sum();
+    report.bytes_after = report.bytes_before.saturating_sub(freed) + choice.moved_bytes;
+    report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
+    Ok(PrunePlan {
+        lingering_index: index_files.iter().any(|id| superseded.contains(id)),
+        packs,
+        used,
+        choice,
+        unindexed,
+        tmp,
+        report,
+    })
+}
+
+/// The index files that exist, the ones superseded, and the live index's
+/// packs; the master index is set from the same reads (no second pass).
+///
+/// # Errors
+/// An index file that does not open: packs only it names would look
+/// unindexed and be deleted, so prune refuses until `repair index`.
+async fn live_index(repo: &Repository) -> Result<(Vec<Id>, HashSet<Id>, HashMap<Id, IndexPack>)> {
+    let IndexFiles { files, unreadable } = repo.read_index_files().await?;
+    if let Some((_, e)) = unreadable.into_iter().next() {
+        return Err(match e {
+            e @ Error::Corrupt { .. } => Error::Invalid(format!(
+                "{e}; prune changes nothing while an index file is unreadable: run `kvault repair index`"
+            )),
+            e => e,
+        });
+    }
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let mut packs: HashMap<Id, IndexPack> = HashMap::new();
+    for (_, f) in files.iter().filter(|(id, _)| !superseded.contains(id)) {
+        for p in &f.packs {
+            packs.entry(p.id).or_insert_with(|| p.clone());
+        }
+    }
+    repo.use_index_files(&files);
+    Ok((files.into_iter().map(|(id, _)| id).collect(), superseded, packs))
+}
+
+/// Sorts packs (in id order) by the blobs kept in them: each used blob's
+/// first copy is kept, so a pack is kept whole, deleted (nothing kept), or
+/// partial. Packs in `forced` are partial whatever their use (`repair
+/// snapshots` moves intact blobs out of damaged packs).
+fn decide_packs(ids: &[Id], packs: &HashMap<Id, IndexPack>, used: &HashSet<Id>, forced: &[Id]) -> ByUse {
     let mut kept_copy: HashSet<Id> = HashSet::new();
-    let (mut keep, mut delete, mut partial) = (Vec::new(), Vec::new(), Vec::new());
-    for pid in &ids {
+    let mut by = ByUse::default();
+    for pid in ids {
         let Some(p) = packs.get(pid) else { continue };
-        // Blobs kept in this pack: used, and not already kept in an
-        // earlier pack (a duplicate's first copy wins).
         let (mut used_n, mut used_b, mut unused_b) = (0usize, 0u64, 0u64);
         for (e, _) in &p.blobs {
             if used.contains(&e.id) && kept_copy.insert(e.id) {
@@ -284,167 +395,251 @@ pub async fn prune_locked(
             }
         }
         if used_n == 0 {
-            delete.push(*pid);
-            rep.blobs_removed += p.blobs.len();
-        } else if opts.repack.contains(pid) {
+            by.delete.push(*pid);
+            by.dropped += p.blobs.len();
+        } else if forced.contains(pid) {
             // Forced: rewritten first, before the unused-space budget.
-            partial.push((*pid, used_b, unused_b.max(1), p.blobs.len() - used_n));
+            by.partial
+                .push((*pid, used_b, unused_b.max(1), p.blobs.len() - used_n));
         } else if used_n == p.blobs.len() {
-            keep.push((*pid, used_b));
+            by.keep.push((*pid, used_b));
         } else {
-            partial.push((*pid, used_b, unused_b, p.blobs.len() - used_n));
+            by.partial.push((*pid, used_b, unused_b, p.blobs.len() - used_n));
         }
     }
+    by
+}
+
+/// Chooses which partial packs to repack: forced ones, then the most
+/// wasteful first while the unused bytes left exceed `max_unused_percent`
+/// of the used bytes and the `max_repack_bytes` budget allows.
+fn decide_repack(by: ByUse, opts: &PruneOptions) -> PackChoice {
+    let ByUse {
+        mut keep,
+        delete,
+        mut partial,
+        dropped,
+    } = by;
     let used_bytes: u64 = keep.iter().map(|k| k.1).sum::<u64>() + partial.iter().map(|p| p.1).sum::<u64>();
-    let mut unused_left: u64 = partial.iter().map(|p| p.2).sum();
     let allowed = (used_bytes as f64 * opts.max_unused_percent / 100.0) as u64;
-    // Most wasteful first.
+    let mut c = PackChoice {
+        unused_left: partial.iter().map(|p| p.2).sum(),
+        blobs_removed: dropped,
+        ..Default::default()
+    };
     partial.sort_by(|a, b| {
         let fa = a.2 as f64 / (a.1 + a.2).max(1) as f64;
         let fb = b.2 as f64 / (b.1 + b.2).max(1) as f64;
         fb.total_cmp(&fa).then(a.0.cmp(&b.0))
     });
-    // Bytes of used blobs moved into new packs.
-    let (mut repack, mut repack_bytes, mut moved_bytes) = (Vec::new(), 0u64, 0u64);
-    for (pid, u, w, dropped) in &partial {
-        let budget_ok = opts.max_repack_bytes.is_none_or(|m| repack_bytes + u + w <= m);
-        if opts.repack.contains(pid) || (unused_left > allowed && budget_ok) {
-            repack.push(*pid);
-            repack_bytes += u + w;
-            moved_bytes += u;
-            unused_left -= w;
-            rep.blobs_removed += dropped;
+    for (pid, u, w, gone) in partial {
+        let budget_ok = opts.max_repack_bytes.is_none_or(|m| c.repack_bytes + u + w <= m);
+        if opts.repack.contains(&pid) || (c.unused_left > allowed && budget_ok) {
+            c.repack.push(pid);
+            c.repack_bytes += u + w;
+            c.moved_bytes += u;
+            c.unused_left -= w;
+            c.blobs_removed += gone;
         } else {
-            keep.push((*pid, *u));
+            keep.push((pid, u));
         }
     }
-    rep.unused_bytes_left = unused_left;
-    rep.packs_deleted = delete.len();
-    rep.packs_repacked = repack.len();
-    let unindexed: Vec<Id> = {
-        let mut v: Vec<Id> = stored
-            .keys()
-            .filter(|p| !packs.contains_key(p))
-            .copied()
-            .collect();
-        v.sort();
-        v
-    };
-    let (unindexed, young): (Vec<Id>, Vec<Id>) = unindexed
-        .into_iter()
-        .partition(|p| old_enough(written_at.get(p).copied()));
-    rep.unindexed_packs_deleted = unindexed.len();
-    rep.unindexed_packs_kept = young.len();
-    let tmp: Vec<ObjectInfo> = repo
-        .list_temp()
-        .await?
-        .into_iter()
-        .filter(|o| old_enough(o.modified))
-        .collect();
-    rep.tmp_files_deleted = tmp.len();
-    let size_of = |p: &Id| stored.get(p).copied().unwrap_or(0);
-    let freed_guess: u64 = delete.iter().chain(&repack).chain(&unindexed).map(size_of).sum();
-    if opts.dry_run {
-        rep.bytes_after = rep.bytes_before.saturating_sub(freed_guess) + moved_bytes;
-        rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
-        return Ok(rep);
-    }
+    c.keep = keep;
+    c.delete = delete;
+    c
+}
 
-    // 3. First what needs no new index (a full disk frees this way):
-    // garbage no index names, old enough not to be a live write's.
+/// Carries out a plan, in the order that makes a kill at any point safe
+/// (module docs): garbage, repack, new index, old index files, packs.
+///
+/// # Errors
+/// The lock lost; storage errors (a rerun continues).
+pub async fn execute_prune(
+    repo: &Repository,
+    plan: PrunePlan,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
+    let mut rep = plan.report.clone();
+    // First what needs no new index (a full disk frees this way).
     repo.verify_locks().await?;
-    for o in &tmp {
+    for o in &plan.tmp {
         repo.remove_temp(o).await?;
     }
-    for p in &unindexed {
+    for p in &plan.unindexed {
         repo.remove_file(FileKind::Pack, p).await?;
     }
-    let lingering = old_files.iter().any(|id| superseded.contains(id));
-    if delete.is_empty() && repack.is_empty() && !lingering {
+    let c = &plan.choice;
+    if c.delete.is_empty() && c.repack.is_empty() && !plan.lingering_index {
         // Nothing else to free: leave the index as it is.
-        rep.bytes_after = pack_bytes(repo).await?;
-        rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
-        return Ok(rep);
+        return finish(repo, rep).await;
     }
-
-    // 3a. Repack: referenced blobs of the chosen packs into new packs (and
-    // their index, which names nothing superseded).
-    let mut new_packs: Vec<IndexPack> = Vec::new();
-    if !repack.is_empty() {
-        progress.start("repacking", Some(repack_bytes), Unit::Bytes);
-        let mut session = SaveSession::for_repack(repo);
-        // Blobs a kept pack holds need no move.
-        let mut moved: HashSet<Id> = keep
-            .iter()
-            .filter_map(|(p, _)| packs.get(p))
-            .flat_map(|p| p.blobs.iter().map(|(e, _)| e.id))
-            .collect();
-        for pid in &repack {
-            let Some(p) = packs.get(pid) else { continue };
-            for (e, _) in &p.blobs {
-                // Only the copy classification chose, once.
-                if used.contains(&e.id) && !moved.contains(&e.id) {
-                    let plain = repo.read_blob(&e.id).await?;
-                    session
-                        .save_blob(
-                            if e.blob_type == BlobType::Tree {
-                                BlobType::Tree
-                            } else {
-                                BlobType::Data
-                            },
-                            plain,
-                        )
-                        .await?;
-                    moved.insert(e.id);
-                }
-                progress.inc(u64::from(e.stored_len));
-            }
-        }
-        let (_, written) = session.commit_packs().await?;
-        progress.finish();
-        rep.packs_written = written.len();
-        new_packs = written;
-    }
-
-    // 3b. The new index: kept packs and new packs; the last file supersedes
-    // every index file that exists now.
+    let new_packs = repack(repo, &plan, progress).await?;
+    rep.packs_written = new_packs.len();
     repo.verify_locks().await?;
-    let before = repo.list_ids(crate::repo::FileKind::Index).await?;
-    let mut all: Vec<IndexPack> = keep.iter().filter_map(|(p, _)| packs.get(p).cloned()).collect();
+    let before = repo.list_ids(FileKind::Index).await?;
+    let mut all: Vec<IndexPack> = c
+        .keep
+        .iter()
+        .filter_map(|(p, _)| plan.packs.get(p).cloned())
+        .collect();
     all.extend(new_packs);
-    let chunks: Vec<Vec<IndexPack>> = if all.is_empty() {
-        vec![Vec::new()]
-    } else {
-        all.chunks(PACKS_PER_INDEX).map(<[IndexPack]>::to_vec).collect()
-    };
-    let n = chunks.len();
-    let mut written_ids = HashSet::new();
-    for (i, c) in chunks.into_iter().enumerate() {
-        let f = IndexFile {
-            supersedes: if i + 1 == n { before.clone() } else { Vec::new() },
-            packs: c,
-        };
-        written_ids.insert(repo.save_file(FileType::Index, &f.encode()).await?);
-        rep.index_files_written += 1;
-    }
-    // 3c. Older index files, then 3d. packs.
+    let written = write_index(repo, all, &before).await?;
+    rep.index_files_written = written.len();
     repo.verify_locks().await?;
-    for id in before.iter().filter(|id| !written_ids.contains(id)) {
+    for id in before.iter().filter(|id| !written.contains(id)) {
         repo.remove_file(FileKind::Index, id).await?;
         rep.index_files_removed += 1;
     }
     progress.start(
         "deleting packs",
-        Some((delete.len() + repack.len()) as u64),
+        Some((c.delete.len() + c.repack.len()) as u64),
         Unit::Items,
     );
-    for p in delete.iter().chain(&repack) {
+    for p in c.delete.iter().chain(&c.repack) {
         repo.remove_file(FileKind::Pack, p).await?;
         progress.inc(1);
     }
     progress.finish();
     repo.load_index().await?;
+    finish(repo, rep).await
+}
+
+/// The report with the storage's bytes after.
+async fn finish(repo: &Repository, mut rep: PruneReport) -> Result<PruneReport> {
     rep.bytes_after = pack_bytes(repo).await?;
     rep.bytes_freed = rep.bytes_before.saturating_sub(rep.bytes_after);
     Ok(rep)
+}
+
+/// Writes the referenced blobs of the packs to repack into new packs
+/// (each once: blobs a kept pack holds stay there); returns the new packs.
+///
+/// # Errors
+/// Reading a blob or storing a pack failing.
+async fn repack(repo: &Repository, plan: &PrunePlan, progress: &dyn Progress) -> Result<Vec<IndexPack>> {
+    let c = &plan.choice;
+    if c.repack.is_empty() {
+        return Ok(Vec::new());
+    }
+    progress.start("repacking", Some(c.repack_bytes), Unit::Bytes);
+    let mut session = SaveSession::for_repack(repo);
+    let mut moved: HashSet<Id> = c
+        .keep
+        .iter()
+        .filter_map(|(p, _)| plan.packs.get(p))
+        .flat_map(|p| p.blobs.iter().map(|(e, _)| e.id))
+        .collect();
+    for p in c.repack.iter().filter_map(|pid| plan.packs.get(pid)) {
+        for (e, _) in &p.blobs {
+            if plan.used.contains(&e.id) && moved.insert(e.id) {
+                let t = if e.blob_type == BlobType::Tree {
+                    BlobType::Tree
+                } else {
+                    BlobType::Data
+                };
+                session.save_blob(t, repo.read_blob(&e.id).await?).await?;
+            }
+            progress.inc(u64::from(e.stored_len));
+        }
+    }
+    let (_, written) = session.commit_packs().await?;
+    progress.finish();
+    Ok(written)
+}
+
+/// Writes `packs` as new index files; the last supersedes `before` (every
+/// index file that existed). Returns the ids written.
+///
+/// # Errors
+/// Storage errors.
+async fn write_index(repo: &Repository, packs: Vec<IndexPack>, before: &[Id]) -> Result<HashSet<Id>> {
+    let chunks: Vec<Vec<IndexPack>> = if packs.is_empty() {
+        vec![Vec::new()]
+    } else {
+        packs.chunks(PACKS_PER_INDEX).map(<[IndexPack]>::to_vec).collect()
+    };
+    let n = chunks.len();
+    let mut written = HashSet::new();
+    for (i, c) in chunks.into_iter().enumerate() {
+        let f = IndexFile {
+            supersedes: if i + 1 == n { before.to_vec() } else { Vec::new() },
+            packs: c,
+        };
+        written.insert(repo.save_file(FileType::Index, &f.encode()).await?);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::pack::BlobEntry;
+
+    fn pack(n: u8, blobs: &[(u8, u32)]) -> (Id, IndexPack) {
+        let id = Id([n; 32]);
+        let blobs = blobs
+            .iter()
+            .map(|&(b, len)| {
+                let e = BlobEntry {
+                    blob_type: BlobType::Data,
+                    compression: crate::repo::pack::Compression::None,
+                    stored_len: len,
+                    raw_len: len,
+                    id: Id([b; 32]),
+                };
+                (e, 0)
+            })
+            .collect();
+        (id, IndexPack { id, blobs })
+    }
+
+    /// The plan's decisions are pure functions of the index and the
+    /// references: whole, empty and partial packs, a duplicate's first
+    /// copy kept, and repacking only while the waste exceeds the budget.
+    #[test]
+    fn packs_are_kept_deleted_or_repacked_by_their_use() {
+        let packs: HashMap<Id, IndexPack> = [
+            pack(1, &[(10, 100), (11, 100)]), // both used: kept
+            pack(2, &[(20, 100)]),            // unused: deleted
+            pack(3, &[(30, 100), (31, 900)]), // 31 unused: very wasteful
+            pack(4, &[(10, 100), (40, 100)]), // 10 is a second copy
+        ]
+        .into_iter()
+        .collect();
+        let used: HashSet<Id> = [10, 11, 30, 40].map(|b| Id([b; 32])).into_iter().collect();
+        let mut ids: Vec<Id> = packs.keys().copied().collect();
+        ids.sort();
+        let by = decide_packs(&ids, &packs, &used, &[]);
+        assert_eq!(by.keep, vec![(Id([1; 32]), 200)]);
+        assert_eq!(by.delete, vec![Id([2; 32])]);
+        assert_eq!(
+            by.partial,
+            vec![(Id([3; 32]), 100, 900, 1), (Id([4; 32]), 100, 100, 1)]
+        );
+        assert_eq!(by.dropped, 1);
+
+        let opts = PruneOptions::default();
+        let c = decide_repack(by.clone(), &opts);
+        // 1000 unused bytes against 5% of 400 used: both partial packs go,
+        // the most wasteful first.
+        assert_eq!(c.repack, vec![Id([3; 32]), Id([4; 32])]);
+        assert_eq!(
+            (c.repack_bytes, c.moved_bytes, c.unused_left, c.blobs_removed),
+            (1200, 200, 0, 3)
+        );
+        // A budget that fits only the first.
+        let tight = PruneOptions {
+            max_repack_bytes: Some(1000),
+            ..PruneOptions::default()
+        };
+        let c = decide_repack(by.clone(), &tight);
+        assert_eq!(c.repack, vec![Id([3; 32])]);
+        assert_eq!(c.keep, vec![(Id([1; 32]), 200), (Id([4; 32]), 100)]);
+        // Tolerating all the waste repacks nothing.
+        let lax = PruneOptions {
+            max_unused_percent: 1000.0,
+            ..PruneOptions::default()
+        };
+        assert!(decide_repack(by, &lax).repack.is_empty());
+    }
 }

@@ -128,6 +128,16 @@ pub fn pack_path(id: &Id) -> String {
     format!("{DATA_DIR}/{}/{h}", &h[..2])
 }
 
+/// Every index file of a repository, as [`Repository::read_index_files`]
+/// found them (each list in id order).
+#[derive(Debug, Default)]
+pub struct IndexFiles {
+    /// The files that opened.
+    pub files: Vec<(Id, IndexFile)>,
+    /// The files that did not, and why.
+    pub unreadable: Vec<(Id, Error)>,
+}
+
 /// The current time, RFC 3339 with nanoseconds, UTC.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
@@ -726,29 +736,56 @@ impl Repository {
         IndexFile::decode(&p, &format!("index {id}"))
     }
 
-    /// Reads every index file into the master index.
+    /// Reads every index file, in parallel: the one index loader. Files
+    /// that do not open go to [`IndexFiles::unreadable`] with the error;
+    /// what that means is each caller's policy (the master index skips
+    /// corrupt ones with a warning, `check` reports each, prune refuses).
     ///
     /// # Errors
-    /// The first unreadable index file (use `check` for a full report).
-    pub async fn load_index(&self) -> Result<Arc<MasterIndex>> {
+    /// Listing the index files failing.
+    pub async fn read_index_files(&self) -> Result<IndexFiles> {
         let ids = self.list_ids(FileKind::Index).await?;
         let mut set = tokio::task::JoinSet::new();
         for id in ids {
             let r = self.clone();
             set.spawn(async move { (id, r.load_index_file(&id).await) });
         }
-        let (mut files, mut bad) = (Vec::new(), Vec::new());
+        let mut out = IndexFiles::default();
         while let Some(r) = set.join_next().await {
             match r.map_err(|e| Error::Internal(e.to_string()))? {
-                (id, Ok(f)) => files.push((id, f)),
-                // Damaged or planted: its packs' blobs count as missing
-                // (reads fail naming them, writers store them again);
-                // prune refuses until `kvault repair index`.
-                (id, Err(e @ Error::Corrupt { .. })) => bad.push((id, e.to_string())),
-                (_, Err(e)) => return Err(e),
+                (id, Ok(f)) => out.files.push((id, f)),
+                (id, Err(e)) => out.unreadable.push((id, e)),
             }
         }
-        bad.sort();
+        out.files.sort_by_key(|(id, _)| *id);
+        out.unreadable.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    /// Makes `files` the master index (superseded files left out).
+    pub fn use_index_files(&self, files: &[(Id, IndexFile)]) -> Arc<MasterIndex> {
+        let m = Arc::new(MasterIndex::from_files(files));
+        self.set_index(m.clone());
+        m
+    }
+
+    /// Reads every index file into the master index.
+    ///
+    /// # Errors
+    /// An index file that cannot be read for another reason than damage
+    /// (storage errors). Damaged or planted ones are skipped with a
+    /// warning: their packs' blobs count as missing (reads fail naming
+    /// them, writers store them again); prune refuses until `kvault repair
+    /// index`.
+    pub async fn load_index(&self) -> Result<Arc<MasterIndex>> {
+        let IndexFiles { files, unreadable } = self.read_index_files().await?;
+        let mut bad = Vec::new();
+        for (id, e) in unreadable {
+            match e {
+                Error::Corrupt { .. } => bad.push((id, e.to_string())),
+                e => return Err(e),
+            }
+        }
         for (id, e) in &bad {
             self.warn(&format!(
                 "index file {} skipped ({e}); run `kvault repair index`",
@@ -758,9 +795,7 @@ impl Repository {
         if let Ok(mut g) = self.inner.bad_index.lock() {
             *g = bad;
         }
-        let m = Arc::new(MasterIndex::from_files(&files));
-        self.set_index(m.clone());
-        Ok(m)
+        Ok(self.use_index_files(&files))
     }
 
     /// The current master index.

@@ -7,18 +7,27 @@ use std::time::Duration;
 
 use crate::common::{json_events, random_bytes};
 
-pub(crate) fn kvault(repo: &Path) -> Command {
+/// The kvault binary with none of this environment's kvault or AWS
+/// settings (a developer's KVAULT_REPOSITORY, the suite's S3 keys) and no
+/// standard input: the one way the integration tests start kvault.
+pub(crate) fn bare() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
     for (k, _) in std::env::vars() {
         if k.starts_with("KVAULT_") || k.starts_with("AWS_") {
             c.env_remove(k);
         }
     }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// [`bare`] on the repository `repo` with password `pw`, no progress bars.
+pub(crate) fn kvault(repo: &Path) -> Command {
+    let mut c = bare();
     c.arg("-r")
         .arg(repo)
         .arg("--no-progress")
-        .env("KVAULT_PASSWORD", "pw")
-        .stdin(Stdio::null());
+        .env("KVAULT_PASSWORD", "pw");
     c
 }
 
@@ -169,9 +178,7 @@ fn exit_codes_are_as_documented() {
         e["message"].as_str().unwrap().starts_with("no repository at"),
         "{e}"
     );
-    let o = run(Command::new(env!("CARGO_BIN_EXE_kvault"))
-        .env_remove("KVAULT_REPOSITORY")
-        .arg("snapshots"));
+    let o = run(bare().env("KVAULT_PASSWORD", "pw").arg("snapshots"));
     assert_eq!(code(&o), 10, "{}", stderr(&o));
 
     init(&repo);
@@ -666,7 +673,7 @@ fn s3_credentials_come_from_a_profile_when_no_keys_are_given() {
     .unwrap();
     let repo = format!("s3://{bucket}/profile-{}", kvault::Id::random().unwrap().short());
     let run = |profile: &str, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_kvault"))
+        bare()
             .args(["-r", &repo, "--no-progress", "--s3-endpoint", &endpoint])
             .args(args)
             .env_remove("AWS_ACCESS_KEY_ID")
@@ -692,7 +699,7 @@ fn s3_credentials_come_from_a_profile_when_no_keys_are_given() {
     assert_eq!(o.stdout, std::fs::read(&input).unwrap());
     // The same through --s3-profile; and another profile's wrong keys are
     // refused by the server, in one line.
-    let o = Command::new(env!("CARGO_BIN_EXE_kvault"))
+    let o = bare()
         .args([
             "-r",
             &repo,
@@ -720,13 +727,12 @@ fn s3_credentials_come_from_a_profile_when_no_keys_are_given() {
 
 #[test]
 fn completions_and_the_man_page_print() {
-    let kv = env!("CARGO_BIN_EXE_kvault");
     for (shell, marker) in [
         ("bash", "_kvault()"),
         ("zsh", "#compdef kvault"),
         ("fish", "complete -c kvault"),
     ] {
-        let o = Command::new(kv).args(["completions", shell]).output().unwrap();
+        let o = bare().args(["completions", shell]).output().unwrap();
         assert!(o.status.success());
         let s = String::from_utf8(o.stdout).unwrap();
         assert!(
@@ -734,7 +740,7 @@ fn completions_and_the_man_page_print() {
             "{shell}"
         );
     }
-    let o = Command::new(kv).arg("man").output().unwrap();
+    let o = bare().arg("man").output().unwrap();
     assert!(o.status.success());
     let s = String::from_utf8(o.stdout).unwrap();
     assert!(
@@ -743,6 +749,48 @@ fn completions_and_the_man_page_print() {
         &s[..200.min(s.len())]
     );
     assert!(s.contains("snapshot"));
+    assert!(s.contains("EXIT STATUS"), "no EXIT STATUS section");
+}
+
+/// `kvault man --dir` writes a page for every command kvault(1) names,
+/// each with its exit codes; `help CMD` shows the command's own flags
+/// before the global ones.
+#[test]
+fn every_command_has_a_man_page_and_its_own_flags_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bare().args(["man", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let main = std::fs::read_to_string(dir.path().join("kvault.1")).unwrap();
+    let mut named = 0;
+    for page in main.split("kvault\\-").skip(1) {
+        let name = page.split(['(', '\\']).next().unwrap();
+        let file = dir.path().join(format!("kvault-{}.1", name.replace("\\-", "-")));
+        assert!(
+            file.exists(),
+            "kvault(1) names kvault-{name}(1), which was not written"
+        );
+        named += 1;
+    }
+    assert!(named >= 20, "kvault(1) names {named} command pages");
+    for name in [
+        "kvault-snapshot.1",
+        "kvault-restore.1",
+        "kvault-key-add.1",
+        "kvault-repair-index.1",
+    ] {
+        let page = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(
+            page.contains("EXIT STATUS") && page.contains("\\fB12\\fR"),
+            "{name}"
+        );
+    }
+    let o = bare().args(["help", "snapshot"]).output().unwrap();
+    let help = String::from_utf8(o.stdout).unwrap();
+    let (own, global) = (
+        help.find("--topic").unwrap(),
+        help.find("Global options:").unwrap(),
+    );
+    assert!(own < global, "{help}");
 }
 
 #[test]

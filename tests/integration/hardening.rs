@@ -554,8 +554,8 @@ fn a_non_utf8_argument_is_a_usage_error_not_a_panic() {
         vec!["-r".as_ref(), bad, snapshots],
         vec!["-r".as_ref(), repo, snapshots, tag, bad],
     ] {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
-        c.env("KVAULT_PASSWORD", "pw").env_remove("KVAULT_REPOSITORY");
+        let mut c = crate::cli::bare();
+        c.env("KVAULT_PASSWORD", "pw");
         let o = crate::cli::run(c.args(&args));
         let err = stderr(&o);
         assert_eq!(code(&o), 2, "{err}");

@@ -3,8 +3,6 @@
 //! and a consumer group. Every later kvault must read it exactly; reading
 //! needs no broker.
 
-use std::process::Command;
-
 use kvault::NoProgress;
 use kvault::image::manifest;
 use kvault::image::reader::{RecordFilter, for_each_record};
@@ -105,7 +103,7 @@ async fn make_kafka_fixture() {
 }
 
 fn cli(root: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_kvault"))
+    let o = crate::cli::bare()
         .arg("-r")
         .arg(root)
         .arg("--no-progress")

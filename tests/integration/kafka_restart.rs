@@ -52,12 +52,8 @@ impl Drop for Broker {
 }
 
 fn kvault(repo: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
-    c.args(["-r", repo.to_str().unwrap(), "--no-progress"])
-        .args(args)
-        .env("KVAULT_PASSWORD", "pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = crate::cli::kvault(repo);
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 

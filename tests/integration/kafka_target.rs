@@ -350,9 +350,8 @@ async fn a_restore_that_fails_half_way_says_what_it_left_and_the_rerun_completes
 fn an_unreachable_broker_fails_within_ten_seconds_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let kv = env!("CARGO_BIN_EXE_kvault");
     let run = |args: &[&str]| {
-        std::process::Command::new(kv)
+        crate::cli::bare()
             .args(["-r", repo.to_str().unwrap(), "--no-progress"])
             .args(args)
             .env("KVAULT_PASSWORD", "pw")
@@ -389,7 +388,7 @@ fn an_unreachable_broker_fails_within_ten_seconds_with_one_clear_line() {
     // repository's error still comes first: a wrong password with an
     // unreachable broker exits 12, once the connection attempt has ended.
     let t0 = Instant::now();
-    let out = std::process::Command::new(kv)
+    let out = crate::cli::bare()
         .args(["-r", repo.to_str().unwrap(), "--no-progress"])
         .args(["snapshot", "-b", "127.0.0.1:1", "--kafka-timeout", "2s"])
         .env("KVAULT_PASSWORD", "wrong")
@@ -921,9 +920,8 @@ async fn a_configuration_file_replaces_the_repeated_flags() {
         ),
     )
     .unwrap();
-    let kv = env!("CARGO_BIN_EXE_kvault");
     let run = |args: &[&str]| {
-        std::process::Command::new(kv)
+        crate::cli::bare()
             .args(["--config", cfg.to_str().unwrap(), "--no-progress"])
             .args(args)
             .env_remove("KVAULT_PASSWORD")

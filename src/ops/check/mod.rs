@@ -26,10 +26,9 @@ use super::progress::{Progress, Unit};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::crypto::SEAL_OVERHEAD;
-use crate::repo::index::MasterIndex;
 use crate::repo::pack::{BlobType, HEADER_ENTRY_LEN, decode_pack_entries, open_blob};
 use crate::repo::walk::{TreeWalker, Visit};
-use crate::repo::{FileKind, Repository};
+use crate::repo::{FileKind, IndexFiles, Repository};
 
 /// Data a damaged blob costs one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,19 +131,15 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
     let mut rep = CheckReport::default();
 
     // 1. Index files.
-    let mut files = Vec::new();
-    for id in repo.list_ids(crate::repo::FileKind::Index).await? {
-        match repo.load_index_file(&id).await {
-            Ok(f) => files.push((id, f)),
-            Err(e) => rep.errors.push(Finding::IndexFile {
-                index: id,
-                error: e.to_string(),
-            }),
-        }
+    let IndexFiles { files, unreadable } = repo.read_index_files().await?;
+    for (id, e) in unreadable {
+        rep.errors.push(Finding::IndexFile {
+            index: id,
+            error: e.to_string(),
+        });
     }
     rep.index_files = files.len();
-    let index = MasterIndex::from_files(&files);
-    repo.set_index(std::sync::Arc::new(index.clone()));
+    let index = repo.use_index_files(&files);
     rep.blobs = index.len();
 
     // 2. Packs in storage against the index.
