@@ -13,6 +13,9 @@
 //!
 //! `cargo bench --bench many_snapshots` (KVAULT_BENCH_SNAPSHOTS=100,1000
 //! picks the checkpoints). Results in BENCHMARKS.md.
+
+// A benchmark is a script: its steps read in the order they run.
+#![allow(clippy::too_many_lines)]
 #![allow(
     missing_docs,
     clippy::unwrap_used,

@@ -3,6 +3,9 @@
 //! throughput and the process's peak RSS (VmHWM). Results in BENCHMARKS.md.
 //!
 //! `cargo bench --bench memory` (KVAULT_BENCH_GIB overrides the size).
+
+// A benchmark is a script: its steps read in the order they run.
+#![allow(clippy::too_many_lines)]
 #![allow(
     missing_docs,
     clippy::unwrap_used,

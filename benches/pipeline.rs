@@ -2,6 +2,9 @@
 //! pack) against the raw throughput of each stage, on JSON-like events and
 //! on random bytes, with 1 thread and all cores, in one run.
 //! Results and their ratios are in BENCHMARKS.md.
+
+// A benchmark is a script: its steps read in the order they run.
+#![allow(clippy::too_many_lines)]
 #![allow(
     missing_docs,
     clippy::unwrap_used,

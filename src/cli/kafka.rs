@@ -707,6 +707,23 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     super::metrics::set_cluster(&a.kafka.brokers);
     let repo = ctx.open().await?;
     let id = repo.find_id(kvault::FileKind::Snapshot, &a.snapshot).await?;
+    let opts = restore_options(a)?;
+    let bar = ctx.out.progress();
+    let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
+    restore_metrics(&r);
+    if let Some(g) = &r.groups_from {
+        ctx.out.note(g);
+    }
+    for w in &r.warnings {
+        ctx.out.note(&format!("warning: {w}"));
+    }
+    let kind = if r.dry_run { "restore_plan" } else { "restore" };
+    ctx.out.emit(kind, json!(r), || restore_text(&r));
+    Ok(exit::OK)
+}
+
+/// The library's restore options from the command line.
+fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOptions> {
     let mut rename = Vec::new();
     for r in &a.rename {
         let (f, t) = r
@@ -714,7 +731,7 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             .ok_or_else(|| anyhow::anyhow!("--rename {r:?} is not FROM=TO"))?;
         rename.push((f.to_string(), t.to_string()));
     }
-    let opts = kvault::ops::restore::RestoreOptions {
+    Ok(kvault::ops::restore::RestoreOptions {
         kafka: a.kafka.options()?,
         topics: with_regexes(a.topics, &a.topic_regex),
         rename,
@@ -730,106 +747,94 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         repartition: a.repartition,
         max_records_per_sec: a.max_records_per_sec,
         max_bytes_per_sec: a.max_bytes_per_sec,
-    };
-    let bar = ctx.out.progress();
-    let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
-    {
-        use super::metrics::set;
-        set(
-            "kvault_restore_records_written",
-            "Records the last restore wrote and the target confirmed.",
-            r.records_written as f64,
-        );
-        set(
-            "kvault_restore_partitions",
-            "Partitions the last restore wrote.",
-            r.partitions.len() as f64,
-        );
-        set(
-            "kvault_restore_groups",
-            "Group offsets the last restore committed.",
-            r.groups.len() as f64,
-        );
-    }
-    if let Some(g) = &r.groups_from {
-        ctx.out.note(g);
-    }
-    for w in &r.warnings {
-        ctx.out.note(&format!("warning: {w}"));
-    }
-    ctx.out.emit(
-        if r.dry_run { "restore_plan" } else { "restore" },
-        json!(r),
-        || {
-            let mut s = String::new();
-            let verb = if r.dry_run { "would restore" } else { "restored" };
-            for t in &r.created_topics {
-                s.push_str(&format!(
-                    "{} topic {t}\n",
-                    if r.dry_run { "would create" } else { "created" }
-                ));
-            }
-            for n in &r.non_empty {
-                s.push_str(&format!(
-                    "target {n} before the restore{}\n",
-                    if r.purged_records > 0 { " (purged)" } else { "" }
-                ));
-            }
-            for p in &r.partitions {
-                s.push_str(&format!(
-                    "{verb} {}/{} -> {}/{}: {} records (source offsets {}..{}){}{}\n",
-                    p.source_topic,
-                    p.partition,
-                    p.target_topic,
-                    p.target_partition.map_or("*".to_string(), |q| q.to_string()),
-                    p.records,
-                    p.source_range[0],
-                    p.source_range[1],
-                    p.target_start
-                        .map(|t| format!(", target from offset {t}"))
-                        .unwrap_or_default(),
-                    if p.compacted_away > 0 {
-                        format!(", {} compacted away", p.compacted_away)
-                    } else {
-                        String::new()
-                    }
-                ));
-            }
-            for sp in &r.spread {
-                s.push_str(&format!(
-                    "  spread by key into {}/{}: {} records{}\n",
-                    sp.topic,
-                    sp.partition,
-                    sp.records,
-                    sp.target_start
-                        .map(|t| format!(", target from offset {t}"))
-                        .unwrap_or_default()
-                ));
-            }
-            for g in &r.groups {
-                let source = if g.approximate {
-                    "first record not consumed (approximate across partitions)".to_string()
-                } else {
-                    format!("source offset {}", g.source_offset)
-                };
-                s.push_str(&format!(
-                    "group {} {}/{}: {source} -> target offset {}\n",
-                    g.group,
-                    g.topic,
-                    g.partition,
-                    g.target_offset.map_or("?".into(), |t| t.to_string())
-                ));
-            }
-            if !r.dry_run {
-                s.push_str(&format!(
-                    "{} records written and confirmed by the target",
-                    r.records_written
-                ));
-            }
-            s.trim_end().to_string()
-        },
+    })
+}
+
+/// The restore's figures for `--metrics-file` / `--metrics-push`.
+fn restore_metrics(r: &kvault::ops::restore::RestoreResult) {
+    use super::metrics::set;
+    set(
+        "kvault_restore_records_written",
+        "Records the last restore wrote and the target confirmed.",
+        r.records_written as f64,
     );
-    Ok(exit::OK)
+    set(
+        "kvault_restore_partitions",
+        "Partitions the last restore wrote.",
+        r.partitions.len() as f64,
+    );
+    set(
+        "kvault_restore_groups",
+        "Group offsets the last restore committed.",
+        r.groups.len() as f64,
+    );
+}
+
+/// The restore (or its plan) for humans: topics created, targets that held
+/// records, each partition's records and offsets, spread partitions, and
+/// each group's translated offset.
+fn restore_text(r: &kvault::ops::restore::RestoreResult) -> String {
+    let mut s = String::new();
+    let verb = if r.dry_run { "would restore" } else { "restored" };
+    for t in &r.created_topics {
+        s.push_str(&format!(
+            "{} topic {t}\n",
+            if r.dry_run { "would create" } else { "created" }
+        ));
+    }
+    for n in &r.non_empty {
+        let purged = if r.purged_records > 0 { " (purged)" } else { "" };
+        s.push_str(&format!("target {n} before the restore{purged}\n"));
+    }
+    let from = |t: Option<i64>| t.map(|t| format!(", target from offset {t}")).unwrap_or_default();
+    for p in &r.partitions {
+        s.push_str(&format!(
+            "{verb} {}/{} -> {}/{}: {} records (source offsets {}..{}){}{}\n",
+            p.source_topic,
+            p.partition,
+            p.target_topic,
+            p.target_partition.map_or("*".to_string(), |q| q.to_string()),
+            p.records,
+            p.source_range[0],
+            p.source_range[1],
+            from(p.target_start),
+            if p.compacted_away > 0 {
+                format!(", {} compacted away", p.compacted_away)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    for sp in &r.spread {
+        s.push_str(&format!(
+            "  spread by key into {}/{}: {} records{}\n",
+            sp.topic,
+            sp.partition,
+            sp.records,
+            from(sp.target_start)
+        ));
+    }
+    for g in &r.groups {
+        let source = if g.approximate {
+            "first record not consumed (approximate across partitions)".to_string()
+        } else {
+            format!("source offset {}", g.source_offset)
+        };
+        s.push_str(&format!(
+            "group {} {}/{}: {source} -> target offset {}\n",
+            g.group,
+            g.topic,
+            g.partition,
+            g.target_offset.map_or("?".into(), |t| t.to_string())
+        ));
+    }
+    if !r.dry_run {
+        s.push_str(&format!(
+            "{} records written and confirmed by the target",
+            r.records_written
+        ));
+    }
+    s.trim_end().to_string()
 }
 
 #[cfg(test)]

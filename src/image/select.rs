@@ -280,7 +280,6 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
             base_id.short()
         )
     });
-    let mut segments: HashMap<Id, Vec<Segment>> = HashMap::new();
     let mut m = Manifest::default();
     // Only the base and the snapshots after it up to the first one after
     // `t` can hold what the log was at `t`: records below the base's log
@@ -310,9 +309,36 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         }
         pending.push(other);
     }
-    // Group positions as of `t`: the base's offsets, then every commit the
-    // later snapshots read from the commit log up to `t` (the log of the
-    // first snapshot after `t` holds the commits between its parent and it).
+    let groups_from = group_positions(repo, &mut m.groups, (base_id, base), window, &pending, t).await?;
+    // Topics born between the base and `t`: kept below only if one of
+    // their records is that old.
+    let born = add_born_topics(&mut m, &pending);
+    // Every segment any snapshot holds: the log as the repository knows it.
+    gather_segments(repo, &mut m, pending).await?;
+    let born = keep_born_before(&mut m, born, t);
+    let cuts = cuts_at(repo, &m, t).await?;
+    Ok(AsOf {
+        manifest: m,
+        cuts,
+        base: *base_id,
+        warning,
+        born,
+        groups_from,
+    })
+}
+
+/// Group positions as of `t` into `groups` (the base's): every commit the
+/// snapshots after the base read from the commit log up to `t` (the log of
+/// the first snapshot after `t` holds the commits between its parent and
+/// it). Returns where the positions come from, for the plan.
+async fn group_positions(
+    repo: &Repository,
+    groups: &mut BTreeMap<String, Vec<crate::image::types::GroupOffset>>,
+    (base_id, base): (&Id, &crate::repo::snapshot::Snapshot),
+    window: &[(Id, crate::repo::snapshot::Snapshot)],
+    pending: &[Manifest],
+    t: i64,
+) -> Result<String> {
     let mut logs = Vec::new();
     let mut history_complete = true;
     if base.unix_ms() <= t {
@@ -329,33 +355,35 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
             }
         }
     }
-    let groups_from = if logs.is_empty() {
-        format!(
+    if logs.is_empty() {
+        return Ok(format!(
             "group offsets as of snapshot {} (no commit history after it)",
+            base_id.short()
+        ));
+    }
+    let mut n = 0usize;
+    for log in &logs {
+        let commits = log.load(repo).await?;
+        n += commits.iter().filter(|c| c.ts <= t).count();
+        super::commits::apply(groups, &commits, t);
+    }
+    Ok(if history_complete {
+        format!(
+            "group offsets as of the requested time: snapshot {} plus {n} later commit(s)",
             base_id.short()
         )
     } else {
-        let mut n = 0usize;
-        for log in &logs {
-            let commits = log.load(repo).await?;
-            n += commits.iter().filter(|c| c.ts <= t).count();
-            super::commits::apply(&mut m.groups, &commits, t);
-        }
-        if history_complete {
-            format!(
-                "group offsets as of the requested time: snapshot {} plus {n} later commit(s)",
-                base_id.short()
-            )
-        } else {
-            format!(
-                "group offsets from snapshot {} plus {n} later commit(s); the commit history is incomplete \
-                 (compacted, unreadable, or older snapshots), so a position may be older than it was",
-                base_id.short()
-            )
-        }
-    };
-    // Topics born between the base and `t`: kept below only if one of
-    // their records is that old.
+        format!(
+            "group offsets from snapshot {} plus {n} later commit(s); the commit history is incomplete \
+             (compacted, unreadable, or older snapshots), so a position may be older than it was",
+            base_id.short()
+        )
+    })
+}
+
+/// Adds (without segments) the topics the later snapshots have and `m`
+/// lacks; returns their names.
+fn add_born_topics(m: &mut Manifest, pending: &[Manifest]) -> Vec<String> {
     let mut born: Vec<String> = Vec::new();
     for other in pending.iter().skip(1) {
         for (name, t) in &other.topics {
@@ -370,7 +398,14 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
             born.push(name.clone());
         }
     }
-    // Every segment any snapshot holds: the log as the repository knows it.
+    born
+}
+
+/// Gives each of `m`'s partitions every segment the snapshots hold, in
+/// order and once; each partition subtree is read once however many
+/// snapshots share it.
+async fn gather_segments(repo: &Repository, m: &mut Manifest, pending: Vec<Manifest>) -> Result<()> {
+    let mut segments: HashMap<Id, Vec<Segment>> = HashMap::new();
     for other in pending {
         for (name, ot) in other.topics {
             let Some(bt) = m.topics.get_mut(&name) else {
@@ -393,6 +428,12 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
             }
         }
     }
+    Ok(())
+}
+
+/// Keeps the born topics that have a record at or before `t` (removing
+/// the others from `m`); returns their names.
+fn keep_born_before(m: &mut Manifest, mut born: Vec<String>, t: i64) -> Vec<String> {
     born.retain(|name| {
         let old = m.topics.get(name).is_some_and(|tp| {
             tp.partitions.values().any(|p| {
@@ -409,23 +450,22 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         }
         old
     });
+    born
+}
+
+/// Per partition, the first offset whose record is newer than `t`.
+async fn cuts_at(repo: &Repository, m: &Manifest, t: i64) -> Result<BTreeMap<(String, i32), Option<i64>>> {
     let mut cuts = BTreeMap::new();
     for t_ in m.topics.values() {
         for p in t_.partitions.values() {
+            let what = format!("{}/{}", t_.name, p.meta.partition);
             cuts.insert(
                 (t_.name.clone(), p.meta.partition),
-                first_newer(repo, &format!("{}/{}", t_.name, p.meta.partition), p, t).await?,
+                first_newer(repo, &what, p, t).await?,
             );
         }
     }
-    Ok(AsOf {
-        manifest: m,
-        cuts,
-        base: *base_id,
-        warning,
-        born,
-        groups_from,
-    })
+    Ok(cuts)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use kvault_rdkafka_batch::{FetchQueue, Msg, TimestampKind};
+use kvault_rdkafka_batch::{Batch, FetchQueue, Msg, TimestampKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -232,7 +232,6 @@ fn consumer(opts: &KafkaOptions, many: bool) -> Result<BaseConsumer<Context>> {
 /// The client cannot be created; the handler fails; no progress for
 /// `opts.retry_timeout()` (broker gone, partition without a leader).
 pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Result<ReadOutcome> {
-    let mut out = ReadOutcome::default();
     let mut pending: VecDeque<ReadJob> = VecDeque::new();
     for j in jobs {
         if j.start >= j.end {
@@ -242,210 +241,309 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
         }
     }
     if pending.is_empty() {
-        return Ok(out);
+        return Ok(ReadOutcome::default());
     }
     let consumer = consumer(opts, pending.len() > MANY_PARTITIONS)?;
     // Fill the client's metadata cache for every topic at once: otherwise
     // each newly assigned topic waits for its own metadata request.
     let _ = consumer.fetch_metadata(None, opts.request_timeout());
-    let mut active = ActiveSet::default();
-    let mut finished: Vec<(String, i32)> = Vec::new();
-    let mut last_progress = Instant::now();
-    let mut last_check = Instant::now();
     let fetchq = FetchQueue::new(&consumer)
         .ok_or_else(|| Error::Internal("librdkafka could not create a fetch queue".into()))?;
     let mut batch = fetchq.batch(BATCH);
-    let mut since_look = 0usize;
-    let mut admit_again = true;
-    // Assignment changes cost librdkafka work per assigned partition: make
-    // them in batches (many finished, an idle read, or every 256 records).
-    let mut housekeeping = true;
-    // An end-of-partition event waiting for a position check (at most one
-    // check per 50 ms: each copies the whole assignment).
-    let mut eof_pending = false;
-    let mut last_eof_check = Instant::now();
-    let mut last_error: Option<String> = None;
-    let deadline = opts.retry_timeout();
-
+    let mut r = Reader::new(&consumer, opts, pending);
     loop {
-        // Unassign what finished, then admit what memory allows.
-        if !finished.is_empty() && (housekeeping || finished.len() >= 64 || active.count == 0) {
-            admit_again = true;
-            let mut tpl = TopicPartitionList::with_capacity(finished.len());
-            for (t, p) in finished.drain(..) {
-                tpl.add_partition(&t, p);
-            }
-            consumer
-                .incremental_unassign(&tpl)
-                .map_err(|e| Error::Internal(format!("unassigning finished partitions: {e}")))?;
+        r.unassign_finished()?;
+        r.admit(&fetchq, h)?;
+        if r.active.count == 0 {
+            return Ok(r.out);
         }
-        housekeeping = false;
-        // Admission is looked at again only after partitions finished.
-        if admit_again && !pending.is_empty() {
-            admit_again = false;
-            let mut tpl = TopicPartitionList::new();
-            while let Some(j) = pending.front() {
-                if active.count >= MAX_ACTIVE || (active.count > 0 && !h.admit(j)) {
-                    break;
-                }
-                let Some(j) = pending.pop_front() else { break };
-                if !fetchq.route(&j.topic, j.partition) {
-                    return Err(Error::Internal(format!(
-                        "cannot route {}/{} to the fetch queue",
-                        j.topic, j.partition
-                    )));
-                }
-                tpl.add_partition(&j.topic, j.partition)
-                    .set_offset(Offset::Offset(j.start))
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                active.insert(
-                    &j.topic,
-                    j.partition,
-                    Active {
-                        tag: j.tag,
-                        end: j.end,
-                        pos: j.start,
-                    },
-                );
-            }
-            if tpl.count() > 0 {
-                consumer
-                    .incremental_assign(&tpl)
-                    .map_err(|e| Error::Invalid(format!("assigning partitions on {}: {e}", opts.brokers)))?;
-            }
-        }
-        if active.count == 0 {
-            return Ok(out);
-        }
-
-        // Client-wide events (logs, errors, statistics) stay on the
-        // consumer queue: serve them between batches.
-        while let Some(ev) = consumer.poll(Duration::ZERO) {
-            if let Err(e) = ev {
-                last_error = Some(e.to_string());
-            }
-        }
+        r.serve_client_events();
         let got = fetchq.consume(&mut batch, Duration::from_millis(100));
-        since_look += got;
+        let seen = r.take_batch(&batch, got, h)?;
+        r.after_batch(&seen, h)?;
+    }
+}
+
+/// The state of one read: what waits, what is assigned, what finished, and
+/// the clocks of the watchdog. [`read`] drives it through its transitions.
+struct Reader<'c> {
+    consumer: &'c BaseConsumer<Context>,
+    opts: &'c KafkaOptions,
+    /// Jobs not yet assigned.
+    pending: VecDeque<ReadJob>,
+    /// Jobs assigned and unfinished.
+    active: ActiveSet,
+    /// Finished partitions still assigned.
+    finished: Vec<(String, i32)>,
+    out: ReadOutcome,
+    /// Admission is looked at again only after partitions finished.
+    admit_again: bool,
+    /// Assignment changes cost librdkafka work per assigned partition:
+    /// they are made in batches (many finished, an idle read, or every 256
+    /// records).
+    housekeeping: bool,
+    /// An end-of-partition event waiting for a position check (at most one
+    /// check per 50 ms: each copies the whole assignment).
+    eof_pending: bool,
+    last_eof_check: Instant,
+    last_progress: Instant,
+    last_check: Instant,
+    since_look: usize,
+    last_error: Option<String>,
+}
+
+/// What one batch held, for the checks after it.
+struct Seen {
+    /// Time to look at the clock (every 256 messages, an empty read, an
+    /// event).
+    look: bool,
+    /// Records, not just events: progress.
+    records: bool,
+    /// A partition's topic is gone.
+    unknown_topic: bool,
+}
+
+impl<'c> Reader<'c> {
+    fn new(consumer: &'c BaseConsumer<Context>, opts: &'c KafkaOptions, pending: VecDeque<ReadJob>) -> Self {
+        let now = Instant::now();
+        Reader {
+            consumer,
+            opts,
+            pending,
+            active: ActiveSet::default(),
+            finished: Vec::new(),
+            out: ReadOutcome::default(),
+            admit_again: true,
+            housekeeping: true,
+            eof_pending: false,
+            last_eof_check: now,
+            last_progress: now,
+            last_check: now,
+            since_look: 0,
+            last_error: None,
+        }
+    }
+
+    /// Unassigns the finished partitions, in batches.
+    fn unassign_finished(&mut self) -> Result<()> {
+        let due = self.housekeeping || self.finished.len() >= 64 || self.active.count == 0;
+        self.housekeeping = false;
+        if self.finished.is_empty() || !due {
+            return Ok(());
+        }
+        self.admit_again = true;
+        let mut tpl = TopicPartitionList::with_capacity(self.finished.len());
+        for (t, p) in self.finished.drain(..) {
+            tpl.add_partition(&t, p);
+        }
+        self.consumer
+            .incremental_unassign(&tpl)
+            .map_err(|e| Error::Internal(format!("unassigning finished partitions: {e}")))
+    }
+
+    /// Assigns waiting jobs while the handler's memory allows (always one).
+    fn admit(&mut self, fetchq: &FetchQueue<'_>, h: &mut dyn Handler) -> Result<()> {
+        if !self.admit_again || self.pending.is_empty() {
+            return Ok(());
+        }
+        self.admit_again = false;
+        let mut tpl = TopicPartitionList::new();
+        while let Some(j) = self.pending.front() {
+            if self.active.count >= MAX_ACTIVE || (self.active.count > 0 && !h.admit(j)) {
+                break;
+            }
+            let Some(j) = self.pending.pop_front() else { break };
+            if !fetchq.route(&j.topic, j.partition) {
+                return Err(Error::Internal(format!(
+                    "cannot route {}/{} to the fetch queue",
+                    j.topic, j.partition
+                )));
+            }
+            tpl.add_partition(&j.topic, j.partition)
+                .set_offset(Offset::Offset(j.start))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let a = Active {
+                tag: j.tag,
+                end: j.end,
+                pos: j.start,
+            };
+            self.active.insert(&j.topic, j.partition, a);
+        }
+        if tpl.count() > 0 {
+            self.consumer
+                .incremental_assign(&tpl)
+                .map_err(|e| Error::Invalid(format!("assigning partitions on {}: {e}", self.opts.brokers)))?;
+        }
+        Ok(())
+    }
+
+    /// Client-wide events (logs, errors, statistics) stay on the consumer
+    /// queue: served between batches.
+    fn serve_client_events(&mut self) {
+        while let Some(ev) = self.consumer.poll(Duration::ZERO) {
+            if let Err(e) = ev {
+                self.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Hands a batch's records to `h` and notes its events.
+    fn take_batch(&mut self, batch: &Batch<'_>, got: usize, h: &mut dyn Handler) -> Result<Seen> {
+        self.since_look += got;
         // Reading the clock per record costs as much as handling a small
         // one: look at it every 256 messages, or when a read came back empty.
-        let mut look = got == 0 || since_look >= 256;
-        if look {
-            since_look = 0;
+        let mut seen = Seen {
+            look: got == 0 || self.since_look >= 256,
+            records: false,
+            unknown_topic: false,
+        };
+        if seen.look {
+            self.since_look = 0;
         }
-        let mut unknown_topic = false;
-        // Only records are progress: a batch of fetch errors is not.
-        let mut records = false;
         // Records come in runs of one topic: name each run once.
         let mut named: Option<(Msg<'_>, &str)> = None;
         for m in batch.iter() {
             if let Some(code) = m.error() {
-                look = true;
-                if code == RDKafkaErrorCode::PartitionEOF {
-                    last_progress = Instant::now();
-                    // The end of partition p of some active topic: finish
-                    // every one whose position reached its end (control and
-                    // aborted records at the tail are never handed out).
-                    if active.has_unfinished(m.partition()) {
-                        eof_pending = true;
-                    }
-                } else if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-                    last_error = Some("unknown topic or partition".into());
-                    unknown_topic = true;
-                } else {
-                    // Transient (broker restarting, leader moving):
-                    // librdkafka reconnects and refetches; the watchdog
-                    // below bounds it.
-                    last_error = Some(m.error_text());
-                }
+                seen.look = true;
+                self.event(code, &m, &mut seen);
                 continue;
             }
-            records = true;
+            seen.records = true;
             let topic = match named {
                 Some((prev, name)) if prev.same_topic(&m) => name,
                 _ => m.topic(),
             };
             named = Some((m, topic));
-            let (p, off) = (m.partition(), m.offset());
-            let Some(a) = active.get_mut(topic, p) else {
-                continue;
+            self.record(&m, topic, h)?;
+        }
+        if seen.records && seen.look {
+            self.last_progress = Instant::now();
+        }
+        Ok(seen)
+    }
+
+    /// A per-partition event: end of partition, a topic gone, or a fetch
+    /// error librdkafka retries itself (the watchdog bounds it).
+    fn event(&mut self, code: RDKafkaErrorCode, m: &Msg<'_>, seen: &mut Seen) {
+        if code == RDKafkaErrorCode::PartitionEOF {
+            self.last_progress = Instant::now();
+            // The end of partition p of some active topic: finish every one
+            // whose position reached its end (control and aborted records
+            // at the tail are never handed out).
+            if self.active.has_unfinished(m.partition()) {
+                self.eof_pending = true;
+            }
+        } else if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+            self.last_error = Some("unknown topic or partition".into());
+            seen.unknown_topic = true;
+        } else {
+            self.last_error = Some(m.error_text());
+        }
+    }
+
+    /// One record: handed to `h` when it is inside its job; the job
+    /// finishes at its end offset.
+    fn record(&mut self, m: &Msg<'_>, topic: &str, h: &mut dyn Handler) -> Result<()> {
+        let (p, off) = (m.partition(), m.offset());
+        let Some(a) = self.active.get_mut(topic, p) else {
+            return Ok(());
+        };
+        if off < a.end {
+            let (timestamp, timestamp_type) = match m.timestamp() {
+                (t, TimestampKind::CreateTime) => (t, TimestampType::CreateTime),
+                (t, TimestampKind::LogAppendTime) => (t, TimestampType::LogAppendTime),
+                (_, TimestampKind::NotAvailable) => (-1, TimestampType::None),
             };
-            if off < a.end {
-                let (timestamp, timestamp_type) = match m.timestamp() {
-                    (t, TimestampKind::CreateTime) => (t, TimestampType::CreateTime),
-                    (t, TimestampKind::LogAppendTime) => (t, TimestampType::LogAppendTime),
-                    (_, TimestampKind::NotAvailable) => (-1, TimestampType::None),
-                };
-                let mut headers = Vec::new();
-                if let Err(e) = m.headers_into(&mut headers) {
-                    return Err(Error::Kafka {
-                        op: format!("reading {topic}/{p} at offset {off}"),
-                        detail: e.to_string(),
-                        code: None,
-                        transient: false,
-                    });
-                }
-                let r = RecordRef {
-                    timestamp,
-                    timestamp_type,
-                    key: m.key(),
-                    value: m.payload(),
-                    headers,
-                };
-                h.record(a.tag, off, &r)?;
-                a.pos = off + 1;
+            let mut headers = Vec::new();
+            if let Err(e) = m.headers_into(&mut headers) {
+                return Err(Error::Kafka {
+                    op: format!("reading {topic}/{p} at offset {off}"),
+                    detail: e.to_string(),
+                    code: None,
+                    transient: false,
+                });
             }
-            if off + 1 >= a.end {
-                let tag = a.tag;
-                finish(&mut active, &mut finished, topic, p);
-                h.done(tag)?;
-            }
+            let r = RecordRef {
+                timestamp,
+                timestamp_type,
+                key: m.key(),
+                value: m.payload(),
+                headers,
+            };
+            h.record(a.tag, off, &r)?;
+            a.pos = off + 1;
         }
-        if records && look {
-            last_progress = Instant::now();
+        if off + 1 >= a.end {
+            let tag = a.tag;
+            finish(&mut self.active, &mut self.finished, topic, p);
+            h.done(tag)?;
         }
-        if unknown_topic {
-            drop_deleted_topics(&consumer, opts, &mut active, &mut finished, &mut out, h)?;
-            pending.retain(|j| {
-                let keep = !out.gone_topics.contains(&j.topic);
+        Ok(())
+    }
+
+    /// After a batch: deleted topics dropped, positions checked after an
+    /// end of partition or a quiet second, and the watchdog.
+    fn after_batch(&mut self, seen: &Seen, h: &mut dyn Handler) -> Result<()> {
+        if seen.unknown_topic {
+            drop_deleted_topics(
+                self.consumer,
+                self.opts,
+                &mut self.active,
+                &mut self.finished,
+                &mut self.out,
+                h,
+            )?;
+            let gone = &self.out.gone_topics;
+            self.pending.retain(|j| {
+                let keep = !gone.contains(&j.topic);
                 if !keep {
                     h.gone(j.tag);
                 }
                 keep
             });
         }
-        if !look {
-            continue;
+        if !seen.look {
+            return Ok(());
         }
-        housekeeping = true;
-        if eof_pending && last_eof_check.elapsed() > Duration::from_millis(50) {
-            eof_pending = false;
-            last_eof_check = Instant::now();
-            check_positions(&consumer, &mut active, &mut finished, h)?;
+        self.housekeeping = true;
+        if self.eof_pending && self.last_eof_check.elapsed() > Duration::from_millis(50) {
+            self.eof_pending = false;
+            self.last_eof_check = Instant::now();
+            check_positions(self.consumer, &mut self.active, &mut self.finished, h)?;
         }
-        if last_check.elapsed() > Duration::from_secs(1) && last_progress.elapsed() > Duration::from_secs(1) {
-            last_check = Instant::now();
-            check_positions(&consumer, &mut active, &mut finished, h)?;
+        let quiet = self.last_progress.elapsed() > Duration::from_secs(1);
+        if quiet && self.last_check.elapsed() > Duration::from_secs(1) {
+            self.last_check = Instant::now();
+            check_positions(self.consumer, &mut self.active, &mut self.finished, h)?;
         }
-        if last_progress.elapsed() > deadline {
-            let n_active = active.count;
-            let names: Vec<String> = active
-                .iter()
-                .map(|(t, p, _)| format!("{t}/{p}"))
-                .take(5)
-                .collect();
-            return Err(Error::Kafka {
-                op: format!("reading {}", names.join(", ")),
-                detail: format!(
-                    "no progress for {} ({n_active} partition(s) unfinished){}; raise --kafka-timeout to wait longer",
-                    humantime::format_duration(deadline),
-                    last_error
-                        .map(|e| format!(", last error: {e}"))
-                        .unwrap_or_default()
-                ),
-                code: None,
-                transient: true,
-            });
+        if self.last_progress.elapsed() > self.opts.retry_timeout() {
+            return Err(self.stalled());
+        }
+        Ok(())
+    }
+
+    /// The watchdog's error: which partitions made no progress for how
+    /// long, and the last error seen.
+    fn stalled(&self) -> Error {
+        let names: Vec<String> = self
+            .active
+            .iter()
+            .map(|(t, p, _)| format!("{t}/{p}"))
+            .take(5)
+            .collect();
+        Error::Kafka {
+            op: format!("reading {}", names.join(", ")),
+            detail: format!(
+                "no progress for {} ({} partition(s) unfinished){}; raise --kafka-timeout to wait longer",
+                humantime::format_duration(self.opts.retry_timeout()),
+                self.active.count,
+                self.last_error
+                    .as_ref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            ),
+            code: None,
+            transient: true,
         }
     }
 }

@@ -893,7 +893,14 @@ impl Repository {
     pub async fn load_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
         for id in self.list_ids(FileKind::Snapshot).await? {
-            out.push((id, self.load_snapshot(&id).await?));
+            match self.load_snapshot(&id).await {
+                Ok(s) => out.push((id, s)),
+                // Removed since it was listed (a forget, or a shard removing
+                // the duplicate of a run another shard combined at the same
+                // moment): it is no longer a snapshot.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time));
         Ok(out)

@@ -10,6 +10,9 @@
     clippy::panic,
     missing_docs
 )]
+// A scenario test reads top to bottom as the user's session it replays
+// (snapshot, kill, rerun, prune, restore); splitting it would hide that.
+#![allow(clippy::too_many_lines)]
 
 mod backend_suite;
 mod cli;

@@ -122,7 +122,12 @@ fn expected_pack_size(stored: impl Iterator<Item = u32>) -> u64 {
     total + (SEAL_OVERHEAD + 9) as u64 + n * HEADER_ENTRY_LEN as u64 + 4
 }
 
-/// Checks the repository.
+/// Blob entries of each indexed pack.
+type IndexPacks = HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>>;
+
+/// Checks the repository: index files, packs against the index, snapshots
+/// and their trees, with `read_data` every pack's bytes, then what the
+/// damage costs each snapshot.
 ///
 /// # Errors
 /// Only when checking cannot proceed (listing fails); damage is reported in
@@ -141,38 +146,72 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
     rep.index_files = files.len();
     let index = repo.use_index_files(&files);
     rep.blobs = index.len();
-
-    // 2. Packs in storage against the index.
-    let mut stored: HashMap<Id, u64> = HashMap::new();
-    let (packs, strays) = repo.list_all(FileKind::Pack).await?;
-    for (id, o) in packs {
-        stored.insert(id, o.size);
-    }
-    for o in strays {
-        rep.notes.push(Note::StrayFile { path: o.path });
-    }
-    rep.packs = stored.len();
-    let mut damaged: HashSet<Id> = HashSet::new();
-    let mut index_packs: HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>> = HashMap::new();
+    let mut index_packs: IndexPacks = HashMap::new();
     for (_, f) in &files {
         for p in &f.packs {
             index_packs.entry(p.id).or_insert_with(|| p.blobs.clone());
         }
     }
-    let mut packs_sorted: Vec<&Id> = index_packs.keys().collect();
-    packs_sorted.sort();
-    for pid in packs_sorted {
-        let want = expected_pack_size(
-            index_packs
-                .get(pid)
-                .into_iter()
-                .flatten()
-                .map(|(e, _)| e.stored_len),
-        );
+
+    // 2. Packs in storage against the index.
+    let mut damaged: HashSet<Id> = HashSet::new();
+    let stored = check_packs(repo, &index_packs, &mut rep, &mut damaged).await?;
+
+    // 3. Snapshots and trees.
+    let used = check_snapshots(repo, &index, &mut rep, &mut damaged).await?;
+    rep.unused_blobs = index.blobs().filter(|l| !used.contains(&l.entry.id)).count();
+
+    // 4. Data.
+    if opts.read_data {
+        read_data(
+            repo,
+            opts,
+            &index_packs,
+            &stored,
+            &mut rep,
+            &mut damaged,
+            progress,
+        )
+        .await?;
+    }
+
+    // 5. What the damage costs.
+    if !damaged.is_empty() {
+        let mut d: Vec<Id> = damaged.iter().copied().collect();
+        d.sort();
+        rep.damaged_blobs = d;
+        rep.affected = affected(repo, &damaged).await?;
+        for a in &rep.affected {
+            rep.errors.push(Finding::Lost(a.clone()));
+        }
+    }
+    Ok(rep)
+}
+
+/// Packs in storage against the index: missing ones (their blobs are
+/// damaged), sizes that differ from what the index implies, and notes on
+/// packs no index names, stray files and temporary files. Returns each
+/// stored pack's size.
+async fn check_packs(
+    repo: &Repository,
+    index_packs: &IndexPacks,
+    rep: &mut CheckReport,
+    damaged: &mut HashSet<Id>,
+) -> Result<HashMap<Id, u64>> {
+    let (packs, strays) = repo.list_all(FileKind::Pack).await?;
+    let stored: HashMap<Id, u64> = packs.into_iter().map(|(id, o)| (id, o.size)).collect();
+    for o in strays {
+        rep.notes.push(Note::StrayFile { path: o.path });
+    }
+    rep.packs = stored.len();
+    let mut sorted: Vec<(&Id, &Vec<_>)> = index_packs.iter().collect();
+    sorted.sort_by_key(|(id, _)| **id);
+    for (pid, blobs) in sorted {
+        let want = expected_pack_size(blobs.iter().map(|(e, _)| e.stored_len));
         match stored.get(pid) {
             None => {
                 rep.errors.push(Finding::MissingPack { pack: *pid });
-                damaged.extend(index_packs.get(pid).into_iter().flatten().map(|(e, _)| e.id));
+                damaged.extend(blobs.iter().map(|(e, _)| e.id));
             }
             Some(&size) if size != want => rep.errors.push(Finding::PackSize {
                 pack: *pid,
@@ -194,8 +233,17 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         }),
         _ => {}
     }
+    Ok(stored)
+}
 
-    // 3. Snapshots and trees.
+/// Every snapshot and the trees it reaches: each tree indexed as a tree,
+/// each data blob indexed as data. Returns every blob referenced.
+async fn check_snapshots(
+    repo: &Repository,
+    index: &crate::repo::index::MasterIndex,
+    rep: &mut CheckReport,
+    damaged: &mut HashSet<Id>,
+) -> Result<HashSet<Id>> {
     let mut used: HashSet<Id> = HashSet::new();
     // Every snapshot's root at once: the walker reads ahead across
     // snapshots, and tags attribute each tree to the first snapshot that
@@ -222,23 +270,19 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
         let errors = &mut rep.errors;
         let mut enter = |tid: &Id, tag: usize| {
             used.insert(*tid);
-            match index.get(tid) {
-                None => {
-                    errors.push(Finding::TreeNotIndexed {
-                        snapshot: sid_of(tag),
-                        tree: *tid,
-                    });
-                    false
-                }
-                Some(l) if l.entry.blob_type != BlobType::Tree => {
-                    errors.push(Finding::TreeIndexedAsData {
-                        snapshot: sid_of(tag),
-                        tree: *tid,
-                    });
-                    false
-                }
-                Some(_) => true,
-            }
+            let finding = match index.get(tid) {
+                None => Finding::TreeNotIndexed {
+                    snapshot: sid_of(tag),
+                    tree: *tid,
+                },
+                Some(l) if l.entry.blob_type != BlobType::Tree => Finding::TreeIndexedAsData {
+                    snapshot: sid_of(tag),
+                    tree: *tid,
+                },
+                Some(_) => return true,
+            };
+            errors.push(finding);
+            false
         };
         let tree = match walk.next(&mut enter).await {
             None => break,
@@ -270,40 +314,14 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
                         rep.errors.push(Finding::DataIndexedAsTree {
                             snapshot: sid,
                             blob: *b,
-                        })
+                        });
                     }
                     Some(_) => {}
                 }
             }
         }
     }
-    rep.unused_blobs = index.blobs().filter(|l| !used.contains(&l.entry.id)).count();
-
-    // 4. Data.
-    if opts.read_data {
-        read_data(
-            repo,
-            opts,
-            &index_packs,
-            &stored,
-            &mut rep,
-            &mut damaged,
-            progress,
-        )
-        .await?;
-    }
-
-    // 5. What the damage costs.
-    if !damaged.is_empty() {
-        let mut d: Vec<Id> = damaged.iter().copied().collect();
-        d.sort();
-        rep.damaged_blobs = d;
-        rep.affected = affected(repo, &damaged).await?;
-        for a in &rep.affected {
-            rep.errors.push(Finding::Lost(a.clone()));
-        }
-    }
-    Ok(rep)
+    Ok(used)
 }
 
 /// Every snapshot's data in `damaged` blobs: Kafka segments by topic,
@@ -358,7 +376,7 @@ pub async fn affected(repo: &Repository, damaged: &HashSet<Id>) -> Result<Vec<Af
 async fn read_data(
     repo: &Repository,
     opts: &CheckOptions,
-    index_packs: &HashMap<Id, Vec<(crate::repo::pack::BlobEntry, u32)>>,
+    index_packs: &IndexPacks,
     stored: &HashMap<Id, u64>,
     rep: &mut CheckReport,
     damaged: &mut HashSet<Id>,

@@ -15,7 +15,7 @@ use super::plan::{
 use super::state::{ResumeState, stable_ends, state_file};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::image::manifest::Manifest;
+use crate::image::manifest::{Manifest, Partition};
 use crate::image::reader::for_each_record;
 use crate::image::record::Record;
 use crate::kafka::admin::{Cluster, End};
@@ -47,16 +47,7 @@ pub(super) async fn execute(
         targets,
         existing_targets,
     } = plan;
-    // Groups must not be live on the target.
-    if !opts.no_groups && !opts.force {
-        let mut names: Vec<String> = res.groups.iter().map(|g| g.group.clone()).collect();
-        names.extend(spread_groups.iter().map(|g| g.group.clone()));
-        if let Some((g, n)) = cluster.live_groups(&names).await?.first() {
-            return Err(Error::Invalid(format!(
-                "group {g} has {n} active member(s) on the target; stop its consumers or use --force"
-            )));
-        }
-    }
+    refuse_live_groups(cluster, opts, &res, &spread_groups).await?;
 
     // Resume state: each target partition's start offset, written before
     // the first record is produced (format-spec §14 "Restore state").
@@ -69,43 +60,7 @@ pub(super) async fn execute(
             state_path.display()
         )));
     }
-    let in_state = |t: &str, p: i32| state.starts.contains_key(&format!("{t}/{p}"));
-
-    // Target partitions that already hold records (a rerun's own records
-    // are not counted: they are in the state file).
-    let fresh: Vec<(String, i32)> = existing_targets
-        .iter()
-        .filter(|(t, p)| !in_state(t, *p))
-        .cloned()
-        .collect();
-    let mut full: Vec<(String, i32, i64)> = Vec::new();
-    let mut held = 0i64;
-    for ((t, p), (s, e)) in fresh.iter().zip(cluster.bounds(&fresh).await?) {
-        if e > s {
-            res.non_empty.push(format!("{t}/{p}: {} records", e - s));
-            full.push((t.clone(), *p, e));
-            held += e - s;
-        }
-    }
-    if !full.is_empty() {
-        match opts.if_not_empty {
-            IfNotEmpty::Fail => {
-                let shown: Vec<&str> = res.non_empty.iter().take(5).map(String::as_str).collect();
-                return Err(Error::Invalid(format!(
-                    "{} target partition(s) already hold records ({}{}); nothing was written: \
-                     restore into new topics (--prefix, --rename), or use --if-not-empty append or purge",
-                    full.len(),
-                    shown.join(", "),
-                    if full.len() > 5 { ", …" } else { "" }
-                )));
-            }
-            IfNotEmpty::Append => {}
-            IfNotEmpty::Purge => {
-                cluster.delete_records(&full).await?;
-                res.purged_records = held.max(0) as u64;
-            }
-        }
-    }
+    handle_non_empty(cluster, opts, &existing_targets, &state, &mut res).await?;
 
     if !to_create.is_empty() {
         // Remembered before the topics exist: a rerun of a killed restore
@@ -118,10 +73,133 @@ pub(super) async fn execute(
         cluster.wait_ready(&ready).await?;
     }
 
-    // Only a rerun can have its own records still landing: then wait until
-    // every end stops moving (one pause for all partitions).
-    let rerun = targets.iter().any(|(t, p)| in_state(t, *p));
-    let ends = stable_ends(cluster, &targets, rerun).await?;
+    let starts = resume_starts(cluster, &targets, &mut state, &mut res).await?;
+    state.save(&state_path)?;
+
+    // Produce, checking every delivery; on failure, say what was left.
+    let total: u64 = res.partitions.iter().map(|p| p.records).sum();
+    progress.start("restoring records", Some(total), Unit::Items);
+    progress.inc(res.resumed_records);
+    let throttle = Throttle::new(opts.max_records_per_sec, opts.max_bytes_per_sec);
+    let mut sink = Sink::with_throttle(&opts.kafka, throttle)?;
+    let inputs = Inputs {
+        repo,
+        m: &m,
+        sel_of: &sel_of,
+        spread: &spread,
+        spread_groups: &spread_groups,
+        starts: &starts,
+    };
+    let produced = produce(&inputs, &mut sink, &mut res, progress).await;
+    // On failure, what was queued still lands (or not) before the report.
+    let flushed = tokio::task::spawn_blocking(move || match produced {
+        Ok(()) => sink.flush(),
+        Err(e) => {
+            let _ = sink.flush_within(Duration::from_secs(30));
+            Err(e)
+        }
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    progress.finish();
+    match flushed {
+        Ok(n) => res.records_written = n,
+        Err(e) => return Err(left_behind(cluster, e, &targets, &starts, &res, &state_path).await),
+    }
+
+    // Groups, only after every record is confirmed.
+    commit_groups(cluster, &mut res).await?;
+    // Topics created with CreateTime for their original timestamps take
+    // the source's LogAppendTime now that every record is in.
+    for (topic, configs) in &state.log_append_time {
+        cluster.set_topic_configs(topic, configs).await?;
+    }
+    state.completed = true;
+    state.save(&state_path)?;
+    Ok(res)
+}
+/// Refuses a restore whose groups have live members on the target (unless
+/// `--force`): committing under them would move a running consumer.
+async fn refuse_live_groups(
+    cluster: &Cluster,
+    opts: &RestoreOptions,
+    res: &RestoreResult,
+    spread_groups: &[SpreadGroup],
+) -> Result<()> {
+    if opts.no_groups || opts.force {
+        return Ok(());
+    }
+    let mut names: Vec<String> = res.groups.iter().map(|g| g.group.clone()).collect();
+    names.extend(spread_groups.iter().map(|g| g.group.clone()));
+    if let Some((g, n)) = cluster.live_groups(&names).await?.first() {
+        return Err(Error::Invalid(format!(
+            "group {g} has {n} active member(s) on the target; stop its consumers or use --force"
+        )));
+    }
+    Ok(())
+}
+
+/// Target partitions that already hold records (a rerun's own records
+/// are not counted: they are in the state file), as `--if-not-empty`
+/// says: refuse, append, or purge them.
+async fn handle_non_empty(
+    cluster: &Cluster,
+    opts: &RestoreOptions,
+    existing_targets: &[(String, i32)],
+    state: &ResumeState,
+    res: &mut RestoreResult,
+) -> Result<()> {
+    let fresh: Vec<(String, i32)> = existing_targets
+        .iter()
+        .filter(|(t, p)| !state.starts.contains_key(&format!("{t}/{p}")))
+        .cloned()
+        .collect();
+    let mut full: Vec<(String, i32, i64)> = Vec::new();
+    let mut held = 0i64;
+    for ((t, p), (s, e)) in fresh.iter().zip(cluster.bounds(&fresh).await?) {
+        if e > s {
+            res.non_empty.push(format!("{t}/{p}: {} records", e - s));
+            full.push((t.clone(), *p, e));
+            held += e - s;
+        }
+    }
+    if full.is_empty() {
+        return Ok(());
+    }
+    match opts.if_not_empty {
+        IfNotEmpty::Fail => {
+            let shown: Vec<&str> = res.non_empty.iter().take(5).map(String::as_str).collect();
+            Err(Error::Invalid(format!(
+                "{} target partition(s) already hold records ({}{}); nothing was written: \
+                 restore into new topics (--prefix, --rename), or use --if-not-empty append or purge",
+                full.len(),
+                shown.join(", "),
+                if full.len() > 5 { ", …" } else { "" }
+            )))
+        }
+        IfNotEmpty::Append => Ok(()),
+        IfNotEmpty::Purge => {
+            cluster.delete_records(&full).await?;
+            res.purged_records = held.max(0) as u64;
+            Ok(())
+        }
+    }
+}
+
+/// Each target partition's start offset, from the state file (a rerun)
+/// or its end now, recorded in the state and the result with what a
+/// killed run already landed. Only a rerun can have its own records still
+/// landing: then it waits until every end stops moving.
+async fn resume_starts(
+    cluster: &Cluster,
+    targets: &[(String, i32)],
+    state: &mut ResumeState,
+    res: &mut RestoreResult,
+) -> Result<HashMap<(String, i32), (i64, i64)>> {
+    let rerun = targets
+        .iter()
+        .any(|(t, p)| state.starts.contains_key(&format!("{t}/{p}")));
+    let ends = stable_ends(cluster, targets, rerun).await?;
     let mut starts: HashMap<(String, i32), (i64, i64)> = HashMap::new();
     for ((t, p), end) in targets.iter().zip(ends) {
         let start = *state.starts.entry(format!("{t}/{p}")).or_insert(end);
@@ -145,44 +223,12 @@ pub(super) async fn execute(
         s.target_start = Some(start);
         res.resumed_records += done as u64;
     }
-    state.save(&state_path)?;
+    Ok(starts)
+}
 
-    // Produce, checking every delivery; on failure, say what was left.
-    let total: u64 = res.partitions.iter().map(|p| p.records).sum();
-    progress.start("restoring records", Some(total), Unit::Items);
-    progress.inc(res.resumed_records);
-    let throttle = Throttle::new(opts.max_records_per_sec, opts.max_bytes_per_sec);
-    let mut sink = Sink::with_throttle(&opts.kafka, throttle)?;
-    let produced = produce(
-        repo,
-        &m,
-        &sel_of,
-        &spread,
-        &spread_groups,
-        &starts,
-        &mut sink,
-        &mut res,
-        progress,
-    )
-    .await;
-    // On failure, what was queued still lands (or not) before the report.
-    let flushed = tokio::task::spawn_blocking(move || match produced {
-        Ok(()) => sink.flush(),
-        Err(e) => {
-            let _ = sink.flush_within(Duration::from_secs(30));
-            Err(e)
-        }
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    progress.finish();
-    match flushed {
-        Ok(n) => res.records_written = n,
-        Err(e) => return Err(left_behind(cluster, e, &targets, &starts, &res, &state_path).await),
-    }
-
-    // Groups, only after every record is confirmed.
-    fill_group_targets(&mut res);
+/// Commits each group's translated offsets (every record is confirmed).
+async fn commit_groups(cluster: &Cluster, res: &mut RestoreResult) -> Result<()> {
+    fill_group_targets(res);
     let mut by_group: BTreeMap<String, Vec<(String, i32, i64, String)>> = BTreeMap::new();
     for g in &res.groups {
         let t = g
@@ -198,124 +244,168 @@ pub(super) async fn execute(
     for (group, offs) in by_group {
         cluster.commit_group(&group, &offs).await?;
     }
-    // Topics created with CreateTime for their original timestamps take
-    // the source's LogAppendTime now that every record is in.
-    for (topic, configs) in &state.log_append_time {
-        cluster.set_topic_configs(topic, configs).await?;
-    }
-    state.completed = true;
-    state.save(&state_path)?;
-    Ok(res)
+    Ok(())
 }
+
+/// What producing every partition reads.
+struct Inputs<'a> {
+    repo: &'a Repository,
+    m: &'a Manifest,
+    sel_of: &'a Selections,
+    spread: &'a Spread,
+    spread_groups: &'a [SpreadGroup],
+    /// Per target partition: `(start offset, records a killed run landed)`.
+    starts: &'a HashMap<(String, i32), (i64, i64)>,
+}
+
+impl Inputs<'_> {
+    /// The source partition of a planned one, its selection and its name.
+    fn source(
+        &self,
+        pp: &super::plan::PartitionPlan,
+    ) -> Result<(&Partition, &crate::image::select::Selection, String)> {
+        let what = format!("{}/{}", pp.source_topic, pp.partition);
+        let part = self
+            .m
+            .topics
+            .get(&pp.source_topic)
+            .and_then(|t| t.partitions.get(&pp.partition))
+            .ok_or_else(|| Error::Internal(format!("plan names {what} not in the manifest")))?;
+        let sel = self
+            .sel_of
+            .get(&(pp.source_topic.clone(), pp.partition))
+            .ok_or_else(|| Error::Internal(format!("no selection for {what}")))?;
+        Ok((part, sel, what))
+    }
+}
+
+/// Topics spread by key: one router and per-target counters each, and per
+/// (group, target partition) the index of the first record it had not
+/// consumed.
+#[derive(Default)]
+struct SpreadState {
+    routed: HashMap<String, (Router, Vec<i64>)>,
+    first_new: HashMap<(usize, i32), i64>,
+}
+
 /// Produces every selected record, skipping what a killed run already
 /// landed (per target partition, `done` of `starts`).
-#[allow(clippy::too_many_arguments)]
 async fn produce(
-    repo: &Repository,
-    m: &Manifest,
-    sel_of: &Selections,
-    spread: &Spread,
-    spread_groups: &[SpreadGroup],
-    starts: &HashMap<(String, i32), (i64, i64)>,
+    inp: &Inputs<'_>,
     sink: &mut Sink,
     res: &mut RestoreResult,
     progress: &dyn Progress,
 ) -> Result<()> {
-    // Topics spread by key: one router and per-target counters each.
-    let mut routed: HashMap<String, (Router, Vec<i64>)> = HashMap::new();
-    // (group, target partition) -> index of the first record it had not consumed.
-    let mut first_new: HashMap<(usize, i32), i64> = HashMap::new();
+    let mut st = SpreadState::default();
     for pp in &res.partitions {
-        let part = m
-            .topics
-            .get(&pp.source_topic)
-            .and_then(|t| t.partitions.get(&pp.partition))
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "plan names {}/{} not in the manifest",
-                    pp.source_topic, pp.partition
-                ))
-            })?;
-        let what = format!("{}/{}", pp.source_topic, pp.partition);
-        let sel = sel_of
-            .get(&(pp.source_topic.clone(), pp.partition))
-            .ok_or_else(|| Error::Internal(format!("no selection for {what}")))?;
-        let filter = sel.filter();
-        let topic = pp.target_topic.clone();
         match pp.target_partition {
-            Some(q) => {
-                let (start, skip) = starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
-                if skip as u64 >= pp.records {
-                    continue;
-                }
-                let mut i = 0i64;
-                let mut bytes = 0u64;
-                let mut f = |o: i64, r: Record| -> Result<()> {
-                    if !sel.wants(o) {
-                        return Ok(());
-                    }
-                    if i >= skip {
-                        bytes += kv_len(&r);
-                        sink.send(&topic, q, &r, start + i)?;
-                        if (i - skip) % 4096 == 4095 {
-                            progress.inc(4096);
-                        }
-                    }
-                    i += 1;
-                    Ok(())
-                };
-                for_each_record(repo, &what, part, &filter, &mut f).await?;
-                progress.inc(((i - skip).max(0) % 4096) as u64);
-                partition_done(progress, &topic, q, (i - skip).max(0) as u64, bytes);
-            }
-            None => {
-                let n = spread.get(&pp.source_topic).copied().unwrap_or(1);
-                let (router, counts) = routed
-                    .entry(topic.clone())
-                    .or_insert_with(|| (Router::new(n), vec![0; n.max(1) as usize]));
-                let groups: Vec<(usize, i64)> = spread_groups
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, g)| g.source_topic == pp.source_topic)
-                    .filter_map(|(gi, g)| g.committed.get(&pp.partition).map(|c| (gi, c.0)))
-                    .collect();
-                let mut sent = 0u64;
-                let mut bytes = 0u64;
-                let mut f = |o: i64, r: Record| -> Result<()> {
-                    if !sel.wants(o) {
-                        return Ok(());
-                    }
-                    let q = router.route(r.key.as_deref());
-                    let Some(i) = counts.get_mut(q as usize) else {
-                        return Err(Error::Internal(format!("{topic}: routed to partition {q}")));
-                    };
-                    for (gi, committed) in &groups {
-                        if o >= *committed {
-                            first_new.entry((*gi, q)).or_insert(*i);
-                        }
-                    }
-                    let (start, skip) = starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
-                    if *i >= skip {
-                        bytes += kv_len(&r);
-                        sink.send(&topic, q, &r, start + *i)?;
-                        sent += 1;
-                        if sent % 4096 == 0 {
-                            progress.inc(4096);
-                        }
-                    }
-                    *i += 1;
-                    Ok(())
-                };
-                for_each_record(repo, &what, part, &filter, &mut f).await?;
-                progress.inc(sent % 4096);
-                // Spread over the target's partitions: reported under the
-                // source partition.
-                partition_done(progress, &topic, pp.partition, sent, bytes);
-            }
+            Some(q) => produce_kept(inp, pp, q, sink, progress).await?,
+            None => produce_spread(inp, pp, &mut st, sink, progress).await?,
         }
     }
-    // Spread topics: records per target partition, and each group's offset
-    // at its first record not yet consumed (or the end).
+    spread_results(inp.spread_groups, &st, res);
+    Ok(())
+}
+
+/// One partition into the same partition number of the target: record i
+/// of the selection lands at `start + i`.
+async fn produce_kept(
+    inp: &Inputs<'_>,
+    pp: &super::plan::PartitionPlan,
+    q: i32,
+    sink: &mut Sink,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let (part, sel, what) = inp.source(pp)?;
+    let topic = pp.target_topic.clone();
+    let (start, skip) = inp.starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
+    if skip as u64 >= pp.records {
+        return Ok(());
+    }
+    let (mut i, mut bytes) = (0i64, 0u64);
+    let mut f = |o: i64, r: Record| -> Result<()> {
+        if !sel.wants(o) {
+            return Ok(());
+        }
+        if i >= skip {
+            bytes += kv_len(&r);
+            sink.send(&topic, q, &r, start + i)?;
+            if (i - skip) % 4096 == 4095 {
+                progress.inc(4096);
+            }
+        }
+        i += 1;
+        Ok(())
+    };
+    for_each_record(inp.repo, &what, part, &sel.filter(), &mut f).await?;
+    progress.inc(((i - skip).max(0) % 4096) as u64);
+    partition_done(progress, &topic, q, (i - skip).max(0) as u64, bytes);
+    Ok(())
+}
+
+/// One partition spread over the target's partitions by key (the target
+/// has fewer): each group's position is the first record it had not
+/// consumed, per target partition.
+async fn produce_spread(
+    inp: &Inputs<'_>,
+    pp: &super::plan::PartitionPlan,
+    st: &mut SpreadState,
+    sink: &mut Sink,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let (part, sel, what) = inp.source(pp)?;
+    let topic = pp.target_topic.clone();
+    let n = inp.spread.get(&pp.source_topic).copied().unwrap_or(1);
+    let (router, counts) = st
+        .routed
+        .entry(topic.clone())
+        .or_insert_with(|| (Router::new(n), vec![0; n.max(1) as usize]));
+    let first_new = &mut st.first_new;
+    let groups: Vec<(usize, i64)> = inp
+        .spread_groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.source_topic == pp.source_topic)
+        .filter_map(|(gi, g)| g.committed.get(&pp.partition).map(|c| (gi, c.0)))
+        .collect();
+    let (mut sent, mut bytes) = (0u64, 0u64);
+    let mut f = |o: i64, r: Record| -> Result<()> {
+        if !sel.wants(o) {
+            return Ok(());
+        }
+        let q = router.route(r.key.as_deref());
+        let Some(i) = counts.get_mut(q as usize) else {
+            return Err(Error::Internal(format!("{topic}: routed to partition {q}")));
+        };
+        for (gi, committed) in &groups {
+            if o >= *committed {
+                first_new.entry((*gi, q)).or_insert(*i);
+            }
+        }
+        let (start, skip) = inp.starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
+        if *i >= skip {
+            bytes += kv_len(&r);
+            sink.send(&topic, q, &r, start + *i)?;
+            sent += 1;
+            if sent % 4096 == 0 {
+                progress.inc(4096);
+            }
+        }
+        *i += 1;
+        Ok(())
+    };
+    for_each_record(inp.repo, &what, part, &sel.filter(), &mut f).await?;
+    progress.inc(sent % 4096);
+    // Spread over the target's partitions: reported under the source
+    // partition.
+    partition_done(progress, &topic, pp.partition, sent, bytes);
+    Ok(())
+}
+
+/// Spread topics' records per target partition, and each group's offset
+/// at its first record not yet consumed (or the end).
+fn spread_results(spread_groups: &[SpreadGroup], st: &SpreadState, res: &mut RestoreResult) {
+    let (routed, first_new) = (&st.routed, &st.first_new);
     for s in &mut res.spread {
         if let Some((_, counts)) = routed.get(&s.topic) {
             s.records = counts.get(s.partition as usize).copied().unwrap_or(0).max(0) as u64;
@@ -344,7 +434,6 @@ async fn produce(
             });
         }
     }
-    Ok(())
 }
 
 /// The error of a failed restore, with what it left on the target and how

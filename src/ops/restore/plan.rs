@@ -320,27 +320,7 @@ pub(super) async fn plan(
         ..Default::default()
     };
     let selected = NameFilter::new("topic", &opts.topics, &[])?;
-    let (m, cuts): (Manifest, BTreeMap<(String, i32), Option<i64>>) = match opts.at {
-        None => (manifest::load(repo, &snap.tree, true).await?, BTreeMap::new()),
-        Some(t) => {
-            let a = as_of(repo, &snap.source, t).await?;
-            res.snapshot = Some(a.base);
-            res.warnings.extend(a.warning);
-            if !opts.no_groups {
-                res.groups_from = Some(a.groups_from.clone());
-            }
-            for t in &a.born {
-                if selected.matches(t) {
-                    res.warnings.push(format!(
-                        "{t}: created after snapshot {} and before the requested time; its records up to that \
-                         time and its settings come from the first later snapshot that holds it",
-                        a.base.short()
-                    ));
-                }
-            }
-            (a.manifest, a.cuts)
-        }
-    };
+    let (m, cuts) = source_image(repo, &snap, opts, &selected, &mut res).await?;
     let topics: Vec<_> = m.topics.values().filter(|t| selected.matches(&t.name)).collect();
     if topics.is_empty() {
         return Err(Error::NotFound(format!(
@@ -354,86 +334,16 @@ pub(super) async fn plan(
         now: opts.at.unwrap_or_else(|| snap.unix_ms()),
         compact: !opts.no_compact,
     };
-    let mut sel_of: Selections = BTreeMap::new();
-    for t in &topics {
-        for p in t.partitions.values() {
-            let cut = cuts.get(&(t.name.clone(), p.meta.partition)).copied().flatten();
-            let what = format!("{}/{}", t.name, p.meta.partition);
-            let sel = select(repo, &what, &t.meta, p, cut, sel_opts).await?;
-            let first = sel.runs.first().map_or(sel.start.min(p.meta.end), |r| r[0]);
-            res.partitions.push(PartitionPlan {
-                source_topic: t.name.clone(),
-                target_topic: target_name(opts, &t.name),
-                partition: p.meta.partition,
-                target_partition: Some(p.meta.partition),
-                records: sel.records(),
-                source_range: [first, cut.unwrap_or(p.meta.end)],
-                target_start: None,
-                compacted_away: sel.compacted_away,
-            });
-            sel_of.insert((t.name.clone(), p.meta.partition), sel);
-        }
-    }
+    let sel_of = select_partitions(repo, &topics, &cuts, opts, sel_opts, &mut res).await?;
 
     // The target: which topics exist, with how many partitions.
     let (brokers, existing) = cluster.layout().await?;
-    let mut to_create = Vec::new();
-    let mut log_append = BTreeMap::new();
-    let mut spread: Spread = BTreeMap::new();
-    for t in &topics {
-        let name = target_name(opts, &t.name);
-        let want = t.meta.partitions;
-        match existing.get(&name) {
-            Some(&have) if have != want && opts.repartition => {
-                spread.insert(t.name.clone(), have);
-            }
-            Some(&have) if have < want => {
-                return Err(Error::Invalid(format!(
-                    "target topic {name} has {have} partitions; the snapshot needs {want} \
-                     (--repartition spreads the records over {have} by key)"
-                )));
-            }
-            Some(_) => {}
-            None => {
-                let rf = t.meta.replication_factor;
-                let rf_t = rf.min(brokers as i32).max(1);
-                if rf_t < rf {
-                    res.warnings.push(format!(
-                        "{name}: replication factor {rf} capped to {rf_t} (the target has {brokers} broker(s))"
-                    ));
-                }
-                let mut configs = t.meta.configs.clone();
-                if configs.get(TIMESTAMP_TYPE).is_some_and(|v| v == "LogAppendTime") {
-                    configs.insert(TIMESTAMP_TYPE.into(), "CreateTime".into());
-                    res.warnings.push(format!(
-                        "{name}: LogAppendTime in the source; created with CreateTime so every record keeps \
-                         its original timestamp, and set to LogAppendTime once the records are in"
-                    ));
-                    res.log_append_time.push(name.clone());
-                    log_append.insert(name.clone(), t.meta.configs.clone());
-                }
-                to_create.push(TopicSpec {
-                    name,
-                    partitions: want,
-                    replication_factor: rf_t,
-                    configs,
-                });
-            }
-        }
-    }
-    for pp in &mut res.partitions {
-        if let Some(&n) = spread.get(&pp.source_topic) {
-            pp.target_partition = None;
-            if !res.spread.iter().any(|s| s.topic == pp.target_topic) {
-                res.spread.extend((0..n).map(|q| SpreadPartition {
-                    topic: pp.target_topic.clone(),
-                    partition: q,
-                    target_start: None,
-                    records: 0,
-                }));
-            }
-        }
-    }
+    let shape = target_shape(&topics, &existing, brokers, opts, &mut res)?;
+    let TargetShape {
+        to_create,
+        log_append,
+        spread,
+    } = shape;
     let spread_groups = plan_groups(opts, &m, &topics, &sel_of, &spread, &mut res)?;
 
     // Every target partition written to, in plan order.
@@ -460,6 +370,167 @@ pub(super) async fn plan(
         targets,
         existing_targets,
     })
+}
+
+/// Cut offsets per partition (`--at`), none for the snapshot as it is.
+type Cuts = BTreeMap<(String, i32), Option<i64>>;
+
+/// The image to restore: the snapshot's, or (with `--at`) the log as of
+/// that time with its cuts; warnings and where the group positions come
+/// from go into `res`.
+async fn source_image(
+    repo: &Repository,
+    snap: &crate::repo::snapshot::Snapshot,
+    opts: &RestoreOptions,
+    selected: &NameFilter,
+    res: &mut RestoreResult,
+) -> Result<(Manifest, Cuts)> {
+    let Some(t) = opts.at else {
+        return Ok((manifest::load(repo, &snap.tree, true).await?, BTreeMap::new()));
+    };
+    let a = as_of(repo, &snap.source, t).await?;
+    res.snapshot = Some(a.base);
+    res.warnings.extend(a.warning);
+    if !opts.no_groups {
+        res.groups_from = Some(a.groups_from.clone());
+    }
+    for t in a.born.iter().filter(|t| selected.matches(t)) {
+        res.warnings.push(format!(
+            "{t}: created after snapshot {} and before the requested time; its records up to that \
+             time and its settings come from the first later snapshot that holds it",
+            a.base.short()
+        ));
+    }
+    Ok((a.manifest, a.cuts))
+}
+
+/// Each selected partition's records (retention, compaction, the cut),
+/// planned into `res.partitions`.
+async fn select_partitions(
+    repo: &Repository,
+    topics: &[&manifest::Topic],
+    cuts: &Cuts,
+    opts: &RestoreOptions,
+    sel_opts: SelectOptions,
+    res: &mut RestoreResult,
+) -> Result<Selections> {
+    let mut sel_of: Selections = BTreeMap::new();
+    for t in topics {
+        for p in t.partitions.values() {
+            let cut = cuts.get(&(t.name.clone(), p.meta.partition)).copied().flatten();
+            let what = format!("{}/{}", t.name, p.meta.partition);
+            let sel = select(repo, &what, &t.meta, p, cut, sel_opts).await?;
+            let first = sel.runs.first().map_or(sel.start.min(p.meta.end), |r| r[0]);
+            res.partitions.push(PartitionPlan {
+                source_topic: t.name.clone(),
+                target_topic: target_name(opts, &t.name),
+                partition: p.meta.partition,
+                target_partition: Some(p.meta.partition),
+                records: sel.records(),
+                source_range: [first, cut.unwrap_or(p.meta.end)],
+                target_start: None,
+                compacted_away: sel.compacted_away,
+            });
+            sel_of.insert((t.name.clone(), p.meta.partition), sel);
+        }
+    }
+    Ok(sel_of)
+}
+
+/// What the target needs: topics to create (replication capped to its
+/// brokers, LogAppendTime created as CreateTime and switched later), and
+/// topics spread by key over fewer partitions (`--repartition`).
+struct TargetShape {
+    to_create: Vec<TopicSpec>,
+    log_append: BTreeMap<String, BTreeMap<String, String>>,
+    spread: Spread,
+}
+
+/// Plans the target's topics against what exists (`existing`: name ->
+/// partitions) on `brokers` brokers; spread partitions go into `res`.
+///
+/// # Errors
+/// A target topic with fewer partitions, without `--repartition`.
+fn target_shape(
+    topics: &[&manifest::Topic],
+    existing: &BTreeMap<String, i32>,
+    brokers: usize,
+    opts: &RestoreOptions,
+    res: &mut RestoreResult,
+) -> Result<TargetShape> {
+    let mut shape = TargetShape {
+        to_create: Vec::new(),
+        log_append: BTreeMap::new(),
+        spread: BTreeMap::new(),
+    };
+    for t in topics {
+        let name = target_name(opts, &t.name);
+        let want = t.meta.partitions;
+        match existing.get(&name) {
+            Some(&have) if have != want && opts.repartition => {
+                shape.spread.insert(t.name.clone(), have);
+            }
+            Some(&have) if have < want => {
+                return Err(Error::Invalid(format!(
+                    "target topic {name} has {have} partitions; the snapshot needs {want} \
+                     (--repartition spreads the records over {have} by key)"
+                )));
+            }
+            Some(_) => {}
+            None => shape
+                .to_create
+                .push(new_topic(t, name, brokers, &mut shape.log_append, res)),
+        }
+    }
+    for pp in &mut res.partitions {
+        if let Some(&n) = shape.spread.get(&pp.source_topic) {
+            pp.target_partition = None;
+            if !res.spread.iter().any(|s| s.topic == pp.target_topic) {
+                res.spread.extend((0..n).map(|q| SpreadPartition {
+                    topic: pp.target_topic.clone(),
+                    partition: q,
+                    target_start: None,
+                    records: 0,
+                }));
+            }
+        }
+    }
+    Ok(shape)
+}
+
+/// A topic to create like the source's: its partitions, its replication
+/// factor capped to the target's brokers, its configs (LogAppendTime as
+/// CreateTime until the records are in, remembered in `log_append`).
+fn new_topic(
+    t: &manifest::Topic,
+    name: String,
+    brokers: usize,
+    log_append: &mut BTreeMap<String, BTreeMap<String, String>>,
+    res: &mut RestoreResult,
+) -> TopicSpec {
+    let rf = t.meta.replication_factor;
+    let rf_t = rf.min(brokers as i32).max(1);
+    if rf_t < rf {
+        res.warnings.push(format!(
+            "{name}: replication factor {rf} capped to {rf_t} (the target has {brokers} broker(s))"
+        ));
+    }
+    let mut configs = t.meta.configs.clone();
+    if configs.get(TIMESTAMP_TYPE).is_some_and(|v| v == "LogAppendTime") {
+        configs.insert(TIMESTAMP_TYPE.into(), "CreateTime".into());
+        res.warnings.push(format!(
+            "{name}: LogAppendTime in the source; created with CreateTime so every record keeps \
+             its original timestamp, and set to LogAppendTime once the records are in"
+        ));
+        res.log_append_time.push(name.clone());
+        log_append.insert(name.clone(), t.meta.configs.clone());
+    }
+    TopicSpec {
+        name,
+        partitions: t.meta.partitions,
+        replication_factor: rf_t,
+        configs,
+    }
 }
 
 /// A dry run's predictions: existing targets continue at their end, new

@@ -213,9 +213,66 @@ async fn execute(
 
     // Trees: segments -> partitions -> topics -> root.
     let mut w = ManifestWriter::new(&mut session);
-    let mut nodes: BTreeMap<(String, i32), crate::repo::tree::Node> = BTreeMap::new();
-    for (pp, r) in plan.partitions.iter().zip(read.partitions) {
-        if read.gone_topics.contains(&pp.topic) {
+    let nodes = partition_nodes(&mut w, &plan, read.partitions, &read.gone_topics, &mut res).await?;
+    let topics: Vec<_> = plan
+        .topics
+        .iter()
+        .filter(|t| !read.gone_topics.contains(&t.name))
+        .collect();
+    let topic_nodes = topic_nodes(&mut w, &topics, nodes, &mut res).await?;
+    // A shard captures the group offsets of its own partitions (with their
+    // data); the run's snapshot unites them (format-spec §15).
+    let own: BTreeSet<(&str, i32)> = plan
+        .partitions
+        .iter()
+        .map(|p| (p.topic.as_str(), p.partition))
+        .collect();
+    let parts: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+        .filter(|(t, p)| opts.shard.is_none() || own.contains(&(t.as_str(), *p)))
+        .collect();
+    let groups = cluster.group_offsets(&parts, &opts.groups).await?;
+    res.groups = groups.len();
+    let names = topics.iter().map(|t| t.name.clone()).collect();
+    let (commits_meta, commits) =
+        read::read_commits(&opts.kafka, &plan.commit_log, &opts.groups, names, progress).await;
+    res.commits = commits.len() as u64;
+    res.commit_history = commits_meta.complete;
+    if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {
+        res.warnings.push(commits_meta.note.clone());
+    }
+    // Only shard 0 of a run reads the group commit log.
+    let log = (opts.shard.as_ref().is_none_or(|s| s.index == 0)).then_some((commits_meta, commits));
+    let (root, logical) = w.root(topic_nodes, groups, log).await?;
+    let stats = session.commit().await?;
+
+    // The snapshot file, last.
+    let snap = snapshot_file(opts, &plan, &res, (root, logical), &data_stats);
+    res.snapshot = repo.save_snapshot(&snap).await?;
+    res.new_bytes_stored = stats.new_stored_bytes;
+    res.dedup_saved_bytes = data_stats.raw_bytes.saturating_sub(data_stats.new_raw_bytes);
+    if let Some(sh) = &opts.shard {
+        match shard::complete_run(repo, &sh.run, &res.cluster_id, sh.count).await? {
+            shard::RunState::Complete(id) => res.run_snapshot = Some(id),
+            shard::RunState::Waiting(missing) => res.run_waiting = missing,
+        }
+    }
+    res.seconds = started.elapsed().as_secs_f64();
+    Ok(res)
+}
+/// Each partition's tree node: reused from the parent, or its kept
+/// segments plus the one just read; the figures go into `res`.
+async fn partition_nodes(
+    w: &mut ManifestWriter<'_>,
+    plan: &SnapshotPlan,
+    read: Vec<read::ReadPartition>,
+    gone_topics: &BTreeSet<String>,
+    res: &mut SnapshotResult,
+) -> Result<BTreeMap<(String, i32), crate::repo::tree::Node>> {
+    let mut nodes = BTreeMap::new();
+    for (pp, r) in plan.partitions.iter().zip(read) {
+        if gone_topics.contains(&pp.topic) {
             continue;
         }
         if let Some(n) = &pp.reuse {
@@ -253,13 +310,18 @@ async fn execute(
             w.partition(meta, segments).await?,
         );
     }
-    let topics: Vec<_> = plan
-        .topics
-        .iter()
-        .filter(|t| !read.gone_topics.contains(&t.name))
-        .collect();
+    Ok(nodes)
+}
+
+/// Each topic's tree node over its partitions' nodes.
+async fn topic_nodes(
+    w: &mut ManifestWriter<'_>,
+    topics: &[&crate::image::types::TopicInfo],
+    mut nodes: BTreeMap<(String, i32), crate::repo::tree::Node>,
+    res: &mut SnapshotResult,
+) -> Result<Vec<crate::repo::tree::Node>> {
     let mut topic_nodes = Vec::new();
-    for t in &topics {
+    for t in topics {
         let mut pnodes = Vec::new();
         for p in 0..t.partitions {
             if let Some(n) = nodes.remove(&(t.name.clone(), p)) {
@@ -276,37 +338,20 @@ async fn execute(
         topic_nodes.push(w.topic(&t.name, &tm, pnodes).await?);
     }
     res.topics = topic_nodes.len();
-    // A shard captures the group offsets of its own partitions (with their
-    // data); the run's snapshot unites them (format-spec §15).
-    let own: BTreeSet<(&str, i32)> = plan
-        .partitions
-        .iter()
-        .map(|p| (p.topic.as_str(), p.partition))
-        .collect();
-    let parts: Vec<(String, i32)> = topics
-        .iter()
-        .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
-        .filter(|(t, p)| opts.shard.is_none() || own.contains(&(t.as_str(), *p)))
-        .collect();
-    let groups = cluster.group_offsets(&parts, &opts.groups).await?;
-    res.groups = groups.len();
-    let names = topics.iter().map(|t| t.name.clone()).collect();
-    let (commits_meta, commits) =
-        read::read_commits(&opts.kafka, &plan.commit_log, &opts.groups, names, progress).await;
-    res.commits = commits.len() as u64;
-    res.commit_history = commits_meta.complete;
-    if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {
-        res.warnings.push(commits_meta.note.clone());
-    }
-    // Only shard 0 of a run reads the group commit log.
-    let log = (opts.shard.as_ref().is_none_or(|s| s.index == 0)).then_some((commits_meta, commits));
-    let (root, logical) = w.root(topic_nodes, groups, log).await?;
-    let stats = session.commit().await?;
+    Ok(topic_nodes)
+}
 
-    // The snapshot file, last.
-    let snap = Snapshot {
+/// The snapshot file: the root tree, its time and source, and the figures.
+fn snapshot_file(
+    opts: &SnapshotOptions,
+    plan: &SnapshotPlan,
+    res: &SnapshotResult,
+    (root, logical): (Id, u64),
+    data: &crate::repo::writer::SaveStats,
+) -> Snapshot {
+    Snapshot {
         version: SNAPSHOT_VERSION,
-        time: plan.time,
+        time: plan.time.clone(),
         hostname: hostname(),
         username: username(),
         kind: if opts.shard.is_some() {
@@ -328,21 +373,10 @@ async fn execute(
         }),
         summary: SnapshotSummary {
             logical_bytes: logical,
-            data_blobs: data_stats.blobs,
-            new_data_blobs: data_stats.new_blobs,
-            new_raw_bytes: data_stats.new_raw_bytes,
-            new_stored_bytes: data_stats.new_stored_bytes,
+            data_blobs: data.blobs,
+            new_data_blobs: data.new_blobs,
+            new_raw_bytes: data.new_raw_bytes,
+            new_stored_bytes: data.new_stored_bytes,
         },
-    };
-    res.snapshot = repo.save_snapshot(&snap).await?;
-    res.new_bytes_stored = stats.new_stored_bytes;
-    res.dedup_saved_bytes = data_stats.raw_bytes.saturating_sub(data_stats.new_raw_bytes);
-    if let Some(sh) = &opts.shard {
-        match shard::complete_run(repo, &sh.run, &res.cluster_id, sh.count).await? {
-            shard::RunState::Complete(id) => res.run_snapshot = Some(id),
-            shard::RunState::Waiting(missing) => res.run_waiting = missing,
-        }
     }
-    res.seconds = started.elapsed().as_secs_f64();
-    Ok(res)
 }

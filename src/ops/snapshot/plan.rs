@@ -221,22 +221,7 @@ pub async fn plan(
         _ => plan_commit_log(cluster, prev.commits.as_ref().map(|c| &c.meta)).await,
     };
     // A shard plans only the partitions the assignment gives it.
-    let mine: Option<BTreeSet<(String, i32)>> = match &opts.shard {
-        None => None,
-        Some(sh) => {
-            let (weight, previous) =
-                super::shard::inputs_from_parent(repo, parent.as_ref().map(|(_, s)| s), &prev, sh.count)
-                    .await?;
-            let all: Vec<(String, i32)> = bounds.keys().cloned().collect();
-            let a = super::shard::assign(&all, &weight, &previous, sh.count);
-            Some(
-                a.into_iter()
-                    .filter(|(_, k)| *k == sh.index)
-                    .map(|(p, _)| p)
-                    .collect(),
-            )
-        }
-    };
+    let mine = my_partitions(repo, parent.as_ref().map(|(_, s)| s), &prev, &bounds, opts).await?;
     let compacted: BTreeSet<&str> = topics
         .iter()
         .filter(|t| {
@@ -247,69 +232,22 @@ pub async fn plan(
         .map(|t| t.name.as_str())
         .collect();
     let mut warnings = Vec::new();
-    let mut warn = |w: String| {
-        progress.warn(&w);
-        warnings.push(w);
-    };
     let mut partitions = Vec::new();
-    for (key, (log_start, end)) in &bounds {
+    for (key, &(log_start, end)) in &bounds {
         if mine.as_ref().is_some_and(|m| !m.contains(key)) {
             continue;
         }
-        let (topic, p) = key;
+        let old = prev.topics.get(&key.0).and_then(|t| t.partitions.get(&key.1));
         let mut pp = PartitionPlan {
-            topic: topic.clone(),
-            partition: *p,
-            compacted: compacted.contains(topic.as_str()),
-            log_start: *log_start,
-            end: *end,
-            start: *log_start,
+            topic: key.0.clone(),
+            partition: key.1,
+            compacted: compacted.contains(key.0.as_str()),
+            log_start,
+            end,
+            start: log_start,
             ..Default::default()
         };
-        let old = prev.topics.get(topic).and_then(|t| t.partitions.get(p));
-        match old {
-            Some(o) if o.meta.end == *end && o.meta.log_start == *log_start => {
-                pp.start = *end;
-                pp.reuse = Some(o.node.clone());
-            }
-            Some(o) if *end >= o.meta.end => {
-                pp.lost = o
-                    .meta
-                    .lost
-                    .iter()
-                    .filter(|l| l[1] > *log_start)
-                    .copied()
-                    .collect();
-                if *log_start > o.meta.end {
-                    warn(format!(
-                        "{topic}/{p}: offsets {}..{log_start} expired before any snapshot read them (snapshot more often, or raise retention)",
-                        o.meta.end
-                    ));
-                    progress.event(&ProgressEvent::Gap {
-                        topic,
-                        partition: *p,
-                        from: o.meta.end,
-                        to: *log_start,
-                        cause: GapCause::Expired,
-                    });
-                    pp.expired.push([o.meta.end, *log_start]);
-                }
-                // Retention: drop segments wholly below the new log start.
-                if let Some(st) = o.node.subtree {
-                    for n in repo.load_tree(&st).await?.nodes {
-                        if manifest::from_meta::<SegmentMeta>(&n)?.end > *log_start {
-                            pp.kept.push(n);
-                        }
-                    }
-                }
-                pp.start = (*log_start).max(o.meta.end);
-            }
-            Some(o) => warn(format!(
-                "{topic}/{p}: end offset went back from {} to {end} (topic recreated?); starting afresh",
-                o.meta.end
-            )),
-            None => {}
-        }
+        against_parent(repo, &mut pp, old, progress, &mut warnings).await?;
         partitions.push(pp);
     }
     if parent.is_some() && !commit_log.complete {
@@ -325,6 +263,85 @@ pub async fn plan(
         warnings,
         commit_log,
     })
+}
+
+/// With `--shards`, the partitions the assignment gives this shard (the
+/// parent's sizes weigh them, its assignment is kept where it can be).
+async fn my_partitions(
+    repo: &Repository,
+    parent: Option<&crate::repo::snapshot::Snapshot>,
+    prev: &Manifest,
+    bounds: &BTreeMap<(String, i32), (i64, i64)>,
+    opts: &SnapshotOptions,
+) -> Result<Option<BTreeSet<(String, i32)>>> {
+    let Some(sh) = &opts.shard else {
+        return Ok(None);
+    };
+    let (weight, previous) = super::shard::inputs_from_parent(repo, parent, prev, sh.count).await?;
+    let all: Vec<(String, i32)> = bounds.keys().cloned().collect();
+    let a = super::shard::assign(&all, &weight, &previous, sh.count);
+    Ok(Some(
+        a.into_iter()
+            .filter(|(_, k)| *k == sh.index)
+            .map(|(p, _)| p)
+            .collect(),
+    ))
+}
+
+/// Plans one partition against its state in the parent (`old`): reused
+/// whole when unchanged; otherwise read on from the parent's end, keeping
+/// the parent's segments above the new log start, with expired offsets
+/// recorded and warned about; read afresh when its end went back.
+async fn against_parent(
+    repo: &Repository,
+    pp: &mut PartitionPlan,
+    old: Option<&crate::image::manifest::Partition>,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let (topic, p, log_start, end) = (pp.topic.clone(), pp.partition, pp.log_start, pp.end);
+    let mut warn = |w: String| {
+        progress.warn(&w);
+        warnings.push(w);
+    };
+    match old {
+        Some(o) if o.meta.end == end && o.meta.log_start == log_start => {
+            pp.start = end;
+            pp.reuse = Some(o.node.clone());
+        }
+        Some(o) if end >= o.meta.end => {
+            pp.lost = o.meta.lost.iter().filter(|l| l[1] > log_start).copied().collect();
+            if log_start > o.meta.end {
+                warn(format!(
+                    "{topic}/{p}: offsets {}..{log_start} expired before any snapshot read them (snapshot more often, or raise retention)",
+                    o.meta.end
+                ));
+                progress.event(&ProgressEvent::Gap {
+                    topic: &topic,
+                    partition: p,
+                    from: o.meta.end,
+                    to: log_start,
+                    cause: GapCause::Expired,
+                });
+                pp.expired.push([o.meta.end, log_start]);
+            }
+            // Retention: drop segments wholly below the new log start.
+            if let Some(st) = o.node.subtree {
+                for n in repo.load_tree(&st).await?.nodes {
+                    if manifest::from_meta::<SegmentMeta>(&n)?.end > log_start {
+                        pp.kept.push(n);
+                    }
+                }
+            }
+            pp.start = log_start.max(o.meta.end);
+        }
+        Some(o) => warn(format!(
+            "{topic}/{p}: end offset went back from {} to {end} (topic recreated?); starting afresh",
+            o.meta.end
+        )),
+        None => {}
+    }
+    Ok(())
 }
 
 /// The latest Kafka snapshot of a cluster.

@@ -237,6 +237,62 @@ fn combined_of(snaps: &[(Id, Snapshot)], run: &str, cluster: &str) -> Vec<Id> {
     v
 }
 
+/// The parts of a run merged into one image, with the run's figures.
+struct Merged {
+    m: Manifest,
+    summary: SnapshotSummary,
+    /// The last shard's capture time.
+    time: String,
+    /// Shard 0's tags and parent (the commit log continues its parent).
+    tags: Vec<String>,
+    parent: Option<Id>,
+}
+
+/// Merges the shards' images: each partition from the part with the
+/// newest end (shards that planned against different parents may both
+/// hold one), each group offset once, the commit log of shard 0.
+async fn merge_parts(repo: &Repository, parts: &BTreeMap<u32, &(Id, Snapshot)>) -> Result<Merged> {
+    let mut out = Merged {
+        m: Manifest::default(),
+        summary: SnapshotSummary::default(),
+        time: String::new(),
+        tags: Vec::new(),
+        parent: None,
+    };
+    for (k, (_, s)) in parts {
+        let pm = manifest::load(repo, &s.tree, false).await?;
+        for (name, t) in pm.topics {
+            let e = out.m.topics.entry(name).or_insert_with(|| manifest::Topic {
+                partitions: BTreeMap::new(),
+                ..t.clone()
+            });
+            for (p, part) in t.partitions {
+                if e.partitions.get(&p).is_none_or(|o| o.meta.end < part.meta.end) {
+                    e.partitions.insert(p, part);
+                }
+            }
+        }
+        for (g, offs) in pm.groups {
+            let e = out.m.groups.entry(g).or_default();
+            for o in offs {
+                if !e.iter().any(|x| x.topic == o.topic && x.partition == o.partition) {
+                    e.push(o);
+                }
+            }
+        }
+        if *k == 0 {
+            out.m.commits = pm.commits;
+            out.tags.clone_from(&s.tags);
+            out.parent = s.parent;
+        }
+        out.summary += &s.summary;
+        if s.time > out.time {
+            out.time.clone_from(&s.time);
+        }
+    }
+    Ok(out)
+}
+
 /// Completes run `run` of `cluster` with `shards` shards if every shard's
 /// part is present: writes the run's snapshot (once), and removes a
 /// duplicate another shard wrote at the same time.
@@ -257,47 +313,13 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
     // The other shards' index files appeared after this process read the
     // index: read it again to reach their trees.
     repo.load_index().await?;
-    let mut m = Manifest::default();
-    let mut summary = SnapshotSummary::default();
-    let mut time = String::new();
-    let mut tags = Vec::new();
-    let mut parent = None;
-    for (k, (_, s)) in &parts {
-        let pm = manifest::load(repo, &s.tree, false).await?;
-        for (name, t) in pm.topics {
-            let e = m.topics.entry(name).or_insert_with(|| manifest::Topic {
-                partitions: BTreeMap::new(),
-                ..t.clone()
-            });
-            // Shards that planned against different parents (a run that
-            // completed while this one's shards started) may both hold a
-            // partition: each holds a whole image of it; the newer wins.
-            for (p, part) in t.partitions {
-                if e.partitions.get(&p).is_none_or(|o| o.meta.end < part.meta.end) {
-                    e.partitions.insert(p, part);
-                }
-            }
-        }
-        for (g, offs) in pm.groups {
-            let e = m.groups.entry(g).or_default();
-            for o in offs {
-                if !e.iter().any(|x| x.topic == o.topic && x.partition == o.partition) {
-                    e.push(o);
-                }
-            }
-        }
-        if *k == 0 {
-            // The commit log continues shard 0's parent: so does the run.
-            m.commits = pm.commits;
-            tags.clone_from(&s.tags);
-            parent = s.parent;
-        }
-        summary += &s.summary;
-        // The run is as of its last shard's capture.
-        if s.time > time {
-            time.clone_from(&s.time);
-        }
-    }
+    let Merged {
+        mut m,
+        summary,
+        time,
+        tags,
+        parent,
+    } = merge_parts(repo, &parts).await?;
     // Every partition of every topic must be in some part.
     let uncovered: Vec<String> = m
         .topics
