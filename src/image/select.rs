@@ -73,12 +73,10 @@ fn config_i64(t: &TopicMeta, name: &str) -> Option<i64> {
     t.configs.get(name).and_then(|v| v.trim().parse().ok())
 }
 
-/// `(compact, delete)` from `cleanup.policy` (Kafka's default is delete).
+/// `(compact, delete)` from `cleanup.policy` ([`CleanupPolicy`]).
 pub fn cleanup_policy(t: &TopicMeta) -> (bool, bool) {
-    match t.configs.get("cleanup.policy") {
-        None => (false, true),
-        Some(p) => (p.contains("compact"), p.contains("delete")),
-    }
+    let p = super::types::CleanupPolicy::of(&t.configs);
+    (p.compact, p.delete)
 }
 
 /// The offsets of a partition at or above `start` and below `cut`.

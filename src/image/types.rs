@@ -5,6 +5,34 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// A topic's `cleanup.policy`: the one place it is read (Kafka's default,
+/// when the topic sets none, is `delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// The log is compacted (latest value per key).
+    pub compact: bool,
+    /// Old segments are deleted by time or size.
+    pub delete: bool,
+}
+
+impl CleanupPolicy {
+    /// The policy of a topic's configs: `compact`, `delete`, or both
+    /// (`compact,delete`, in either order, spaces and case ignored).
+    pub fn of(configs: &BTreeMap<String, String>) -> CleanupPolicy {
+        let Some(p) = configs.get("cleanup.policy") else {
+            return CleanupPolicy {
+                compact: false,
+                delete: true,
+            };
+        };
+        let has = |w: &str| p.split(',').any(|x| x.trim().eq_ignore_ascii_case(w));
+        CleanupPolicy {
+            compact: has("compact"),
+            delete: has("delete"),
+        }
+    }
+}
+
 /// A topic as captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicInfo {
@@ -59,5 +87,27 @@ impl ChunkMeta {
     /// Timestamp before the first record.
     pub fn ts_base(&self) -> i64 {
         self.0[4]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_policy_is_read_word_by_word_with_kafkas_default() {
+        let of = |v: Option<&str>| {
+            let mut c = BTreeMap::new();
+            if let Some(v) = v {
+                c.insert("cleanup.policy".to_string(), v.to_string());
+            }
+            let p = CleanupPolicy::of(&c);
+            (p.compact, p.delete)
+        };
+        assert_eq!(of(None), (false, true));
+        assert_eq!(of(Some("compact")), (true, false));
+        assert_eq!(of(Some("delete")), (false, true));
+        assert_eq!(of(Some("Delete , compact")), (true, true));
+        assert_eq!(of(Some("uncompacted")), (false, false));
     }
 }

@@ -101,18 +101,13 @@ impl KafkaOptions {
     /// # Errors
     /// An unreadable file or a malformed line.
     pub fn with_properties_file(mut self, path: &str) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {path}"), e))?;
-        for (n, line) in text.lines().enumerate() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') || l.starts_with('!') {
-                continue;
-            }
-            let (k, v) = l
-                .split_once('=')
-                .or_else(|| l.split_once(':'))
-                .ok_or_else(|| Error::Invalid(format!("{path}:{}: not key=value: {l:?}", n + 1)))?;
-            self.properties.insert(k.trim().to_string(), v.trim().to_string());
-        }
+        let f = std::fs::File::open(path).map_err(|e| Error::io(format!("reading {path}"), e))?;
+        // UTF-8 (what kcat and librdkafka read), not Java's ISO-8859-1.
+        java_properties::PropertiesIter::new_with_encoding(std::io::BufReader::new(f), encoding_rs::UTF_8)
+            .read_into(|k, v| {
+                self.properties.insert(k.trim().to_string(), v.trim().to_string());
+            })
+            .map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
         Ok(self)
     }
 
@@ -200,5 +195,18 @@ mod tests {
             .unwrap();
         assert_eq!(o.properties["sasl.mechanism"], "PLAIN");
         assert_eq!(o.client_config().get("client.id"), Some("me"));
+        // Java properties as the Java clients' files have them: `!`
+        // comments, escapes, continuation lines, UTF-8.
+        std::fs::write(
+            &f,
+            "! c\nssl.key.password = a\\=b\\\\c\nsasl.jaas.config = one \\\n    two\nclient.id=caf\u{e9}\n",
+        )
+        .unwrap();
+        let o = KafkaOptions::new("b")
+            .with_properties_file(f.to_str().unwrap())
+            .unwrap();
+        assert_eq!(o.properties["ssl.key.password"], "a=b\\c");
+        assert_eq!(o.properties["sasl.jaas.config"], "one two");
+        assert_eq!(o.properties["client.id"], "caf\u{e9}");
     }
 }

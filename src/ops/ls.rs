@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, Manifest, TopicMeta};
+use crate::image::types::CleanupPolicy;
 pub use crate::image::types::GroupOffset;
 use crate::repo::Repository;
 
@@ -103,11 +104,7 @@ pub fn ls(m: &Manifest) -> Listing {
                         holes.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
                     }
                     gaps.extend(holes.iter().copied());
-                    let compacted = t
-                        .meta
-                        .configs
-                        .get("cleanup.policy")
-                        .is_some_and(|c| c.contains("compact"));
+                    let compacted = CleanupPolicy::of(&t.meta.configs).compact;
                     let mut gap_causes = std::collections::BTreeMap::new();
                     for (cause, v) in [
                         ("retention", p.meta.expired.clone()),

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::commits::CommitsMeta;
 use crate::image::manifest::{self, Manifest, SegmentMeta};
-use crate::image::types::TopicInfo;
+use crate::image::types::{CleanupPolicy, TopicInfo};
 use crate::kafka::admin::Cluster;
 use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress};
 use crate::repo::snapshot::Snapshot;
@@ -224,11 +224,7 @@ pub async fn plan(
     let mine = my_partitions(repo, parent.as_ref().map(|(_, s)| s), &prev, &bounds, opts).await?;
     let compacted: BTreeSet<&str> = topics
         .iter()
-        .filter(|t| {
-            t.configs
-                .get("cleanup.policy")
-                .is_some_and(|p| p.contains("compact"))
-        })
+        .filter(|t| CleanupPolicy::of(&t.configs).compact)
         .map(|t| t.name.as_str())
         .collect();
     let mut warnings = Vec::new();
