@@ -14,7 +14,11 @@
 //!   group's newest snapshot;
 //! - `--keep-tag T`: every snapshot with tag T.
 //!
-//! Periods are computed in UTC. Only snapshot files are removed; `prune`
+//! Periods are calendar periods in UTC (jiff's calendar), not in the local
+//! time zone as restic's are: a repository is shared by hosts in different
+//! zones (a laptop, a CronJob whose zone is UTC) and must be bucketed the
+//! same on each, so `forget --dry-run` on one host shows what a scheduled
+//! `forget` elsewhere will do. Only snapshot files are removed; `prune`
 //! frees the data no remaining snapshot references.
 
 use std::collections::BTreeMap;
@@ -104,48 +108,50 @@ impl Policy {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day) (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The UTC calendar date and time of a Unix time (seconds). Out of
+/// jiff's range (beyond the years -9999..=9999) it clamps to the range's
+/// end: no snapshot is that old or new.
+fn civil(t: i64) -> jiff::civil::DateTime {
+    let ts = jiff::Timestamp::from_second(t).unwrap_or(if t < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    ts.to_zoned(jiff::tz::TimeZone::UTC).datetime()
 }
 
-/// (year, month, day) to days since 1970-01-01; days past the month's end
-/// roll over (as Go's `AddDate` normalizes).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let (y, m) = (y + (m - 1).div_euclid(12), (m - 1).rem_euclid(12) + 1);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The UTC calendar date of a Unix time as `(year, month, day)`.
+fn ymd(t: i64) -> (i64, i64, i64) {
+    let d = civil(t).date();
+    (i64::from(d.year()), i64::from(d.month()), i64::from(d.day()))
 }
 
-/// The ISO 8601 (year, week) of a day.
-fn iso_week(days: i64) -> (i64, i64) {
-    // 1970-01-01 was a Thursday; ISO weekday 1 = Monday.
-    let weekday = (days + 3).rem_euclid(7) + 1;
-    let thursday = days - weekday + 4;
-    let (y, _, _) = civil_from_days(thursday);
-    let jan1 = days_from_civil(y, 1, 1);
-    (y, (thursday - jan1) / 7 + 1)
-}
-
-/// Time in seconds since the epoch (UTC) minus a calendar duration.
+/// Time in seconds since the epoch (UTC) minus a calendar duration, as
+/// Go's `AddDate` (restic) does it: years and months shift the month, days
+/// past its end roll over (2026-03-31 minus a month is 2026-03-03, where
+/// jiff's own span arithmetic would clamp to 2026-02-28). A result outside
+/// the calendar's range is the range's start: everything is within it.
 fn minus(t: i64, d: &CalendarDuration) -> i64 {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, dd) = civil_from_days(days);
-    let shifted = days_from_civil(y - d.years, m - d.months, dd - d.days);
-    shifted * 86_400 + secs - d.hours * 3600
+    let dt = civil(t);
+    let secs = t.rem_euclid(86_400);
+    let month0 = i64::from(dt.year()) * 12 + i64::from(dt.month()) - 1 - d.years * 12 - d.months;
+    let shifted = i16::try_from(month0.div_euclid(12))
+        .ok()
+        .and_then(|y| jiff::civil::Date::new(y, (month0.rem_euclid(12) + 1) as i8, 1).ok())
+        .and_then(|first| {
+            first
+                .checked_add(
+                    jiff::Span::new()
+                        .try_days(i64::from(dt.day()) - 1 - d.days)
+                        .ok()?,
+                )
+                .ok()
+        })
+        .and_then(|day| day.to_zoned(jiff::tz::TimeZone::UTC).ok());
+    match shifted {
+        Some(z) => z.timestamp().as_second() + secs - d.hours * 3600,
+        None => i64::MIN,
+    }
 }
 
 /// One snapshot as the policy sees it.
@@ -180,22 +186,22 @@ pub fn apply(list: &[Candidate], p: &Policy) -> Vec<Vec<String>> {
     }
     type Bucker = fn(i64, usize) -> i64;
     let hour: Bucker = |t, _| {
-        let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-        ((y * 100 + m) * 100 + d) * 100 + t.rem_euclid(86_400) / 3600
+        let (y, m, d) = ymd(t);
+        ((y * 100 + m) * 100 + d) * 100 + i64::from(civil(t).hour())
     };
     let day: Bucker = |t, _| {
-        let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+        let (y, m, d) = ymd(t);
         (y * 100 + m) * 100 + d
     };
     let week: Bucker = |t, _| {
-        let (y, w) = iso_week(t.div_euclid(86_400));
-        y * 100 + w
+        let w = civil(t).date().iso_week_date();
+        i64::from(w.year()) * 100 + i64::from(w.week())
     };
     let month: Bucker = |t, _| {
-        let (y, m, _) = civil_from_days(t.div_euclid(86_400));
+        let (y, m, _) = ymd(t);
         y * 100 + m
     };
-    let year: Bucker = |t, _| civil_from_days(t.div_euclid(86_400)).0;
+    let year: Bucker = |t, _| ymd(t).0;
     let always: Bucker = |_, nr| nr as i64;
     let mut buckets: [(i64, Bucker, Option<i64>, &str); 6] = [
         (p.last, always, None, "last snapshot"),
@@ -456,7 +462,13 @@ mod tests {
 
     /// Seconds of a UTC date-time.
     fn at(y: i64, mo: i64, d: i64, h: i64, mi: i64) -> i64 {
-        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60
+        let date = jiff::civil::date(y as i16, mo as i8, d as i8);
+        date.to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_second()
+            + h * 3600
+            + mi * 60
     }
 
     fn run(times: &[i64], p: &Policy) -> Vec<usize> {
@@ -478,22 +490,38 @@ mod tests {
 
     #[test]
     fn calendar_arithmetic_matches_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(days_from_civil(2026, 11, 28)), (2026, 11, 28));
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 30)), (2024, 3, 1));
-        assert_eq!(civil_from_days(days_from_civil(2026, 0, 15)), (2025, 12, 15));
+        assert_eq!(at(1970, 1, 1, 0, 0), 0);
+        assert_eq!(ymd(at(2026, 11, 28, 23, 59)), (2026, 11, 28));
+        assert_eq!(ymd(-1), (1969, 12, 31));
         // ISO weeks: 2021-01-03 is in 2020-W53, 2021-01-04 starts 2021-W01,
         // 2024-12-30 is in 2025-W01.
-        assert_eq!(iso_week(days_from_civil(2021, 1, 3)), (2020, 53));
-        assert_eq!(iso_week(days_from_civil(2021, 1, 4)), (2021, 1));
-        assert_eq!(iso_week(days_from_civil(2024, 12, 30)), (2025, 1));
-        assert_eq!(iso_week(days_from_civil(2026, 11, 28)), (2026, 48));
+        let week = |t: i64| {
+            let w = civil(t).date().iso_week_date();
+            (w.year(), w.week())
+        };
+        assert_eq!(week(at(2021, 1, 3, 12, 0)), (2020, 53));
+        assert_eq!(week(at(2021, 1, 4, 0, 0)), (2021, 1));
+        assert_eq!(week(at(2024, 12, 30, 0, 0)), (2025, 1));
+        assert_eq!(week(at(2026, 11, 28, 0, 0)), (2026, 48));
         // Go's AddDate normalization: 2026-03-31 minus one month is 2026-03-03.
         let d = CalendarDuration {
             months: 1,
             ..Default::default()
         };
         assert_eq!(minus(at(2026, 3, 31, 0, 0), &d), at(2026, 3, 3, 0, 0));
+        let d = CalendarDuration {
+            years: 1,
+            days: 31,
+            hours: 2,
+            ..Default::default()
+        };
+        assert_eq!(minus(at(2026, 3, 1, 1, 0), &d), at(2025, 1, 28, 23, 0));
+        // Beyond the calendar: everything is within.
+        let d = CalendarDuration {
+            years: 100_000,
+            ..Default::default()
+        };
+        assert_eq!(minus(at(2026, 3, 1, 0, 0), &d), i64::MIN);
     }
 
     #[test]
