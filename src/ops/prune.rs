@@ -36,15 +36,11 @@ use super::progress::{Progress, Unit};
 use crate::backend::ObjectInfo;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::repo::envelope::FileType;
-use crate::repo::index::{IndexFile, IndexPack};
+use crate::repo::index::IndexPack;
 use crate::repo::pack::BlobType;
 use crate::repo::walk::{TreeWalker, Visit};
 use crate::repo::writer::SaveSession;
 use crate::repo::{FileKind, IndexFiles, Repository};
-
-/// Packs per index file written by prune.
-const PACKS_PER_INDEX: usize = 2000;
 
 /// How to prune.
 #[derive(Debug, Clone)]
@@ -483,7 +479,7 @@ pub async fn execute_prune(
         .filter_map(|(p, _)| plan.packs.get(p).cloned())
         .collect();
     all.extend(new_packs);
-    let written = write_index(repo, all, &before).await?;
+    let written = repo.write_index_superseding(all, &before).await?;
     rep.index_files_written = written.len();
     repo.verify_locks().await?;
     for id in before.iter().filter(|id| !written.contains(id)) {
@@ -544,29 +540,6 @@ async fn repack(repo: &Repository, plan: &PrunePlan, progress: &dyn Progress) ->
     }
     let (_, written) = session.commit_packs().await?;
     progress.finish();
-    Ok(written)
-}
-
-/// Writes `packs` as new index files; the last supersedes `before` (every
-/// index file that existed). Returns the ids written.
-///
-/// # Errors
-/// Storage errors.
-async fn write_index(repo: &Repository, packs: Vec<IndexPack>, before: &[Id]) -> Result<HashSet<Id>> {
-    let chunks: Vec<Vec<IndexPack>> = if packs.is_empty() {
-        vec![Vec::new()]
-    } else {
-        packs.chunks(PACKS_PER_INDEX).map(<[IndexPack]>::to_vec).collect()
-    };
-    let n = chunks.len();
-    let mut written = HashSet::new();
-    for (i, c) in chunks.into_iter().enumerate() {
-        let f = IndexFile {
-            supersedes: if i + 1 == n { before.to_vec() } else { Vec::new() },
-            packs: c,
-        };
-        written.insert(repo.save_file(FileType::Index, &f.encode()).await?);
-    }
     Ok(written)
 }
 

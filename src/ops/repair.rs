@@ -28,15 +28,11 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use crate::image::record::OffsetRuns;
-use crate::repo::envelope::FileType;
-use crate::repo::index::{IndexFile, IndexPack};
+use crate::repo::index::IndexPack;
 use crate::repo::pack::BlobType;
 use crate::repo::tree::Tree;
 use crate::repo::writer::SaveSession;
 use crate::repo::{FileKind, Repository};
-
-/// Packs per index file written by repair.
-const PACKS_PER_INDEX: usize = 2000;
 
 /// What `repair index` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,21 +89,8 @@ async fn repair_index_locked(repo: &Repository, progress: &dyn Progress) -> Resu
     // file there is now, then the old files.
     repo.verify_locks().await?;
     let before = repo.list_ids(crate::repo::FileKind::Index).await?;
-    let chunks: Vec<Vec<IndexPack>> = if packs.is_empty() {
-        vec![Vec::new()]
-    } else {
-        packs.chunks(PACKS_PER_INDEX).map(<[IndexPack]>::to_vec).collect()
-    };
-    let n = chunks.len();
-    let mut written = HashSet::new();
-    for (i, c) in chunks.into_iter().enumerate() {
-        let f = IndexFile {
-            supersedes: if i + 1 == n { before.clone() } else { Vec::new() },
-            packs: c,
-        };
-        written.insert(repo.save_file(FileType::Index, &f.encode()).await?);
-        rep.index_files_written += 1;
-    }
+    let written = repo.write_index_superseding(packs, &before).await?;
+    rep.index_files_written = written.len();
     repo.verify_locks().await?;
     for id in before.iter().filter(|id| !written.contains(id)) {
         repo.remove_file(FileKind::Index, id).await?;

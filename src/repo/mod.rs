@@ -762,6 +762,39 @@ impl Repository {
         Ok(out)
     }
 
+    /// Writes `packs` as new index files of at most 2,000 packs each, the
+    /// last superseding `before` (every index file that existed): prune's
+    /// and `repair index`'s order, so until the last one exists the old
+    /// index stays authoritative (format-spec §12). Returns the ids written.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn write_index_superseding(
+        &self,
+        packs: Vec<index::IndexPack>,
+        before: &[Id],
+    ) -> Result<std::collections::HashSet<Id>> {
+        const PACKS_PER_INDEX: usize = 2000;
+        let chunks: Vec<Vec<index::IndexPack>> = if packs.is_empty() {
+            vec![Vec::new()]
+        } else {
+            packs
+                .chunks(PACKS_PER_INDEX)
+                .map(<[index::IndexPack]>::to_vec)
+                .collect()
+        };
+        let n = chunks.len();
+        let mut written = std::collections::HashSet::new();
+        for (i, c) in chunks.into_iter().enumerate() {
+            let f = IndexFile {
+                supersedes: if i + 1 == n { before.to_vec() } else { Vec::new() },
+                packs: c,
+            };
+            written.insert(self.save_file(FileType::Index, &f.encode()).await?);
+        }
+        Ok(written)
+    }
+
     /// Makes `files` the master index (superseded files left out).
     pub fn use_index_files(&self, files: &[(Id, IndexFile)]) -> Arc<MasterIndex> {
         let m = Arc::new(MasterIndex::from_files(files));
