@@ -120,10 +120,9 @@ fn civil(t: i64) -> jiff::civil::DateTime {
     ts.to_zoned(jiff::tz::TimeZone::UTC).datetime()
 }
 
-/// The UTC calendar date of a Unix time as `(year, month, day)`.
-fn ymd(t: i64) -> (i64, i64, i64) {
-    let d = civil(t).date();
-    (i64::from(d.year()), i64::from(d.month()), i64::from(d.day()))
+/// A calendar date as `(year, month, day)`.
+fn ymd(dt: jiff::civil::DateTime) -> (i64, i64, i64) {
+    (i64::from(dt.year()), i64::from(dt.month()), i64::from(dt.day()))
 }
 
 /// Time in seconds since the epoch (UTC) minus a calendar duration, as
@@ -186,11 +185,12 @@ pub fn apply(list: &[Candidate], p: &Policy) -> Vec<Vec<String>> {
     }
     type Bucker = fn(i64, usize) -> i64;
     let hour: Bucker = |t, _| {
-        let (y, m, d) = ymd(t);
-        ((y * 100 + m) * 100 + d) * 100 + i64::from(civil(t).hour())
+        let dt = civil(t);
+        let (y, m, d) = ymd(dt);
+        ((y * 100 + m) * 100 + d) * 100 + i64::from(dt.hour())
     };
     let day: Bucker = |t, _| {
-        let (y, m, d) = ymd(t);
+        let (y, m, d) = ymd(civil(t));
         (y * 100 + m) * 100 + d
     };
     let week: Bucker = |t, _| {
@@ -198,10 +198,10 @@ pub fn apply(list: &[Candidate], p: &Policy) -> Vec<Vec<String>> {
         i64::from(w.year()) * 100 + i64::from(w.week())
     };
     let month: Bucker = |t, _| {
-        let (y, m, _) = ymd(t);
+        let (y, m, _) = ymd(civil(t));
         y * 100 + m
     };
-    let year: Bucker = |t, _| ymd(t).0;
+    let year: Bucker = |t, _| i64::from(civil(t).year());
     let always: Bucker = |_, nr| nr as i64;
     let mut buckets: [(i64, Bucker, Option<i64>, &str); 6] = [
         (p.last, always, None, "last snapshot"),
@@ -491,8 +491,8 @@ mod tests {
     #[test]
     fn calendar_arithmetic_matches_known_dates() {
         assert_eq!(at(1970, 1, 1, 0, 0), 0);
-        assert_eq!(ymd(at(2026, 11, 28, 23, 59)), (2026, 11, 28));
-        assert_eq!(ymd(-1), (1969, 12, 31));
+        assert_eq!(ymd(civil(at(2026, 11, 28, 23, 59))), (2026, 11, 28));
+        assert_eq!(ymd(civil(-1)), (1969, 12, 31));
         // ISO weeks: 2021-01-03 is in 2020-W53, 2021-01-04 starts 2021-W01,
         // 2024-12-30 is in 2025-W01.
         let week = |t: i64| {
