@@ -271,7 +271,7 @@ pub async fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneP
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let (index_files, superseded, packs) = live_index(repo).await?;
+    let (lingering_index, packs) = live_index(repo).await?;
     let (snapshots, used) = referenced(repo).await?;
     report.snapshots = snapshots;
     report.blobs_used = used.len();
@@ -332,7 +332,7 @@ pub async fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneP
     report.bytes_after = report.bytes_before.saturating_sub(freed) + choice.moved_bytes;
     report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
     Ok(PrunePlan {
-        lingering_index: index_files.iter().any(|id| superseded.contains(id)),
+        lingering_index,
         packs,
         used,
         choice,
@@ -342,13 +342,14 @@ pub async fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneP
     })
 }
 
-/// The index files that exist, the ones superseded, and the live index's
-/// packs; the master index is set from the same reads (no second pass).
+/// Whether an existing index file is already superseded (an earlier prune
+/// to finish), and the live index's packs; the master index is set from
+/// the same reads (no second pass).
 ///
 /// # Errors
 /// An index file that does not open: packs only it names would look
 /// unindexed and be deleted, so prune refuses until `repair index`.
-async fn live_index(repo: &Repository) -> Result<(Vec<Id>, HashSet<Id>, HashMap<Id, IndexPack>)> {
+async fn live_index(repo: &Repository) -> Result<(bool, HashMap<Id, IndexPack>)> {
     let IndexFiles { files, unreadable } = repo.read_index_files().await?;
     if let Some((_, e)) = unreadable.into_iter().next() {
         return Err(match e {
@@ -369,7 +370,8 @@ async fn live_index(repo: &Repository) -> Result<(Vec<Id>, HashSet<Id>, HashMap<
         }
     }
     repo.use_index_files(&files);
-    Ok((files.into_iter().map(|(id, _)| id).collect(), superseded, packs))
+    let lingering = files.iter().any(|(id, _)| superseded.contains(id));
+    Ok((lingering, packs))
 }
 
 /// Sorts packs (in id order) by the blobs kept in them: each used blob's
