@@ -14,7 +14,7 @@
 //! Records go to the handler as borrowed slices: the Kafka layer neither
 //! encodes nor chunks. They are read in batches from a queue of the
 //! reader's own that every assigned partition is routed to
-//! (`kvault_rdkafka_batch`): one `poll` per record cost a third of a
+//! (`kvault_rdkafka_ext`): one `poll` per record cost a third of a
 //! snapshot's CPU on small records. Client-wide events (logs, errors) stay
 //! on the consumer queue, served between batches.
 //!
@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use kvault_rdkafka_batch::{Batch, FetchQueue, Msg, TimestampKind};
+use kvault_rdkafka_ext::{Batch, FetchQueue, Msg, TimestampKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};

@@ -1,4 +1,7 @@
-//! Batched reads for an assign-only consumer.
+//! librdkafka calls that rdkafka does not make: batched reads for an
+//! assign-only consumer (this file), record headers without a parse buffer
+//! per record (`csrc/headers.c`), and DescribeConfigs on a queue of the
+//! caller's own ([`configs`]).
 //!
 //! rdkafka hands out one message per `poll`: each one is an event taken
 //! from the consumer queue under its lock, a fresh `Arc`, the poll clock

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use kvault_rdkafka_batch::FetchQueue;
+use kvault_rdkafka_ext::FetchQueue;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -53,7 +53,7 @@ fn headers_are_read_in_order_with_null_values_and_none_is_empty() {
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &servers)
-        .set("group.id", "kvault-rdkafka-batch-test")
+        .set("group.id", "kvault-rdkafka-ext-test")
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
