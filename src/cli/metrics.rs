@@ -7,6 +7,10 @@
 //! commands add their results (records and bytes read or written, offsets
 //! expired, commits captured), and the typed progress events (records,
 //! partitions, gaps by cause) are counted as they happen.
+//!
+//! Own code, not a crate: a run writes one gauge map once at exit, which is
+//! a few lines of the text format; `prometheus-client` would add a registry
+//! and typed metric families to build the same lines.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -7,7 +7,8 @@
 //!   valid 15 minutes, base64url-encoded without padding, exactly as AWS's
 //!   `aws-msk-iam-sasl-signer` libraries make it. Credentials come from the
 //!   AWS default chain (environment, shared profile / `AWS_PROFILE`, SSO,
-//!   web identity / IRSA, ECS container, EC2 instance metadata).
+//!   web identity / IRSA, ECS container, EC2 instance metadata). The
+//!   signing is in [`super::msk`].
 //! - **A token command** (`--kafka-token-command CMD`): the token is what
 //!   `sh -c CMD` prints (e.g. `gcloud auth print-access-token`); a JWT's
 //!   `exp` and `sub` give its lifetime and principal.
@@ -63,7 +64,7 @@ impl std::fmt::Debug for Token {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -119,7 +120,7 @@ impl Tokens {
         }
         let issued = now_ms();
         let t = match &self.kind {
-            TokenKind::MskIam { region } => msk_iam_token_now(region)?,
+            TokenKind::MskIam { region } => super::msk::msk_iam_token_now(region)?,
             TokenKind::Command(cmd) => command_token(cmd)?,
         };
         if let Ok(mut c) = self.cache.lock() {
@@ -273,148 +274,6 @@ pub fn keep_fresh<T: Send + Sync + 'static>(
     }
 }
 
-/// The MSK IAM token for `region` with the default AWS credential chain.
-fn msk_iam_token_now(region: &str) -> Result<Token> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Invalid(format!("kafka MSK IAM: {what}: {e}"));
-    // Called from librdkafka's threads as well as kvault's: a small runtime
-    // of its own runs the (asynchronous) credential chain.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail("starting a runtime", &e))?;
-    let region = region.to_string();
-    let run = move || {
-        rt.block_on(async {
-            use reqsign_core::ProvideCredential;
-            let ctx = reqsign_core::Context::new()
-                .with_file_read(reqsign_file_read_tokio::TokioFileRead)
-                .with_env(reqsign_core::OsEnv)
-                .with_http_send(opendal::HttpTransporter::default());
-            let cred = reqsign_aws_v4::DefaultCredentialProvider::new()
-                .provide_credential(&ctx)
-                .await
-                .map_err(|e| fail("loading AWS credentials", &e))?
-                .ok_or_else(|| {
-                    Error::Invalid(
-                        "kafka MSK IAM: no AWS credentials (environment, profile, web identity, container or \
-                         instance metadata)"
-                            .into(),
-                    )
-                })?;
-            msk_iam_token(
-                &region,
-                &cred.access_key_id,
-                &cred.secret_access_key,
-                cred.session_token.as_deref(),
-                now_ms() / 1000,
-            )
-        })
-    };
-    // block_on refuses to run inside another runtime's thread.
-    if tokio::runtime::Handle::try_current().is_ok() {
-        std::thread::scope(|s| s.spawn(run).join())
-            .map_err(|_| Error::Internal("kafka MSK IAM: the signing thread panicked".into()))?
-    } else {
-        run()
-    }
-}
-
-/// AWS's URI encoding: unreserved characters as they are, every other
-/// byte as `%XX` (upper case).
-fn aws_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    use hmac::Mac as _;
-    // HMAC takes a key of any length.
-    let mut m =
-        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
-
-/// The MSK IAM token for `region`, credentials and signing time `now`
-/// (seconds since the Unix epoch): a SigV4 query-signed (presigned) GET of
-/// `https://kafka.REGION.amazonaws.com/?Action=kafka-cluster:Connect`,
-/// valid [`MSK_TOKEN_SECONDS`], with kvault's User-Agent appended
-/// unsigned, base64url-encoded without padding — byte for byte what AWS's
-/// signer libraries make (golden vectors in the tests).
-pub fn msk_iam_token(
-    region: &str,
-    access_key_id: &str,
-    secret_access_key: &str,
-    session_token: Option<&str>,
-    now: i64,
-) -> Result<Token> {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let t = time_parts(now)?;
-    let (date, stamp) = (&t[..8], t.as_str());
-    let host = format!("kafka.{region}.amazonaws.com");
-    let scope = format!("{date}/{region}/kafka-cluster/aws4_request");
-    let mut query: Vec<(String, String)> = vec![
-        ("Action".into(), "kafka-cluster:Connect".into()),
-        ("X-Amz-Algorithm".into(), "AWS4-HMAC-SHA256".into()),
-        ("X-Amz-Credential".into(), format!("{access_key_id}/{scope}")),
-        ("X-Amz-Date".into(), stamp.to_string()),
-        ("X-Amz-Expires".into(), MSK_TOKEN_SECONDS.to_string()),
-        ("X-Amz-SignedHeaders".into(), "host".into()),
-    ];
-    if let Some(tok) = session_token {
-        query.push(("X-Amz-Security-Token".into(), tok.to_string()));
-    }
-    let encode = |q: &[(String, String)]| {
-        q.iter()
-            .map(|(k, v)| format!("{}={}", aws_encode(k), aws_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    // The URL lists the parameters in the order AWS's signers do; the
-    // signature covers them sorted.
-    let in_url = encode(&query);
-    query.sort();
-    let canonical_query = encode(&query);
-    let empty_payload = hex::encode(sha2::Sha256::digest(b""));
-    let creq = format!("GET\n/\n{canonical_query}\nhost:{host}\n\nhost\n{empty_payload}");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
-        hex::encode(sha2::Sha256::digest(creq.as_bytes()))
-    );
-    let key = ["kafka-cluster", "aws4_request"].iter().fold(
-        hmac(&hmac(format!("AWS4{secret_access_key}").as_bytes(), date), region),
-        |k, part| hmac(&k, part),
-    );
-    let signature = hex::encode(hmac(&key, &to_sign));
-    let url = format!(
-        "https://{host}/?{in_url}&X-Amz-Signature={signature}&User-Agent={}",
-        aws_encode(&format!("kvault/{}", env!("CARGO_PKG_VERSION")))
-    );
-    Ok(Token {
-        value: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url.as_bytes()),
-        principal: access_key_id.to_string(),
-        expires_ms: (now + MSK_TOKEN_SECONDS as i64) * 1000,
-    })
-}
-
-/// `YYYYMMDDTHHMMSSZ` of a Unix time.
-fn time_parts(unix: i64) -> Result<String> {
-    let t = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(
-            u64::try_from(unix).map_err(|_| Error::Invalid("kafka MSK IAM: a time before 1970".into()))?,
-        );
-    let s = humantime::format_rfc3339_seconds(t).to_string(); // 2026-11-29T09:30:00Z
-    Ok(s.replace(['-', ':'], ""))
-}
-
 /// The token a command prints.
 fn command_token(cmd: &str) -> Result<Token> {
     let fail = |what: String| Error::Invalid(format!("kafka token command: {what}"));
@@ -462,66 +321,6 @@ fn jwt_claims(token: &str) -> (Option<i64>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Decodes a token back to the signed URL.
-    fn url_of(t: &Token) -> String {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&t.value)
-            .expect("base64url without padding");
-        String::from_utf8(bytes).expect("a URL")
-    }
-
-    /// The query's parameters, without the User-Agent (each library puts
-    /// its own name there; it is not signed).
-    fn params(url: &str) -> Vec<(String, String)> {
-        let (base, query) = url.split_once('?').expect("a query");
-        assert_eq!(base, "https://kafka.eu-west-1.amazonaws.com/");
-        let mut v: Vec<(String, String)> = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| *k != "User-Agent")
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Golden vectors from AWS's own signer, aws-msk-iam-sasl-signer-python
-    /// 1.0.2 on botocore, with the same credentials and signing time
-    /// (scripts/golden/msk-iam-token.py prints them).
-    const GOLDEN_STATIC: &str = "https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261129%2Feu-west-1%2Fkafka-cluster%2Faws4_request&X-Amz-Date=20261129T093000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=da7ab978cb517e717b00598ef7267517873b9b7535d1049a223e58ef49175bce&User-Agent=aws-msk-iam-sasl-signer-python%2F1.0.2";
-    const GOLDEN_SESSION: &str = "https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAEXAMPLE%2F20261129%2Feu-west-1%2Fkafka-cluster%2Faws4_request&X-Amz-Date=20261129T093000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE%2F%2Ftoken%2B%2F%3D&X-Amz-Signature=34c0078090caa815341f9ed66925d0846aad1379b1c0c9632fe48df19368fa2d&User-Agent=aws-msk-iam-sasl-signer-python%2F1.0.2";
-
-    #[test]
-    fn msk_iam_tokens_match_aws_signer() {
-        let at = 1_795_944_600; // 2026-11-29T09:30:00Z
-        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-        for (key, session, golden) in [
-            ("AKIDEXAMPLE", None, GOLDEN_STATIC),
-            (
-                "ASIAEXAMPLE",
-                Some("FwoGZXIvYXdzEXAMPLE//token+/="),
-                GOLDEN_SESSION,
-            ),
-        ] {
-            let t = msk_iam_token("eu-west-1", key, secret, session, at).expect("signed");
-            assert!(
-                !t.value.contains(['=', '+', '/']),
-                "base64url without padding: {}",
-                t.value
-            );
-            let url = url_of(&t);
-            assert_eq!(params(&url), params(golden), "{url}");
-            // Byte for byte up to the User-Agent, which names the library.
-            let cut = |u: &str| u.split("&User-Agent=").next().map(str::to_string);
-            assert_eq!(cut(&url), cut(golden));
-            assert!(url.ends_with(&format!("&User-Agent=kvault%2F{}", env!("CARGO_PKG_VERSION"))));
-            // AWS's signer reports expiry as signing time + 900 s, in ms.
-            assert_eq!(t.expires_ms, 1_795_945_500_000);
-            assert_eq!(t.principal, key);
-        }
-    }
 
     #[test]
     fn a_command_token_takes_lifetime_and_principal_from_its_jwt() {

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod auth;
 pub mod filter;
+pub mod msk;
 pub mod partitioner;
 #[cfg(feature = "kafka")]
 pub mod retry;
