@@ -161,10 +161,13 @@ fn main() {
     let copy_rate = stored as f64 / csecs / 1e6;
 
     let opts = kvault::BackendOptions {
-        s3_endpoint: Some(env("KVAULT_TEST_S3_ENDPOINT")),
-        s3_region: Some("us-east-1".into()),
-        s3_access_key_id: Some(env("KVAULT_TEST_S3_KEY")),
-        s3_secret_access_key: Some(env("KVAULT_TEST_S3_SECRET")),
+        s3: kvault::S3Options {
+            endpoint: Some(env("KVAULT_TEST_S3_ENDPOINT")),
+            region: Some("us-east-1".into()),
+            access_key_id: Some(env("KVAULT_TEST_S3_KEY")),
+            secret_access_key: Some(env("KVAULT_TEST_S3_SECRET")),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let raw = kvault::open_backend(&format!("s3://{bucket}/bench-raw-{id}"), &opts).unwrap();

@@ -37,6 +37,7 @@ pub mod repo;
 
 pub use backend::Backend;
 pub use backend::location::{BackendOptions, Location, LocationError, open_backend};
+pub use backend::services::{AzureOptions, GcsOptions, S3Options};
 pub use error::{Error, Result};
 pub use id::Id;
 pub use image::manifest::Manifest;

@@ -9,7 +9,7 @@
 //! | `memory:` | in-process memory (tests) |
 //!
 //! Credentials never come from the location string: they come from
-//! [`BackendOptions`], which the CLI fills from flags and the usual
+//! [`BackendOptions`] (one struct per service, [`super::services`]), which the CLI fills from flags and the usual
 //! environment variables (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*).
 //! Without explicit keys each cloud's default chain applies: for S3 the
 //! environment, the shared config and credentials files (`--s3-profile`),
@@ -25,6 +25,7 @@ use super::Backend;
 use super::memory::MemoryBackend;
 use super::opendal::OpendalBackend;
 use super::retry::RetryBackend;
+use super::services::{AzureOptions, GcsOptions, S3Options};
 
 /// Why a location could not be turned into a backend. The backend layer
 /// depends on nothing above it; `crate::Error` converts from this.
@@ -47,40 +48,15 @@ pub enum LocationError {
 type Result<T> = std::result::Result<T, LocationError>;
 use LocationError as Error;
 
-/// Settings for object-store backends. Empty fields fall back to the
-/// provider's defaults.
+/// Settings for object-store backends, one struct per service.
 #[derive(Debug, Clone, Default)]
 pub struct BackendOptions {
-    /// S3 endpoint URL with scheme, e.g. `http://127.0.0.1:8333`.
-    pub s3_endpoint: Option<String>,
-    /// S3 region (default `us-east-1`).
-    pub s3_region: Option<String>,
-    /// S3 access key id.
-    pub s3_access_key_id: Option<String>,
-    /// S3 secret access key.
-    pub s3_secret_access_key: Option<String>,
-    /// S3 session token.
-    pub s3_session_token: Option<String>,
-    /// Profile of the shared AWS config files.
-    pub s3_profile: Option<String>,
-    /// Role to assume with the credentials found.
-    pub s3_role_arn: Option<String>,
-    /// Storage class of new objects.
-    pub s3_storage_class: Option<String>,
-    /// KMS key for server-side encryption of new objects.
-    pub s3_sse_kms_key_id: Option<String>,
-    /// GCS endpoint override.
-    pub gcs_endpoint: Option<String>,
-    /// Path of a GCS service-account credential file.
-    pub gcs_credential_path: Option<String>,
-    /// Azure endpoint (default `https://ACCOUNT.blob.core.windows.net`).
-    pub azure_endpoint: Option<String>,
-    /// Azure storage account name.
-    pub azure_account_name: Option<String>,
-    /// Azure storage account key.
-    pub azure_account_key: Option<String>,
-    /// Azure SAS token.
-    pub azure_sas_token: Option<String>,
+    /// S3 and S3-compatible servers.
+    pub s3: S3Options,
+    /// Google Cloud Storage.
+    pub gcs: GcsOptions,
+    /// Azure Blob Storage.
+    pub azure: AzureOptions,
 }
 
 /// A parsed location.
@@ -164,16 +140,19 @@ impl Location {
     }
 }
 
-fn opendal_err(location: &str, e: opendal::Error) -> Error {
-    Error::Invalid(format!("cannot use repository location {location}: {e}"))
+/// An object store's backend, behind the retry decorator.
+fn remote(op: opendal::Result<Operator>, location: &str) -> Result<Arc<dyn Backend>> {
+    let op = op.map_err(|e| refused(location, &e))?;
+    Ok(Arc::new(RetryBackend::new(OpendalBackend::new(
+        op,
+        location.to_string(),
+        true,
+    ))))
 }
 
-fn root_of(prefix: &str) -> String {
-    if prefix.is_empty() {
-        "/".to_string()
-    } else {
-        format!("/{prefix}/")
-    }
+/// The provider refused the settings of `location`.
+fn refused(location: &str, e: &opendal::Error) -> Error {
+    Error::Invalid(format!("cannot use repository location {location}: {e}"))
 }
 
 /// Opens the backend for a location string. Object stores get the retry
@@ -195,89 +174,12 @@ pub fn open_backend(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Bac
             let b = opendal::services::Fs::default()
                 .root(&root)
                 .atomic_write_dir(&tmp);
-            let op = Operator::new(b).map_err(|e| opendal_err(location, e))?;
+            let op = Operator::new(b).map_err(|e| refused(location, &e))?;
             Arc::new(OpendalBackend::local(op, location.to_string(), abs))
         }
-        Location::S3 { bucket, prefix } => {
-            let mut b = opendal::services::S3::default()
-                .bucket(&bucket)
-                .root(&root_of(&prefix))
-                .region(opts.s3_region.as_deref().unwrap_or("us-east-1"));
-            if let Some(p) = &opts.s3_profile {
-                b = b.profile(p);
-            }
-            if let Some(r) = &opts.s3_role_arn {
-                b = b.role_arn(r);
-            }
-            if let Some(c) = &opts.s3_storage_class {
-                b = b.default_storage_class(c);
-            }
-            if let Some(k) = &opts.s3_sse_kms_key_id {
-                b = b.server_side_encryption_with_customer_managed_kms_key(k);
-            }
-            if let Some(e) = &opts.s3_endpoint {
-                b = b.endpoint(e);
-            }
-            if let Some(k) = &opts.s3_access_key_id {
-                b = b.access_key_id(k);
-            }
-            if let Some(k) = &opts.s3_secret_access_key {
-                b = b.secret_access_key(k);
-            }
-            if let Some(t) = &opts.s3_session_token {
-                b = b.session_token(t);
-            }
-            let op = Operator::new(b).map_err(|e| opendal_err(location, e))?;
-            Arc::new(RetryBackend::new(OpendalBackend::new(
-                op,
-                location.to_string(),
-                true,
-            )))
-        }
-        Location::Gcs { bucket, prefix } => {
-            let mut b = opendal::services::Gcs::default()
-                .bucket(&bucket)
-                .root(&root_of(&prefix));
-            if let Some(e) = &opts.gcs_endpoint {
-                b = b.endpoint(e);
-            }
-            if let Some(p) = &opts.gcs_credential_path {
-                b = b.credential_path(p);
-            }
-            let op = Operator::new(b).map_err(|e| opendal_err(location, e))?;
-            Arc::new(RetryBackend::new(OpendalBackend::new(
-                op,
-                location.to_string(),
-                true,
-            )))
-        }
-        Location::Azblob { container, prefix } => {
-            let mut b = opendal::services::Azblob::default()
-                .container(&container)
-                .root(&root_of(&prefix));
-            if let Some(a) = &opts.azure_account_name {
-                b = b.account_name(a);
-                let ep = opts
-                    .azure_endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("https://{a}.blob.core.windows.net"));
-                b = b.endpoint(&ep);
-            } else if let Some(ep) = &opts.azure_endpoint {
-                b = b.endpoint(ep);
-            }
-            if let Some(k) = &opts.azure_account_key {
-                b = b.account_key(k);
-            }
-            if let Some(t) = &opts.azure_sas_token {
-                b = b.sas_token(t);
-            }
-            let op = Operator::new(b).map_err(|e| opendal_err(location, e))?;
-            Arc::new(RetryBackend::new(OpendalBackend::new(
-                op,
-                location.to_string(),
-                true,
-            )))
-        }
+        Location::S3 { bucket, prefix } => remote(opts.s3.operator(&bucket, &prefix), location)?,
+        Location::Gcs { bucket, prefix } => remote(opts.gcs.operator(&bucket, &prefix), location)?,
+        Location::Azblob { container, prefix } => remote(opts.azure.operator(&container, &prefix), location)?,
     };
     Ok(backend)
 }

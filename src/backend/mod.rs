@@ -37,6 +37,7 @@ pub mod location;
 pub mod memory;
 pub mod opendal;
 pub mod retry;
+pub mod services;
 
 use std::fmt;
 use std::time::SystemTime;

@@ -13,6 +13,8 @@
 //! endpoint = "https://s3.eu-west-1.amazonaws.com"
 //! region = "eu-west-1"
 //! profile = "backup"
+//! # [gcs] and [azure] alike: a section's keys are its flags without the
+//! # prefix (--s3-role-arn is [s3] role-arn, --gcs-endpoint [gcs] endpoint)
 //!
 //! [kafka]            # librdkafka properties, as -X takes them
 //! "security.protocol" = "SASL_SSL"
@@ -75,17 +77,18 @@ const KAFKA_FLAGS: &[(&str, &str)] = &[
     ("msk-region", "msk_region"),
     ("kafka-token-command", "kafka_token_command"),
 ];
-/// `[s3]` keys.
-const S3: &[(&str, &str)] = &[
-    ("endpoint", "s3_endpoint"),
-    ("region", "s3_region"),
-    ("profile", "s3_profile"),
-    ("role-arn", "s3_role_arn"),
-    ("storage-class", "s3_storage_class"),
-    ("sse-kms-key-id", "s3_sse_kms_key_id"),
-    ("access-key-id", "s3_access_key_id"),
-    ("secret-access-key-file", "s3_secret_access_key_file"),
-];
+/// Sections of the object-store services: `[s3] KEY` is the flag
+/// `--s3-KEY` (`cli::StorageArgs`), so a new flag is a new key.
+const STORAGE: &[&str] = &["s3", "gcs", "azure"];
+
+/// The flag id a storage section's key stands for, if there is one.
+fn storage_flag(cmd: &clap::Command, section: &str, key: &str) -> Option<String> {
+    let id = format!("{section}_{}", key.replace('-', "_"));
+    cmd.get_arguments()
+        .any(|a| a.get_id() == id.as_str())
+        .then_some(id)
+}
+
 /// Snapshot's selection keys (arrays or strings).
 const SELECTION: &[(&str, &str)] = &[
     ("topics", "topics"),
@@ -260,7 +263,7 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
         .parse()
         .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration file {path}: {}", e.message()))?;
     let table = effective(table, profile.as_deref(), &path)?;
-    let mut defaults: Vec<(&'static str, String)> = Vec::new();
+    let mut defaults: Vec<(String, String)> = Vec::new();
     let mut kafka_flags: Vec<(&'static str, String)> = Vec::new();
     let mut selection: Vec<(&'static str, Vec<String>)> = Vec::new();
     let mut keep: Vec<(&'static str, Vec<String>)> = Vec::new();
@@ -268,12 +271,12 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
     let in_file = |e: anyhow::Error| e.context(format!("configuration file {path}"));
     for (k, v) in &table {
         if let Some((_, id)) = GLOBAL.iter().find(|(key, _)| key == k) {
-            defaults.push((id, text(v, k).map_err(in_file)?));
+            defaults.push((id.to_string(), text(v, k).map_err(in_file)?));
         } else if let Some((_, id)) = KAFKA_FLAGS.iter().find(|(key, _)| key == k) {
             kafka_flags.push((id, text(v, k).map_err(in_file)?));
         } else if let Some((_, id)) = SELECTION.iter().find(|(key, _)| key == k) {
             selection.push((id, texts(v, k).map_err(in_file)?));
-        } else if k == "s3" || k == "kafka" || k == "keep" {
+        } else if STORAGE.contains(&k.as_str()) || k == "kafka" || k == "keep" {
             let toml::Value::Table(t) = v else {
                 bail!("configuration file {path}: [{k}] must be a table");
             };
@@ -281,7 +284,7 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
                 let key = format!("{k}.{sk}");
                 if k == "kafka" {
                     kafka.push((sk.clone(), text(sv, &key).map_err(in_file)?));
-                } else if let Some((_, id)) = S3.iter().find(|(key, _)| key == sk).filter(|_| k == "s3") {
+                } else if let Some(id) = storage_flag(&cmd, k, sk) {
                     defaults.push((id, text(sv, &key).map_err(in_file)?));
                 } else if let Some((_, id)) = KEEP.iter().find(|(key, _)| key == sk).filter(|_| k == "keep") {
                     keep.push((id, texts(sv, &key).map_err(in_file)?));
@@ -335,6 +338,22 @@ mod tests {
             "from-a-file"
         );
         assert!(expand("file:/nonexistent/kvault", "k").is_err());
+    }
+
+    #[test]
+    fn a_storage_section_takes_its_flags_without_the_prefix() {
+        let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+        for (section, key, id) in [
+            ("s3", "endpoint", "s3_endpoint"),
+            ("s3", "secret-access-key-file", "s3_secret_access_key_file"),
+            ("s3", "sse-kms-key-id", "s3_sse_kms_key_id"),
+            ("gcs", "credential-path", "gcs_credential_path"),
+            ("azure", "account-key-file", "azure_account_key_file"),
+        ] {
+            assert_eq!(storage_flag(&cmd, section, key).as_deref(), Some(id));
+        }
+        assert_eq!(storage_flag(&cmd, "s3", "secret-access-key"), None);
+        assert_eq!(storage_flag(&cmd, "gcs", "region"), None);
     }
 
     #[test]

@@ -19,9 +19,9 @@ mod version;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kvault::BackendOptions;
 use kvault::error::exit;
 use kvault::ops::init::{ChunkerParams, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
+use kvault::{AzureOptions, BackendOptions, GcsOptions, S3Options};
 use kvault::{InitOptions, KdfParams, Repository};
 use serde_json::json;
 
@@ -170,10 +170,23 @@ impl GlobalArgs {
     }
 }
 
-/// Object-store settings.
+/// Object-store settings: one group of flags per service, named
+/// `--SERVICE-KEY` (the configuration file's `[SERVICE]` section takes
+/// the same keys, `cli::config`).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Storage options")]
 struct StorageArgs {
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(flatten)]
+    gcs: GcsArgs,
+    #[command(flatten)]
+    azure: AzureArgs,
+}
+
+/// S3 settings.
+#[derive(Debug, Args)]
+struct S3Args {
     /// S3 endpoint URL (e.g. http://127.0.0.1:8333); default AWS.
     #[arg(long, env = "KVAULT_S3_ENDPOINT", global = true)]
     s3_endpoint: Option<String>,
@@ -201,12 +214,22 @@ struct StorageArgs {
     /// Server-side encryption of new objects with this KMS key (aws:kms).
     #[arg(long, env = "KVAULT_S3_SSE_KMS_KEY_ID", global = true)]
     s3_sse_kms_key_id: Option<String>,
+}
+
+/// Google Cloud Storage settings.
+#[derive(Debug, Args)]
+struct GcsArgs {
     /// GCS service-account credential file.
     #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
     gcs_credential_path: Option<String>,
     /// GCS endpoint.
     #[arg(long, env = "KVAULT_GCS_ENDPOINT", global = true)]
     gcs_endpoint: Option<String>,
+}
+
+/// Azure Blob Storage settings.
+#[derive(Debug, Args)]
+struct AzureArgs {
     /// Azure storage account.
     #[arg(long, env = "AZURE_STORAGE_ACCOUNT", global = true)]
     azure_account_name: Option<String>,
@@ -216,6 +239,47 @@ struct StorageArgs {
     /// Azure blob endpoint.
     #[arg(long, env = "AZURE_STORAGE_ENDPOINT", global = true)]
     azure_endpoint: Option<String>,
+}
+
+/// A non-empty environment variable.
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+impl S3Args {
+    fn options(&self) -> Result<S3Options> {
+        Ok(S3Options {
+            endpoint: self.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
+            region: self.s3_region.clone().or_else(|| env("AWS_DEFAULT_REGION")),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: secret(self.s3_secret_access_key_file.as_deref(), "AWS_SECRET_ACCESS_KEY")?,
+            session_token: env("AWS_SESSION_TOKEN"),
+            profile: self.s3_profile.clone(),
+            role_arn: self.s3_role_arn.clone(),
+            storage_class: self.s3_storage_class.clone(),
+            sse_kms_key_id: self.s3_sse_kms_key_id.clone(),
+        })
+    }
+}
+
+impl GcsArgs {
+    fn options(&self) -> GcsOptions {
+        GcsOptions {
+            endpoint: self.gcs_endpoint.clone(),
+            credential_path: self.gcs_credential_path.clone(),
+        }
+    }
+}
+
+impl AzureArgs {
+    fn options(&self) -> Result<AzureOptions> {
+        Ok(AzureOptions {
+            endpoint: self.azure_endpoint.clone(),
+            account_name: self.azure_account_name.clone(),
+            account_key: secret(self.azure_account_key_file.as_deref(), "AZURE_STORAGE_KEY")?,
+            sas_token: env("AZURE_STORAGE_SAS_TOKEN"),
+        })
+    }
 }
 
 /// A secret from a file (trailing newline dropped), else from the environment.
@@ -231,23 +295,10 @@ fn secret(file: Option<&str>, env: &str) -> Result<Option<String>> {
 
 impl StorageArgs {
     fn options(&self) -> Result<BackendOptions> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Ok(BackendOptions {
-            s3_endpoint: self.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
-            s3_region: self.s3_region.clone().or_else(|| env("AWS_DEFAULT_REGION")),
-            s3_access_key_id: self.s3_access_key_id.clone(),
-            s3_secret_access_key: secret(self.s3_secret_access_key_file.as_deref(), "AWS_SECRET_ACCESS_KEY")?,
-            s3_session_token: env("AWS_SESSION_TOKEN"),
-            s3_profile: self.s3_profile.clone(),
-            s3_role_arn: self.s3_role_arn.clone(),
-            s3_storage_class: self.s3_storage_class.clone(),
-            s3_sse_kms_key_id: self.s3_sse_kms_key_id.clone(),
-            gcs_endpoint: self.gcs_endpoint.clone(),
-            gcs_credential_path: self.gcs_credential_path.clone(),
-            azure_endpoint: self.azure_endpoint.clone(),
-            azure_account_name: self.azure_account_name.clone(),
-            azure_account_key: secret(self.azure_account_key_file.as_deref(), "AZURE_STORAGE_KEY")?,
-            azure_sas_token: env("AZURE_STORAGE_SAS_TOKEN"),
+            s3: self.s3.options()?,
+            gcs: self.gcs.options(),
+            azure: self.azure.options()?,
         })
     }
 }

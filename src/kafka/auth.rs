@@ -19,12 +19,12 @@
 //! from [`keep_fresh`] on the admin client, which rdkafka never polls.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+pub use super::msk::MSK_TOKEN_SECONDS;
+pub use super::token::Token;
+use super::token::now_ms;
 use crate::error::{Error, Result};
-
-/// How long an MSK IAM token is valid (AWS's signers use 900 s).
-pub const MSK_TOKEN_SECONDS: u64 = 900;
 
 /// Lifetime assumed for a command's token that is not a JWT.
 const OPAQUE_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
@@ -42,41 +42,6 @@ pub enum TokenKind {
     },
     /// The output of a shell command.
     Command(String),
-}
-
-/// A token and what librdkafka needs to know about it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token {
-    /// The bearer token.
-    pub value: String,
-    /// The principal it authenticates.
-    pub principal: String,
-    /// When it expires, milliseconds since the Unix epoch.
-    pub expires_ms: i64,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token")
-            .field("principal", &self.principal)
-            .field("expires_ms", &self.expires_ms)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-impl Token {
-    /// Whether a token issued at `issued_ms` is still fresh: a cached token
-    /// is reused until 80% of its lifetime has passed.
-    fn fresh(&self, issued_ms: i64) -> bool {
-        let life = (self.expires_ms - issued_ms).max(0);
-        now_ms() < issued_ms + life * 4 / 5
-    }
 }
 
 /// A token source shared by every client of one set of options; tokens are

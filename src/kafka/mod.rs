@@ -18,6 +18,7 @@ pub mod retry;
 pub mod sink;
 #[cfg(feature = "kafka")]
 pub mod source;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -5,8 +5,11 @@
 //! The credentials come from reqsign's AWS default chain; the signing is
 //! the few lines of SigV4 a presigned GET with one signed header needs.
 
-use super::auth::{MSK_TOKEN_SECONDS, Token, now_ms};
+use super::token::{Token, now_ms};
 use crate::error::{Error, Result};
+
+/// How long an MSK IAM token is valid (AWS's signers use 900 s).
+pub const MSK_TOKEN_SECONDS: u64 = 900;
 
 /// The MSK IAM token for `region` with the default AWS credential chain.
 pub(super) fn msk_iam_token_now(region: &str) -> Result<Token> {

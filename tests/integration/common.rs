@@ -59,10 +59,13 @@ pub fn s3_options() -> (String, BackendOptions) {
         })
     };
     let opts = BackendOptions {
-        s3_endpoint: Some(get("KVAULT_TEST_S3_ENDPOINT")),
-        s3_region: Some("us-east-1".into()),
-        s3_access_key_id: Some(get("KVAULT_TEST_S3_KEY")),
-        s3_secret_access_key: Some(get("KVAULT_TEST_S3_SECRET")),
+        s3: kvault::S3Options {
+            endpoint: Some(get("KVAULT_TEST_S3_ENDPOINT")),
+            region: Some("us-east-1".into()),
+            access_key_id: Some(get("KVAULT_TEST_S3_KEY")),
+            secret_access_key: Some(get("KVAULT_TEST_S3_SECRET")),
+            ..Default::default()
+        },
         ..Default::default()
     };
     (get("KVAULT_TEST_S3_BUCKET"), opts)
