@@ -41,6 +41,7 @@ pub use backend::services::{AzureOptions, GcsOptions, S3Options};
 pub use error::{Error, Result};
 pub use id::Id;
 pub use image::manifest::Manifest;
+pub use image::types::TopicPartition;
 pub use ops::check::{CheckOptions, CheckReport, check};
 pub use ops::copy::{CopyReport, copy};
 pub use ops::forget::{ForgetOptions, ForgetReport, Policy, forget};

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::manifest::{self, KAFKA_KIND, Manifest, Partition, Segment, TopicMeta};
 use super::reader::{RecordFilter, for_each_record};
 use super::record::{Decoder, OffsetRuns};
+use super::types::TopicPartition;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::Repository;
@@ -238,7 +239,7 @@ pub struct AsOf {
     pub manifest: Manifest,
     /// Per partition, the first offset whose record is newer than the time
     /// (`None` when every known record is older).
-    pub cuts: BTreeMap<(String, i32), Option<i64>>,
+    pub cuts: BTreeMap<TopicPartition, Option<i64>>,
     /// The base snapshot: the latest at or before the time (else the earliest).
     pub base: Id,
     /// Said when no snapshot is that old.
@@ -452,15 +453,13 @@ fn keep_born_before(m: &mut Manifest, mut born: Vec<String>, t: i64) -> Vec<Stri
 }
 
 /// Per partition, the first offset whose record is newer than `t`.
-async fn cuts_at(repo: &Repository, m: &Manifest, t: i64) -> Result<BTreeMap<(String, i32), Option<i64>>> {
+async fn cuts_at(repo: &Repository, m: &Manifest, t: i64) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
     let mut cuts = BTreeMap::new();
     for t_ in m.topics.values() {
         for p in t_.partitions.values() {
-            let what = format!("{}/{}", t_.name, p.meta.partition);
-            cuts.insert(
-                (t_.name.clone(), p.meta.partition),
-                first_newer(repo, &what, p, t).await?,
-            );
+            let tp = TopicPartition::new(t_.name.clone(), p.meta.partition);
+            let cut = first_newer(repo, &tp.to_string(), p, t).await?;
+            cuts.insert(tp, cut);
         }
     }
     Ok(cuts)

@@ -28,6 +28,7 @@ use super::auth::{self, Tokens};
 use super::filter::{NameFilter, is_literal};
 use super::retry::{Backoff, Transient, kafka_error, retry};
 use crate::error::{Error, Result};
+use crate::image::types::TopicPartition;
 pub use crate::image::types::{GroupOffset, TopicInfo};
 
 /// Partitions per ListOffsets call (see [`Cluster::offsets`]).
@@ -157,12 +158,12 @@ impl std::fmt::Debug for Cluster {
 /// A list of `(topic, partition, offset)`. Built element by element:
 /// rdkafka's `add_partition_offset` searches the list first, which is
 /// quadratic (10,000 partitions: seconds).
-fn tpl_of(parts: &[(String, i32)], offset: Offset) -> Result<TopicPartitionList> {
+fn tpl_of(parts: &[TopicPartition], offset: Offset) -> Result<TopicPartitionList> {
     let mut tpl = TopicPartitionList::with_capacity(parts.len());
-    for (t, p) in parts {
-        tpl.add_partition(t, *p)
+    for tp in parts {
+        tpl.add_partition(&tp.topic, tp.partition)
             .set_offset(offset)
-            .map_err(|e| Error::Internal(format!("{t}/{p}: {e}")))?;
+            .map_err(|e| Error::Internal(format!("{tp}: {e}")))?;
     }
     Ok(tpl)
 }
@@ -388,11 +389,11 @@ impl Cluster {
     ///
     /// # Errors
     /// A partition that does not exist; requests failing past the deadline.
-    pub async fn offsets(&self, parts: &[(String, i32)], end: End) -> Result<Vec<i64>> {
+    pub async fn offsets(&self, parts: &[TopicPartition], end: End) -> Result<Vec<i64>> {
         self.offsets_when(parts, end, Transient::Usual).await
     }
 
-    async fn offsets_when(&self, parts: &[(String, i32)], end: End, when: Transient) -> Result<Vec<i64>> {
+    async fn offsets_when(&self, parts: &[TopicPartition], end: End, when: Transient) -> Result<Vec<i64>> {
         if parts.is_empty() {
             return Ok(Vec::new());
         }
@@ -401,7 +402,7 @@ impl Cluster {
             .await
     }
 
-    fn offsets_blocking(i: &Inner, parts: &[(String, i32)], end: End, when: Transient) -> Result<Vec<i64>> {
+    fn offsets_blocking(i: &Inner, parts: &[TopicPartition], end: End, when: Transient) -> Result<Vec<i64>> {
         // librdkafka reads the special timestamps -2 (earliest) and -1
         // (latest) from the offset field.
         let spec = match end {
@@ -409,13 +410,13 @@ impl Cluster {
             End::Latest => Offset::End,
         };
         let what = match parts {
-            [(t, p)] => format!("offsets of {t}/{p}"),
+            [tp] => format!("offsets of {tp}"),
             _ => format!("offsets of {} partitions", parts.len()),
         };
         // librdkafka matches results to the request list by linear search:
         // quadratic in the list's length (10,000 partitions took 3 s), so
         // ask in batches — still one request per leader broker per batch.
-        let mut by: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut by: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for batch in parts.chunks(LIST_OFFSETS_BATCH) {
             // A partition's own error (a leader just elected, a topic not yet
             // known to every broker) fails the attempt, so it is retried
@@ -434,15 +435,15 @@ impl Cluster {
             })?;
             for e in got.elements() {
                 if let Offset::Offset(o) = e.offset() {
-                    by.insert((e.topic().to_string(), e.partition()), o);
+                    by.insert(TopicPartition::new(e.topic(), e.partition()), o);
                 }
             }
         }
         parts
             .iter()
-            .map(|(t, p)| {
-                by.get(&(t.clone(), *p)).copied().ok_or_else(|| Error::Kafka {
-                    op: format!("offsets of {t}/{p}"),
+            .map(|tp| {
+                by.get(tp).copied().ok_or_else(|| Error::Kafka {
+                    op: format!("offsets of {tp}"),
                     detail: "the broker returned no offset".into(),
                     code: None,
                     transient: false,
@@ -455,7 +456,7 @@ impl Cluster {
     ///
     /// # Errors
     /// As [`Cluster::offsets`].
-    pub async fn bounds(&self, parts: &[(String, i32)]) -> Result<Vec<(i64, i64)>> {
+    pub async fn bounds(&self, parts: &[TopicPartition]) -> Result<Vec<(i64, i64)>> {
         // Both ends at once: two round trips in parallel, not one after the
         // other (a fixed cost of every snapshot, unchanged ones included).
         let (starts, ends) =
@@ -467,16 +468,17 @@ impl Cluster {
         Ok(starts.into_iter().zip(ends).map(|(s, e)| (s.min(e), e)).collect())
     }
 
-    /// Waits until topics kvault just created are usable: every partition
+    /// Waits until topics kvault just created, given as (name, partition
+    /// count), are usable: every partition
     /// is in the metadata with a leader, and the leaders answer ListOffsets.
     ///
     /// # Errors
     /// Not ready within the retry deadline.
     pub async fn wait_ready(&self, topics: &[(String, i32)]) -> Result<()> {
         let topics = topics.to_vec();
-        let parts: Vec<(String, i32)> = topics
+        let parts: Vec<TopicPartition> = topics
             .iter()
-            .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
+            .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition::new(t, p)))
             .collect();
         self.blocking(move |i| {
             let mut b = Backoff::until(Instant::now() + i.opts.retry_timeout());
@@ -519,7 +521,7 @@ impl Cluster {
     /// Listing groups or fetching offsets failing.
     pub async fn group_offsets(
         &self,
-        partitions: &[(String, i32)],
+        partitions: &[TopicPartition],
         include: &[String],
     ) -> Result<BTreeMap<String, Vec<GroupOffset>>> {
         let partitions = partitions.to_vec();
@@ -881,8 +883,8 @@ mod tests {
 
     use super::*;
 
-    fn parts() -> Vec<(String, i32)> {
-        vec![("t".to_string(), 0), ("t".to_string(), 1)]
+    fn parts() -> Vec<TopicPartition> {
+        vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)]
     }
 
     /// A partition left out of an answer that succeeded for the others is

@@ -32,6 +32,7 @@ use super::KafkaOptions;
 use super::admin::Context;
 use crate::error::{Error, Result};
 use crate::image::record::{RecordRef, TimestampType};
+use crate::image::types::TopicPartition;
 
 /// The group id of kvault's assign-only consumers: librdkafka requires one
 /// to assign partitions, but it is never joined (no subscribe) and never
@@ -274,7 +275,7 @@ struct Reader<'c> {
     /// Jobs assigned and unfinished.
     active: ActiveSet,
     /// Finished partitions still assigned.
-    finished: Vec<(String, i32)>,
+    finished: Vec<TopicPartition>,
     out: ReadOutcome,
     /// Admission is looked at again only after partitions finished.
     admit_again: bool,
@@ -333,7 +334,11 @@ impl<'c> Reader<'c> {
         }
         self.admit_again = true;
         let mut tpl = TopicPartitionList::with_capacity(self.finished.len());
-        for (t, p) in self.finished.drain(..) {
+        for TopicPartition {
+            topic: t,
+            partition: p,
+        } in self.finished.drain(..)
+        {
             tpl.add_partition(&t, p);
         }
         self.consumer
@@ -548,9 +553,9 @@ impl<'c> Reader<'c> {
     }
 }
 
-fn finish(active: &mut ActiveSet, finished: &mut Vec<(String, i32)>, topic: &str, p: i32) {
+fn finish(active: &mut ActiveSet, finished: &mut Vec<TopicPartition>, topic: &str, p: i32) {
     if active.remove(topic, p).is_some() {
-        finished.push((topic.to_string(), p));
+        finished.push(TopicPartition::new(topic, p));
     }
 }
 
@@ -558,7 +563,7 @@ fn finish(active: &mut ActiveSet, finished: &mut Vec<(String, i32)>, topic: &str
 fn check_positions(
     consumer: &BaseConsumer<Context>,
     active: &mut ActiveSet,
-    finished: &mut Vec<(String, i32)>,
+    finished: &mut Vec<TopicPartition>,
     h: &mut dyn Handler,
 ) -> Result<()> {
     let Ok(pos) = consumer.position() else {
@@ -589,7 +594,7 @@ fn drop_deleted_topics(
     consumer: &BaseConsumer<Context>,
     opts: &KafkaOptions,
     active: &mut ActiveSet,
-    finished: &mut Vec<(String, i32)>,
+    finished: &mut Vec<TopicPartition>,
     out: &mut ReadOutcome,
     h: &mut dyn Handler,
 ) -> Result<()> {
@@ -608,7 +613,7 @@ fn drop_deleted_topics(
         .collect();
     for t in gone {
         for (p, a) in active.remove_topic(&t) {
-            finished.push((t.clone(), p));
+            finished.push(TopicPartition::new(t.clone(), p));
             h.gone(a.tag);
         }
         out.gone_topics.insert(t);

@@ -18,6 +18,7 @@ use crate::id::Id;
 use crate::image::manifest::{Manifest, Partition};
 use crate::image::reader::for_each_record;
 use crate::image::record::Record;
+use crate::image::types::TopicPartition;
 use crate::kafka::admin::{Cluster, End};
 use crate::kafka::partitioner::Router;
 use crate::kafka::sink::{Sink, Throttle};
@@ -145,21 +146,21 @@ async fn refuse_live_groups(
 async fn handle_non_empty(
     cluster: &Cluster,
     opts: &RestoreOptions,
-    existing_targets: &[(String, i32)],
+    existing_targets: &[TopicPartition],
     state: &ResumeState,
     res: &mut RestoreResult,
 ) -> Result<()> {
-    let fresh: Vec<(String, i32)> = existing_targets
+    let fresh: Vec<TopicPartition> = existing_targets
         .iter()
-        .filter(|(t, p)| !state.starts.contains_key(&format!("{t}/{p}")))
+        .filter(|tp| !state.starts.contains_key(&tp.to_string()))
         .cloned()
         .collect();
     let mut full: Vec<(String, i32, i64)> = Vec::new();
     let mut held = 0i64;
-    for ((t, p), (s, e)) in fresh.iter().zip(cluster.bounds(&fresh).await?) {
+    for (tp, (s, e)) in fresh.iter().zip(cluster.bounds(&fresh).await?) {
         if e > s {
-            res.non_empty.push(format!("{t}/{p}: {} records", e - s));
-            full.push((t.clone(), *p, e));
+            res.non_empty.push(format!("{tp}: {} records", e - s));
+            full.push((tp.topic.clone(), tp.partition, e));
             held += e - s;
         }
     }
@@ -192,23 +193,23 @@ async fn handle_non_empty(
 /// landing: then it waits until every end stops moving.
 async fn resume_starts(
     cluster: &Cluster,
-    targets: &[(String, i32)],
+    targets: &[TopicPartition],
     state: &mut ResumeState,
     res: &mut RestoreResult,
-) -> Result<HashMap<(String, i32), (i64, i64)>> {
+) -> Result<HashMap<TopicPartition, (i64, i64)>> {
     let rerun = targets
         .iter()
-        .any(|(t, p)| state.starts.contains_key(&format!("{t}/{p}")));
+        .any(|tp| state.starts.contains_key(&tp.to_string()));
     let ends = stable_ends(cluster, targets, rerun).await?;
-    let mut starts: HashMap<(String, i32), (i64, i64)> = HashMap::new();
-    for ((t, p), end) in targets.iter().zip(ends) {
-        let start = *state.starts.entry(format!("{t}/{p}")).or_insert(end);
-        starts.insert((t.clone(), *p), (start, (end - start).max(0)));
+    let mut starts: HashMap<TopicPartition, (i64, i64)> = HashMap::new();
+    for (tp, end) in targets.iter().zip(ends) {
+        let start = *state.starts.entry(tp.to_string()).or_insert(end);
+        starts.insert(tp.clone(), (start, (end - start).max(0)));
     }
     for pp in &mut res.partitions {
         if let Some(q) = pp.target_partition {
             let (start, done) = starts
-                .get(&(pp.target_topic.clone(), q))
+                .get(&TopicPartition::new(pp.target_topic.clone(), q))
                 .copied()
                 .unwrap_or((0, 0));
             pp.target_start = Some(start);
@@ -217,7 +218,7 @@ async fn resume_starts(
     }
     for s in &mut res.spread {
         let (start, done) = starts
-            .get(&(s.topic.clone(), s.partition))
+            .get(&TopicPartition::new(s.topic.clone(), s.partition))
             .copied()
             .unwrap_or((0, 0));
         s.target_start = Some(start);
@@ -255,7 +256,7 @@ struct Inputs<'a> {
     spread: &'a Spread,
     spread_groups: &'a [SpreadGroup],
     /// Per target partition: `(start offset, records a killed run landed)`.
-    starts: &'a HashMap<(String, i32), (i64, i64)>,
+    starts: &'a HashMap<TopicPartition, (i64, i64)>,
 }
 
 impl Inputs<'_> {
@@ -273,7 +274,7 @@ impl Inputs<'_> {
             .ok_or_else(|| Error::Internal(format!("plan names {what} not in the manifest")))?;
         let sel = self
             .sel_of
-            .get(&(pp.source_topic.clone(), pp.partition))
+            .get(&TopicPartition::new(pp.source_topic.clone(), pp.partition))
             .ok_or_else(|| Error::Internal(format!("no selection for {what}")))?;
         Ok((part, sel, what))
     }
@@ -318,7 +319,11 @@ async fn produce_kept(
 ) -> Result<()> {
     let (part, sel, what) = inp.source(pp)?;
     let topic = pp.target_topic.clone();
-    let (start, skip) = inp.starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
+    let (start, skip) = inp
+        .starts
+        .get(&TopicPartition::new(topic.clone(), q))
+        .copied()
+        .unwrap_or((0, 0));
     if skip as u64 >= pp.records {
         return Ok(());
     }
@@ -382,7 +387,11 @@ async fn produce_spread(
                 first_new.entry((*gi, q)).or_insert(*i);
             }
         }
-        let (start, skip) = inp.starts.get(&(topic.clone(), q)).copied().unwrap_or((0, 0));
+        let (start, skip) = inp
+            .starts
+            .get(&TopicPartition::new(topic.clone(), q))
+            .copied()
+            .unwrap_or((0, 0));
         if *i >= skip {
             bytes += kv_len(&r);
             sink.send(&topic, q, &r, start + *i)?;
@@ -441,8 +450,8 @@ fn spread_results(spread_groups: &[SpreadGroup], st: &SpreadState, res: &mut Res
 async fn left_behind(
     cluster: &Cluster,
     e: Error,
-    targets: &[(String, i32)],
-    starts: &HashMap<(String, i32), (i64, i64)>,
+    targets: &[TopicPartition],
+    starts: &HashMap<TopicPartition, (i64, i64)>,
     res: &RestoreResult,
     state_path: &std::path::Path,
 ) -> Error {
@@ -450,11 +459,11 @@ async fn left_behind(
     let mut written: Vec<String> = Vec::new();
     let mut total = 0i64;
     if let Ok(Ok(ends)) = ends {
-        for ((t, p), end) in targets.iter().zip(ends) {
-            let start = starts.get(&(t.clone(), *p)).map_or(end, |s| s.0);
+        for (tp, end) in targets.iter().zip(ends) {
+            let start = starts.get(tp).map_or(end, |s| s.0);
             if end > start {
                 total += end - start;
-                written.push(format!("{t}/{p}: {}", end - start));
+                written.push(format!("{tp}: {}", end - start));
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, Manifest};
 use crate::image::select::{SelectOptions, Selection, as_of, select};
+use crate::image::types::TopicPartition;
 use crate::kafka::KafkaOptions;
 use crate::kafka::admin::{Cluster, TopicSpec};
 use crate::kafka::filter::NameFilter;
@@ -203,7 +204,7 @@ fn index_of(runs: &[[i64; 2]], o: i64) -> u64 {
 }
 
 /// Per source partition, the records it restores.
-pub(super) type Selections = BTreeMap<(String, i32), Selection>;
+pub(super) type Selections = BTreeMap<TopicPartition, Selection>;
 
 /// Source topics whose records are spread by key: source name -> target
 /// partition count.
@@ -237,7 +238,7 @@ fn plan_groups(
     let groups = NameFilter::new("group", &opts.groups, &[])?;
     for (g, offs) in m.groups.iter().filter(|(g, _)| groups.matches(g)) {
         for o in offs.iter().filter(|o| topics.iter().any(|t| t.name == o.topic)) {
-            let Some(sel) = sel_of.get(&(o.topic.clone(), o.partition)) else {
+            let Some(sel) = sel_of.get(&TopicPartition::new(o.topic.clone(), o.partition)) else {
                 continue;
             };
             if spread.contains_key(&o.topic) {
@@ -294,9 +295,9 @@ pub(super) struct RestorePlan {
     /// source configs.
     pub(super) log_append: BTreeMap<String, BTreeMap<String, String>>,
     /// Every target partition written to, in plan order.
-    pub(super) targets: Vec<(String, i32)>,
+    pub(super) targets: Vec<TopicPartition>,
     /// Those of them that exist already.
-    pub(super) existing_targets: Vec<(String, i32)>,
+    pub(super) existing_targets: Vec<TopicPartition>,
 }
 
 /// Plans a restore: the source records per partition (retention,
@@ -348,15 +349,22 @@ pub(super) async fn plan(
     let spread_groups = plan_groups(opts, &m, &topics, &sel_of, &spread, &mut res)?;
 
     // Every target partition written to, in plan order.
-    let targets: Vec<(String, i32)> = res
+    let targets: Vec<TopicPartition> = res
         .partitions
         .iter()
-        .filter_map(|p| p.target_partition.map(|q| (p.target_topic.clone(), q)))
-        .chain(res.spread.iter().map(|s| (s.topic.clone(), s.partition)))
+        .filter_map(|p| {
+            p.target_partition
+                .map(|q| TopicPartition::new(p.target_topic.clone(), q))
+        })
+        .chain(
+            res.spread
+                .iter()
+                .map(|s| TopicPartition::new(s.topic.clone(), s.partition)),
+        )
         .collect();
-    let existing_targets: Vec<(String, i32)> = targets
+    let existing_targets: Vec<TopicPartition> = targets
         .iter()
-        .filter(|(t, _)| existing.contains_key(t))
+        .filter(|tp| existing.contains_key(&tp.topic))
         .cloned()
         .collect();
     drop(topics);
@@ -374,7 +382,7 @@ pub(super) async fn plan(
 }
 
 /// Cut offsets per partition (`--at`), none for the snapshot as it is.
-type Cuts = BTreeMap<(String, i32), Option<i64>>;
+type Cuts = BTreeMap<TopicPartition, Option<i64>>;
 
 /// The image to restore: the snapshot's, or (with `--at`) the log as of
 /// that time with its cuts; warnings and where the group positions come
@@ -418,8 +426,9 @@ async fn select_partitions(
     let mut sel_of: Selections = BTreeMap::new();
     for t in topics {
         for p in t.partitions.values() {
-            let cut = cuts.get(&(t.name.clone(), p.meta.partition)).copied().flatten();
-            let what = format!("{}/{}", t.name, p.meta.partition);
+            let tp = TopicPartition::new(t.name.clone(), p.meta.partition);
+            let cut = cuts.get(&tp).copied().flatten();
+            let what = tp.to_string();
             let sel = select(repo, &what, &t.meta, p, cut, sel_opts).await?;
             let first = sel.runs.first().map_or(sel.start.min(p.meta.end), |r| r[0]);
             res.partitions.push(PartitionPlan {
@@ -432,7 +441,7 @@ async fn select_partitions(
                 target_start: None,
                 compacted_away: sel.compacted_away,
             });
-            sel_of.insert((t.name.clone(), p.meta.partition), sel);
+            sel_of.insert(tp, sel);
         }
     }
     Ok(sel_of)
@@ -551,10 +560,10 @@ pub(super) async fn predict(
         ..
     } = plan;
     let bounds = cluster.bounds(&existing_targets).await?;
-    let ends: HashMap<(String, i32), (i64, i64)> = existing_targets.into_iter().zip(bounds).collect();
-    for ((t, p), (s, e)) in &ends {
+    let ends: HashMap<TopicPartition, (i64, i64)> = existing_targets.into_iter().zip(bounds).collect();
+    for (tp, (s, e)) in &ends {
         if e > s {
-            res.non_empty.push(format!("{t}/{p}: {} records", e - s));
+            res.non_empty.push(format!("{tp}: {} records", e - s));
         }
     }
     res.non_empty.sort();
@@ -569,7 +578,7 @@ pub(super) async fn predict(
             }
         ));
     }
-    let predict = |t: &str, p: i32| ends.get(&(t.to_string(), p)).map_or(0, |b| b.1);
+    let predict = |t: &str, p: i32| ends.get(&TopicPartition::new(t, p)).map_or(0, |b| b.1);
     for pp in &mut res.partitions {
         pp.target_start = pp.target_partition.map(|q| predict(&pp.target_topic, q));
     }
@@ -584,19 +593,24 @@ pub(super) async fn predict(
 /// Target offsets of group commits: each partition's start plus the
 /// group's index in the restored log.
 pub(super) fn fill_group_targets(res: &mut RestoreResult) {
-    let starts: BTreeMap<(String, i32), i64> = res
+    let starts: BTreeMap<TopicPartition, i64> = res
         .partitions
         .iter()
-        .filter_map(|p| Some(((p.target_topic.clone(), p.target_partition?), p.target_start?)))
+        .filter_map(|p| {
+            Some((
+                TopicPartition::new(p.target_topic.clone(), p.target_partition?),
+                p.target_start?,
+            ))
+        })
         .chain(
             res.spread
                 .iter()
-                .filter_map(|s| Some(((s.topic.clone(), s.partition), s.target_start?))),
+                .filter_map(|s| Some((TopicPartition::new(s.topic.clone(), s.partition), s.target_start?))),
         )
         .collect();
     for g in &mut res.groups {
         g.target_offset = starts
-            .get(&(g.topic.clone(), g.partition))
+            .get(&TopicPartition::new(g.topic.clone(), g.partition))
             .map(|s| s + g.index as i64);
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use super::plan::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::image::types::TopicPartition;
 use crate::kafka::admin::{Cluster, End};
 
 /// What survives a killed restore.
@@ -79,7 +80,7 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
 /// `stable`, once none of them moves for 250 ms (a killed run's last
 /// produce requests may still be landing), checking every partition each
 /// round.
-pub(crate) async fn stable_ends(c: &Cluster, parts: &[(String, i32)], stable: bool) -> Result<Vec<i64>> {
+pub(crate) async fn stable_ends(c: &Cluster, parts: &[TopicPartition], stable: bool) -> Result<Vec<i64>> {
     let mut last = c.offsets(parts, End::Latest).await?;
     if !stable {
         return Ok(last);
@@ -92,7 +93,7 @@ pub(crate) async fn stable_ends(c: &Cluster, parts: &[(String, i32)], stable: bo
             .iter()
             .zip(now.iter().zip(&last))
             .filter(|(_, (a, b))| a != b)
-            .map(|((t, p), _)| format!("{t}/{p}"))
+            .map(|(tp, _)| tp.to_string())
             .collect();
         if moving.is_empty() {
             return Ok(now);

@@ -27,6 +27,7 @@ use crate::id::Id;
 use crate::image::manifest::{
     self, KAFKA_KIND, KAFKA_SHARD_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
 };
+use crate::image::types::TopicPartition;
 use crate::kafka::KafkaOptions;
 use crate::kafka::admin::Cluster;
 use crate::repo::snapshot::{RunInfo, SNAPSHOT_VERSION, Snapshot, SnapshotSummary};
@@ -222,15 +223,11 @@ async fn execute(
     let topic_nodes = topic_nodes(&mut w, &topics, nodes, &mut res).await?;
     // A shard captures the group offsets of its own partitions (with their
     // data); the run's snapshot unites them (format-spec §15).
-    let own: BTreeSet<(&str, i32)> = plan
-        .partitions
+    let own: BTreeSet<TopicPartition> = plan.partitions.iter().map(PartitionPlan::key).collect();
+    let parts: Vec<TopicPartition> = topics
         .iter()
-        .map(|p| (p.topic.as_str(), p.partition))
-        .collect();
-    let parts: Vec<(String, i32)> = topics
-        .iter()
-        .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
-        .filter(|(t, p)| opts.shard.is_none() || own.contains(&(t.as_str(), *p)))
+        .flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(t.name.clone(), p)))
+        .filter(|tp| opts.shard.is_none() || own.contains(tp))
         .collect();
     let groups = cluster.group_offsets(&parts, &opts.groups).await?;
     res.groups = groups.len();
@@ -269,14 +266,14 @@ async fn partition_nodes(
     read: Vec<read::ReadPartition>,
     gone_topics: &BTreeSet<String>,
     res: &mut SnapshotResult,
-) -> Result<BTreeMap<(String, i32), crate::repo::tree::Node>> {
+) -> Result<BTreeMap<TopicPartition, crate::repo::tree::Node>> {
     let mut nodes = BTreeMap::new();
     for (pp, r) in plan.partitions.iter().zip(read) {
         if gone_topics.contains(&pp.topic) {
             continue;
         }
         if let Some(n) = &pp.reuse {
-            nodes.insert((pp.topic.clone(), pp.partition), n.clone());
+            nodes.insert(pp.key(), n.clone());
             continue;
         }
         res.expired_offsets += pp
@@ -305,10 +302,7 @@ async fn partition_nodes(
             expired: pp.expired.clone(),
             lost: pp.lost.clone(),
         };
-        nodes.insert(
-            (pp.topic.clone(), pp.partition),
-            w.partition(meta, segments).await?,
-        );
+        nodes.insert(pp.key(), w.partition(meta, segments).await?);
     }
     Ok(nodes)
 }
@@ -317,14 +311,14 @@ async fn partition_nodes(
 async fn topic_nodes(
     w: &mut ManifestWriter<'_>,
     topics: &[&crate::image::types::TopicInfo],
-    mut nodes: BTreeMap<(String, i32), crate::repo::tree::Node>,
+    mut nodes: BTreeMap<TopicPartition, crate::repo::tree::Node>,
     res: &mut SnapshotResult,
 ) -> Result<Vec<crate::repo::tree::Node>> {
     let mut topic_nodes = Vec::new();
     for t in topics {
         let mut pnodes = Vec::new();
         for p in 0..t.partitions {
-            if let Some(n) = nodes.remove(&(t.name.clone(), p)) {
+            if let Some(n) = nodes.remove(&TopicPartition::new(t.name.clone(), p)) {
                 res.records_total += manifest::from_meta::<PartitionMeta>(&n)?.records;
                 pnodes.push(n);
             }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::commits::CommitsMeta;
 use crate::image::manifest::{self, Manifest, SegmentMeta};
-use crate::image::types::{CleanupPolicy, TopicInfo};
+use crate::image::types::{CleanupPolicy, TopicInfo, TopicPartition};
 use crate::kafka::admin::Cluster;
 use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress};
 use crate::repo::snapshot::Snapshot;
@@ -82,8 +82,8 @@ async fn plan_commit_log(cluster: &Cluster, parent: Option<&CommitsMeta>) -> Com
         // snapshot reads the log from its start.
         return plan;
     }
-    let parts: Vec<(String, i32)> = (0..partitions)
-        .map(|p| (CONSUMER_OFFSETS.to_string(), p))
+    let parts: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(CONSUMER_OFFSETS, p))
         .collect();
     let bounds = match cluster.bounds(&parts).await {
         Ok(b) => b,
@@ -164,6 +164,11 @@ pub struct PartitionPlan {
 }
 
 impl PartitionPlan {
+    /// The partition this plan is for.
+    pub fn key(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+
     /// Whether the partition has records to read.
     pub fn reads(&self) -> bool {
         self.reuse.is_none() && self.end > self.start
@@ -175,14 +180,14 @@ impl PartitionPlan {
 async fn capture(
     cluster: &Cluster,
     opts: &SnapshotOptions,
-) -> Result<(Vec<TopicInfo>, BTreeMap<(String, i32), (i64, i64)>, String)> {
+) -> Result<(Vec<TopicInfo>, BTreeMap<TopicPartition, (i64, i64)>, String)> {
     let mut attempts = 0;
     loop {
         attempts += 1;
         let topics = cluster.topics(&opts.topics, &opts.exclude).await?;
-        let parts: Vec<(String, i32)> = topics
+        let parts: Vec<TopicPartition> = topics
             .iter()
-            .flat_map(|t| (0..t.partitions).map(|p| (t.name.clone(), p)))
+            .flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(t.name.clone(), p)))
             .collect();
         match cluster.bounds(&parts).await {
             Ok(b) => return Ok((topics, parts.into_iter().zip(b).collect(), now_rfc3339())),
@@ -233,11 +238,14 @@ pub async fn plan(
         if mine.as_ref().is_some_and(|m| !m.contains(key)) {
             continue;
         }
-        let old = prev.topics.get(&key.0).and_then(|t| t.partitions.get(&key.1));
+        let old = prev
+            .topics
+            .get(&key.topic)
+            .and_then(|t| t.partitions.get(&key.partition));
         let mut pp = PartitionPlan {
-            topic: key.0.clone(),
-            partition: key.1,
-            compacted: compacted.contains(key.0.as_str()),
+            topic: key.topic.clone(),
+            partition: key.partition,
+            compacted: compacted.contains(key.topic.as_str()),
             log_start,
             end,
             start: log_start,
@@ -267,14 +275,14 @@ async fn my_partitions(
     repo: &Repository,
     parent: Option<&crate::repo::snapshot::Snapshot>,
     prev: &Manifest,
-    bounds: &BTreeMap<(String, i32), (i64, i64)>,
+    bounds: &BTreeMap<TopicPartition, (i64, i64)>,
     opts: &SnapshotOptions,
-) -> Result<Option<BTreeSet<(String, i32)>>> {
+) -> Result<Option<BTreeSet<TopicPartition>>> {
     let Some(sh) = &opts.shard else {
         return Ok(None);
     };
     let (weight, previous) = super::shard::inputs_from_parent(repo, parent, prev, sh.count).await?;
-    let all: Vec<(String, i32)> = bounds.keys().cloned().collect();
+    let all: Vec<TopicPartition> = bounds.keys().cloned().collect();
     let a = super::shard::assign(&all, &weight, &previous, sh.count);
     Ok(Some(
         a.into_iter()

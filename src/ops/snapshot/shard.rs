@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, KAFKA_SHARD_KIND, Manifest, ManifestWriter};
+use crate::image::types::TopicPartition;
 use crate::repo::snapshot::{RunInfo, SNAPSHOT_VERSION, Snapshot, SnapshotSummary};
 use crate::repo::writer::SaveSession;
 use crate::repo::{FileKind, Repository, hostname, username};
@@ -67,7 +68,7 @@ impl ShardSpec {
 }
 
 /// A partition key.
-pub type Part = (String, i32);
+pub type Part = TopicPartition;
 
 /// Assigns partitions to `n` shards: partitions keep their `previous` shard
 /// when it exists, new ones go to the least loaded shard (heaviest first),
@@ -149,7 +150,7 @@ fn sizes(m: &Manifest) -> BTreeMap<Part, u64> {
         .flat_map(|t| {
             t.partitions
                 .values()
-                .map(|p| ((t.name.clone(), p.meta.partition), p.node.size))
+                .map(|p| (TopicPartition::new(t.name.clone(), p.meta.partition), p.node.size))
         })
         .collect()
 }
@@ -190,7 +191,7 @@ pub async fn inputs_from_parent(
             };
             for t in manifest::load(repo, &s.tree, false).await?.topics.values() {
                 for p in t.partitions.keys() {
-                    previous.insert((t.name.clone(), *p), k);
+                    previous.insert(TopicPartition::new(t.name.clone(), *p), k);
                 }
             }
         }
@@ -416,7 +417,7 @@ mod tests {
     use super::*;
 
     fn parts(n: i32) -> Vec<Part> {
-        (0..n).map(|p| ("t".to_string(), p)).collect()
+        (0..n).map(|p| TopicPartition::new("t", p)).collect()
     }
 
     fn loads(a: &BTreeMap<Part, u32>, w: &BTreeMap<Part, u64>, n: u32) -> Vec<u64> {
@@ -432,7 +433,7 @@ mod tests {
         let ps = parts(12);
         let w: BTreeMap<Part, u64> = ps
             .iter()
-            .map(|p| (p.clone(), 1 + (p.1 as u64 % 4) * 100))
+            .map(|p| (p.clone(), 1 + (p.partition as u64 % 4) * 100))
             .collect();
         let a = assign(&ps, &w, &BTreeMap::new(), 4);
         assert_eq!(a.len(), 12, "every partition has exactly one shard");
@@ -450,20 +451,20 @@ mod tests {
         let first = assign(&ps, &even, &BTreeMap::new(), 4);
         // Same traffic, a new partition: nothing moves, the new one fills in.
         let mut more = ps.clone();
-        more.push(("u".into(), 0));
+        more.push(TopicPartition::new("u", 0));
         let second = assign(&more, &even, &first, 4);
         for p in &ps {
             assert_eq!(first[p], second[p], "{p:?} moved without need");
         }
         // One partition becomes very busy: some others move off its shard.
         let mut skew = even.clone();
-        skew.insert(("t".into(), 0), 1_000);
+        skew.insert(TopicPartition::new("t", 0), 1_000);
         let third = assign(&ps, &skew, &first, 4);
         let moved = ps.iter().filter(|p| first[*p] != third[*p]).count();
         assert!(moved >= 1, "the busy shard shed load");
         assert_eq!(
-            third[&("t".to_string(), 0)],
-            first[&("t".to_string(), 0)],
+            third[&TopicPartition::new("t", 0)],
+            first[&TopicPartition::new("t", 0)],
             "the heavy one stays"
         );
         let l = loads(&third, &skew, 4);
