@@ -51,9 +51,24 @@ pub enum Error {
     /// A referenced object does not exist.
     #[error("{0} not found")]
     NotFound(String),
-    /// Bad input from the user (arguments, options, files they wrote).
-    #[error("{0}")]
-    Invalid(String),
+    /// A value the caller gave that kvault cannot take. The CLI names the
+    /// flag or file it came from.
+    #[error("{what} {value:?}: expected {expected}")]
+    BadValue {
+        /// What the value is, e.g. `shard` or `pack size`.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// What would have been taken.
+        expected: String,
+    },
+    /// A repository location that names no usable storage.
+    #[error(transparent)]
+    Location(crate::backend::location::LocationError),
+    /// An operation refused to act, and changed nothing. The CLI adds the
+    /// flags or commands that change its mind.
+    #[error(transparent)]
+    Refused(Refusal),
     /// The repository uses a format version or feature this build lacks.
     #[error("unsupported repository format: {0}")]
     Unsupported(String),
@@ -103,9 +118,114 @@ pub enum Error {
     /// The operation finished but could not do everything it was asked.
     #[error("incomplete: {0}")]
     Incomplete(String),
-    /// An internal invariant broke; a bug in kvault.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A thread or task of this process stopped (panicked, was cancelled,
+    /// or dropped its channel) before it answered.
+    #[error("{what} stopped: {detail}")]
+    Worker {
+        /// The worker, e.g. `upload task`.
+        what: &'static str,
+        /// How it stopped.
+        detail: String,
+    },
+    /// One of kvault's own values could not be encoded (a bug in kvault).
+    #[error("internal error: cannot encode: {0}")]
+    Encode(String),
+    /// An invariant broke: a bug in kvault, where it was found.
+    #[error("internal error at {at}: {detail}")]
+    Bug {
+        /// The source file and line that found it.
+        at: String,
+        /// What broke.
+        detail: String,
+    },
+}
+
+/// Why an operation refused to act. Each says what is wrong in the
+/// library's terms; `cli` adds what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Target partitions of a restore already hold records.
+    #[error("{} target partition(s) already hold records ({}); nothing was written", .partitions.len(), first_few(.partitions))]
+    TargetNotEmpty {
+        /// `topic/partition: N records` of each.
+        partitions: Vec<String>,
+    },
+    /// A target topic has fewer partitions than the snapshot's.
+    #[error("target topic {topic} has {have} partitions; the snapshot needs {need}")]
+    TooFewPartitions {
+        /// The target topic.
+        topic: String,
+        /// Its partitions.
+        have: i32,
+        /// The source topic's partitions.
+        need: i32,
+    },
+    /// A group to be restored has active members on the target.
+    #[error("group {group} has {members} active member(s) on the target")]
+    GroupActive {
+        /// The group.
+        group: String,
+        /// Its active members.
+        members: usize,
+    },
+    /// The restore this state file belongs to already completed.
+    #[error("this restore already completed (state in {state})")]
+    RestoreCompleted {
+        /// The state file.
+        state: String,
+    },
+    /// Something else keeps writing to the restore's target partitions.
+    #[error("the end of {} keeps growing: something else is writing to the restore target", .partitions.join(", "))]
+    TargetGrowing {
+        /// The partitions whose ends moved.
+        partitions: Vec<String>,
+    },
+    /// The key to remove is the one that opened the repository.
+    #[error("refusing to remove key {key}, which opened the repository")]
+    KeyInUse {
+        /// Its short id.
+        key: String,
+    },
+    /// The key to remove is the repository's last.
+    #[error("refusing to remove the last key")]
+    LastKey,
+    /// A sharded run cannot be merged: some partitions are in no shard.
+    #[error("run {run}: no shard holds {} (its shards planned against different parent snapshots)", .uncovered.join(", "))]
+    RunIncomplete {
+        /// The run id.
+        run: String,
+        /// `topic/partition` of each partition no shard holds.
+        uncovered: Vec<String>,
+    },
+    /// Prune changes nothing while an index file is unreadable.
+    #[error("{cause}; prune changes nothing while an index file is unreadable")]
+    UnreadableIndex {
+        /// The unreadable index file's error.
+        cause: Box<Error>,
+    },
+    /// A snapshot of another kind than the command works on.
+    #[error("snapshot {id} is a {kind} snapshot, not {want}")]
+    WrongSnapshotKind {
+        /// Its short id.
+        id: String,
+        /// Its kind.
+        kind: String,
+        /// What the command needs.
+        want: String,
+    },
+    /// A restore without the idempotent producer (exactly once needs it).
+    #[error("restore needs enable.idempotence=true (exactly once)")]
+    IdempotenceOff,
+}
+
+/// The first five of `items`, then an ellipsis.
+fn first_few(items: &[String]) -> String {
+    let mut s = items.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 5 {
+        s.push_str(", …");
+    }
+    s
 }
 
 /// Process exit codes (README "Exit codes"; restic's table is the model).
@@ -138,8 +258,8 @@ impl From<crate::backend::location::LocationError> for Error {
     fn from(e: crate::backend::location::LocationError) -> Self {
         use crate::backend::location::LocationError as L;
         match e {
-            L::Invalid(m) => Error::Invalid(m),
             L::Io { context, source } => Error::Io { context, source },
+            other => Error::Location(other),
         }
     }
 }
@@ -170,7 +290,8 @@ impl Error {
             Error::Corrupt { .. } => "corrupt",
             Error::Seal(_) => "seal",
             Error::NotFound(_) => "not_found",
-            Error::Invalid(_) => "invalid",
+            Error::BadValue { .. } | Error::Location(_) => "invalid",
+            Error::Refused(_) => "refused",
             Error::Unsupported(_) => "unsupported",
             Error::Backend(_) => "storage",
             Error::Io { .. } => "io",
@@ -179,7 +300,39 @@ impl Error {
             Error::RestoreFailed { error, .. } => error.kind(),
             Error::Interrupted => "interrupted",
             Error::Incomplete(_) => "incomplete",
-            Error::Internal(_) => "internal",
+            Error::Worker { .. } | Error::Encode(_) | Error::Bug { .. } => "internal",
+        }
+    }
+
+    /// A value `value` of `what` that is not what was `expected`.
+    pub fn bad_value(what: &'static str, value: impl fmt::Display, expected: impl fmt::Display) -> Self {
+        Error::BadValue {
+            what,
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// A worker `what` stopped.
+    pub fn worker(what: &'static str, e: impl fmt::Display) -> Self {
+        Error::Worker {
+            what,
+            detail: e.to_string(),
+        }
+    }
+
+    /// kvault could not encode one of its own values.
+    pub fn encode(e: impl fmt::Display) -> Self {
+        Error::Encode(e.to_string())
+    }
+
+    /// A broken invariant, found by the caller's line.
+    #[track_caller]
+    pub fn bug(detail: impl fmt::Display) -> Self {
+        let at = std::panic::Location::caller();
+        Error::Bug {
+            at: format!("{}:{}", at.file(), at.line()),
+            detail: detail.to_string(),
         }
     }
 

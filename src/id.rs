@@ -39,7 +39,8 @@ impl Id {
     /// When the operating system has no randomness to give.
     pub fn random() -> crate::Result<Id> {
         let mut b = [0u8; ID_LEN];
-        getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness from the OS: {e}")))?;
+        getrandom::fill(&mut b)
+            .map_err(|e| Error::io("no randomness from the OS", std::io::Error::other(e)))?;
         Ok(Id(b))
     }
 
@@ -77,8 +78,7 @@ impl FromStr for Id {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut b = [0u8; ID_LEN];
-        hex::decode_to_slice(s, &mut b)
-            .map_err(|_| Error::Invalid(format!("not a 64-digit hex id: {s:?}")))?;
+        hex::decode_to_slice(s, &mut b).map_err(|_| Error::bad_value("id", s, "64 hex digits"))?;
         Ok(Id(b))
     }
 }

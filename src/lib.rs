@@ -38,7 +38,7 @@ pub mod repo;
 pub use backend::Backend;
 pub use backend::location::{BackendOptions, Location, LocationError, open_backend};
 pub use backend::services::{AzureOptions, GcsOptions, S3Options};
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
 pub use id::Id;
 pub use image::manifest::Manifest;
 pub use image::types::TopicPartition;

@@ -32,9 +32,31 @@ use super::services::{AzureOptions, GcsOptions, S3Options};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LocationError {
-    /// A malformed location, or settings the provider rejects.
-    #[error("{0}")]
-    Invalid(String),
+    /// No location at all.
+    #[error("empty repository location")]
+    Empty,
+    /// An object-store URL without its bucket.
+    #[error("repository location {scheme}://{rest} names no bucket (expected {scheme}://BUCKET/PREFIX)")]
+    NoBucket {
+        /// The scheme, e.g. `s3`.
+        scheme: String,
+        /// What followed it.
+        rest: String,
+    },
+    /// `fs:` without a directory.
+    #[error("fs: location names no directory")]
+    NoDirectory,
+    /// A scheme kvault has no backend for.
+    #[error("unknown repository scheme {0:?} (supported: fs, s3, gcs, azblob)")]
+    UnknownScheme(String),
+    /// Settings the storage provider refuses.
+    #[error("cannot use repository location {location}: {reason}")]
+    Refused {
+        /// The location as given.
+        location: String,
+        /// The provider's reason.
+        reason: String,
+    },
     /// A local path could not be resolved.
     #[error("{context}: {source}")]
     Io {
@@ -92,9 +114,10 @@ pub enum Location {
 fn bucket_and_prefix(rest: &str, scheme: &str) -> Result<(String, String)> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(Error::Invalid(format!(
-            "repository location {scheme}://{rest} names no bucket (expected {scheme}://BUCKET/PREFIX)"
-        )));
+        return Err(Error::NoBucket {
+            scheme: scheme.to_string(),
+            rest: rest.to_string(),
+        });
     }
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
@@ -106,9 +129,7 @@ impl Location {
     /// An empty location, an unknown scheme, or a URL without a bucket.
     pub fn parse(s: &str) -> Result<Location> {
         if s.is_empty() {
-            return Err(Error::Invalid(
-                "empty repository location (use -r or KVAULT_REPOSITORY)".into(),
-            ));
+            return Err(Error::Empty);
         }
         if s == "memory:" {
             return Ok(Location::Memory);
@@ -127,14 +148,12 @@ impl Location {
         }
         if let Some(rest) = s.strip_prefix("fs://").or_else(|| s.strip_prefix("fs:")) {
             if rest.is_empty() {
-                return Err(Error::Invalid("fs: location names no directory".into()));
+                return Err(Error::NoDirectory);
             }
             return Ok(Location::Fs(rest.to_string()));
         }
         if let Some((scheme, _)) = s.split_once("://") {
-            return Err(Error::Invalid(format!(
-                "unknown repository scheme {scheme:?} (supported: fs, s3, gcs, azblob)"
-            )));
+            return Err(Error::UnknownScheme(scheme.to_string()));
         }
         Ok(Location::Fs(s.to_string()))
     }
@@ -152,7 +171,10 @@ fn remote(op: opendal::Result<Operator>, location: &str) -> Result<Arc<dyn Backe
 
 /// The provider refused the settings of `location`.
 fn refused(location: &str, e: &opendal::Error) -> Error {
-    Error::Invalid(format!("cannot use repository location {location}: {e}"))
+    Error::Refused {
+        location: location.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Opens the backend for a location string. Object stores get the retry

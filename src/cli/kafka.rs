@@ -206,9 +206,17 @@ impl SnapshotArgs {
             let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
             now.get(..13).unwrap_or(&now).to_string()
         });
+        let flag = if self.shard.is_some() {
+            "--shard"
+        } else {
+            "--shards"
+        };
         kvault::ops::snapshot::shard::ShardSpec::parse(&spec, &run)
             .map(Some)
-            .map_err(|e| super::Usage(e.to_string()).into())
+            .map_err(|e| match &e {
+                kvault::Error::BadValue { what: "run id", .. } => super::flag_error("--run", e),
+                _ => super::flag_error(flag, e),
+            })
     }
 }
 
@@ -560,7 +568,7 @@ pub async fn run_dump(ctx: &Ctx, a: DumpArgs) -> Result<i32> {
         },
     };
     let mut print = |d: kvault::ops::dump::DumpedRecord| -> kvault::Result<()> {
-        let line = serde_json::to_string(&d).map_err(|e| kvault::Error::Internal(e.to_string()))?;
+        let line = serde_json::to_string(&d).map_err(kvault::Error::encode)?;
         let mut out = std::io::stdout().lock();
         if let Err(e) = writeln!(out, "{line}") {
             super::output::quit_on_broken_pipe(&e);
@@ -743,7 +751,7 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
         at: a.at.as_deref().map(parse_at).transpose()?,
         state_dir: a.state_dir,
         no_compact: a.no_compact,
-        if_not_empty: a.if_not_empty.parse()?,
+        if_not_empty: super::flag_value("--if-not-empty", &a.if_not_empty)?,
         repartition: a.repartition,
         max_records_per_sec: a.max_records_per_sec,
         max_bytes_per_sec: a.max_bytes_per_sec,

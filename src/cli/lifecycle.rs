@@ -169,7 +169,7 @@ pub async fn run_forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         within: a
             .keep_within
             .as_deref()
-            .map(str::parse::<CalendarDuration>)
+            .map(|w| super::flag_value::<CalendarDuration>("--keep-within", w))
             .transpose()?,
         tags: a.keep_tags.clone(),
     };
@@ -180,7 +180,7 @@ pub async fn run_forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     }
     let opts = ForgetOptions {
         policy,
-        group_by: Some(a.group_by.parse::<GroupBy>()?),
+        group_by: Some(super::flag_value::<GroupBy>("--group-by", &a.group_by)?),
         ids,
         dry_run: a.dry_run,
     };

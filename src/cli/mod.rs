@@ -585,12 +585,64 @@ pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     }
     let kv = e.chain().find_map(|c| c.downcast_ref::<kvault::Error>());
     let code = kv.map_or(exit::ERROR, kvault::Error::exit_code);
+    let hint = kv.and_then(hint).map(|h| format!("; {h}")).unwrap_or_default();
     report_line(
-        &format!("{e:#}"),
+        &format!("{e:#}{hint}"),
         kv.map_or("error", kvault::Error::kind),
         code,
         json,
     )
+}
+
+/// What the user can do about an error, in the CLI's terms (its flags
+/// and commands): the library's errors say what is wrong, not which flag
+/// changes it.
+pub fn hint(e: &kvault::Error) -> Option<&'static str> {
+    use kvault::{Error, Refusal};
+    Some(match e {
+        Error::Refused(r) => match r {
+            Refusal::TargetNotEmpty { .. } => {
+                "restore into new topics (--prefix, --rename), or use --if-not-empty append or purge"
+            }
+            Refusal::TooFewPartitions { .. } => {
+                "--repartition spreads the records over the target's partitions by key"
+            }
+            Refusal::GroupActive { .. } => "stop its consumers or use --force",
+            Refusal::RestoreCompleted { .. } => "delete that file to restore again",
+            Refusal::KeyInUse { .. } => "use `kvault key passwd`, or open the repository with another key",
+            Refusal::RunIncomplete { .. } => "run every shard of it again, or start a new run",
+            Refusal::UnreadableIndex { .. } => "run `kvault repair index`",
+            Refusal::IdempotenceOff => "remove -X enable.idempotence",
+            _ => return None,
+        },
+        Error::RestoreFailed { .. } => "or undo it with --if-not-empty purge or by deleting the topics",
+        Error::Kafka { transient: true, .. } | Error::KafkaUnreachable { .. } => {
+            "raise --kafka-timeout to wait longer"
+        }
+        Error::Location(kvault::LocationError::Empty) => "give one with -r or KVAULT_REPOSITORY",
+        Error::LockLost(_) => "was `kvault unlock --remove-all` run meanwhile?",
+        Error::Locked(_) => "`kvault unlock --remove-all` removes stale or unreadable locks",
+        _ => return None,
+    })
+}
+
+/// `value` of `--flag` parsed by the library; a value it cannot take is a
+/// usage error naming the flag.
+pub fn flag_value<T>(flag: &str, value: &str) -> Result<T>
+where
+    T: std::str::FromStr<Err = kvault::Error>,
+{
+    value.parse().map_err(|e| flag_error(flag, e))
+}
+
+/// A library error about a flag's value, as a usage error naming the flag.
+pub fn flag_error(flag: &str, e: kvault::Error) -> anyhow::Error {
+    match e {
+        kvault::Error::BadValue { value, expected, .. } => {
+            Usage(format!("{flag} {value:?}: expected {expected}")).into()
+        }
+        e => e.into(),
+    }
 }
 
 /// Prints one error line and returns `code`.

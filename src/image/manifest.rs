@@ -147,9 +147,9 @@ pub struct TopicMeta {
 /// # Errors
 /// Never in practice.
 pub fn to_meta<T: Serialize>(v: &T) -> Result<BTreeMap<String, Value>> {
-    match serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))? {
+    match serde_json::to_value(v).map_err(Error::encode)? {
         Value::Object(m) => Ok(m.into_iter().collect()),
-        _ => Err(Error::Internal("meta is not an object".into())),
+        _ => Err(Error::bug("meta is not an object")),
     }
 }
 
@@ -435,7 +435,7 @@ impl<'s> ManifestWriter<'s> {
                 let mut chunks = Vec::new();
                 let mut size = 0u64;
                 for part in log.chunks(4096) {
-                    let bytes = super::commits::encode(part).map_err(|e| Error::Internal(e.to_string()))?;
+                    let bytes = super::commits::encode(part).map_err(Error::encode)?;
                     size += bytes.len() as u64;
                     chunks.push(self.session.save_blob(BlobType::Data, bytes).await?);
                 }
@@ -467,7 +467,7 @@ impl<'s> ManifestWriter<'s> {
             let mut meta = BTreeMap::new();
             meta.insert(
                 "offsets".to_string(),
-                serde_json::to_value(offs).map_err(|e| Error::Internal(e.to_string()))?,
+                serde_json::to_value(offs).map_err(Error::encode)?,
             );
             gnodes.push(NodeKind::Group.node(g, 0, None, Vec::new(), meta));
         }

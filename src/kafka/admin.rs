@@ -163,7 +163,12 @@ fn tpl_of(parts: &[TopicPartition], offset: Offset) -> Result<TopicPartitionList
     for tp in parts {
         tpl.add_partition(&tp.topic, tp.partition)
             .set_offset(offset)
-            .map_err(|e| Error::Internal(format!("{tp}: {e}")))?;
+            .map_err(|e| Error::Kafka {
+                op: format!("listing {tp}"),
+                detail: e.to_string(),
+                code: None,
+                transient: false,
+            })?;
     }
     Ok(tpl)
 }
@@ -179,7 +184,7 @@ impl Cluster {
         let opts = opts.clone();
         tokio::task::spawn_blocking(move || Self::connect_blocking(opts))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::worker("connecting to Kafka", e))?
     }
 
     fn connect_blocking(opts: KafkaOptions) -> Result<Cluster> {
@@ -200,10 +205,7 @@ impl Cluster {
             let why = consumer.context().last_error().unwrap_or_else(|| e.to_string());
             return Err(Error::KafkaUnreachable {
                 brokers: opts.brokers.clone(),
-                detail: format!(
-                    "{why} (no answer within {:.0} s; --kafka-timeout waits longer)",
-                    t0.elapsed().as_secs_f64()
-                ),
+                detail: format!("{why} (no answer within {:.0} s)", t0.elapsed().as_secs_f64()),
             });
         }
         let tokens = opts.tokens.clone();
@@ -249,7 +251,7 @@ impl Cluster {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::worker("a Kafka request", e))?
     }
 
     /// The cluster id.
@@ -310,7 +312,7 @@ impl Cluster {
     /// # Errors
     /// A named (non-glob) topic that does not exist; requests failing.
     pub async fn topics(&self, include: &[String], exclude: &[String]) -> Result<Vec<TopicInfo>> {
-        let selection = NameFilter::new("topic", include, exclude)?;
+        let selection = NameFilter::new("topic pattern", include, exclude)?;
         let include = include.to_vec();
         let mut out = self
             .blocking(move |i| {
@@ -525,7 +527,7 @@ impl Cluster {
         include: &[String],
     ) -> Result<BTreeMap<String, Vec<GroupOffset>>> {
         let partitions = partitions.to_vec();
-        let selection = NameFilter::new("group", include, &[])?;
+        let selection = NameFilter::new("group pattern", include, &[])?;
         self.blocking(move |i| {
             let names: Vec<String> = Self::groups(i)?
                 .into_iter()
@@ -563,7 +565,7 @@ impl Cluster {
             });
             for r in found
                 .into_inner()
-                .map_err(|_| Error::Internal("group fetchers panicked".into()))?
+                .map_err(|_| Error::worker("the group offset fetchers", "one panicked"))?
             {
                 let (g, offs) = r?;
                 if !offs.is_empty() {
@@ -781,7 +783,12 @@ impl Cluster {
         for (t, p, o) in upto {
             tpl.add_partition(t, *p)
                 .set_offset(Offset::Offset(*o))
-                .map_err(|e| Error::Internal(format!("{t}/{p}: {e}")))?;
+                .map_err(|e| Error::Kafka {
+                    op: format!("deleting records of {t}/{p}"),
+                    detail: e.to_string(),
+                    code: None,
+                    transient: false,
+                })?;
         }
         let admin_opts = AdminOptions::new()
             .request_timeout(Some(opts.request_timeout()))
@@ -823,8 +830,12 @@ impl Cluster {
             let mut tpl = TopicPartitionList::with_capacity(offsets.len());
             for (t, p, o, meta) in &offsets {
                 let mut el = tpl.add_partition(t, *p);
-                el.set_offset(Offset::Offset(*o))
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                el.set_offset(Offset::Offset(*o)).map_err(|e| Error::Kafka {
+                    op: format!("committing {t}/{p}"),
+                    detail: e.to_string(),
+                    code: None,
+                    transient: false,
+                })?;
                 el.set_metadata(meta.clone());
             }
             let mut cfg = i.opts.client_config();

@@ -122,8 +122,14 @@ pub fn prime<C: rdkafka::client::ClientContext>(
     tokens: &Tokens,
 ) -> Result<()> {
     match tokens.token() {
-        Ok(t) => kvault_rdkafka_token::set_token(client, &t.value, t.expires_ms, &t.principal)
-            .map_err(|e| Error::Invalid(format!("kafka: librdkafka refused the OAUTHBEARER token: {e}"))),
+        Ok(t) => kvault_rdkafka_token::set_token(client, &t.value, t.expires_ms, &t.principal).map_err(|e| {
+            Error::Kafka {
+                op: "setting the OAUTHBEARER token".into(),
+                detail: format!("librdkafka refused it: {e}"),
+                code: None,
+                transient: false,
+            }
+        }),
         Err(e) => {
             kvault_rdkafka_token::set_token_failure(client, &e.to_string());
             Err(e)
@@ -177,9 +183,12 @@ where
     C: rdkafka::client::ClientContext,
     T: rdkafka::config::FromClientConfigAndContext<C> + HasClient<C>,
 {
-    let client: T = cfg
-        .create_with_context(context)
-        .map_err(|e| Error::Invalid(format!("{what} for {}: {e}", opts.brokers)))?;
+    let client: T = cfg.create_with_context(context).map_err(|e| Error::Kafka {
+        op: format!("{what} for {}", opts.brokers),
+        detail: e.to_string(),
+        code: None,
+        transient: false,
+    })?;
     if let Some(tokens) = &opts.tokens {
         prime(client.native(), tokens)?;
     }
@@ -241,7 +250,12 @@ pub fn keep_fresh<T: Send + Sync + 'static>(
 
 /// The token a command prints.
 fn command_token(cmd: &str) -> Result<Token> {
-    let fail = |what: String| Error::Invalid(format!("kafka token command: {what}"));
+    let fail = |what: String| Error::Kafka {
+        op: "running the token command".into(),
+        detail: what,
+        code: None,
+        transient: false,
+    };
     let out = crate::process::run_shell_blocking(cmd, COMMAND_TIMEOUT, crate::process::Stderr::Capture)
         .map_err(|e| fail(e.to_string()))?;
     let value = String::from_utf8(out)

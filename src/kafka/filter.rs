@@ -22,7 +22,7 @@ struct PatternSet {
 }
 
 impl PatternSet {
-    fn new(what: &str, patterns: &[String]) -> Result<PatternSet> {
+    fn new(what: &'static str, patterns: &[String]) -> Result<PatternSet> {
         let mut globs = GlobSetBuilder::new();
         let mut regexes = Vec::new();
         for p in patterns {
@@ -32,11 +32,11 @@ impl PatternSet {
                 let g = GlobBuilder::new(p)
                     .backslash_escape(true)
                     .build()
-                    .map_err(|e| Error::Invalid(format!("{what} pattern {p:?}: {}", e.kind())))?;
+                    .map_err(|e| Error::bad_value(what, p, e.kind()))?;
                 globs.add(g);
             }
         }
-        let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("{what} pattern: {e}"));
+        let bad = |e: &dyn std::fmt::Display| Error::bad_value(what, patterns.join(" "), e);
         Ok(PatternSet {
             globs: globs.build().map_err(|e| bad(&e))?,
             regexes: RegexSet::new(&regexes).map_err(|e| bad(&e))?,
@@ -61,12 +61,12 @@ pub struct NameFilter {
 }
 
 impl NameFilter {
-    /// Compiles the patterns; `what` ("topic", "group") names them in
+    /// Compiles the patterns; `what` ("topic pattern", "group pattern") names them in
     /// errors.
     ///
     /// # Errors
     /// A malformed glob or regular expression, named.
-    pub fn new(what: &str, include: &[String], exclude: &[String]) -> Result<NameFilter> {
+    pub fn new(what: &'static str, include: &[String], exclude: &[String]) -> Result<NameFilter> {
         Ok(NameFilter {
             include: PatternSet::new(what, include)?,
             exclude: PatternSet::new(what, exclude)?,
@@ -91,7 +91,7 @@ mod tests {
 
     fn sel(include: &[&str], exclude: &[&str]) -> NameFilter {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        NameFilter::new("topic", &v(include), &v(exclude)).expect("valid patterns")
+        NameFilter::new("topic pattern", &v(include), &v(exclude)).expect("valid patterns")
     }
 
     #[test]
@@ -118,9 +118,9 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_named() {
-        let e = NameFilter::new("topic", &["re:(".into()], &[]).expect_err("bad regex");
+        let e = NameFilter::new("topic pattern", &["re:(".into()], &[]).expect_err("bad regex");
         assert!(e.to_string().contains("topic pattern"), "{e}");
-        let e = NameFilter::new("group", &["a[".into()], &[]).expect_err("bad glob");
+        let e = NameFilter::new("group pattern", &["a[".into()], &[]).expect_err("bad glob");
         assert!(e.to_string().contains("group pattern \"a[\""), "{e}");
         assert!(is_literal("orders") && !is_literal("ord*") && !is_literal("re:orders"));
     }

@@ -92,7 +92,7 @@ impl KafkaOptions {
     pub fn with_property(mut self, kv: &str) -> Result<Self> {
         let (k, v) = kv
             .split_once('=')
-            .ok_or_else(|| Error::Invalid(format!("librdkafka property {kv:?} is not key=value")))?;
+            .ok_or_else(|| Error::bad_value("librdkafka property", kv, "key=value"))?;
         self.properties.insert(k.trim().to_string(), v.trim().to_string());
         Ok(self)
     }
@@ -109,7 +109,7 @@ impl KafkaOptions {
             .read_into(|k, v| {
                 self.properties.insert(k.trim().to_string(), v.trim().to_string());
             })
-            .map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+            .map_err(|e| Error::bad_value("properties file", path, format!("Java properties ({e})")))?;
         Ok(self)
     }
 

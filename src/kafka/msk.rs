@@ -13,7 +13,12 @@ pub const MSK_TOKEN_SECONDS: u64 = 900;
 
 /// The MSK IAM token for `region` with the default AWS credential chain.
 pub(super) fn msk_iam_token_now(region: &str) -> Result<Token> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Invalid(format!("kafka MSK IAM: {what}: {e}"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Kafka {
+        op: format!("MSK IAM: {what}"),
+        detail: e.to_string(),
+        code: None,
+        transient: false,
+    };
     // Called from librdkafka's threads as well as kvault's: a small runtime
     // of its own runs the (asynchronous) credential chain.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -33,10 +38,9 @@ pub(super) fn msk_iam_token_now(region: &str) -> Result<Token> {
                 .await
                 .map_err(|e| fail("loading AWS credentials", &e))?
                 .ok_or_else(|| {
-                    Error::Invalid(
-                        "kafka MSK IAM: no AWS credentials (environment, profile, web identity, container or \
-                         instance metadata)"
-                            .into(),
+                    fail(
+                        "loading AWS credentials",
+                        &"none found (environment, profile, web identity, container or instance metadata)",
                     )
                 })?;
             msk_iam_token(
@@ -51,7 +55,7 @@ pub(super) fn msk_iam_token_now(region: &str) -> Result<Token> {
     // block_on refuses to run inside another runtime's thread.
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|s| s.spawn(run).join())
-            .map_err(|_| Error::Internal("kafka MSK IAM: the signing thread panicked".into()))?
+            .map_err(|_| Error::worker("the MSK IAM signing thread", "it panicked"))?
     } else {
         run()
     }
@@ -144,8 +148,7 @@ pub fn msk_iam_token(
 
 /// `YYYYMMDDTHHMMSSZ` of a Unix time.
 fn time_parts(unix: i64) -> Result<String> {
-    let t = jiff::Timestamp::from_second(unix)
-        .map_err(|e| Error::Invalid(format!("kafka MSK IAM: signing time {unix}: {e}")))?;
+    let t = jiff::Timestamp::from_second(unix).map_err(|e| Error::bad_value("signing time", unix, e))?;
     Ok(t.strftime("%Y%m%dT%H%M%SZ").to_string())
 }
 

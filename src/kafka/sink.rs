@@ -141,9 +141,7 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 pub fn producer_config(opts: &KafkaOptions) -> Result<rdkafka::ClientConfig> {
     let c = opts.config_with(PRODUCER_DEFAULTS);
     if c.get("enable.idempotence").is_some_and(|v| v != "true") {
-        return Err(Error::Invalid(
-            "restore needs enable.idempotence=true (exactly once); remove -X enable.idempotence".into(),
-        ));
+        return Err(Error::Refused(crate::error::Refusal::IdempotenceOff));
     }
     Ok(c)
 }
@@ -180,7 +178,7 @@ impl Sink {
     /// A record librdkafka refuses (e.g. too large for the target).
     pub fn send(&mut self, topic: &str, partition: i32, r: &Record, expected_offset: i64) -> Result<()> {
         let expected = usize::try_from(expected_offset)
-            .map_err(|_| Error::Internal(format!("negative target offset {expected_offset}")))?;
+            .map_err(|_| Error::bug(format!("negative target offset {expected_offset}")))?;
         let size = r.key.as_ref().map_or(0, Vec::len)
             + r.value.as_ref().map_or(0, Vec::len)
             + r.headers
@@ -262,7 +260,7 @@ impl Sink {
         let problems = ctx
             .problems
             .lock()
-            .map_err(|_| Error::Internal("delivery state poisoned".into()))?;
+            .map_err(|_| Error::worker("a delivery callback", "it panicked holding the delivery state"))?;
         if let Some(p) = problems.first() {
             return Err(Error::Kafka {
                 op: "restore not confirmed by the target".into(),

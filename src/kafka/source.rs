@@ -248,8 +248,12 @@ pub fn read(opts: &KafkaOptions, jobs: Vec<ReadJob>, h: &mut dyn Handler) -> Res
     // Fill the client's metadata cache for every topic at once: otherwise
     // each newly assigned topic waits for its own metadata request.
     let _ = consumer.fetch_metadata(None, opts.request_timeout());
-    let fetchq = FetchQueue::new(&consumer)
-        .ok_or_else(|| Error::Internal("librdkafka could not create a fetch queue".into()))?;
+    let fetchq = FetchQueue::new(&consumer).ok_or_else(|| Error::Kafka {
+        op: "creating a fetch queue".into(),
+        detail: "librdkafka could not create one".into(),
+        code: None,
+        transient: false,
+    })?;
     let mut batch = fetchq.batch(BATCH);
     let mut r = Reader::new(&consumer, opts, pending);
     loop {
@@ -343,7 +347,12 @@ impl<'c> Reader<'c> {
         }
         self.consumer
             .incremental_unassign(&tpl)
-            .map_err(|e| Error::Internal(format!("unassigning finished partitions: {e}")))
+            .map_err(|e| Error::Kafka {
+                op: "unassigning finished partitions".into(),
+                detail: e.to_string(),
+                code: None,
+                transient: false,
+            })
     }
 
     /// Assigns waiting jobs while the handler's memory allows (always one).
@@ -359,14 +368,21 @@ impl<'c> Reader<'c> {
             }
             let Some(j) = self.pending.pop_front() else { break };
             if !fetchq.route(&j.topic, j.partition) {
-                return Err(Error::Internal(format!(
-                    "cannot route {}/{} to the fetch queue",
-                    j.topic, j.partition
-                )));
+                return Err(Error::Kafka {
+                    op: format!("routing {}/{} to the fetch queue", j.topic, j.partition),
+                    detail: "librdkafka has no queue for the partition".into(),
+                    code: None,
+                    transient: false,
+                });
             }
             tpl.add_partition(&j.topic, j.partition)
                 .set_offset(Offset::Offset(j.start))
-                .map_err(|e| Error::Internal(e.to_string()))?;
+                .map_err(|e| Error::Kafka {
+                    op: format!("assigning {}/{}", j.topic, j.partition),
+                    detail: e.to_string(),
+                    code: None,
+                    transient: false,
+                })?;
             let a = Active {
                 tag: j.tag,
                 end: j.end,
@@ -375,9 +391,12 @@ impl<'c> Reader<'c> {
             self.active.insert(&j.topic, j.partition, a);
         }
         if tpl.count() > 0 {
-            self.consumer
-                .incremental_assign(&tpl)
-                .map_err(|e| Error::Invalid(format!("assigning partitions on {}: {e}", self.opts.brokers)))?;
+            self.consumer.incremental_assign(&tpl).map_err(|e| Error::Kafka {
+                op: format!("assigning partitions on {}", self.opts.brokers),
+                detail: e.to_string(),
+                code: None,
+                transient: false,
+            })?;
         }
         Ok(())
     }
@@ -539,7 +558,7 @@ impl<'c> Reader<'c> {
         Error::Kafka {
             op: format!("reading {}", names.join(", ")),
             detail: format!(
-                "no progress for {} ({} partition(s) unfinished){}; raise --kafka-timeout to wait longer",
+                "no progress for {} ({} partition(s) unfinished){}",
                 humantime::format_duration(self.opts.retry_timeout()),
                 self.active.count,
                 self.last_error

@@ -26,7 +26,7 @@ pub enum CatKind {
 }
 
 fn json(v: &impl serde::Serialize) -> Result<Vec<u8>> {
-    let mut b = serde_json::to_vec_pretty(v).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut b = serde_json::to_vec_pretty(v).map_err(Error::encode)?;
     b.push(b'\n');
     Ok(b)
 }
@@ -37,7 +37,7 @@ fn json(v: &impl serde::Serialize) -> Result<Vec<u8>> {
 /// # Errors
 /// [`Error::NotFound`], [`Error::Corrupt`], storage errors.
 pub async fn cat(repo: &Repository, kind: CatKind, id: Option<&str>) -> Result<Vec<u8>> {
-    let need = || id.ok_or_else(|| Error::Invalid("this object type needs an ID".into()));
+    let need = || id.ok_or_else(|| Error::bad_value("object id", "", "an id for this object type"));
     match kind {
         CatKind::Config => json(repo.config()),
         CatKind::Key => {
@@ -106,7 +106,13 @@ pub async fn cat(repo: &Repository, kind: CatKind, id: Option<&str>) -> Result<V
                     match m.as_slice() {
                         [one] => *one,
                         [] => return Err(Error::NotFound(format!("blob {prefix}"))),
-                        _ => return Err(Error::Invalid(format!("blob prefix {prefix} is ambiguous"))),
+                        _ => {
+                            return Err(Error::bad_value(
+                                "blob prefix",
+                                prefix,
+                                format!("a prefix of one blob ({} match)", m.len()),
+                            ));
+                        }
                     }
                 }
             };

@@ -115,9 +115,7 @@ impl Copier<'_> {
                 ahead.push_back((i, tokio::spawn(async move { src.read_blob(&c).await })));
             }
             let Some((i, h)) = ahead.pop_front() else { break };
-            let plain = h
-                .await
-                .map_err(|e| crate::Error::Internal(format!("reading a chunk: {e}")))??;
+            let plain = h.await.map_err(|e| crate::Error::worker("a chunk read", e))??;
             self.rep.blobs_read += 1;
             self.rep.bytes_read += plain.len() as u64;
             self.progress.inc(plain.len() as u64);
@@ -134,7 +132,7 @@ impl Copier<'_> {
                 Some(d) => *d,
                 None => self
                     .known(session, c)
-                    .ok_or_else(|| crate::Error::Internal(format!("chunk {} was not copied", c.short())))?,
+                    .ok_or_else(|| crate::Error::bug(format!("chunk {} was not copied", c.short())))?,
             };
             self.map.insert(*c, d);
             *c = d;
@@ -162,9 +160,9 @@ impl Copier<'_> {
             for node in &mut t.nodes {
                 self.chunks(session, &mut node.content).await?;
                 if let Some(sub) = node.subtree {
-                    let d = self.known(session, &sub).ok_or_else(|| {
-                        crate::Error::Internal(format!("tree {} was not copied", sub.short()))
-                    })?;
+                    let d = self
+                        .known(session, &sub)
+                        .ok_or_else(|| crate::Error::bug(format!("tree {} was not copied", sub.short())))?;
                     node.subtree = Some(d);
                 }
             }
@@ -172,7 +170,7 @@ impl Copier<'_> {
             self.map.insert(id, d);
         }
         self.known(session, &root)
-            .ok_or_else(|| crate::Error::Internal(format!("tree {} was not copied", root.short())))
+            .ok_or_else(|| crate::Error::bug(format!("tree {} was not copied", root.short())))
     }
 }
 

@@ -50,7 +50,7 @@ impl std::str::FromStr for CalendarDuration {
     fn from_str(s: &str) -> Result<Self> {
         let mut d = CalendarDuration::default();
         let mut num = String::new();
-        let bad = || Error::Invalid(format!("duration {s:?}: expected a form like 1y5m7d2h"));
+        let bad = || Error::bad_value("duration", s, "a form like 1y5m7d2h");
         for c in s.trim().chars() {
             if c.is_ascii_digit() {
                 num.push(c);
@@ -267,9 +267,7 @@ impl std::str::FromStr for GroupBy {
                 "topics" => g.topics = true,
                 "tags" => g.tags = true,
                 _ => {
-                    return Err(Error::Invalid(format!(
-                        "--group-by {part:?}: expected cluster, topics or tags"
-                    )));
+                    return Err(Error::bad_value("grouping", part, "cluster, topics or tags"));
                 }
             }
         }

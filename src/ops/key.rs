@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::repo::keyfile::{KdfParams, KeyFile};
 use crate::repo::{FileKind, Repository};
@@ -72,13 +72,10 @@ pub async fn remove(repo: &Repository, prefix: &str) -> Result<Id> {
         return Err(Error::NotFound(format!("key {id}")));
     }
     if id == repo.key_id() {
-        return Err(Error::Invalid(format!(
-            "refusing to remove key {} which opened the repository (use `key passwd`, or open with another key)",
-            id.short()
-        )));
+        return Err(Error::Refused(Refusal::KeyInUse { key: id.short() }));
     }
     if all.len() <= 1 {
-        return Err(Error::Invalid("refusing to remove the last key".into()));
+        return Err(Error::Refused(Refusal::LastKey));
     }
     repo.remove_file(FileKind::Key, &id).await?;
     Ok(id)

@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use super::progress::{Progress, Unit};
 use crate::backend::ObjectInfo;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::repo::index::IndexPack;
 use crate::repo::pack::BlobType;
@@ -353,9 +353,7 @@ async fn live_index(repo: &Repository) -> Result<(bool, HashMap<Id, IndexPack>)>
     let IndexFiles { files, unreadable } = repo.read_index_files().await?;
     if let Some((_, e)) = unreadable.into_iter().next() {
         return Err(match e {
-            e @ Error::Corrupt { .. } => Error::Invalid(format!(
-                "{e}; prune changes nothing while an index file is unreadable: run `kvault repair index`"
-            )),
+            e @ Error::Corrupt { .. } => Error::Refused(Refusal::UnreadableIndex { cause: Box::new(e) }),
             e => e,
         });
     }

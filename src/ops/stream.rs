@@ -149,7 +149,7 @@ pub async fn get<W: AsyncWrite + Unpin>(
             ahead.push_back(tokio::spawn(async move { r.read_blob(&id).await }));
         }
         let Some(h) = ahead.pop_front() else { break };
-        let data = h.await.map_err(|e| Error::Internal(e.to_string()))??;
+        let data = h.await.map_err(|e| Error::worker("a read task", e))??;
         dst.write_all(&data)
             .await
             .map_err(|e| Error::io("writing output", e))?;

@@ -65,7 +65,11 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(Error::Invalid(format!("bad chunker parameters {self:?}")))
+            Err(Error::bad_value(
+                "chunker parameters",
+                format!("{self:?}"),
+                "64 B..64 MiB average, min <= avg <= max <= 256 MiB",
+            ))
         }
     }
 }

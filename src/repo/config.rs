@@ -80,16 +80,10 @@ impl Config {
         }
         self.chunker.validate()?;
         if !(64 * 1024..=1024 * 1024 * 1024).contains(&self.pack_size) {
-            return Err(Error::Invalid(format!(
-                "pack size {} outside 64 KiB..1 GiB",
-                self.pack_size
-            )));
+            return Err(Error::bad_value("pack size", self.pack_size, "64 KiB..1 GiB"));
         }
         if !(-7..=22).contains(&self.compression_level) {
-            return Err(Error::Invalid(format!(
-                "zstd level {} outside -7..22",
-                self.compression_level
-            )));
+            return Err(Error::bad_value("zstd level", self.compression_level, "-7..22"));
         }
         Ok(())
     }

@@ -47,7 +47,7 @@ impl FileType {
 /// No randomness or a compression failure.
 pub fn seal_file(keys: &Keys, t: FileType, payload: &[u8]) -> Result<Vec<u8>> {
     let head = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, t as u8];
-    let z = zstd::bulk::compress(payload, 3).map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+    let z = zstd::bulk::compress(payload, 3).map_err(|e| Error::io("zstd compression", e))?;
     let sealed = keys.seal(&head, &z)?;
     let mut out = Vec::with_capacity(head.len() + sealed.len());
     out.extend_from_slice(&head);

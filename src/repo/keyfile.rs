@@ -79,10 +79,11 @@ impl KdfParams {
         if ok {
             Ok(())
         } else {
-            Err(Error::Invalid(format!(
-                "argon2id parameters out of range: m={} KiB t={} p={} (limits m<={MAX_M_COST_KIB}, t<={MAX_T_COST}, p<={MAX_P_COST})",
-                self.m_cost_kib, self.t_cost, self.p_cost
-            )))
+            Err(Error::bad_value(
+                "argon2id parameters",
+                format!("m={} KiB t={} p={}", self.m_cost_kib, self.t_cost, self.p_cost),
+                format!("m<={MAX_M_COST_KIB}, t<={MAX_T_COST}, p<={MAX_P_COST}"),
+            ))
         }
     }
 }
@@ -145,7 +146,7 @@ fn kdf_aad(version: u32, kdf: &Kdf) -> Vec<u8> {
 pub fn derive_wrapping_key(password: &[u8], salt: &[u8], p: &KdfParams) -> Result<[u8; 32]> {
     p.validate()?;
     let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
-        .map_err(|e| Error::Invalid(format!("argon2id parameters: {e}")))?;
+        .map_err(|e| Error::bad_value("argon2id parameters", format!("{p:?}"), e))?;
     let blocks = params.block_count();
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = [0u8; 32];
@@ -155,7 +156,7 @@ pub fn derive_wrapping_key(password: &[u8], salt: &[u8], p: &KdfParams) -> Resul
         Some(blocks) => a.hash_password_into_with_memory(password, salt, &mut out, blocks),
         None => a.hash_password_into(password, salt, &mut out),
     }
-    .map_err(|e| Error::Invalid(format!("argon2id: {e}")))?;
+    .map_err(|e| Error::bad_value("argon2id input", "", e))?;
     Ok(out)
 }
 
@@ -175,7 +176,7 @@ impl KeyFile {
         };
         let wk = zeroize::Zeroizing::new(derive_wrapping_key(password, &salt, &params)?);
         let wrapped = crypto::seal(&wk, &kdf_aad(KEY_FILE_VERSION, &kdf), keys.master())?;
-        let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
+        let meta_json = serde_json::to_vec(meta).map_err(Error::encode)?;
         let meta = keys.seal(META_AAD, &meta_json)?;
         Ok(KeyFile {
             kvault_key: KEY_FILE_VERSION,
@@ -230,7 +231,7 @@ impl KeyFile {
     /// # Errors
     /// Never in practice.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))
+        serde_json::to_vec_pretty(self).map_err(Error::encode)
     }
 
     /// Unwraps the master key with `password`. `Ok(None)` means the password

@@ -166,10 +166,7 @@ fn conflict(locks: &[FoundLock], exclusive: bool, ours: Option<Id>, timing: Lock
             Ok(l) if exclusive || l.exclusive => return Some(l.describe(id)),
             Ok(_) => {}
             Err(e) => {
-                return Some(format!(
-                    "unreadable lock {} ({e}); `kvault unlock --remove-all` removes it",
-                    id.short()
-                ));
+                return Some(format!("unreadable lock {} ({e})", id.short()));
             }
         }
     }
@@ -224,10 +221,7 @@ impl LockHealth {
         match repo.backend().info(&format!("{LOCKS_DIR}/{id}")).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => {
-                let why = format!(
-                    "lock {} was removed by another process (`kvault unlock --remove-all`?)",
-                    id.short()
-                );
+                let why = format!("lock {} was removed by another process", id.short());
                 self.lose(why.clone());
                 Err(Error::LockLost(why))
             }
@@ -316,10 +310,7 @@ async fn refresh(repo: Repository, h: Arc<LockHealth>, exclusive: bool) {
         tokio::time::sleep(wait).await;
         let Some(old) = h.id() else { return };
         if let Ok(None) = repo.backend().info(&format!("{LOCKS_DIR}/{old}")).await {
-            h.lose(format!(
-                "lock {} was removed by another process (`kvault unlock --remove-all`?)",
-                old.short()
-            ));
+            h.lose(format!("lock {} was removed by another process", old.short()));
             return;
         }
         match write_lock(&repo, exclusive).await {
@@ -358,7 +349,7 @@ async fn try_lock(repo: &Repository, exclusive: bool, timing: LockTiming) -> Res
 }
 
 async fn write_lock(repo: &Repository, exclusive: bool) -> Result<Id> {
-    let info = serde_json::to_vec(&LockInfo::mine(exclusive)).map_err(|e| Error::Internal(e.to_string()))?;
+    let info = serde_json::to_vec(&LockInfo::mine(exclusive)).map_err(Error::encode)?;
     repo.save_file(FileType::Lock, &info).await
 }
 

@@ -340,7 +340,7 @@ impl Repository {
         backend.prepare_new().await?;
         let keys = Keys::generate()?;
         let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf).await?;
-        let payload = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        let payload = serde_json::to_vec(&config).map_err(Error::encode)?;
         let sealed = envelope::seal_file(&keys, FileType::Config, &payload)?;
         match backend.write_new(CONFIG_PATH, sealed.into()).await {
             Err(e) if e.kind == BackendErrorKind::AlreadyExists => {
@@ -435,7 +435,7 @@ impl Repository {
                 kf.open(&pw, &name)
             })
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::worker("the key derivation", e))?;
             let keys = match opened {
                 Ok(Some(k)) => k,
                 Ok(None) => continue,
@@ -621,7 +621,7 @@ impl Repository {
     /// A path outside `.tmp/`; storage errors.
     pub async fn remove_temp(&self, o: &ObjectInfo) -> Result<()> {
         if !o.path.starts_with(&format!("{TMP_DIR}/")) {
-            return Err(Error::Internal(format!("{} is not a temporary file", o.path)));
+            return Err(Error::bug(format!("{} is not a temporary file", o.path)));
         }
         Ok(self.backend().remove(&o.path).await?)
     }
@@ -690,7 +690,11 @@ impl Repository {
                 .ok_or_else(|| Error::NotFound("any snapshot".into()));
         }
         if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!("{prefix:?} is not a {what} id")));
+            return Err(Error::bad_value(
+                "id prefix",
+                prefix,
+                format!("hex digits of a {what} id"),
+            ));
         }
         let p = prefix.to_ascii_lowercase();
         let m: Vec<Id> = self
@@ -702,10 +706,11 @@ impl Repository {
         match m.as_slice() {
             [one] => Ok(*one),
             [] => Err(Error::NotFound(format!("{what} {prefix}"))),
-            _ => Err(Error::Invalid(format!(
-                "{what} prefix {prefix} is ambiguous ({} matches)",
-                m.len()
-            ))),
+            _ => Err(Error::bad_value(
+                "id prefix",
+                prefix,
+                format!("a prefix of one {what} ({} match)", m.len()),
+            )),
         }
     }
 
@@ -752,7 +757,7 @@ impl Repository {
         }
         let mut out = IndexFiles::default();
         while let Some(r) = set.join_next().await {
-            match r.map_err(|e| Error::Internal(e.to_string()))? {
+            match r.map_err(|e| Error::worker("an index read", e))? {
                 (id, Ok(f)) => out.files.push((id, f)),
                 (id, Err(e)) => out.unreadable.push((id, e)),
             }
@@ -977,7 +982,7 @@ async fn add_key_file(backend: &dyn Backend, keys: &Keys, password: &[u8], kdf: 
     let pw = password.to_vec();
     let kf = tokio::task::spawn_blocking(move || KeyFile::create(&keys2, &pw, kdf, &meta))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+        .map_err(|e| Error::worker("the key derivation", e))??;
     write_named(backend, KEYS_DIR, kf.encode()?).await
 }
 

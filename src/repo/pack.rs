@@ -109,10 +109,7 @@ pub fn seal_blob(
     level: i32,
 ) -> Result<(BlobEntry, Vec<u8>)> {
     if plain.len() > MAX_BLOB_LEN {
-        return Err(Error::Invalid(format!(
-            "blob of {} bytes exceeds the 1 GiB limit",
-            plain.len()
-        )));
+        return Err(Error::bad_value("blob size", plain.len(), "at most 1 GiB"));
     }
     let raw_len = plain.len() as u32;
     let compressed = compress(plain, level).filter(|c| c.len() < plain.len());
@@ -124,7 +121,7 @@ pub fn seal_blob(
     let entry = BlobEntry {
         blob_type: t,
         compression,
-        stored_len: u32::try_from(sealed.len()).map_err(|_| Error::Internal("blob too large".into()))?,
+        stored_len: u32::try_from(sealed.len()).map_err(|_| Error::bug("blob too large"))?,
         raw_len,
         id: *id,
     };
@@ -284,7 +281,7 @@ impl PackBuilder {
         let mut offset: u64 = 0;
         for e in &self.entries {
             encode_entry(&mut h, e);
-            let off = u32::try_from(offset).map_err(|_| Error::Internal("pack over 4 GiB".into()))?;
+            let off = u32::try_from(offset).map_err(|_| Error::bug("pack over 4 GiB"))?;
             blobs.push((*e, off));
             offset += u64::from(e.stored_len);
         }

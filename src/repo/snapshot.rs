@@ -138,7 +138,7 @@ impl Snapshot {
     /// # Errors
     /// Never in practice.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::Internal(e.to_string()))
+        serde_json::to_vec(self).map_err(Error::encode)
     }
 
     /// The time as a `SystemTime`, if it parses.
@@ -157,15 +157,15 @@ impl Snapshot {
     /// the message ("a Kafka snapshot", "a stream").
     ///
     /// # Errors
-    /// [`Error::Invalid`] naming the snapshot and its kind.
+    /// [`crate::error::Refusal::WrongSnapshotKind`].
     pub fn expect_kind(&self, id: &Id, kind: &str, what: &str) -> Result<()> {
         if self.kind == kind {
             return Ok(());
         }
-        Err(Error::Invalid(format!(
-            "snapshot {} is a {} snapshot, not {what}",
-            id.short(),
-            self.kind
-        )))
+        Err(Error::Refused(crate::error::Refusal::WrongSnapshotKind {
+            id: id.short(),
+            kind: self.kind.clone(),
+            want: what.to_string(),
+        }))
     }
 }

@@ -51,7 +51,7 @@ impl Tree {
     /// # Errors
     /// Never in practice.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::Internal(e.to_string()))
+        serde_json::to_vec(self).map_err(Error::encode)
     }
 
     /// Decodes a tree blob; `id` names it in errors.

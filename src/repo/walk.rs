@@ -159,7 +159,7 @@ impl<'r> TreeWalker<'r> {
                     let loaded = match self.inflight.remove(&id) {
                         Some(h) => h
                             .await
-                            .unwrap_or_else(|e| Err(Error::Internal(format!("reading tree {id}: {e}")))),
+                            .unwrap_or_else(|e| Err(Error::worker("a tree read", format!("tree {id}: {e}")))),
                         None => self.repo.load_tree(&id).await,
                     };
                     match loaded {

@@ -174,7 +174,7 @@ impl SaveSession {
         if let Some((tag, rx)) = self.pending.pop_front() {
             let p = rx
                 .await
-                .map_err(|_| Error::Internal("chunk worker vanished".into()))??;
+                .map_err(|_| Error::worker("a chunk worker", "its channel closed"))??;
             self.completed.push((tag, p.id));
             self.accept(p).await?;
         }
@@ -245,7 +245,7 @@ impl SaveSession {
             match r {
                 Some(r) => self
                     .done
-                    .push(r.map_err(|e| Error::Internal(format!("upload task: {e}")))??),
+                    .push(r.map_err(|e| Error::worker("an upload task", e))??),
                 None => return Ok(()),
             }
         }
@@ -263,7 +263,7 @@ impl SaveSession {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::worker("the upload limiter", e))?;
         let backend = self.repo.backend().clone();
         self.uploads.spawn(async move {
             let path = pack_path(&pack.id);
@@ -344,7 +344,7 @@ fn process(
     let is_new = !index.contains(&id)
         && claimed
             .lock()
-            .map_err(|_| Error::Internal("claimed set poisoned".into()))?
+            .map_err(|_| Error::worker("a blob writer", "it panicked holding the claimed set"))?
             .insert(id);
     let sealed = if is_new {
         Some(seal_blob(keys, t, &id, plain, repo.config().compression_level)?)
@@ -407,7 +407,7 @@ impl StreamWriter<'_> {
         });
         let (mut buf, cuts) = rx
             .await
-            .map_err(|_| Error::Internal("chunker worker vanished".into()))?;
+            .map_err(|_| Error::worker("a chunker worker", "its channel closed"))?;
         for cut in cuts {
             self.dispatch(buf.split_to(cut).freeze()).await?;
         }

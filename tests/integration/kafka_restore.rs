@@ -153,14 +153,19 @@ async fn restoring_onto_a_non_empty_topic_shifts_offsets_exactly() {
     create_topic(&b, &target, 1, &[]).await;
     produce(&b, &target, &crate::kafka_snapshot::shapes_for_fixture(7, 1));
     // By default a target that holds records is refused, and nothing is written.
-    let e = restore(&repo, &snap, &ropts("again-", &topic), &NoProgress)
+    let err = restore(&repo, &snap, &ropts("again-", &topic), &NoProgress)
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
     assert!(
-        e.contains("already hold records")
-            && e.contains(&format!("{target}/0: 7 records"))
-            && e.contains("--if-not-empty"),
+        matches!(
+            &err,
+            kvault::Error::Refused(kvault::Refusal::TargetNotEmpty { .. })
+        ),
+        "{err}"
+    );
+    let e = err.to_string();
+    assert!(
+        e.contains("already hold records") && e.contains(&format!("{target}/0: 7 records")),
         "{e}"
     );
     assert_eq!(read_back(&b, &target, 0, None).len(), 7);

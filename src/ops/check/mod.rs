@@ -386,9 +386,7 @@ async fn read_data(
     ids.sort();
     if let Some(p) = opts.subset_percent {
         if !(p > 0.0 && p <= 100.0) {
-            return Err(Error::Invalid(format!(
-                "--read-data-subset {p}% is not in (0, 100]"
-            )));
+            return Err(Error::bad_value("subset percentage", p, "a number in (0, 100]"));
         }
         let want = ((ids.len() as f64 * p / 100.0).ceil() as usize).clamp(1.min(ids.len()), ids.len());
         // Random choice, so repeated runs cover the whole repository.
@@ -436,7 +434,7 @@ async fn read_data(
             });
         }
         let Some(done) = set.join_next().await else { break };
-        let (pid, len, (verified, errors, bad)) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        let (pid, len, (verified, errors, bad)) = done.map_err(|e| Error::worker("a pack check", e))?;
         rep.packs_read += 1;
         rep.blobs_verified += verified.len();
         if !errors.is_empty() {

@@ -13,7 +13,7 @@ use super::plan::{
     fill_group_targets,
 };
 use super::state::{ResumeState, stable_ends, state_file};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::image::manifest::{Manifest, Partition};
 use crate::image::reader::for_each_record;
@@ -56,10 +56,9 @@ pub(super) async fn execute(
     res.state_file = Some(state_path.display().to_string());
     let mut state = ResumeState::load(&state_path)?;
     if state.completed {
-        return Err(Error::Invalid(format!(
-            "this restore already completed (state in {}); delete that file to restore again",
-            state_path.display()
-        )));
+        return Err(Error::Refused(Refusal::RestoreCompleted {
+            state: state_path.display().to_string(),
+        }));
     }
     handle_non_empty(cluster, opts, &existing_targets, &state, &mut res).await?;
 
@@ -101,7 +100,7 @@ pub(super) async fn execute(
         }
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
+    .map_err(|e| Error::worker("the producing task", e))?;
     progress.finish();
     match flushed {
         Ok(n) => res.records_written = n,
@@ -133,9 +132,10 @@ async fn refuse_live_groups(
     let mut names: Vec<String> = res.groups.iter().map(|g| g.group.clone()).collect();
     names.extend(spread_groups.iter().map(|g| g.group.clone()));
     if let Some((g, n)) = cluster.live_groups(&names).await?.first() {
-        return Err(Error::Invalid(format!(
-            "group {g} has {n} active member(s) on the target; stop its consumers or use --force"
-        )));
+        return Err(Error::Refused(Refusal::GroupActive {
+            group: g.clone(),
+            members: *n,
+        }));
     }
     Ok(())
 }
@@ -168,16 +168,9 @@ async fn handle_non_empty(
         return Ok(());
     }
     match opts.if_not_empty {
-        IfNotEmpty::Fail => {
-            let shown: Vec<&str> = res.non_empty.iter().take(5).map(String::as_str).collect();
-            Err(Error::Invalid(format!(
-                "{} target partition(s) already hold records ({}{}); nothing was written: \
-                 restore into new topics (--prefix, --rename), or use --if-not-empty append or purge",
-                full.len(),
-                shown.join(", "),
-                if full.len() > 5 { ", …" } else { "" }
-            )))
-        }
+        IfNotEmpty::Fail => Err(Error::Refused(Refusal::TargetNotEmpty {
+            partitions: res.non_empty.clone(),
+        })),
         IfNotEmpty::Append => Ok(()),
         IfNotEmpty::Purge => {
             cluster.delete_records(&full).await?;
@@ -234,7 +227,7 @@ async fn commit_groups(cluster: &Cluster, res: &mut RestoreResult) -> Result<()>
     for g in &res.groups {
         let t = g
             .target_offset
-            .ok_or_else(|| Error::Internal(format!("no target offset for {}/{}", g.topic, g.partition)))?;
+            .ok_or_else(|| Error::bug(format!("no target offset for {}/{}", g.topic, g.partition)))?;
         by_group.entry(g.group.clone()).or_default().push((
             g.topic.clone(),
             g.partition,
@@ -271,11 +264,11 @@ impl Inputs<'_> {
             .topics
             .get(&pp.source_topic)
             .and_then(|t| t.partitions.get(&pp.partition))
-            .ok_or_else(|| Error::Internal(format!("plan names {what} not in the manifest")))?;
+            .ok_or_else(|| Error::bug(format!("plan names {what} not in the manifest")))?;
         let sel = self
             .sel_of
             .get(&TopicPartition::new(pp.source_topic.clone(), pp.partition))
-            .ok_or_else(|| Error::Internal(format!("no selection for {what}")))?;
+            .ok_or_else(|| Error::bug(format!("no selection for {what}")))?;
         Ok((part, sel, what))
     }
 }
@@ -380,7 +373,7 @@ async fn produce_spread(
         }
         let q = router.route(r.key.as_deref());
         let Some(i) = counts.get_mut(q as usize) else {
-            return Err(Error::Internal(format!("{topic}: routed to partition {q}")));
+            return Err(Error::bug(format!("{topic}: routed to partition {q}")));
         };
         for (gi, committed) in &groups {
             if o >= *committed {
@@ -486,7 +479,7 @@ async fn left_behind(
     Error::RestoreFailed {
         error: Box::new(e),
         left_behind: format!(
-            "{left}; run the same command again to resume (state in {}), or undo with --if-not-empty purge or by deleting the topics",
+            "{left}; run the same command again to resume (state in {})",
             state_path.display()
         ),
     }

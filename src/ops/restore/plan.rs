@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, Manifest};
 use crate::image::select::{SelectOptions, Selection, as_of, select};
@@ -39,9 +39,11 @@ impl std::str::FromStr for IfNotEmpty {
             "fail" => Ok(IfNotEmpty::Fail),
             "append" => Ok(IfNotEmpty::Append),
             "purge" => Ok(IfNotEmpty::Purge),
-            _ => Err(Error::Invalid(format!(
-                "--if-not-empty {s:?}: expected fail, append or purge"
-            ))),
+            _ => Err(Error::bad_value(
+                "non-empty target policy",
+                s,
+                "fail, append or purge",
+            )),
         }
     }
 }
@@ -235,7 +237,7 @@ fn plan_groups(
     if opts.no_groups {
         return Ok(out);
     }
-    let groups = NameFilter::new("group", &opts.groups, &[])?;
+    let groups = NameFilter::new("group pattern", &opts.groups, &[])?;
     for (g, offs) in m.groups.iter().filter(|(g, _)| groups.matches(g)) {
         for o in offs.iter().filter(|o| topics.iter().any(|t| t.name == o.topic)) {
             let Some(sel) = sel_of.get(&TopicPartition::new(o.topic.clone(), o.partition)) else {
@@ -321,7 +323,7 @@ pub(super) async fn plan(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let selected = NameFilter::new("topic", &opts.topics, &[])?;
+    let selected = NameFilter::new("topic pattern", &opts.topics, &[])?;
     let (m, cuts) = source_image(repo, &snap, opts, &selected, &mut res).await?;
     let topics: Vec<_> = m.topics.values().filter(|t| selected.matches(&t.name)).collect();
     if topics.is_empty() {
@@ -481,10 +483,11 @@ fn target_shape(
                 shape.spread.insert(t.name.clone(), have);
             }
             Some(&have) if have < want => {
-                return Err(Error::Invalid(format!(
-                    "target topic {name} has {have} partitions; the snapshot needs {want} \
-                     (--repartition spreads the records over {have} by key)"
-                )));
+                return Err(Error::Refused(Refusal::TooFewPartitions {
+                    topic: name,
+                    have,
+                    need: want,
+                }));
             }
             Some(_) => {}
             None => shape

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::plan::RestoreOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::image::types::TopicPartition;
 use crate::kafka::admin::{Cluster, End};
@@ -39,7 +39,7 @@ impl ResumeState {
     pub(crate) fn save(&self, path: &std::path::Path) -> Result<()> {
         use std::io::Write;
         let tmp = path.with_extension("tmp");
-        let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(self).map_err(Error::encode)?;
         let mut f =
             std::fs::File::create(&tmp).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
         f.write_all(&body)
@@ -100,8 +100,5 @@ pub(crate) async fn stable_ends(c: &Cluster, parts: &[TopicPartition], stable: b
         }
         last = now;
     }
-    Err(Error::Invalid(format!(
-        "the end of {} keeps growing: something else is writing to the restore target",
-        moving.join(", ")
-    )))
+    Err(Error::Refused(Refusal::TargetGrowing { partitions: moving }))
 }

@@ -125,7 +125,7 @@ impl Connecting {
     pub async fn finish(self) -> Result<Cluster> {
         self.0
             .await
-            .map_err(|e| crate::Error::Internal(format!("connecting to Kafka: {e}")))?
+            .map_err(|e| crate::Error::worker("connecting to Kafka", e))?
     }
 }
 

@@ -139,7 +139,7 @@ impl Handler for Cutter {
 
     fn record(&mut self, tag: u64, offset: i64, r: &RecordRef<'_>) -> Result<()> {
         let Some(slot) = self.writers.get_mut(tag as usize) else {
-            return Err(Error::Internal(format!("record for unknown job {tag}")));
+            return Err(Error::bug(format!("record for unknown job {tag}")));
         };
         let w = slot.get_or_insert_with(SegmentWriter::default);
         let (before, bytes_before) = (w.buffered(), w.bytes());
@@ -278,7 +278,7 @@ pub async fn read(
             }
         }
     }
-    let outcome = reader.await.map_err(|e| Error::Internal(e.to_string()))??;
+    let outcome = reader.await.map_err(|e| Error::worker("the Kafka reader", e))??;
     let done = session.drain().await?;
     place(&mut res.partitions, &mut metas, done);
     progress.finish();
@@ -374,7 +374,7 @@ pub async fn read_commits(
     if jobs.is_empty() {
         return (meta, Vec::new());
     }
-    let groups = match NameFilter::new("group", groups, &[]) {
+    let groups = match NameFilter::new("group pattern", groups, &[]) {
         Ok(g) => g,
         Err(e) => {
             meta.complete = false;

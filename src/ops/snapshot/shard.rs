@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::image::manifest::{self, KAFKA_KIND, KAFKA_SHARD_KIND, Manifest, ManifestWriter};
 use crate::image::types::TopicPartition;
@@ -45,7 +45,7 @@ impl ShardSpec {
     /// # Errors
     /// Not `K/N` with `K < N`.
     pub fn parse(spec: &str, run: &str) -> Result<ShardSpec> {
-        let bad = || Error::Invalid(format!("--shard {spec:?}: expected K/N with 0 <= K < N"));
+        let bad = || Error::bad_value("shard", spec, "K/N with 0 <= K < N");
         let (k, n) = spec.split_once('/').ok_or_else(bad)?;
         let (index, count): (u32, u32) = (
             k.trim().parse().map_err(|_| bad())?,
@@ -55,9 +55,11 @@ impl ShardSpec {
             return Err(bad());
         }
         if run.is_empty() || run.contains(['/', '\n']) {
-            return Err(Error::Invalid(format!(
-                "--run {run:?}: a run id is a non-empty name"
-            )));
+            return Err(Error::bad_value(
+                "run id",
+                run,
+                "a non-empty name without / or a line break",
+            ));
         }
         Ok(ShardSpec {
             index,
@@ -332,11 +334,10 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
         })
         .collect();
     if !uncovered.is_empty() {
-        return Err(Error::Invalid(format!(
-            "run {run}: no shard holds {} (its shards planned against different parent snapshots); run every \
-             shard of it again, or start a new run",
-            uncovered.join(", ")
-        )));
+        return Err(Error::Refused(Refusal::RunIncomplete {
+            run: run.to_string(),
+            uncovered,
+        }));
     }
     for offs in m.groups.values_mut() {
         offs.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
