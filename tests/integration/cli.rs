@@ -11,7 +11,19 @@ use crate::common::{json_events, random_bytes};
 /// settings (a developer's KVAULT_REPOSITORY, the suite's S3 keys) and no
 /// standard input: the one way the integration tests start kvault.
 pub(crate) fn bare() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kvault"));
+    wrapped(&[])
+}
+
+/// [`bare`] started through `wrapper` (e.g. `faketime -f +2h`).
+pub(crate) fn wrapped(wrapper: &[&str]) -> Command {
+    let mut c = match wrapper {
+        [] => Command::new(env!("CARGO_BIN_EXE_kvault")),
+        [w, rest @ ..] => {
+            let mut c = Command::new(w);
+            c.args(rest).arg(env!("CARGO_BIN_EXE_kvault"));
+            c
+        }
+    };
     for (k, _) in std::env::vars() {
         if k.starts_with("KVAULT_") || k.starts_with("AWS_") {
             c.env_remove(k);
@@ -23,7 +35,12 @@ pub(crate) fn bare() -> Command {
 
 /// [`bare`] on the repository `repo` with password `pw`, no progress bars.
 pub(crate) fn kvault(repo: &Path) -> Command {
-    let mut c = bare();
+    kvault_through(&[], repo)
+}
+
+/// [`kvault`] started through `wrapper`.
+pub(crate) fn kvault_through(wrapper: &[&str], repo: &Path) -> Command {
+    let mut c = wrapped(wrapper);
     c.arg("-r")
         .arg(repo)
         .arg("--no-progress")
@@ -72,11 +89,21 @@ pub(crate) fn json_lines(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Runs `c`, kills it (SIGKILL) after `delay_ms`, then `check --read-data`
+/// Runs `c`, kills it (SIGKILL) once the repository's files have changed
+/// `changes` times since it started (its lock, packs, indexes, snapshots
+/// written or removed; or when it ends first), then `check --read-data`
 /// of `repo` must find no error.
-fn kill_after_then_check(c: &mut Command, delay_ms: u64, repo: &Path) {
+fn kill_after_then_check(c: &mut Command, changes: usize, repo: &Path) {
+    let before: std::collections::BTreeSet<_> = crate::common::files(repo).into_iter().collect();
     let mut child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(delay_ms));
+    crate::common::wait_until(
+        "the run to change the repository",
+        Duration::from_secs(120),
+        || {
+            let now: std::collections::BTreeSet<_> = crate::common::files(repo).into_iter().collect();
+            now.symmetric_difference(&before).count() >= changes || child.try_wait().unwrap().is_some()
+        },
+    );
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
     let o = ok(kvault(repo).args(["check", "--read-data", "--json"]));
@@ -84,7 +111,7 @@ fn kill_after_then_check(c: &mut Command, delay_ms: u64, repo: &Path) {
     assert_eq!(
         rep["errors"].as_array().unwrap().len(),
         0,
-        "after kill at {delay_ms} ms: {rep}"
+        "after a kill at {changes} change(s): {rep}"
     );
 }
 
@@ -326,8 +353,8 @@ fn kill_9_during_put_then_check_passes_and_put_completes() {
     data.extend_from_slice(&json_events(200_000, 12));
     std::fs::write(&input, &data).unwrap();
 
-    for delay_ms in [150u64, 400, 700, 1100] {
-        kill_after_then_check(kvault(&repo).arg("put").arg(&input), delay_ms, &repo);
+    for changes in [1, 2, 3, 5] {
+        kill_after_then_check(kvault(&repo).arg("put").arg(&input), changes, &repo);
     }
     // The dead process's lock is stale: the next run needs no unlock.
     let o = ok(kvault(&repo).arg("put").arg(&input).arg("--json"));
@@ -347,10 +374,10 @@ fn kill_9_during_a_kafka_snapshot_then_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     init(&repo);
-    for delay_ms in [300u64, 900] {
+    for changes in [2, 4] {
         kill_after_then_check(
             kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic]),
-            delay_ms,
+            changes,
             &repo,
         );
     }
@@ -469,14 +496,17 @@ fn kill_9_during_prune_then_check_passes_and_prune_completes() {
     let sc = put_file(&repo, dir.path(), "c", &random_bytes(8_000_000, 23));
     let o = ok(kvault(&repo).args(["forget", &sa, &sc, "--json"]));
     assert_eq!(json_lines(&o)[0]["removed"].as_array().unwrap().len(), 2);
-    for delay_ms in [30u64, 120, 300, 600] {
+    for changes in [1, 2, 4, 8] {
         kill_after_then_check(
             kvault(&repo).args(["prune", "--max-unused", "0%"]),
-            delay_ms,
+            changes,
             &repo,
         );
         let o = ok(kvault(&repo).args(["get", &sb]));
-        assert!(o.stdout == b, "snapshot B differs after a kill at {delay_ms} ms");
+        assert!(
+            o.stdout == b,
+            "snapshot B differs after a kill at {changes} change(s)"
+        );
     }
     let o = ok(kvault(&repo).args(["prune", "--max-unused", "0%", "--unindexed-grace", "0s", "--json"]));
     let r = &json_lines(&o)[0];
@@ -673,8 +703,8 @@ fn kill_9_during_copy_then_rerun_copies_each_snapshot_once() {
             .env("KVAULT_FROM_PASSWORD", "pw");
         c
     };
-    for delay_ms in [100u64, 300, 600] {
-        kill_after_then_check(&mut copy(&dst), delay_ms, &dst);
+    for changes in [1, 3, 6] {
+        kill_after_then_check(&mut copy(&dst), changes, &dst);
     }
     ok(copy(&dst).arg("--json"));
     let o = ok(kvault(&dst).args(["snapshots", "--json"]));

@@ -7,6 +7,46 @@ use kvault::backend::location::BackendOptions;
 use kvault::repo::chunker::ChunkerParams;
 use kvault::{InitOptions, KdfParams, Repository};
 
+/// Waits until `cond` holds (polled every few milliseconds); fails the
+/// test naming `what` when it has not after `limit`. The suite waits on
+/// conditions, never for a fixed time.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// [`wait_until`] for a condition that is a future.
+pub async fn wait_until_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    limit: std::time::Duration,
+    mut cond: impl FnMut() -> F,
+) {
+    let t0 = std::time::Instant::now();
+    while !cond().await {
+        assert!(t0.elapsed() < limit, "waited {limit:?} for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// The wall clock (ms since the epoch) once it has passed `t`: a moment
+/// strictly after `t`, so what happens from now on has a later timestamp.
+pub fn clock_after(t: i64) -> i64 {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let mut n = now();
+    while n <= t {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        n = now();
+    }
+    n
+}
+
 /// Small chunks and packs so small inputs exercise many of each.
 pub fn small_opts() -> InitOptions {
     InitOptions {

@@ -107,8 +107,9 @@ async fn make_fixture() {
     };
     let b = kvault::open_backend(root.to_str().unwrap(), &Default::default()).unwrap();
     let repo = Repository::init(Arc::clone(&b), PASSWORD, &opts).await.unwrap();
-    put_bytes(&repo, &json_events(3_000, 42)).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let first = put_bytes(&repo, &json_events(3_000, 42)).await.unwrap();
+    // The second snapshot's time is strictly later.
+    crate::common::clock_after(repo.load_snapshot(&first.snapshot).await.unwrap().unix_ms());
     put_bytes(&repo, &random_bytes(300_000, 7)).await.unwrap();
     crate::common::tar_fixture(dir.path(), "repo-v1", &format!("{TARBALL}.new"));
 }

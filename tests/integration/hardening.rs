@@ -22,18 +22,7 @@ use crate::repository::{assert_clean, get_bytes, put_bytes};
 
 /// `kvault put -` fed by the test: returns the child and its stdin.
 fn put_from_pipe(repo: &Path, wrap: Option<&[&str]>) -> std::process::Child {
-    let mut c = match wrap {
-        Some(w) => {
-            let mut c = Command::new(w[0]);
-            c.args(&w[1..]).arg(env!("CARGO_BIN_EXE_kvault"));
-            c.arg("-r")
-                .arg(repo)
-                .arg("--no-progress")
-                .env("KVAULT_PASSWORD", "pw");
-            c
-        }
-        None => kvault(repo),
-    };
+    let mut c = crate::cli::kvault_through(wrap.unwrap_or(&[]), repo);
     c.args(["put", "-", "--json"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -179,7 +168,11 @@ async fn a_lock_that_cannot_be_refreshed_stops_the_writer_before_it_reports_a_sn
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Once the writer holds its lock, storage refuses lock writes.
+    crate::common::wait_until_async("the writer's lock", Duration::from_secs(30), || async {
+        faulty.list("locks").await.is_ok_and(|l| !l.is_empty())
+    })
+    .await;
     faulty.inject(Fault::FailWritesUnder("locks/".into()));
     let r = task.await.unwrap();
     assert!(
@@ -452,16 +445,18 @@ fn reads_hold_a_shared_lock_so_prune_cannot_cut_them_short() {
         .as_str()
         .unwrap()
         .to_string();
-    // A slow reader: nobody drains get's stdout yet, so it blocks mid-way.
+    // A slow reader: nobody drains get's stdout yet, so it blocks mid-way;
+    // its first bytes show it is reading (under its lock).
     let mut get = kvault(&repo)
         .args(["get", &id])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(get.stdout.as_mut().unwrap(), &mut first).unwrap();
     let p = crate::cli::run(kvault(&repo).args(["prune", "--max-unused", "0%"]));
     assert_eq!(code(&p), 11, "{}", stderr(&p));
-    let mut out = Vec::new();
+    let mut out = first.to_vec();
     std::io::Read::read_to_end(get.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(get.wait().unwrap().success());
     assert!(out == data);

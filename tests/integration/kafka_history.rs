@@ -5,7 +5,6 @@
 //! start on the record it would have read next at T.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kvault::backend::memory::MemoryBackend;
 use kvault::image::record::Record;
@@ -63,9 +62,8 @@ async fn snap(repo: &Repository, b: &str, topics: &[&str], groups: &[&str]) -> k
 
 /// A moment strictly between what happened before and what comes after.
 async fn instant() -> i64 {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let t = now_ms();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = crate::common::clock_after(now_ms());
+    crate::common::clock_after(t);
     t
 }
 

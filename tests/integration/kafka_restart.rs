@@ -60,9 +60,12 @@ fn kvault(repo: &Path, args: &[&str]) -> Command {
 /// Runs `args`, restarting the broker while it runs; if it failed, runs it
 /// again. Returns the first and (if any) second outcome.
 fn through_a_restart(broker: &Broker, repo: &Path, args: &[&str]) -> (Output, Option<Output>) {
-    let child: Child = kvault(repo, args).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut child = child;
+    let mut child: Child = kvault(repo, args).spawn().unwrap();
+    // Restart once the run works on the repository (it holds its lock).
+    crate::common::wait_until("the run to take its lock", Duration::from_secs(60), || {
+        std::fs::read_dir(repo.join("locks")).is_ok_and(|mut d| d.next().is_some())
+            || child.try_wait().unwrap().is_some()
+    });
     assert!(
         child.try_wait().unwrap().is_none(),
         "`kvault {}` finished before the restart; the test needs more data",

@@ -260,7 +260,7 @@ async fn restore_at_a_time_cuts_the_log_and_takes_the_groups_of_that_time() {
     let so = snap_opts(&b, &topic, &group);
     let s1 = snapshot(&repo, &so, &NoProgress).await.unwrap();
     let s1_ms = repo.load_snapshot(&s1.snapshot).await.unwrap().unix_ms();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    crate::common::clock_after(s1_ms);
     let batch_b: Vec<(i32, Record)> = (0..60)
         .map(|i| {
             (
@@ -376,10 +376,9 @@ async fn restore_at_a_time_includes_topics_created_after_the_last_snapshot_befor
         groups: vec!["none".into()],
         ..Default::default()
     };
-    snapshot(&repo, &so, &NoProgress).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let s1 = snapshot(&repo, &so, &NoProgress).await.unwrap();
     // T: after the first snapshot, before the second.
-    let t = now_ms();
+    let t = crate::common::clock_after(repo.load_snapshot(&s1.snapshot).await.unwrap().unix_ms());
     // B is born before T: 10 records at or before T, 10 after.
     create_topic(&b, &tb, 1, &[("retention.ms", "-1")]).await;
     produce(&b, &tb, &recs("b", t - 9, 20));

@@ -13,6 +13,18 @@ use kvault::ops::snapshot::{SnapshotOptions, SnapshotResult, snapshot};
 use kvault::{Id, NoProgress, Repository};
 
 use crate::common::init_on;
+
+/// Progress that notes when the first records were read.
+#[derive(Default)]
+struct FirstRecords(std::sync::atomic::AtomicBool);
+
+impl kvault::ops::progress::Progress for FirstRecords {
+    fn event(&self, e: &kvault::ops::progress::Event<'_>) {
+        if matches!(e, kvault::ops::progress::Event::Records { records, .. } if *records > 0) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
 use crate::kafka::*;
 use crate::repository::assert_clean;
 
@@ -539,6 +551,8 @@ async fn a_topic_deleted_during_a_snapshot_is_left_out_and_the_rest_is_complete(
     produce(&b, &kept, &shapes(100, 1));
     let repo = init_on(Arc::new(MemoryBackend::new())).await;
     let (r2, b2, d2, k2) = (repo.clone(), b.clone(), doomed.clone(), kept.clone());
+    let reading = Arc::new(FirstRecords::default());
+    let seen = reading.clone();
     let running = tokio::spawn(async move {
         let o = SnapshotOptions {
             kafka: KafkaOptions::new(&b2),
@@ -546,9 +560,18 @@ async fn a_topic_deleted_during_a_snapshot_is_left_out_and_the_rest_is_complete(
             groups: vec!["none".into()],
             ..Default::default()
         };
-        snapshot(&r2, &o, &NoProgress).await
+        snapshot(&r2, &o, &*seen).await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Deleted while the snapshot reads: once its first records arrived.
+    crate::common::wait_until_async(
+        "the snapshot's first records",
+        std::time::Duration::from_secs(60),
+        || {
+            let read = reading.0.load(std::sync::atomic::Ordering::Relaxed);
+            async move { read }
+        },
+    )
+    .await;
     delete_topic(&b, &doomed).await;
     let r = running.await.unwrap().unwrap();
     let m = load(&repo, &r.snapshot).await;

@@ -407,6 +407,8 @@ async fn prune_waits_for_a_snapshot_with_retry_lock_and_fails_at_once_without() 
     assert!(matches!(e, kvault::Error::Locked(_)), "{e}");
     repo.set_lock_wait(std::time::Duration::from_secs(20));
     let releaser = tokio::spawn(async move {
+        // The other process's work: it holds its lock for 0.7 s (the
+        // scenario, not a wait for something to happen).
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
         held.release().await.unwrap();
     });
