@@ -54,11 +54,9 @@ struct Builder {
 }
 
 impl Builder {
-    async fn add(&mut self) {
-        let i = self.n;
-        let time = self.t0 + i as i64 * EVERY_MS;
-        let p = i % PARTITIONS as usize;
-        let mut session = SaveSession::new(&self.repo);
+    /// Snapshot `i`'s records of partition `p` as one new segment (the
+    /// oldest dropped past KEEP_SEGMENTS); the partition's new end.
+    async fn add_segment(&mut self, session: &mut SaveSession, i: usize, time: i64, p: usize) -> i64 {
         // 50 records of ~200 bytes into one chunk.
         let mut w = SegmentWriter::default();
         let chunker = self.repo.chunker().clone();
@@ -107,6 +105,12 @@ impl Builder {
         if self.segments[p].len() > KEEP_SEGMENTS {
             self.segments[p].remove(0);
         }
+        end
+    }
+
+    /// Three groups' commits on partition `p` just before `time`, applied
+    /// to the groups' offsets.
+    fn commit_groups(&mut self, p: usize, end: i64, time: i64) -> Vec<Commit> {
         let mut commits = Vec::new();
         for g in 0..3 {
             let name = format!("group-{g}");
@@ -129,6 +133,16 @@ impl Builder {
             offs.push(off);
             offs.sort_by_key(|o| o.partition);
         }
+        commits
+    }
+
+    async fn add(&mut self) {
+        let i = self.n;
+        let time = self.t0 + i as i64 * EVERY_MS;
+        let p = i % PARTITIONS as usize;
+        let mut session = SaveSession::new(&self.repo);
+        let end = self.add_segment(&mut session, i, time, p).await;
+        let commits = self.commit_groups(p, end, time);
         let mut w = ManifestWriter::new(&mut session);
         let mut pnodes = Vec::new();
         for q in 0..PARTITIONS as usize {

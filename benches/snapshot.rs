@@ -243,10 +243,183 @@ fn mb(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "the benchmark's script: every workload and its baselines in the order BENCHMARKS.md reports them"
-)]
+/// `rounds` runs of kcat and of a kvault snapshot (each into a new
+/// repository) of workload `w`; the last run's repository.
+fn rounds_of(
+    kv: &Kv,
+    b: &str,
+    w: &Workload,
+    broker: u32,
+    rounds: usize,
+    tmp: &Path,
+) -> (Vec<Run>, Vec<Run>, PathBuf) {
+    let bytes = w.exact_bytes();
+    let (mut kc, mut kvs) = (Vec::new(), Vec::new());
+    let mut last_repo = PathBuf::new();
+    for round in 0..rounds {
+        let k = kcat_consume(b, w, broker);
+        println!(
+            "kcat        {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  broker CPU {:5.2} s",
+            k.secs,
+            mb(bytes, k.secs),
+            k.rss_mib,
+            k.broker_cpu
+        );
+        kc.push(k);
+        let repo = tmp.join(format!("{}-{round}", w.name));
+        kv.init(&repo);
+        let (s, v) = kv.snapshot(&repo, b, w, broker);
+        assert_eq!(
+            v["records_read"].as_u64(),
+            Some(w.records * w.topics as u64),
+            "{v}"
+        );
+        println!(
+            "kvault      {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  broker CPU {:5.2} s  stored {:.0} MiB",
+            s.secs,
+            mb(bytes, s.secs),
+            s.rss_mib,
+            s.broker_cpu,
+            v["new_bytes_stored"].as_f64().unwrap_or(0.0) / 1048576.0
+        );
+        kvs.push(s);
+        last_repo = repo;
+    }
+    (kc, kvs, last_repo)
+}
+
+/// The write pipeline's own ceiling: `kvault put` of the bytes a W2
+/// snapshot read (`snapshot_secs`), as a table line.
+fn w2_put_ceiling(
+    kv: &Kv,
+    b: &str,
+    w: &Workload,
+    broker: u32,
+    bytes: u64,
+    snapshot_secs: f64,
+    tmp: &Path,
+) -> String {
+    // The write pipeline's own ceiling: `kvault put` of the same bytes.
+    let dump = tmp.join("w2.bytes");
+    let f = std::fs::File::create(&dump).unwrap();
+    let st = Command::new("kcat")
+        .args([
+            "-C",
+            "-b",
+            b,
+            "-t",
+            w.prefix,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k%s",
+        ])
+        .stdout(f)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let repo = tmp.join("w2-put");
+    kv.init(&repo);
+    let (p, _) = run_child(kv.cmd(&repo, &["put", dump.to_str().unwrap()]), broker);
+    println!(
+        "kvault put  {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB",
+        p.secs,
+        mb(bytes, p.secs),
+        p.rss_mib
+    );
+    std::fs::remove_file(&dump).ok();
+    format!(
+        "| W2 snapshot vs `kvault put` of the same bytes | {:.2} s | {:.2} s | **{:.2}×** | | |",
+        snapshot_secs,
+        p.secs,
+        p.secs / snapshot_secs
+    )
+}
+
+/// W3's incrementals: unchanged (three runs: the first follows the full
+/// snapshots and kcat runs while the broker still flushes; the table gives
+/// each), then +1% records; table lines.
+fn w3_incrementals(
+    kv: &Kv,
+    b: &str,
+    w: &Workload,
+    broker: u32,
+    last_repo: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Vec<String> {
+    let mut table = Vec::new();
+    // Incrementals: unchanged (three runs: the first follows the
+    // full snapshots and kcat runs while the broker still flushes;
+    // the table gives each), then +1% records.
+    let mut unchanged = Vec::new();
+    for _ in 0..3 {
+        let (u, v) = kv.snapshot(last_repo, b, w, broker);
+        assert_eq!(v["partitions_read"].as_u64(), Some(0), "{v}");
+        println!("unchanged   {:6.2} s, RSS {:.0} MiB", u.secs, u.rss_mib);
+        unchanged.push(u.secs);
+    }
+    for (t, name) in w.topic_names().iter().enumerate() {
+        w.produce(b, t, name, w.records..w.records + w.records / 100);
+    }
+    let (inc, v) = kv.snapshot(last_repo, b, w, broker);
+    assert_eq!(
+        v["records_read"].as_u64(),
+        Some(w.records / 100 * w.topics as u64),
+        "{v}"
+    );
+    println!("+1%         {:6.2} s, RSS {:.0} MiB", inc.secs, inc.rss_mib);
+    table.push(format!(
+        "| W3 unchanged second snapshot (3 runs) | {} | | | | |",
+        unchanged
+            .iter()
+            .map(|s| format!("{s:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    table.push(format!(
+        "| W3 after +1% records | {:.2} s, {:.0} MiB | | | | |",
+        inc.secs, inc.rss_mib
+    ));
+    // Put the topics back to the workload (delete the extra records' topics and regenerate next run).
+    for name in w.topic_names() {
+        rt.block_on(kafka::delete(b, &name));
+    }
+    table
+}
+
+/// W4: 10,000 partitions, first and unchanged snapshot; table lines.
+fn w4_partitions(kv: &Kv, b: &str, broker: u32, tmp: &Path, rt: &tokio::runtime::Runtime) -> Vec<String> {
+    let mut table = Vec::new();
+    let w = W4;
+    rt.block_on(w.ensure(b));
+    let repo = tmp.join("w4");
+    kv.init(&repo);
+    let (first, _) = kv.snapshot(&repo, b, &w, broker);
+    let (again, v) = kv.snapshot(&repo, b, &w, broker);
+    assert_eq!(v["partitions"].as_u64(), Some(10_000));
+    assert_eq!(v["partitions_read"].as_u64(), Some(0));
+    println!(
+        "\n== W4: first snapshot of 10,000 partitions {:.2} s (RSS {:.0} MiB); unchanged {:.2} s (RSS {:.0} MiB)",
+        first.secs, first.rss_mib, again.secs, again.rss_mib
+    );
+    table.push(format!(
+        "| W4 (10,000 partitions) first snapshot | {:.2} s, {:.0} MiB | | | | |",
+        first.secs, first.rss_mib
+    ));
+    table.push(format!(
+        "| W4 unchanged second snapshot | {:.2} s, {:.0} MiB | | | | |",
+        again.secs, again.rss_mib
+    ));
+    // 10,000 idle partitions make the broker busier in the background:
+    // leave none behind for the next run's other workloads.
+    for name in w.topic_names() {
+        rt.block_on(kafka::delete(b, &name));
+    }
+    table
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
@@ -287,37 +460,7 @@ fn main() {
         // above idle.
         let idle = idle_rate(broker);
         println!("broker idle {idle:.3} CPU s per s");
-        let (mut kc, mut kvs) = (Vec::new(), Vec::new());
-        let mut last_repo = PathBuf::new();
-        for round in 0..rounds {
-            let k = kcat_consume(&b, &w, broker);
-            println!(
-                "kcat        {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  broker CPU {:5.2} s",
-                k.secs,
-                mb(bytes, k.secs),
-                k.rss_mib,
-                k.broker_cpu
-            );
-            kc.push(k);
-            let repo = tmp.path().join(format!("{}-{round}", w.name));
-            kv.init(&repo);
-            let (s, v) = kv.snapshot(&repo, &b, &w, broker);
-            assert_eq!(
-                v["records_read"].as_u64(),
-                Some(w.records * w.topics as u64),
-                "{v}"
-            );
-            println!(
-                "kvault      {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB  broker CPU {:5.2} s  stored {:.0} MiB",
-                s.secs,
-                mb(bytes, s.secs),
-                s.rss_mib,
-                s.broker_cpu,
-                v["new_bytes_stored"].as_f64().unwrap_or(0.0) / 1048576.0
-            );
-            kvs.push(s);
-            last_repo = repo;
-        }
+        let (kc, kvs, last_repo) = rounds_of(&kv, &b, &w, broker, rounds, tmp.path());
         let cp = consumer_perf(&b, &w, broker);
         println!(
             "ConsumerPerformance {:6.2} s wall, {:6.2} s own fetch time ({:.1} MB/s)",
@@ -336,82 +479,11 @@ fn main() {
         ));
 
         if w.name == "W2" {
-            // The write pipeline's own ceiling: `kvault put` of the same bytes.
-            let dump = tmp.path().join("w2.bytes");
-            let f = std::fs::File::create(&dump).unwrap();
-            let st = Command::new("kcat")
-                .args([
-                    "-C",
-                    "-b",
-                    &b,
-                    "-t",
-                    w.prefix,
-                    "-o",
-                    "beginning",
-                    "-e",
-                    "-q",
-                    "-f",
-                    "%k%s",
-                ])
-                .stdout(f)
-                .status()
-                .unwrap();
-            assert!(st.success());
-            let repo = tmp.path().join("w2-put");
-            kv.init(&repo);
-            let (p, _) = run_child(kv.cmd(&repo, &["put", dump.to_str().unwrap()]), broker);
-            println!(
-                "kvault put  {:6.2} s {:7.1} MB/s  RSS {:5.0} MiB",
-                p.secs,
-                mb(bytes, p.secs),
-                p.rss_mib
-            );
-            table.push(format!(
-                "| W2 snapshot vs `kvault put` of the same bytes | {:.2} s | {:.2} s | **{:.2}×** | | |",
-                s.secs,
-                p.secs,
-                p.secs / s.secs
-            ));
-            std::fs::remove_file(&dump).ok();
+            table.push(w2_put_ceiling(&kv, &b, &w, broker, bytes, s.secs, tmp.path()));
         }
 
         if w.name == "W3" {
-            // Incrementals: unchanged (three runs: the first follows the
-            // full snapshots and kcat runs while the broker still flushes;
-            // the table gives each), then +1% records.
-            let mut unchanged = Vec::new();
-            for _ in 0..3 {
-                let (u, v) = kv.snapshot(&last_repo, &b, &w, broker);
-                assert_eq!(v["partitions_read"].as_u64(), Some(0), "{v}");
-                println!("unchanged   {:6.2} s, RSS {:.0} MiB", u.secs, u.rss_mib);
-                unchanged.push(u.secs);
-            }
-            for (t, name) in w.topic_names().iter().enumerate() {
-                w.produce(&b, t, name, w.records..w.records + w.records / 100);
-            }
-            let (inc, v) = kv.snapshot(&last_repo, &b, &w, broker);
-            assert_eq!(
-                v["records_read"].as_u64(),
-                Some(w.records / 100 * w.topics as u64),
-                "{v}"
-            );
-            println!("+1%         {:6.2} s, RSS {:.0} MiB", inc.secs, inc.rss_mib);
-            table.push(format!(
-                "| W3 unchanged second snapshot (3 runs) | {} | | | | |",
-                unchanged
-                    .iter()
-                    .map(|s| format!("{s:.2} s"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            table.push(format!(
-                "| W3 after +1% records | {:.2} s, {:.0} MiB | | | | |",
-                inc.secs, inc.rss_mib
-            ));
-            // Put the topics back to the workload (delete the extra records' topics and regenerate next run).
-            for name in w.topic_names() {
-                rt.block_on(kafka::delete(&b, &name));
-            }
+            table.extend(w3_incrementals(&kv, &b, &w, broker, &last_repo, &rt));
         }
 
         if std::env::var("KVAULT_BENCH_RESTORE").as_deref() != Ok("0") && w.topics == 1 {
@@ -420,31 +492,7 @@ fn main() {
     }
 
     if chosen.split(',').any(|c| c == "W4") {
-        let w = W4;
-        rt.block_on(w.ensure(&b));
-        let repo = tmp.path().join("w4");
-        kv.init(&repo);
-        let (first, _) = kv.snapshot(&repo, &b, &w, broker);
-        let (again, v) = kv.snapshot(&repo, &b, &w, broker);
-        assert_eq!(v["partitions"].as_u64(), Some(10_000));
-        assert_eq!(v["partitions_read"].as_u64(), Some(0));
-        println!(
-            "\n== W4: first snapshot of 10,000 partitions {:.2} s (RSS {:.0} MiB); unchanged {:.2} s (RSS {:.0} MiB)",
-            first.secs, first.rss_mib, again.secs, again.rss_mib
-        );
-        table.push(format!(
-            "| W4 (10,000 partitions) first snapshot | {:.2} s, {:.0} MiB | | | | |",
-            first.secs, first.rss_mib
-        ));
-        table.push(format!(
-            "| W4 unchanged second snapshot | {:.2} s, {:.0} MiB | | | | |",
-            again.secs, again.rss_mib
-        ));
-        // 10,000 idle partitions make the broker busier in the background:
-        // leave none behind for the next run's other workloads.
-        for name in w.topic_names() {
-            rt.block_on(kafka::delete(&b, &name));
-        }
+        table.extend(w4_partitions(&kv, &b, broker, tmp.path(), &rt));
     }
 
     println!(

@@ -194,45 +194,7 @@ async fn four_shards_make_one_snapshot_that_survives_kill_overlap_and_prune() {
         }
     }
 
-    // Run 2: shard 2 is killed before it can finish; the run stays
-    // incomplete and is not latest, until shard 2 runs again.
-    for t in &topics {
-        produce_events(&b, t, 4, 40);
-    }
-    let mut children = run_shards(&repo, &b, &pattern, &group, "r2");
-    let victim = children.remove(2);
-    let pid = victim.id().to_string();
-    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-    let killed = done(victim);
-    assert!(!killed.status.success());
-    all_ok(children);
-    let (snaps, incomplete) = repo.listing();
-    assert_eq!(snaps.len(), 1, "run 2 is not listed as a snapshot: {snaps:?}");
-    assert_eq!(incomplete.len(), 1, "{incomplete:?}");
-    assert_eq!(incomplete[0]["run"], "r2");
-    assert_eq!(incomplete[0]["shards_done"], serde_json::json!([0, 1, 3]));
-    let latest = repo.ok(&["ls", "latest", "--json"]);
-    assert!(latest.contains(&topics[0]), "latest still resolves (to run 1)");
-    let out = repo.ok(&[
-        "snapshot", "-b", &b, "--topic", &pattern, "--group", &group, "--shard", "2/4", "--run", "r2",
-        "--json",
-    ]);
-    assert!(
-        out.contains("\"run_snapshot\""),
-        "the rerun completes the run: {out}"
-    );
-    let (snaps, incomplete) = repo.listing();
-    assert_eq!(
-        (snaps.len(), incomplete.len()),
-        (2, 0),
-        "{snaps:?} {incomplete:?}"
-    );
-    restore(&repo, "latest", "r2-");
-    for t in &topics {
-        for p in 0..4 {
-            same(&format!("r2-{t}"), t, p);
-        }
-    }
+    run_with_a_killed_shard(&repo, &b, &pattern, &group, &topics, &same);
 
     // Runs 3 and 4 overlap in time: eight processes at once; both complete.
     for t in &topics {
@@ -274,4 +236,52 @@ async fn four_shards_make_one_snapshot_that_survives_kill_overlap_and_prune() {
         .filter(|l| l.contains("\"message_type\":\"snapshot\""))
         .count();
     assert_eq!(n, 1 + 4, "the kept run and its four parts: {parts}");
+}
+
+/// Run 2: shard 2 is killed before it can finish; the run stays incomplete
+/// and is not latest, until shard 2 runs again; then it restores whole.
+fn run_with_a_killed_shard(
+    repo: &Repo,
+    b: &str,
+    pattern: &str,
+    group: &str,
+    topics: &[String],
+    same: &dyn Fn(&str, &str, i32),
+) {
+    for t in topics {
+        produce_events(b, t, 4, 40);
+    }
+    let mut children = run_shards(repo, b, pattern, group, "r2");
+    let victim = children.remove(2);
+    let pid = victim.id().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let killed = done(victim);
+    assert!(!killed.status.success());
+    all_ok(children);
+    let (snaps, incomplete) = repo.listing();
+    assert_eq!(snaps.len(), 1, "run 2 is not listed as a snapshot: {snaps:?}");
+    assert_eq!(incomplete.len(), 1, "{incomplete:?}");
+    assert_eq!(incomplete[0]["run"], "r2");
+    assert_eq!(incomplete[0]["shards_done"], serde_json::json!([0, 1, 3]));
+    let latest = repo.ok(&["ls", "latest", "--json"]);
+    assert!(latest.contains(&topics[0]), "latest still resolves (to run 1)");
+    let out = repo.ok(&[
+        "snapshot", "-b", b, "--topic", pattern, "--group", group, "--shard", "2/4", "--run", "r2", "--json",
+    ]);
+    assert!(
+        out.contains("\"run_snapshot\""),
+        "the rerun completes the run: {out}"
+    );
+    let (snaps, incomplete) = repo.listing();
+    assert_eq!(
+        (snaps.len(), incomplete.len()),
+        (2, 0),
+        "{snaps:?} {incomplete:?}"
+    );
+    restore(repo, "latest", "r2-");
+    for t in topics {
+        for p in 0..4 {
+            same(&format!("r2-{t}"), t, p);
+        }
+    }
 }

@@ -77,7 +77,6 @@ pub fn describe_topic_configs<C: ClientContext>(
     topics: &[&str],
     request_timeout: Duration,
 ) -> Result<Vec<TopicConfigs>, KafkaError> {
-    let rk = client.native_ptr();
     let names: Vec<CString> = topics
         .iter()
         .map(|t| {
@@ -91,7 +90,29 @@ pub fn describe_topic_configs<C: ClientContext>(
         queue: std::ptr::null_mut(),
         event: std::ptr::null_mut(),
     };
-    for n in &names {
+    send(client.native_ptr(), &names, request_timeout, &mut h)?;
+    h.event = wait_for_result(h.queue, request_timeout + Duration::from_secs(1))?;
+    let mut by_name = read_result(h.event)?;
+    // In the order asked; a topic the answer leaves out is unknown to it.
+    Ok(topics
+        .iter()
+        .map(|t| {
+            by_name
+                .remove(*t)
+                .unwrap_or(Err(RDKafkaErrorCode::UnknownTopicOrPartition))
+        })
+        .collect())
+}
+
+/// Sends DescribeConfigs for the topics `names` from the client `rk`,
+/// answered on a queue of its own; `h` owns what it creates.
+fn send(
+    rk: *mut rd::rd_kafka_t,
+    names: &[CString],
+    request_timeout: Duration,
+    h: &mut Handles,
+) -> Result<(), KafkaError> {
+    for n in names {
         // SAFETY: `n` is NUL-terminated; librdkafka copies the name.
         let r = unsafe {
             rd::rd_kafka_ConfigResource_new(rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC, n.as_ptr())
@@ -135,7 +156,16 @@ pub fn describe_topic_configs<C: ClientContext>(
             h.queue,
         )
     };
-    let deadline = Instant::now() + request_timeout + Duration::from_secs(1);
+    Ok(())
+}
+
+/// The DescribeConfigs result event from `queue`, within `limit`; the
+/// caller owns it.
+fn wait_for_result(
+    queue: *mut rd::rd_kafka_queue_t,
+    limit: Duration,
+) -> Result<*mut rd::rd_kafka_event_t, KafkaError> {
+    let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -143,26 +173,29 @@ pub fn describe_topic_configs<C: ClientContext>(
         }
         let wait = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
         // SAFETY: the queue is live; the event, if any, is ours.
-        let ev = unsafe { rd::rd_kafka_queue_poll(h.queue, wait) };
+        let ev = unsafe { rd::rd_kafka_queue_poll(queue, wait) };
         if ev.is_null() {
             continue;
         }
         // SAFETY: `ev` is a live event.
         if unsafe { rd::rd_kafka_event_type(ev) } == rd::RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT {
-            h.event = ev;
-            break;
+            return Ok(ev);
         }
         // SAFETY: an event of another kind (none is expected on this
         // queue), released.
         unsafe { rd::rd_kafka_event_destroy(ev) };
     }
+}
+
+/// Each topic's configs (or error) in a live DescribeConfigs result event.
+fn read_result(event: *mut rd::rd_kafka_event_t) -> Result<HashMap<String, TopicConfigs>, KafkaError> {
     // SAFETY: the event is live.
-    let err = unsafe { rd::rd_kafka_event_error(h.event) };
+    let err = unsafe { rd::rd_kafka_event_error(event) };
     if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         return Err(KafkaError::AdminOp(err.into()));
     }
     // SAFETY: a DESCRIBECONFIGS_RESULT event.
-    let res = unsafe { rd::rd_kafka_event_DescribeConfigs_result(h.event) };
+    let res = unsafe { rd::rd_kafka_event_DescribeConfigs_result(event) };
     if res.is_null() {
         return Err(KafkaError::AdminOpCreation("describe configs: no result".into()));
     }
@@ -173,8 +206,8 @@ pub fn describe_topic_configs<C: ClientContext>(
     for i in 0..n {
         // SAFETY: `resources` holds `n` live resource pointers.
         let r = unsafe { *resources.add(i) };
-        // SAFETY: names and entries are NUL-terminated strings owned by the
-        // event, copied before it is destroyed.
+        // SAFETY: names are NUL-terminated strings owned by the event,
+        // copied before it is destroyed.
         let name = unsafe { owned(rd::rd_kafka_ConfigResource_name(r)) }.unwrap_or_default();
         // SAFETY: `r` is live.
         let e = unsafe { rd::rd_kafka_ConfigResource_error(r) };
@@ -182,37 +215,38 @@ pub fn describe_topic_configs<C: ClientContext>(
             by_name.insert(name, Err(e.into()));
             continue;
         }
-        let mut m = 0usize;
-        // SAFETY: `r` is live; `m` is written.
-        let entries = unsafe { rd::rd_kafka_ConfigResource_configs(r, &mut m) };
-        let mut out = Vec::with_capacity(m);
-        for j in 0..m {
-            // SAFETY: `entries` holds `m` live entry pointers.
-            let c = unsafe { *entries.add(j) };
-            // SAFETY: `c` is a live entry; its strings are copied before the
-            // event is destroyed.
-            let entry = unsafe {
-                ConfigEntry {
-                    name: owned(rd::rd_kafka_ConfigEntry_name(c)).unwrap_or_default(),
-                    value: owned(rd::rd_kafka_ConfigEntry_value(c)),
-                    topic_level: rd::rd_kafka_ConfigEntry_source(c)
-                        == rd::rd_kafka_ConfigSource_t::RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG,
-                    sensitive: rd::rd_kafka_ConfigEntry_is_sensitive(c) != 0,
-                }
-            };
-            out.push(entry);
-        }
-        by_name.insert(name, Ok(out));
+        // SAFETY: `r` is a live resource of the event.
+        by_name.insert(name, Ok(unsafe { entries_of(r) }));
     }
-    // In the order asked; a topic the answer leaves out is unknown to it.
-    Ok(topics
-        .iter()
-        .map(|t| {
-            by_name
-                .remove(*t)
-                .unwrap_or(Err(RDKafkaErrorCode::UnknownTopicOrPartition))
-        })
-        .collect())
+    Ok(by_name)
+}
+
+/// The config entries of a resource, copied.
+///
+/// # Safety
+/// `r` is a live resource of a live DescribeConfigs result.
+unsafe fn entries_of(r: *const rd::rd_kafka_ConfigResource_t) -> Vec<ConfigEntry> {
+    let mut m = 0usize;
+    // SAFETY: `r` is live; `m` is written.
+    let entries = unsafe { rd::rd_kafka_ConfigResource_configs(r, &mut m) };
+    let mut out = Vec::with_capacity(m);
+    for j in 0..m {
+        // SAFETY: `entries` holds `m` live entry pointers.
+        let c = unsafe { *entries.add(j) };
+        // SAFETY: `c` is a live entry; its strings are copied before the
+        // event is destroyed.
+        let entry = unsafe {
+            ConfigEntry {
+                name: owned(rd::rd_kafka_ConfigEntry_name(c)).unwrap_or_default(),
+                value: owned(rd::rd_kafka_ConfigEntry_value(c)),
+                topic_level: rd::rd_kafka_ConfigEntry_source(c)
+                    == rd::rd_kafka_ConfigSource_t::RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG,
+                sensitive: rd::rd_kafka_ConfigEntry_is_sensitive(c) != 0,
+            }
+        };
+        out.push(entry);
+    }
+    out
 }
 
 /// # Safety
