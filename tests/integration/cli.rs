@@ -182,6 +182,48 @@ fn put_get_list_check_stats_cat_with_json() {
 }
 
 #[test]
+fn a_bad_flag_value_names_its_flag_and_a_refusal_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    init(&repo);
+    // A value the library cannot take is a usage error naming its flag
+    // (the library names the value, the CLI the flag).
+    for (args, line) in [
+        (
+            &["forget", "--keep-last", "1", "--group-by", "nope"][..],
+            "--group-by \"nope\": expected cluster, topics or tags",
+        ),
+        (
+            &["forget", "--keep-within", "3x"][..],
+            "--keep-within \"3x\": expected a form like 1y5m7d2h",
+        ),
+        (
+            &["snapshot", "-b", "127.0.0.1:1", "--shard", "4/2"][..],
+            "--shard \"4/2\": expected K/N",
+        ),
+    ] {
+        let o = run(kvault(&repo).args(args));
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(line), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+    // A refusal comes with what to do about it, in the CLI's terms.
+    let o = run(kvault(&repo).args(["key", "remove", "--json"]).arg(
+        String::from_utf8_lossy(&ok(kvault(&repo).args(["key", "list", "--json"])).stdout)
+            .split('"')
+            .find(|w| w.len() == 64)
+            .unwrap_or("0"),
+    ));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_str(stderr(&o).trim()).expect("one JSON line");
+    assert_eq!(e["error"], "refused", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("kvault key passwd"),
+        "{e}"
+    );
+}
+
+#[test]
 fn exit_codes_are_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
@@ -222,41 +264,6 @@ fn exit_codes_are_as_documented() {
     // 2: usage.
     let o = run(kvault(&repo).arg("no-such-command"));
     assert_eq!(code(&o), 2);
-    // A value the library cannot take is a usage error naming its flag
-    // (the library names the value, the CLI the flag).
-    for (args, line) in [
-        (
-            &["forget", "--keep-last", "1", "--group-by", "nope"][..],
-            "--group-by \"nope\": expected cluster, topics or tags",
-        ),
-        (
-            &["forget", "--keep-within", "3x"][..],
-            "--keep-within \"3x\": expected a form like 1y5m7d2h",
-        ),
-        (
-            &["snapshot", "-b", "127.0.0.1:1", "--shard", "4/2"][..],
-            "--shard \"4/2\": expected K/N",
-        ),
-    ] {
-        let o = run(kvault(&repo).args(args));
-        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(line), "{args:?}: {}", stderr(&o));
-        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
-    }
-    // A refusal comes with what to do about it, in the CLI's terms.
-    let o = run(kvault(&repo).args(["key", "remove", "--json"]).arg(
-        String::from_utf8_lossy(&ok(kvault(&repo).args(["key", "list", "--json"])).stdout)
-            .split('"')
-            .find(|w| w.len() == 64)
-            .unwrap_or("0"),
-    ));
-    assert_eq!(code(&o), 1, "{}", stderr(&o));
-    let e: serde_json::Value = serde_json::from_str(stderr(&o).trim()).expect("one JSON line");
-    assert_eq!(e["error"], "refused", "{e}");
-    assert!(
-        e["message"].as_str().unwrap().contains("kvault key passwd"),
-        "{e}"
-    );
 
     // Password from a file and from a command.
     let pwf = dir.path().join("pw.txt");
