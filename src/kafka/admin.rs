@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use kvault_rdkafka_ext::configs;
+use kvault_rdkafka_ext::fetch;
+
+use super::batches::{self, FetchedPartition};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -452,6 +455,40 @@ impl Cluster {
                 })
             })
             .collect()
+    }
+
+    /// The record batches the leader of `tp` holds from `from` (at most
+    /// `max_bytes` of them, uncommitted ones included), read raw: their
+    /// producer ids, transactional flags and the transaction markers, which
+    /// the consumer does not hand out (`kvault_rdkafka_ext::fetch`,
+    /// decoded by [`super::batches`]).
+    ///
+    /// # Errors
+    /// A build without the librdkafka shim, the request failing past the
+    /// deadline, or an answer that does not decode.
+    pub async fn batches(&self, tp: &TopicPartition, from: i64, max_bytes: i32) -> Result<FetchedPartition> {
+        let tp = tp.clone();
+        self.blocking(move |i| {
+            let what = format!("reading the batches of {tp} from {from}");
+            let timeout = i.opts.request_timeout();
+            let raw = fetch::fetch_raw(i.consumer.client(), &tp.topic, tp.partition, from, max_bytes, timeout)
+                .map_err(|e| Error::Kafka {
+                    op: what.clone(),
+                    transient: matches!(&e, fetch::FetchError::Kafka(c) if super::retry::is_transient_code(*c, Transient::Usual)),
+                    code: match &e {
+                        fetch::FetchError::Kafka(c) => Some(format!("{c:?}")),
+                        fetch::FetchError::Unavailable => None,
+                    },
+                    detail: e.to_string(),
+                })?;
+            batches::decode(raw.version, &raw.body).map_err(|e| Error::Kafka {
+                op: what,
+                detail: e.to_string(),
+                code: None,
+                transient: false,
+            })
+        })
+        .await
     }
 
     /// `(log start, last stable offset)` of every partition.

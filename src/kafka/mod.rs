@@ -9,6 +9,7 @@
 #[cfg(feature = "kafka")]
 pub mod admin;
 pub mod auth;
+pub mod batches;
 pub mod filter;
 pub mod msk;
 pub mod partitioner;

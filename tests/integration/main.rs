@@ -33,5 +33,6 @@ mod kafka_security;
 mod kafka_shards;
 mod kafka_snapshot;
 mod kafka_target;
+mod kafka_txn;
 mod lifecycle;
 mod repository;

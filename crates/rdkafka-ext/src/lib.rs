@@ -26,6 +26,7 @@
 //! free of `unsafe`.
 
 pub mod configs;
+pub mod fetch;
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::marker::PhantomData;
