@@ -97,6 +97,7 @@ impl Builder {
                 end,
                 runs: OffsetRuns(runs.0.clone()),
                 chunks: ids,
+                txns: None,
             },
             bytes,
         )

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::commits::{Commit, CommitsMeta};
 use super::record::OffsetRuns;
-use super::types::{ChunkMeta, GroupOffset};
+use super::types::{ChunkMeta, GroupOffset, TxnSpan};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::Repository;
@@ -109,6 +109,11 @@ pub struct SegmentMeta {
     pub runs: OffsetRuns,
     /// Per-chunk metadata, in order.
     pub chunks: Vec<ChunkMeta>,
+    /// The committed transactions whose records are in the segment, when
+    /// they were captured (a segment without gaps has none; `None` on a
+    /// segment with gaps: not captured, so `--at` cuts it by record time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txns: Option<Vec<TxnSpan>>,
 }
 
 /// A partition as captured.
@@ -370,6 +375,7 @@ impl<'s> ManifestWriter<'s> {
             records: meta_of.runs.count(),
             runs: meta_of.runs,
             chunks,
+            txns: meta_of.txns,
         };
         Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, None, ids, to_meta(&meta)?))
     }
@@ -512,4 +518,6 @@ pub struct SegmentParts {
     pub runs: OffsetRuns,
     /// Each chunk's id with its metadata, in order.
     pub chunks: Vec<(Id, ChunkMeta)>,
+    /// The committed transactions among the records, when captured.
+    pub txns: Option<Vec<TxnSpan>>,
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::manifest::{self, KAFKA_KIND, Manifest, Partition, Segment, TopicMeta};
 use super::reader::{RecordFilter, for_each_record};
 use super::record::{Decoder, OffsetRuns};
-use super::types::TopicPartition;
+use super::types::{TopicPartition, TxnSpan};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::Repository;
@@ -231,6 +231,60 @@ pub async fn first_newer(repo: &Repository, what: &str, p: &Partition, t: i64) -
     Ok(None)
 }
 
+/// Where the log as of `t` ends on partition `p`: the first offset a
+/// read_committed consumer could not have read at `t`. That is the first
+/// record newer than `t` outside a transaction, or the first record of a
+/// transaction whose commit marker was written after `t` (its records, even
+/// older ones, were not visible before it). Records of a transaction
+/// committed at or before `t` are visible whatever their own timestamps.
+/// Segments whose transactions were not captured are cut by record time
+/// alone ([`uncaptured`]).
+///
+/// # Errors
+/// Unreadable or corrupt chunks.
+pub async fn visible_cut(repo: &Repository, what: &str, p: &Partition, t: i64) -> Result<Option<i64>> {
+    let spans: Vec<TxnSpan> = p
+        .segments
+        .iter()
+        .filter_map(|s| s.meta.txns.as_ref())
+        .flatten()
+        .copied()
+        .collect();
+    let txn_cut = spans
+        .iter()
+        .filter(|s| s.marker_ts() > t)
+        .map(TxnSpan::first)
+        .min();
+    let visible = |o: i64| spans.iter().any(|s| s.marker_ts() <= t && s.holds(o));
+    for seg in &p.segments {
+        for (id, cm, offsets) in seg.chunks_with_offsets() {
+            if offsets.first().is_some_and(|&o| txn_cut.is_some_and(|c| o >= c)) {
+                return Ok(txn_cut);
+            }
+            if cm.max_ts() <= t {
+                continue;
+            }
+            let data = repo.read_blob(id).await?;
+            let dec = Decoder::new(&data, cm.ts_base(), what);
+            for (&off, r) in offsets.iter().zip(dec) {
+                if r?.timestamp > t && !visible(off) {
+                    return Ok(Some(txn_cut.map_or(off, |c| c.min(off))));
+                }
+            }
+        }
+    }
+    Ok(txn_cut)
+}
+
+/// Whether a segment of `p` has gaps but no captured transactions (a
+/// snapshot older than the capture, or one whose scan failed): its
+/// transactions cannot be told from other records.
+pub fn uncaptured(p: &Partition) -> bool {
+    p.segments
+        .iter()
+        .any(|s| s.meta.txns.is_none() && !s.meta.runs.gaps(s.meta.start, s.meta.end).is_empty())
+}
+
 /// The log as of a time ([`as_of`]).
 #[derive(Debug, Clone)]
 pub struct AsOf {
@@ -242,8 +296,9 @@ pub struct AsOf {
     pub cuts: BTreeMap<TopicPartition, Option<i64>>,
     /// The base snapshot: the latest at or before the time (else the earliest).
     pub base: Id,
-    /// Said when no snapshot is that old.
-    pub warning: Option<String>,
+    /// Said when no snapshot is that old, and when partitions' transactions
+    /// were not captured.
+    pub warnings: Vec<String>,
     /// Topics created after the base snapshot with records at or before
     /// the time, taken from the first later snapshot that holds them.
     pub born: Vec<String>,
@@ -316,11 +371,31 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     gather_segments(repo, &mut m, pending).await?;
     let born = keep_born_before(&mut m, born, t);
     let cuts = cuts_at(repo, &m, t).await?;
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let uncaptured: Vec<String> = m
+        .topics
+        .values()
+        .flat_map(|t| {
+            t.partitions
+                .values()
+                .filter(|p| uncaptured(p))
+                .map(move |p| TopicPartition::new(t.name.clone(), p.meta.partition).to_string())
+        })
+        .collect();
+    if !uncaptured.is_empty() {
+        warnings.push(format!(
+            "transactions of {} partition(s) were not captured (snapshots before kvault read transaction markers, \
+             or the scan failed): cut by record time, which can split a transaction ({}{})",
+            uncaptured.len(),
+            uncaptured.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if uncaptured.len() > 5 { ", …" } else { "" }
+        ));
+    }
     Ok(AsOf {
         manifest: m,
         cuts,
         base: *base_id,
-        warning,
+        warnings,
         born,
         groups_from,
     })
@@ -458,7 +533,7 @@ async fn cuts_at(repo: &Repository, m: &Manifest, t: i64) -> Result<BTreeMap<Top
     for t_ in m.topics.values() {
         for p in t_.partitions.values() {
             let tp = TopicPartition::new(t_.name.clone(), p.meta.partition);
-            let cut = first_newer(repo, &tp.to_string(), p, t).await?;
+            let cut = visible_cut(repo, &tp.to_string(), p, t).await?;
             cuts.insert(tp, cut);
         }
     }

@@ -31,6 +31,42 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// Records one committed transaction wrote to a partition, in one run of
+/// its batches: `[first, last, marker, marker_ts]` — the offsets of the
+/// run's first and last record, the offset of the transaction's commit
+/// marker on the partition, and the marker's timestamp (the broker's clock
+/// when it wrote the marker: from then on read_committed consumers saw the
+/// records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnSpan(pub [i64; 4]);
+
+impl TxnSpan {
+    /// Offset of the run's first record.
+    pub fn first(&self) -> i64 {
+        self.0[0]
+    }
+
+    /// Offset of the run's last record.
+    pub fn last(&self) -> i64 {
+        self.0[1]
+    }
+
+    /// Offset of the commit marker.
+    pub fn marker(&self) -> i64 {
+        self.0[2]
+    }
+
+    /// When the marker was written (ms since the epoch, broker clock).
+    pub fn marker_ts(&self) -> i64 {
+        self.0[3]
+    }
+
+    /// Whether `offset` is one of the run's.
+    pub fn holds(&self, offset: i64) -> bool {
+        (self.first()..=self.last()).contains(&offset)
+    }
+}
+
 /// A topic's `cleanup.policy`: the one place it is read (Kafka's default,
 /// when the topic sets none, is `delete`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

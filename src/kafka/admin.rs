@@ -18,6 +18,10 @@ use kvault_rdkafka_ext::configs;
 use kvault_rdkafka_ext::fetch;
 
 use super::batches::{self, FetchedPartition};
+use crate::image::types::TxnSpan;
+
+/// Bytes asked of the leader per raw fetch when scanning for transactions.
+const TXN_SCAN_BYTES: i32 = 8 << 20;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -489,6 +493,32 @@ impl Cluster {
             })
         })
         .await
+    }
+
+    /// The committed transactions whose records lie in `[start, end)` of
+    /// `tp` ([`batches::committed_spans`]), from raw fetches of the range.
+    ///
+    /// # Errors
+    /// As [`Cluster::batches`].
+    pub async fn transactions(&self, tp: &TopicPartition, start: i64, end: i64) -> Result<Vec<TxnSpan>> {
+        let mut headers = Vec::new();
+        let mut from = start;
+        while from < end {
+            let got = self.batches(tp, from, TXN_SCAN_BYTES).await?;
+            let Some(last) = got.batches.last().map(|b| b.last_offset) else {
+                break;
+            };
+            headers.extend(
+                got.batches
+                    .into_iter()
+                    .filter(|b| b.last_offset >= from && b.base_offset < end),
+            );
+            from = last + 1;
+        }
+        Ok(batches::committed_spans(&headers)
+            .into_iter()
+            .filter(|s| s.marker() < end)
+            .collect())
     }
 
     /// `(log start, last stable offset)` of every partition.

@@ -14,6 +14,8 @@
 //! total over its input: any byte string gives a value or a
 //! [`DecodeError`], never a panic (fuzz target `kafka_batches`).
 
+use crate::image::types::TxnSpan;
+
 /// One record batch's header (and, for a control batch, its marker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -142,6 +144,41 @@ impl<'a> Cursor<'a> {
         }
         Err(DecodeError::BadLength(self.at))
     }
+}
+
+/// The committed transactions among `batches` (in offset order, as a
+/// partition holds them): each run of a transaction's data batches, with
+/// the offset and time of the commit marker that follows it. Aborted
+/// transactions, and those whose marker is not among the batches (still
+/// open), give none.
+pub fn committed_spans(batches: &[BatchHeader]) -> Vec<TxnSpan> {
+    let mut spans: Vec<TxnSpan> = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        if !b.transactional || b.control.is_some() {
+            continue;
+        }
+        let marker = batches
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .find(|m| m.control.is_some() && m.producer_id == b.producer_id);
+        let Some(m) = marker.filter(|m| m.control == Some(Marker::Commit)) else {
+            continue;
+        };
+        match spans.last_mut() {
+            // The same transaction's next batch, right after the last one.
+            Some(last) if last.marker() == m.base_offset && last.last() + 1 == b.base_offset => {
+                last.0[1] = b.last_offset;
+            }
+            _ => spans.push(TxnSpan([
+                b.base_offset,
+                b.last_offset,
+                m.base_offset,
+                m.max_timestamp,
+            ])),
+        }
+    }
+    spans
 }
 
 /// Decodes a Fetch answer of `version` for one partition (the body after
@@ -371,6 +408,40 @@ mod tests {
             );
             assert_eq!(p.batches[1].max_timestamp, 2_005);
         }
+    }
+
+    #[test]
+    fn committed_runs_get_their_marker_and_aborted_or_open_ones_none() {
+        let h = |base, last, pid, tx, control| BatchHeader {
+            base_offset: base,
+            last_offset: last,
+            producer_id: pid,
+            producer_epoch: 0,
+            transactional: tx,
+            control,
+            first_timestamp: 0,
+            max_timestamp: base * 10,
+        };
+        let log = [
+            h(0, 1, 7, true, None),
+            h(2, 2, 8, true, None), // aborted below
+            h(3, 4, 7, true, None),
+            h(5, 5, -1, false, None),
+            h(6, 6, 7, true, Some(Marker::Commit)),
+            h(7, 7, 8, true, Some(Marker::Abort)),
+            h(8, 9, 9, true, None), // open: no marker yet
+        ];
+        assert_eq!(
+            committed_spans(&log),
+            vec![TxnSpan([0, 1, 6, 60]), TxnSpan([3, 4, 6, 60])],
+            "runs interrupted by another producer stay apart"
+        );
+        let joined = [
+            h(0, 1, 7, true, None),
+            h(2, 3, 7, true, None),
+            h(4, 4, 7, true, Some(Marker::Commit)),
+        ];
+        assert_eq!(committed_spans(&joined), vec![TxnSpan([0, 3, 4, 40])]);
     }
 
     #[test]

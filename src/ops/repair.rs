@@ -359,6 +359,7 @@ async fn mend_segments(
             records: runs.count(),
             runs,
             chunks: keep_meta,
+            txns: meta.txns.clone(),
         };
         records += new_meta.records;
         bytes += kept_bytes;

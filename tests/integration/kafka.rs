@@ -22,7 +22,7 @@ pub fn source() -> String {
     })
 }
 
-fn config(brokers: &str) -> ClientConfig {
+pub fn config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers).set("log_level", "3");
     c
@@ -80,7 +80,7 @@ pub fn produce(brokers: &str, topic: &str, records: &[(i32, Record)]) {
     p.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn send_all(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, records: &[(i32, Record)]) {
+pub fn send_all(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, records: &[(i32, Record)]) {
     for (part, r) in records {
         let mut h = OwnedHeaders::new();
         for (k, v) in &r.headers {

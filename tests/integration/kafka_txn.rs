@@ -9,19 +9,29 @@
 //! late). What a read_committed consumer could see at T is decided by the
 //! marker's time, not by the producer's.
 
-use kvault::TopicPartition;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kvault::backend::memory::MemoryBackend;
+use kvault::image::record::Record;
 use kvault::kafka::KafkaOptions;
 use kvault::kafka::admin::Cluster;
 use kvault::kafka::batches::Marker;
+use kvault::ops::restore::restore;
+use kvault::ops::snapshot::snapshot;
+use kvault::{NoProgress, TopicPartition};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 
+use crate::common::init_on;
 use crate::kafka::*;
+use crate::kafka_restore::{read_partition, ropts, snap_opts};
 
 #[tokio::test]
 async fn commit_and_abort_markers_follow_their_transactions_with_the_broker_s_time() {
     let b = source();
     let topic = unique("txm");
     create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
-    let recs = |tag: &str, n: i64| -> Vec<(i32, kvault::image::record::Record)> {
+    let recs = |tag: &str, n: i64| -> Vec<(i32, Record)> {
         (0..n)
             .map(|i| {
                 (
@@ -88,4 +98,90 @@ async fn commit_and_abort_markers_follow_their_transactions_with_the_broker_s_ti
     let plain = data.last().unwrap();
     assert_eq!((plain.0, plain.2), (7, false), "{data:?}");
     assert_eq!(markers.len(), 2);
+}
+
+/// A transactional producer, its transactions begun by the caller.
+fn txn_producer(b: &str) -> ThreadedProducer<DefaultProducerContext> {
+    let p: ThreadedProducer<DefaultProducerContext> =
+        config(b).set("transactional.id", unique("txp")).create().unwrap();
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    p
+}
+
+/// `n` records `tag0..` alternating over partitions 0 and 1, stamped now.
+fn values(tag: &str, n: usize) -> Vec<(i32, Record)> {
+    (0..n)
+        .map(|i| {
+            (
+                i as i32 % 2,
+                rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
+            )
+        })
+        .collect()
+}
+
+/// The values restored into `topic` (both partitions).
+fn restored(b: &str, topic: &str) -> Vec<String> {
+    let mut v: Vec<String> = (0..2)
+        .flat_map(|p| read_partition(b, topic, p, None))
+        .map(|(_, r)| String::from_utf8(r.value.unwrap()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The scenario: a transaction committed before T comes back whole,
+/// one open at T (6 records before T, 6 after, then its commit) not at
+/// all, an aborted one never — with a snapshot taken while it was open and
+/// one after, or only the one after.
+#[tokio::test]
+async fn a_transaction_open_at_t_is_restored_whole_or_not_at_all() {
+    let b = source();
+    let topic = unique("txat");
+    create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
+    let first = txn_producer(&b);
+    first.begin_transaction().unwrap();
+    send_all(&first, &topic, &values("one-", 8));
+    first.commit_transaction(Duration::from_secs(30)).unwrap();
+    produce_transaction(&b, &topic, &values("aborted-", 4), false);
+    let second = txn_producer(&b);
+    second.begin_transaction().unwrap();
+    send_all(&second, &topic, &values("two-a", 6));
+    second.flush(Duration::from_secs(30)).unwrap();
+
+    let (both, after) = (
+        init_on(Arc::new(MemoryBackend::new())).await,
+        init_on(Arc::new(MemoryBackend::new())).await,
+    );
+    let so = snap_opts(&b, &topic, "none-such-group");
+    snapshot(&both, &so, &NoProgress).await.unwrap(); // while it is open
+    let t = crate::common::clock_after(now_ms());
+    crate::common::clock_after(t);
+    send_all(&second, &topic, &values("two-b", 6));
+    second.commit_transaction(Duration::from_secs(30)).unwrap();
+    snapshot(&both, &so, &NoProgress).await.unwrap();
+    let s = snapshot(&after, &so, &NoProgress).await.unwrap();
+
+    let one: Vec<String> = {
+        let mut v: Vec<String> = (0..8).map(|i| format!("one-{i}")).collect();
+        v.sort();
+        v
+    };
+    for (name, repo) in [("both", &both), ("after", &after)] {
+        let prefix = format!("at-{name}-");
+        let mut o = ropts(&prefix, &topic);
+        o.at = Some(t);
+        let latest = repo.load_snapshots().await.unwrap().last().unwrap().0;
+        let r = restore(repo, &latest, &o, &NoProgress).await.unwrap();
+        assert_eq!(r.records_written, 8, "{name}: {:?}", r.warnings);
+        assert_eq!(restored(&b, &format!("{prefix}{topic}")), one, "{name}");
+    }
+    // Without --at: both transactions, never the aborted one.
+    let r = restore(&after, &s.snapshot, &ropts("all-", &topic), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(r.records_written, 20);
+    let all = restored(&b, &format!("all-{topic}"));
+    assert!(all.iter().all(|v| !v.starts_with("aborted-")), "{all:?}");
+    assert_eq!(all.iter().filter(|v| v.starts_with("two-")).count(), 12);
 }

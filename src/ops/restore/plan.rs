@@ -401,7 +401,7 @@ async fn source_image(
     };
     let a = as_of(repo, &snap.source, t).await?;
     res.snapshot = Some(a.base);
-    res.warnings.extend(a.warning);
+    res.warnings.extend(a.warnings);
     if !opts.no_groups {
         res.groups_from = Some(a.groups_from.clone());
     }

@@ -192,6 +192,46 @@ pub async fn snapshot_connecting(
     .await
 }
 
+/// The committed transactions among each read partition's records (raw
+/// fetches of its range, `Cluster::transactions`), by plan index. Only a
+/// range with gaps can hold any (every transaction's marker takes an
+/// offset the records do not): a range without needs no scan and stays
+/// `None`, as does one whose scan failed (no librdkafka shim, no
+/// permission: `--at` then cuts that segment by record time, and this
+/// warns once).
+async fn transactions(
+    cluster: &Cluster,
+    plan: &SnapshotPlan,
+    read: &[read::ReadPartition],
+    progress: &dyn Progress,
+    res: &mut SnapshotResult,
+) -> Vec<Option<Vec<crate::image::types::TxnSpan>>> {
+    let mut out = Vec::with_capacity(read.len());
+    let mut failed: Option<String> = None;
+    for (pp, r) in plan.partitions.iter().zip(read) {
+        if !pp.reads() || r.runs.gaps(pp.start, pp.end).is_empty() {
+            out.push(None);
+            continue;
+        }
+        match cluster.transactions(&pp.key(), pp.start, pp.end).await {
+            Ok(spans) => out.push(Some(spans)),
+            Err(e) => {
+                failed.get_or_insert_with(|| format!("{}: {e}", pp.key()));
+                out.push(None);
+            }
+        }
+    }
+    if let Some(why) = failed {
+        let w = format!(
+            "transaction markers not captured ({why}): a restore --at cuts those partitions by record time, \
+             which can split a transaction"
+        );
+        progress.warn(&w);
+        res.warnings.push(w);
+    }
+    out
+}
+
 /// Reads what the plan says and writes the snapshot.
 async fn execute(
     repo: &Repository,
@@ -211,10 +251,11 @@ async fn execute(
     let read = read::read(repo, &opts.kafka, &plan.partitions, &mut session, progress).await?;
     res.warnings.extend(read.warnings.iter().cloned());
     let data_stats = session.stats().clone();
+    let txns = transactions(cluster, &plan, &read.partitions, progress, &mut res).await;
 
     // Trees: segments -> partitions -> topics -> root.
     let mut w = ManifestWriter::new(&mut session);
-    let nodes = partition_nodes(&mut w, &plan, read.partitions, &read.gone_topics, &mut res).await?;
+    let nodes = partition_nodes(&mut w, &plan, read.partitions, txns, &read.gone_topics, &mut res).await?;
     let topics: Vec<_> = plan
         .topics
         .iter()
@@ -264,11 +305,12 @@ async fn partition_nodes(
     w: &mut ManifestWriter<'_>,
     plan: &SnapshotPlan,
     read: Vec<read::ReadPartition>,
+    txns: Vec<Option<Vec<crate::image::types::TxnSpan>>>,
     gone_topics: &BTreeSet<String>,
     res: &mut SnapshotResult,
 ) -> Result<BTreeMap<TopicPartition, crate::repo::tree::Node>> {
     let mut nodes = BTreeMap::new();
-    for (pp, r) in plan.partitions.iter().zip(read) {
+    for ((pp, r), txns) in plan.partitions.iter().zip(read).zip(txns) {
         if gone_topics.contains(&pp.topic) {
             continue;
         }
@@ -291,6 +333,7 @@ async fn partition_nodes(
                 end: pp.end,
                 runs: r.runs,
                 chunks: r.chunks,
+                txns,
             };
             segments.push(ManifestWriter::segment(parts, r.bytes)?);
         }
