@@ -185,3 +185,85 @@ async fn a_transaction_open_at_t_is_restored_whole_or_not_at_all() {
     assert!(all.iter().all(|v| !v.starts_with("aborted-")), "{all:?}");
     assert_eq!(all.iter().filter(|v| v.starts_with("two-")).count(), 12);
 }
+
+/// Offsets committed inside a transaction (`sendOffsetsToTransaction`, as
+/// an exactly-once pipeline does) count from the transaction's commit
+/// marker: as of T, a group's position leaves out a transaction committed
+/// after T, though its offset commit reached the coordinator before T.
+#[tokio::test]
+async fn a_transaction_s_offset_commit_counts_from_its_marker() {
+    let b = source();
+    let base = unique("txg");
+    let (input, output) = (format!("{base}-in"), format!("{base}-out"));
+    for t in [&input, &output] {
+        create_topic(&b, t, 1, &[("retention.ms", "-1")]).await;
+    }
+    let one = |tag: &str, n: usize| -> Vec<(i32, Record)> {
+        (0..n)
+            .map(|i| {
+                (
+                    0,
+                    rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
+                )
+            })
+            .collect()
+    };
+    produce(&b, &input, &one("in-", 10));
+    let group = format!("{base}-group");
+    commit_group(&b, &group, &[(&input, 0, 2, "")]);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let so = kvault::ops::snapshot::SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![format!("{base}-*")],
+        groups: vec![group.clone()],
+        ..Default::default()
+    };
+    snapshot(&repo, &so, &NoProgress).await.unwrap(); // the history starts here
+
+    // The pipeline consumed input 2..5: its outputs and its position in
+    // one transaction, committed after T.
+    let p = txn_producer(&b);
+    p.begin_transaction().unwrap();
+    send_all(&p, &output, &one("out-", 3));
+    let consumer: rdkafka::consumer::BaseConsumer = config(&b).set("group.id", &group).create().unwrap();
+    let mut position = rdkafka::TopicPartitionList::new();
+    position
+        .add_partition_offset(&input, 0, rdkafka::Offset::Offset(5))
+        .unwrap();
+    let cgm = rdkafka::consumer::Consumer::group_metadata(&consumer).unwrap();
+    p.send_offsets_to_transaction(&position, &cgm, Duration::from_secs(30))
+        .unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+    let t = crate::common::clock_after(now_ms());
+    crate::common::clock_after(t);
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    let s2 = snapshot(&repo, &so, &NoProgress).await.unwrap();
+
+    let position_of = |r: &kvault::ops::restore::RestoreResult| {
+        r.groups
+            .iter()
+            .find(|g| g.group == group && g.topic.ends_with(&input))
+            .map(|g| g.source_offset)
+    };
+    let mut o = ropts(&format!("at-{base}-"), &format!("{base}-*"));
+    o.at = Some(t);
+    let r = restore(&repo, &s2.snapshot, &o, &NoProgress).await.unwrap();
+    assert_eq!(position_of(&r), Some(2), "{:?} {:?}", r.groups, r.warnings);
+    assert!(
+        r.partitions
+            .iter()
+            .all(|p| !p.target_topic.ends_with("-out") || p.records == 0),
+        "no output of the transaction: {:?}",
+        r.partitions
+    );
+    // After its commit, both: outputs and the position that goes with them.
+    let r = restore(
+        &repo,
+        &s2.snapshot,
+        &ropts(&format!("all-{base}-"), &format!("{base}-*")),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(position_of(&r), Some(5), "{:?}", r.groups);
+}

@@ -273,8 +273,15 @@ async fn execute(
     let groups = cluster.group_offsets(&parts, &opts.groups).await?;
     res.groups = groups.len();
     let names = topics.iter().map(|t| t.name.clone()).collect();
-    let (commits_meta, commits) =
-        read::read_commits(&opts.kafka, &plan.commit_log, &opts.groups, names, progress).await;
+    let (commits_meta, commits) = read::read_commits(
+        &opts.kafka,
+        cluster,
+        &plan.commit_log,
+        &opts.groups,
+        names,
+        progress,
+    )
+    .await;
     res.commits = commits.len() as u64;
     res.commit_history = commits_meta.complete;
     if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {

@@ -6,7 +6,7 @@
 //! packed as they arrive). Memory is bounded by a budget for partially
 //! filled chunks, which admits partitions to the read window.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tokio::sync::mpsc;
 
@@ -16,8 +16,9 @@ use crate::id::Id;
 use crate::image::commits::{self, Commit, CommitsMeta};
 use crate::image::record::{OffsetRuns, RecordRef};
 use crate::image::segment::{Chunk, SegmentWriter};
-use crate::image::types::ChunkMeta;
+use crate::image::types::{ChunkMeta, TopicPartition};
 use crate::kafka::KafkaOptions;
+use crate::kafka::admin::Cluster;
 use crate::kafka::filter::NameFilter;
 use crate::kafka::source::{self, Handler, ReadJob};
 use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress, Unit};
@@ -307,6 +308,11 @@ struct CommitCollector<'a> {
     groups: &'a NameFilter,
     topics: &'a BTreeSet<String>,
     commits: Vec<Commit>,
+    /// Where each of `commits` is: (partition of the log, offset).
+    at: Vec<(i32, i64)>,
+    /// Per partition of the log, the offsets of every record read (its
+    /// gaps may be transaction markers).
+    seen: BTreeMap<i32, OffsetRuns>,
     undecodable: u64,
 }
 
@@ -315,7 +321,9 @@ impl Handler for CommitCollector<'_> {
         true
     }
 
-    fn record(&mut self, _tag: u64, _offset: i64, r: &RecordRef<'_>) -> Result<()> {
+    fn record(&mut self, tag: u64, offset: i64, r: &RecordRef<'_>) -> Result<()> {
+        let partition = i32::try_from(tag).unwrap_or(i32::MAX);
+        self.seen.entry(partition).or_default().push(offset);
         let Some(key) = r.key else { return Ok(()) };
         let rec = match commits::decode(key, r.value) {
             Ok(rec) => rec,
@@ -331,6 +339,7 @@ impl Handler for CommitCollector<'_> {
         let on_topic = c.topic.as_ref().is_none_or(|t| self.topics.contains(t));
         if on_topic && self.groups.matches(&c.group) {
             self.commits.push(c);
+            self.at.push((partition, offset));
         }
         Ok(())
     }
@@ -342,12 +351,64 @@ impl Handler for CommitCollector<'_> {
     fn gone(&mut self, _tag: u64) {}
 }
 
+/// What reading the commit log found ([`CommitCollector`]'s findings).
+struct CommitsRead {
+    commits: Vec<Commit>,
+    at: Vec<(i32, i64)>,
+    seen: BTreeMap<i32, OffsetRuns>,
+    undecodable: u64,
+}
+
+/// The commits, each offset committed inside a transaction
+/// (`TxnOffsetCommit`) dated by its transaction's commit marker: it counted
+/// for the group from then on, not from when the request arrived. The
+/// log's ranges with gaps are scanned raw for the markers; a scan that
+/// fails keeps the request times and warns.
+async fn commits_in_transactions(
+    cluster: &Cluster,
+    plan: &CommitLogPlan,
+    c: CommitsRead,
+    progress: &dyn Progress,
+) -> Vec<Commit> {
+    let CommitsRead {
+        mut commits,
+        at,
+        seen,
+        ..
+    } = c;
+    for (p, r) in &plan.ranges {
+        let gaps = seen
+            .get(p)
+            .map_or(r[1] > r[0], |runs| !runs.gaps(r[0], r[1]).is_empty());
+        if r[1] <= r[0] || !gaps || !at.iter().any(|(q, _)| q == p) {
+            continue;
+        }
+        let tp = TopicPartition::new(CONSUMER_OFFSETS, *p);
+        let spans = match cluster.transactions(&tp, r[0], r[1]).await {
+            Ok(s) => s,
+            Err(e) => {
+                progress.warn(&format!(
+                    "transactional offset commits in {tp} keep their request times (markers not read: {e})"
+                ));
+                continue;
+            }
+        };
+        for (commit, (_, off)) in commits.iter_mut().zip(&at).filter(|(_, (q, _))| q == p) {
+            if let Some(s) = spans.iter().find(|s| s.holds(*off)) {
+                commit.ts = commit.ts.max(s.marker_ts());
+            }
+        }
+    }
+    commits
+}
+
 /// Reads the planned part of the group commit log: the commits of the
 /// selected groups on the selected topics, and the log's new positions.
 /// A read that fails (no permission to read `__consumer_offsets`) leaves
 /// the history incomplete and says why; the snapshot goes on.
 pub async fn read_commits(
     kafka: &KafkaOptions,
+    cluster: &Cluster,
     plan: &CommitLogPlan,
     groups: &[String],
     topics: BTreeSet<String>,
@@ -388,13 +449,22 @@ pub async fn read_commits(
             groups: &groups,
             topics: &topics,
             commits: Vec::new(),
+            at: Vec::new(),
+            seen: BTreeMap::new(),
             undecodable: 0,
         };
-        source::read(&k, jobs, &mut c).map(|_| (c.commits, c.undecodable))
+        source::read(&k, jobs, &mut c).map(|_| CommitsRead {
+            commits: c.commits,
+            at: c.at,
+            seen: c.seen,
+            undecodable: c.undecodable,
+        })
     })
     .await;
     match out {
-        Ok(Ok((commits, undecodable))) => {
+        Ok(Ok(c)) => {
+            let undecodable = c.undecodable;
+            let commits = commits_in_transactions(cluster, plan, c, progress).await;
             if undecodable > 0 {
                 let w = format!(
                     "{undecodable} record(s) of {CONSUMER_OFFSETS} could not be decoded and were skipped"
