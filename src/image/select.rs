@@ -299,6 +299,9 @@ pub struct AsOf {
     /// Said when no snapshot is that old, and when partitions' transactions
     /// were not captured.
     pub warnings: Vec<String>,
+    /// Per partition, the transactions committed after the time that the
+    /// cut leaves out: how many, and the offset the first one starts at.
+    pub late_transactions: Vec<(TopicPartition, usize, i64)>,
     /// Topics created after the base snapshot with records at or before
     /// the time, taken from the first later snapshot that holds them.
     pub born: Vec<String>,
@@ -371,6 +374,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     gather_segments(repo, &mut m, pending).await?;
     let born = keep_born_before(&mut m, born, t);
     let cuts = cuts_at(repo, &m, t).await?;
+    let late_transactions = late_transactions(&m, t);
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let uncaptured: Vec<String> = m
         .topics
@@ -396,6 +400,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         cuts,
         base: *base_id,
         warnings,
+        late_transactions,
         born,
         groups_from,
     })
@@ -525,6 +530,36 @@ fn keep_born_before(m: &mut Manifest, mut born: Vec<String>, t: i64) -> Vec<Stri
         old
     });
     born
+}
+
+/// Per partition with any, the transactions committed after `t` (told
+/// apart by their marker's offset), and the first offset they hold.
+fn late_transactions(m: &Manifest, t: i64) -> Vec<(TopicPartition, usize, i64)> {
+    let mut out = Vec::new();
+    for topic in m.topics.values() {
+        for p in topic.partitions.values() {
+            let late: Vec<TxnSpan> = p
+                .segments
+                .iter()
+                .filter_map(|s| s.meta.txns.as_ref())
+                .flatten()
+                .filter(|s| s.marker_ts() > t)
+                .copied()
+                .collect();
+            let Some(first) = late.iter().map(TxnSpan::first).min() else {
+                continue;
+            };
+            let mut markers: Vec<i64> = late.iter().map(TxnSpan::marker).collect();
+            markers.sort_unstable();
+            markers.dedup();
+            out.push((
+                TopicPartition::new(topic.name.clone(), p.meta.partition),
+                markers.len(),
+                first,
+            ));
+        }
+    }
+    out
 }
 
 /// Per partition, the first offset whose record is newer than `t`.

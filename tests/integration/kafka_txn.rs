@@ -176,6 +176,20 @@ async fn a_transaction_open_at_t_is_restored_whole_or_not_at_all() {
         assert_eq!(r.records_written, 8, "{name}: {:?}", r.warnings);
         assert_eq!(restored(&b, &format!("{prefix}{topic}")), one, "{name}");
     }
+    // A dry run says what the cut leaves out, per partition.
+    let mut o = ropts("dry-", &topic);
+    o.at = Some(t);
+    o.dry_run = true;
+    let r = restore(&after, &s.snapshot, &o, &NoProgress).await.unwrap();
+    for p in 0..2 {
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{topic}/{p}: 1 transaction(s) committed after"))),
+            "{:?}",
+            r.warnings
+        );
+    }
     // Without --at: both transactions, never the aborted one.
     let r = restore(&after, &s.snapshot, &ropts("all-", &topic), &NoProgress)
         .await

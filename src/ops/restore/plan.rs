@@ -402,6 +402,16 @@ async fn source_image(
     let a = as_of(repo, &snap.source, t).await?;
     res.snapshot = Some(a.base);
     res.warnings.extend(a.warnings);
+    for (tp, n, first) in a
+        .late_transactions
+        .iter()
+        .filter(|(tp, ..)| selected.matches(&tp.topic))
+    {
+        res.warnings.push(format!(
+            "{tp}: {n} transaction(s) committed after the requested time are left out, with everything \
+             from offset {first} on (they were not visible then)"
+        ));
+    }
     if !opts.no_groups {
         res.groups_from = Some(a.groups_from.clone());
     }
