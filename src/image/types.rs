@@ -32,13 +32,14 @@ impl std::fmt::Display for TopicPartition {
 }
 
 /// Records one committed transaction wrote to a partition, in one run of
-/// its batches: `[first, last, marker, marker_ts]` — the offsets of the
-/// run's first and last record, the offset of the transaction's commit
-/// marker on the partition, and the marker's timestamp (the broker's clock
-/// when it wrote the marker: from then on read_committed consumers saw the
-/// records).
+/// its batches: `[first, last, marker, marker_ts, producer_id,
+/// producer_epoch]` — the offsets of the run's first and last record, the
+/// offset of the transaction's commit marker on the partition, the marker's
+/// timestamp (the broker's clock when it wrote the marker: from then on
+/// read_committed consumers saw the records), and the producer that wrote
+/// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxnSpan(pub [i64; 4]);
+pub struct TxnSpan(pub [i64; 6]);
 
 impl TxnSpan {
     /// Offset of the run's first record.
@@ -59,6 +60,16 @@ impl TxnSpan {
     /// When the marker was written (ms since the epoch, broker clock).
     pub fn marker_ts(&self) -> i64 {
         self.0[3]
+    }
+
+    /// The producer id of the transaction.
+    pub fn producer_id(&self) -> i64 {
+        self.0[4]
+    }
+
+    /// The producer epoch of the transaction.
+    pub fn producer_epoch(&self) -> i64 {
+        self.0[5]
     }
 
     /// Whether `offset` is one of the run's.

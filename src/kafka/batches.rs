@@ -175,6 +175,8 @@ pub fn committed_spans(batches: &[BatchHeader]) -> Vec<TxnSpan> {
                 b.last_offset,
                 m.base_offset,
                 m.max_timestamp,
+                b.producer_id,
+                i64::from(b.producer_epoch),
             ])),
         }
     }
@@ -433,7 +435,7 @@ mod tests {
         ];
         assert_eq!(
             committed_spans(&log),
-            vec![TxnSpan([0, 1, 6, 60]), TxnSpan([3, 4, 6, 60])],
+            vec![TxnSpan([0, 1, 6, 60, 7, 0]), TxnSpan([3, 4, 6, 60, 7, 0])],
             "runs interrupted by another producer stay apart"
         );
         let joined = [
@@ -441,7 +443,7 @@ mod tests {
             h(2, 3, 7, true, None),
             h(4, 4, 7, true, Some(Marker::Commit)),
         ];
-        assert_eq!(committed_spans(&joined), vec![TxnSpan([0, 3, 4, 40])]);
+        assert_eq!(committed_spans(&joined), vec![TxnSpan([0, 3, 4, 40, 7, 0])]);
     }
 
     #[test]

@@ -132,7 +132,8 @@ fn compute() -> Value {
 }
 
 /// A segment's node meta: offsets 10..20 with a gap at 13 (the commit
-/// marker of the transaction whose records are 10..=12, written at 1,700).
+/// marker of the transaction of producer 4001, epoch 0, whose records are
+/// 10..=12, written at 1,700).
 fn segment_meta_json() -> String {
     use kvault::image::manifest::SegmentMeta;
     use kvault::image::record::OffsetRuns;
@@ -143,7 +144,7 @@ fn segment_meta_json() -> String {
         records: 9,
         runs: OffsetRuns(vec![[10, 3], [14, 6]]),
         chunks: vec![ChunkMeta([10, 9, 1_000, 1_900, 999])],
-        txns: Some(vec![TxnSpan([10, 12, 13, 1_700])]),
+        txns: Some(vec![TxnSpan([10, 12, 13, 1_700, 4_001, 0])]),
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);
