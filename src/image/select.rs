@@ -276,11 +276,11 @@ pub async fn visible_cut(repo: &Repository, what: &str, p: &Partition, t: i64) -
     Ok(txn_cut)
 }
 
-/// Whether a segment of `p` has gaps but no captured transactions (a
+/// Whether one of `segments` has gaps but no captured transactions (a
 /// snapshot older than the capture, or one whose scan failed): its
 /// transactions cannot be told from other records.
-pub fn uncaptured(p: &Partition) -> bool {
-    p.segments
+pub fn uncaptured(segments: &[Segment]) -> bool {
+    segments
         .iter()
         .any(|s| s.meta.txns.is_none() && !s.meta.runs.gaps(s.meta.start, s.meta.end).is_empty())
 }
@@ -382,7 +382,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         .flat_map(|t| {
             t.partitions
                 .values()
-                .filter(|p| uncaptured(p))
+                .filter(|p| uncaptured(&p.segments))
                 .map(move |p| TopicPartition::new(t.name.clone(), p.meta.partition).to_string())
         })
         .collect();
@@ -578,6 +578,35 @@ async fn cuts_at(repo: &Repository, m: &Manifest, t: i64) -> Result<BTreeMap<Top
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_segment_with_gaps_and_no_capture_is_uncaptured() {
+        let seg = |runs: Vec<[i64; 2]>, txns: Option<Vec<TxnSpan>>| Segment {
+            meta: manifest::SegmentMeta {
+                start: 0,
+                end: 10,
+                records: 0,
+                runs: OffsetRuns(runs),
+                chunks: vec![],
+                txns,
+            },
+            chunks: vec![],
+            size: 0,
+        };
+        // No gaps: no transaction can be there, captured or not.
+        assert!(!uncaptured(&[seg(vec![[0, 10]], None)]));
+        // Gaps (a marker at 3), captured: none or some.
+        assert!(!uncaptured(&[seg(vec![[0, 3], [4, 6]], Some(vec![]))]));
+        assert!(!uncaptured(&[seg(
+            vec![[0, 3], [4, 6]],
+            Some(vec![TxnSpan([0, 2, 3, 9, 1, 0])])
+        )]));
+        // Gaps, not captured (an older snapshot): cut by record time.
+        assert!(uncaptured(&[
+            seg(vec![[0, 10]], None),
+            seg(vec![[0, 3], [4, 6]], None)
+        ]));
+    }
 
     #[test]
     fn cleanup_policy_defaults_to_delete() {
