@@ -16,12 +16,6 @@ use std::time::Instant;
 
 use kvault_rdkafka_ext::configs;
 use kvault_rdkafka_ext::fetch;
-
-use super::batches::{self, FetchedPartition};
-use crate::image::types::TxnSpan;
-
-/// Bytes asked of the leader per raw fetch when scanning for transactions.
-const TXN_SCAN_BYTES: i32 = 8 << 20;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -32,11 +26,15 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaOptions;
 use super::auth::{self, Tokens};
+use super::batches::{self, FetchedPartition};
 use super::filter::{NameFilter, is_literal};
 use super::retry::{Backoff, Transient, kafka_error, retry};
 use crate::error::{Error, Result};
-use crate::image::types::TopicPartition;
 pub use crate::image::types::{GroupOffset, TopicInfo};
+use crate::image::types::{TopicPartition, TxnSpan};
+
+/// Bytes asked of the leader per raw fetch when scanning for transactions.
+const TXN_SCAN_BYTES: i32 = 8 << 20;
 
 /// Partitions per ListOffsets call (see [`Cluster::offsets`]).
 pub const LIST_OFFSETS_BATCH: usize = 500;
@@ -505,6 +503,16 @@ impl Cluster {
         let mut from = start;
         while from < end {
             let got = self.batches(tp, from, TXN_SCAN_BYTES).await?;
+            if got.error_code != 0 {
+                // E.g. retention moved the log start past `from`: what the
+                // scan has is not the whole range.
+                return Err(Error::Kafka {
+                    op: format!("reading the batches of {tp} from {from}"),
+                    detail: format!("the broker answered error code {}", got.error_code),
+                    code: Some(got.error_code.to_string()),
+                    transient: false,
+                });
+            }
             let Some(last) = got.batches.last().map(|b| b.last_offset) else {
                 break;
             };
