@@ -281,3 +281,88 @@ async fn a_transaction_s_offset_commit_counts_from_its_marker() {
     .unwrap();
     assert_eq!(position_of(&r), Some(5), "{:?}", r.groups);
 }
+
+const TXN_PASSWORD: &[u8] = b"kvault kafka fixture txn v1";
+const TXN_TARBALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-txn-v1.tar.gz");
+
+/// The committed transactional fixture (tests/fixtures/kafka-txn-v1.tar.gz):
+/// one partition holding a committed transaction (offsets 0..=2, marker 3),
+/// an aborted one (4..=5, marker 6), a plain record (7), and a transaction
+/// open at the first snapshot (8..=9), committed before the second (marker
+/// 10). Every later kvault must read its `txns` and cut by them; reading
+/// needs no broker.
+#[tokio::test]
+async fn the_transactional_fixture_still_reads_and_cuts_by_its_markers() {
+    let (_dir, root) = crate::common::extract_fixture(TXN_TARBALL, "kafka-txn-v1");
+    let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), TXN_PASSWORD)
+        .await
+        .unwrap();
+    repo.load_index().await.unwrap();
+    let snaps = repo.load_snapshots().await.unwrap();
+    assert_eq!(snaps.len(), 2);
+    let m = kvault::image::manifest::load(&repo, &snaps[1].1.tree, true)
+        .await
+        .unwrap();
+    let p = &m.topics.values().next().unwrap().partitions[&0];
+    let spans: Vec<[i64; 4]> = p
+        .segments
+        .iter()
+        .filter_map(|s| s.meta.txns.as_ref())
+        .flatten()
+        .map(|s| [s.first(), s.last(), s.marker(), s.producer_epoch()])
+        .collect();
+    assert_eq!(spans, vec![[0, 2, 3, 0], [8, 9, 10, 0]]);
+    let late = p.segments[1].meta.txns.as_ref().unwrap()[0];
+    // As of just before the late transaction's marker: up to it, not into it.
+    let cluster = &snaps[1].1.source;
+    let repo = &repo;
+    let cut = |t: i64| async move {
+        let a = kvault::image::select::as_of(repo, cluster, t).await.unwrap();
+        a.cuts.values().next().copied().flatten()
+    };
+    assert_eq!(cut(late.marker_ts() - 1).await, Some(8));
+    assert_eq!(cut(late.marker_ts()).await, None, "committed at T: whole");
+}
+
+/// Regenerates the transactional fixture (needs a broker; only for a new
+/// format version, into a new file):
+/// `cargo test -- --ignored make_transactional_fixture`.
+#[tokio::test]
+#[ignore]
+async fn make_transactional_fixture() {
+    let b = source();
+    let topic = unique("fixture-txn");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    let one = |tag: &str, n: usize| -> Vec<(i32, Record)> {
+        (0..n)
+            .map(|i| {
+                (
+                    0,
+                    rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
+                )
+            })
+            .collect()
+    };
+    produce_transaction(&b, &topic, &one("committed-", 3), true);
+    produce_transaction(&b, &topic, &one("aborted-", 2), false);
+    produce(&b, &topic, &one("plain-", 1));
+    let open = txn_producer(&b);
+    open.begin_transaction().unwrap();
+    send_all(&open, &topic, &one("late-", 2));
+    open.flush(Duration::from_secs(30)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("kafka-txn-v1");
+    let opts = kvault::InitOptions {
+        kdf: kvault::KdfParams::insecure_fast(),
+        ..crate::common::small_opts()
+    };
+    let backend = kvault::open_backend(root.to_str().unwrap(), &Default::default()).unwrap();
+    let repo = kvault::Repository::init(backend, TXN_PASSWORD, &opts)
+        .await
+        .unwrap();
+    let so = snap_opts(&b, &topic, "none");
+    snapshot(&repo, &so, &NoProgress).await.unwrap();
+    open.commit_transaction(Duration::from_secs(30)).unwrap();
+    snapshot(&repo, &so, &NoProgress).await.unwrap();
+    crate::common::tar_fixture(dir.path(), "kafka-txn-v1", &format!("{TXN_TARBALL}.new"));
+}
