@@ -74,7 +74,7 @@ fn config_i64(t: &TopicMeta, name: &str) -> Option<i64> {
     t.configs.get(name).and_then(|v| v.trim().parse().ok())
 }
 
-/// `(compact, delete)` from `cleanup.policy` ([`CleanupPolicy`]).
+/// `(compact, delete)` from `cleanup.policy` ([`super::types::CleanupPolicy`]).
 pub fn cleanup_policy(t: &TopicMeta) -> (bool, bool) {
     let p = super::types::CleanupPolicy::of(&t.configs);
     (p.compact, p.delete)

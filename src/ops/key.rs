@@ -64,7 +64,7 @@ pub async fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<I
 /// Removes a key. Refuses the key in use and the last key.
 ///
 /// # Errors
-/// [`Error::Invalid`] when refused; [`Error::NotFound`].
+/// [`Error::Refused`] (the key in use, the last key); [`Error::NotFound`].
 pub async fn remove(repo: &Repository, prefix: &str) -> Result<Id> {
     let id = repo.find_id(crate::repo::FileKind::Key, prefix).await?;
     let all = repo.list_ids(crate::repo::FileKind::Key).await?;

@@ -122,7 +122,7 @@ pub async fn put<R: AsyncRead + Unpin>(
 /// before a byte of it is written.
 ///
 /// # Errors
-/// [`Error::Invalid`] for another kind of snapshot, [`Error::Corrupt`] when
+/// [`Error::Refused`] for another kind of snapshot, [`Error::Corrupt`] when
 /// a blob does not check out, write errors.
 pub async fn get<W: AsyncWrite + Unpin>(
     repo: &Repository,

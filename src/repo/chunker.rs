@@ -54,7 +54,7 @@ impl ChunkerParams {
     /// Checks the parameters.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when inconsistent.
+    /// [`Error::BadValue`] when inconsistent.
     pub fn validate(&self) -> Result<()> {
         let ok = self.avg_size.is_power_of_two()
             && (64..=64 * 1024 * 1024).contains(&self.avg_size)

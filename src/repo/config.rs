@@ -63,7 +63,7 @@ impl Config {
     /// Checks the values a writer will rely on.
     ///
     /// # Errors
-    /// [`Error::Invalid`] or [`Error::Unsupported`].
+    /// [`Error::BadValue`] or [`Error::Unsupported`].
     pub fn validate(&self) -> Result<()> {
         if self.version != FORMAT_VERSION {
             return Err(Error::Unsupported(format!(

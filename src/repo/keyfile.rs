@@ -70,7 +70,7 @@ impl KdfParams {
     /// Checks the parameters are within what a reader accepts.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when outside the limits.
+    /// [`Error::BadValue`] when outside the limits.
     pub fn validate(&self) -> Result<()> {
         let ok = (8..=MAX_M_COST_KIB).contains(&self.m_cost_kib)
             && (1..=MAX_T_COST).contains(&self.t_cost)

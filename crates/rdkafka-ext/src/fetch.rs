@@ -25,7 +25,7 @@ pub enum FetchError {
     Kafka(rdkafka::types::RDKafkaErrorCode),
 }
 
-/// Fetches what the leader of `topic` [`partition`] holds from `offset`
+/// Fetches what the leader of partition `partition` of `topic` holds from `offset`
 /// (at most `max_bytes`, uncommitted records included).
 ///
 /// # Errors

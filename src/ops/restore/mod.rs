@@ -12,8 +12,8 @@
 //! - [`plan`]: the source records per partition ([`crate::image::select`]:
 //!   retention, compaction, `--at`), the target's shape, group offsets;
 //!   `--dry-run` stops here, with predicted target offsets.
-//! - [`execute`]: target checks (live groups, non-empty partitions), resume
-//!   state ([`state`]), topic creation, producing, group commits, and a
+//! - `execute`: target checks (live groups, non-empty partitions), resume
+//!   state (`state`), topic creation, producing, group commits, and a
 //!   report of what a failure left behind.
 
 mod execute;

@@ -1,7 +1,7 @@
 //! Planning a restore: the source records of each partition (retention,
 //! compaction and `--at` by [`crate::image::select`]), the target's shape
 //! (topics to create, partition counts, `--repartition`), and the group
-//! offsets to translate. [`RestorePlan`] holds all of it as a value for
+//! offsets to translate. `RestorePlan` holds all of it as a value for
 //! `execute`; its serializable half is [`RestoreResult`], which `--dry-run`
 //! prints with predicted target offsets.
 

@@ -1,5 +1,5 @@
 //! Reading a snapshot's partitions: one assign-only, read_committed
-//! consumer ([`crate::kafka::source`]) hands records to a [`Cutter`] on its
+//! consumer ([`crate::kafka::source`]) hands records to a `Cutter` on its
 //! thread, which cuts them into record-aligned chunks
 //! ([`crate::image::segment::SegmentWriter`]) and sends them through a
 //! bounded channel to the save session (deduplicated, compressed, sealed,
