@@ -202,14 +202,15 @@ pub async fn snapshot_connecting(
 async fn transactions(
     cluster: &Cluster,
     plan: &SnapshotPlan,
-    read: &[read::ReadPartition],
+    read: &read::ReadResult,
     progress: &dyn Progress,
     res: &mut SnapshotResult,
 ) -> Vec<Option<Vec<crate::image::types::TxnSpan>>> {
-    let mut out = Vec::with_capacity(read.len());
+    let mut out = Vec::with_capacity(read.partitions.len());
     let mut failed: Option<String> = None;
-    for (pp, r) in plan.partitions.iter().zip(read) {
-        if !pp.reads() || r.runs.gaps(pp.start, pp.end).is_empty() {
+    for (pp, r) in plan.partitions.iter().zip(&read.partitions) {
+        let gone = read.gone_topics.contains(&pp.topic);
+        if gone || !pp.reads() || r.runs.gaps(pp.start, pp.end).is_empty() {
             out.push(None);
             continue;
         }
@@ -223,8 +224,8 @@ async fn transactions(
     }
     if let Some(why) = failed {
         let w = format!(
-            "transaction markers not captured ({why}): a restore --at cuts those partitions by record time, \
-             which can split a transaction"
+            "transaction markers not captured ({why}): a point-in-time restore cuts those partitions by \
+             record time, which can split a transaction"
         );
         progress.warn(&w);
         res.warnings.push(w);
@@ -251,7 +252,7 @@ async fn execute(
     let read = read::read(repo, &opts.kafka, &plan.partitions, &mut session, progress).await?;
     res.warnings.extend(read.warnings.iter().cloned());
     let data_stats = session.stats().clone();
-    let txns = transactions(cluster, &plan, &read.partitions, progress, &mut res).await;
+    let txns = transactions(cluster, &plan, &read, progress, &mut res).await;
 
     // Trees: segments -> partitions -> topics -> root.
     let mut w = ManifestWriter::new(&mut session);
