@@ -14,6 +14,8 @@
 //! total over its input: any byte string gives a value or a
 //! [`DecodeError`], never a panic (fuzz target `kafka_batches`).
 
+use std::collections::HashMap;
+
 use crate::image::types::TxnSpan;
 
 /// One record batch's header (and, for a control batch, its marker).
@@ -152,32 +154,41 @@ impl<'a> Cursor<'a> {
 /// transactions, and those whose marker is not among the batches (still
 /// open), give none.
 pub fn committed_spans(batches: &[BatchHeader]) -> Vec<TxnSpan> {
-    let mut spans: Vec<TxnSpan> = Vec::new();
-    for (i, b) in batches.iter().enumerate() {
-        if !b.transactional || b.control.is_some() {
+    // From the end: the marker that ends each producer's open transaction
+    // is the last one seen of its producer id (linear, however many
+    // batches a range holds).
+    let mut next_marker: HashMap<i64, &BatchHeader> = HashMap::new();
+    let mut runs: Vec<TxnSpan> = Vec::new();
+    for b in batches.iter().rev() {
+        if b.control.is_some() {
+            next_marker.insert(b.producer_id, b);
             continue;
         }
-        let marker = batches
-            .get(i + 1..)
-            .unwrap_or_default()
-            .iter()
-            .find(|m| m.control.is_some() && m.producer_id == b.producer_id);
-        let Some(m) = marker.filter(|m| m.control == Some(Marker::Commit)) else {
+        if !b.transactional {
+            continue;
+        }
+        let Some(m) = next_marker
+            .get(&b.producer_id)
+            .filter(|m| m.control == Some(Marker::Commit))
+        else {
             continue;
         };
+        runs.push(TxnSpan([
+            b.base_offset,
+            b.last_offset,
+            m.base_offset,
+            m.max_timestamp,
+            b.producer_id,
+            i64::from(b.producer_epoch),
+        ]));
+    }
+    runs.reverse();
+    // The same transaction's batches, one right after the other, are one run.
+    let mut spans: Vec<TxnSpan> = Vec::with_capacity(runs.len());
+    for r in runs {
         match spans.last_mut() {
-            // The same transaction's next batch, right after the last one.
-            Some(last) if last.marker() == m.base_offset && last.last() + 1 == b.base_offset => {
-                last.0[1] = b.last_offset;
-            }
-            _ => spans.push(TxnSpan([
-                b.base_offset,
-                b.last_offset,
-                m.base_offset,
-                m.max_timestamp,
-                b.producer_id,
-                i64::from(b.producer_epoch),
-            ])),
+            Some(last) if last.marker() == r.marker() && last.last() + 1 == r.first() => last.0[1] = r.last(),
+            _ => spans.push(r),
         }
     }
     spans
