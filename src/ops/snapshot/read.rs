@@ -243,33 +243,7 @@ pub async fn read(
                 place(&mut res.partitions, &mut metas, done);
             }
             Event::Done { tag, runs, bytes } => {
-                if let (Some(r), Some(p)) = (res.partitions.get_mut(tag as usize), plan.get(tag as usize)) {
-                    // Records retention deleted between capture and read
-                    // (a compacted topic's holes are compaction: no warning).
-                    let first = runs.0.first().map(|r| r[0]);
-                    if let Some(f) = first.filter(|f| *f > p.start && !p.compacted) {
-                        let w = format!(
-                            "{}/{}: offsets {}..{f} were deleted by retention while being read; recorded as a gap",
-                            p.topic, p.partition, p.start
-                        );
-                        progress.warn(&w);
-                        progress.event(&ProgressEvent::Gap {
-                            topic: &p.topic,
-                            partition: p.partition,
-                            from: p.start,
-                            to: f,
-                            cause: GapCause::DeletedWhileReading,
-                        });
-                        res.warnings.push(w);
-                    }
-                    progress.event(&ProgressEvent::PartitionDone {
-                        topic: &p.topic,
-                        partition: p.partition,
-                        bytes,
-                    });
-                    r.runs = runs;
-                    r.bytes = bytes;
-                }
+                partition_read(&mut res, plan, tag, runs, bytes, progress);
                 parts_done += 1;
                 bytes_done += bytes;
                 progress.set_message(&format!(
@@ -290,6 +264,46 @@ pub async fn read(
     }
     res.gone_topics = outcome.gone_topics;
     Ok(res)
+}
+
+/// Records a partition the reader finished: its offsets and bytes, a gap
+/// where retention deleted records between capture and read, and the
+/// progress events.
+fn partition_read(
+    res: &mut ReadResult,
+    plan: &[PartitionPlan],
+    tag: u64,
+    runs: OffsetRuns,
+    bytes: u64,
+    progress: &dyn Progress,
+) {
+    if let (Some(r), Some(p)) = (res.partitions.get_mut(tag as usize), plan.get(tag as usize)) {
+        // Records retention deleted between capture and read
+        // (a compacted topic's holes are compaction: no warning).
+        let first = runs.0.first().map(|r| r[0]);
+        if let Some(f) = first.filter(|f| *f > p.start && !p.compacted) {
+            let w = format!(
+                "{}/{}: offsets {}..{f} were deleted by retention while being read; recorded as a gap",
+                p.topic, p.partition, p.start
+            );
+            progress.warn(&w);
+            progress.event(&ProgressEvent::Gap {
+                topic: &p.topic,
+                partition: p.partition,
+                from: p.start,
+                to: f,
+                cause: GapCause::DeletedWhileReading,
+            });
+            res.warnings.push(w);
+        }
+        progress.event(&ProgressEvent::PartitionDone {
+            topic: &p.topic,
+            partition: p.partition,
+            bytes,
+        });
+        r.runs = runs;
+        r.bytes = bytes;
+    }
 }
 
 /// Gives finished chunk ids their metadata (both in submission order).
