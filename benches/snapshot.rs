@@ -383,10 +383,15 @@ fn w3_incrementals(
         inc.secs, inc.rss_mib
     ));
     // Put the topics back to the workload (delete the extra records' topics and regenerate next run).
+    drop_topics(rt, b, w);
+    table
+}
+
+/// Deletes a workload's topics.
+fn drop_topics(rt: &tokio::runtime::Runtime, b: &str, w: &Workload) {
     for name in w.topic_names() {
         rt.block_on(kafka::delete(b, &name));
     }
-    table
 }
 
 /// W4: 10,000 partitions, first and unchanged snapshot; table lines.
@@ -414,9 +419,7 @@ fn w4_partitions(kv: &Kv, b: &str, broker: u32, tmp: &Path, rt: &tokio::runtime:
     ));
     // 10,000 idle partitions make the broker busier in the background:
     // leave none behind for the next run's other workloads.
-    for name in w.topic_names() {
-        rt.block_on(kafka::delete(b, &name));
-    }
+    drop_topics(rt, b, &w);
     table
 }
 

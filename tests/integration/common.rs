@@ -47,6 +47,17 @@ pub fn clock_after(t: i64) -> i64 {
     n
 }
 
+/// A new repository at `root` for a committed fixture: small chunks and
+/// packs, the fast KDF, `password`.
+pub async fn fixture_repo(root: &std::path::Path, password: &[u8]) -> Repository {
+    let opts = InitOptions {
+        kdf: KdfParams::insecure_fast(),
+        ..small_opts()
+    };
+    let backend = kvault::open_backend(root.to_str().unwrap(), &Default::default()).unwrap();
+    Repository::init(backend, password, &opts).await.unwrap()
+}
+
 /// Small chunks and packs so small inputs exercise many of each.
 pub fn small_opts() -> InitOptions {
     InitOptions {

@@ -80,12 +80,7 @@ async fn make_kafka_fixture() {
     commit_group(&b, "fixture-group", &[(&topic, 0, 7, "fixture")]);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("kafka-v1");
-    let opts = kvault::InitOptions {
-        kdf: kvault::KdfParams::insecure_fast(),
-        ..crate::common::small_opts()
-    };
-    let backend = kvault::open_backend(root.to_str().unwrap(), &Default::default()).unwrap();
-    let repo = kvault::Repository::init(backend, PASSWORD, &opts).await.unwrap();
+    let repo = crate::common::fixture_repo(&root, PASSWORD).await;
     let so = kvault::ops::snapshot::SnapshotOptions {
         kafka: kvault::kafka::KafkaOptions::new(&b),
         topics: vec![topic.clone()],

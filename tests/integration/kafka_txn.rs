@@ -31,21 +31,11 @@ async fn commit_and_abort_markers_follow_their_transactions_with_the_broker_s_ti
     let b = source();
     let topic = unique("txm");
     create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
-    let recs = |tag: &str, n: i64| -> Vec<(i32, Record)> {
-        (0..n)
-            .map(|i| {
-                (
-                    0,
-                    rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
-                )
-            })
-            .collect()
-    };
     let t0 = now_ms();
-    produce_transaction(&b, &topic, &recs("a", 3), true);
+    produce_transaction(&b, &topic, &records("a", 3, 1), true);
     let t1 = now_ms();
-    produce_transaction(&b, &topic, &recs("b", 2), false);
-    produce(&b, &topic, &recs("c", 1));
+    produce_transaction(&b, &topic, &records("b", 2, 1), false);
+    produce(&b, &topic, &records("c", 1, 1));
     let t3 = now_ms();
 
     let cluster = Cluster::connect(&KafkaOptions::new(&b)).await.unwrap();
@@ -108,13 +98,14 @@ fn txn_producer(b: &str) -> ThreadedProducer<DefaultProducerContext> {
     p
 }
 
-/// `n` records `tag0..` alternating over partitions 0 and 1, stamped now.
-fn values(tag: &str, n: usize) -> Vec<(i32, Record)> {
+/// `n` records `tag0..` in turn over partitions `0..partitions`, stamped now.
+fn records(tag: &str, n: usize, partitions: i32) -> Vec<(i32, Record)> {
     (0..n)
         .map(|i| {
+            let value = format!("{tag}{i}");
             (
-                i as i32 % 2,
-                rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
+                i as i32 % partitions,
+                rec(now_ms(), Some(b"k"), Some(value.as_bytes()), &[]),
             )
         })
         .collect()
@@ -141,12 +132,12 @@ async fn a_transaction_open_at_t_is_restored_whole_or_not_at_all() {
     create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
     let first = txn_producer(&b);
     first.begin_transaction().unwrap();
-    send_all(&first, &topic, &values("one-", 8));
+    send_all(&first, &topic, &records("one-", 8, 2));
     first.commit_transaction(Duration::from_secs(30)).unwrap();
-    produce_transaction(&b, &topic, &values("aborted-", 4), false);
+    produce_transaction(&b, &topic, &records("aborted-", 4, 2), false);
     let second = txn_producer(&b);
     second.begin_transaction().unwrap();
-    send_all(&second, &topic, &values("two-a", 6));
+    send_all(&second, &topic, &records("two-a", 6, 2));
     second.flush(Duration::from_secs(30)).unwrap();
 
     let (both, after) = (
@@ -157,7 +148,7 @@ async fn a_transaction_open_at_t_is_restored_whole_or_not_at_all() {
     snapshot(&both, &so, &NoProgress).await.unwrap(); // while it is open
     let t = crate::common::clock_after(now_ms());
     crate::common::clock_after(t);
-    send_all(&second, &topic, &values("two-b", 6));
+    send_all(&second, &topic, &records("two-b", 6, 2));
     second.commit_transaction(Duration::from_secs(30)).unwrap();
     snapshot(&both, &so, &NoProgress).await.unwrap();
     let s = snapshot(&after, &so, &NoProgress).await.unwrap();
@@ -212,17 +203,7 @@ async fn a_transaction_s_offset_commit_counts_from_its_marker() {
     for t in [&input, &output] {
         create_topic(&b, t, 1, &[("retention.ms", "-1")]).await;
     }
-    let one = |tag: &str, n: usize| -> Vec<(i32, Record)> {
-        (0..n)
-            .map(|i| {
-                (
-                    0,
-                    rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
-                )
-            })
-            .collect()
-    };
-    produce(&b, &input, &one("in-", 10));
+    produce(&b, &input, &records("in-", 10, 1));
     let group = format!("{base}-group");
     commit_group(&b, &group, &[(&input, 0, 2, "")]);
     let repo = init_on(Arc::new(MemoryBackend::new())).await;
@@ -238,7 +219,7 @@ async fn a_transaction_s_offset_commit_counts_from_its_marker() {
     // one transaction, committed after T.
     let p = txn_producer(&b);
     p.begin_transaction().unwrap();
-    send_all(&p, &output, &one("out-", 3));
+    send_all(&p, &output, &records("out-", 3, 1));
     let consumer: rdkafka::consumer::BaseConsumer = config(&b).set("group.id", &group).create().unwrap();
     let mut position = rdkafka::TopicPartitionList::new();
     position
@@ -333,33 +314,16 @@ async fn make_transactional_fixture() {
     let b = source();
     let topic = unique("fixture-txn");
     create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
-    let one = |tag: &str, n: usize| -> Vec<(i32, Record)> {
-        (0..n)
-            .map(|i| {
-                (
-                    0,
-                    rec(now_ms(), Some(b"k"), Some(format!("{tag}{i}").as_bytes()), &[]),
-                )
-            })
-            .collect()
-    };
-    produce_transaction(&b, &topic, &one("committed-", 3), true);
-    produce_transaction(&b, &topic, &one("aborted-", 2), false);
-    produce(&b, &topic, &one("plain-", 1));
+    produce_transaction(&b, &topic, &records("committed-", 3, 1), true);
+    produce_transaction(&b, &topic, &records("aborted-", 2, 1), false);
+    produce(&b, &topic, &records("plain-", 1, 1));
     let open = txn_producer(&b);
     open.begin_transaction().unwrap();
-    send_all(&open, &topic, &one("late-", 2));
+    send_all(&open, &topic, &records("late-", 2, 1));
     open.flush(Duration::from_secs(30)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("kafka-txn-v1");
-    let opts = kvault::InitOptions {
-        kdf: kvault::KdfParams::insecure_fast(),
-        ..crate::common::small_opts()
-    };
-    let backend = kvault::open_backend(root.to_str().unwrap(), &Default::default()).unwrap();
-    let repo = kvault::Repository::init(backend, TXN_PASSWORD, &opts)
-        .await
-        .unwrap();
+    let repo = crate::common::fixture_repo(&root, TXN_PASSWORD).await;
     let so = snap_opts(&b, &topic, "none");
     snapshot(&repo, &so, &NoProgress).await.unwrap();
     open.commit_transaction(Duration::from_secs(30)).unwrap();
