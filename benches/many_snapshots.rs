@@ -159,6 +159,7 @@ impl Builder {
                 records: 0,
                 expired: vec![],
                 lost: vec![],
+                open: vec![],
             };
             pnodes.push(w.partition(meta, self.segments[q].clone()).await.unwrap());
         }

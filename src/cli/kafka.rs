@@ -484,8 +484,13 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
                     .iter()
                     .flat_map(|(cause, v)| v.iter().map(move |g| format!("{}..{} ({cause})", g[0], g[1])))
                     .collect();
+                let open: Vec<String> = p
+                    .open_transactions
+                    .iter()
+                    .map(|o| format!("from {} (producer {})", o.first_offset, o.producer_id))
+                    .collect();
                 format!(
-                    "  {:>4}  offsets {}..{}  {} records in {} segment(s), {} chunk(s){}",
+                    "  {:>4}  offsets {}..{}  {} records in {} segment(s), {} chunk(s){}{}",
                     p.partition,
                     p.log_start,
                     p.end,
@@ -496,6 +501,11 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
                         String::new()
                     } else {
                         format!("  gaps {}", g.join(" "))
+                    },
+                    if open.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  open transactions {}", open.join(", "))
                     }
                 )
             });

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::types::GroupOffset;
+use super::wire::{Cursor, WireError};
 
 /// One decoded `__consumer_offsets` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,74 +57,9 @@ pub struct CommitValue {
 #[error("__consumer_offsets record: {0}")]
 pub struct DecodeError(pub String);
 
-struct Cursor<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        if self.b.len() < n {
-            return Err(DecodeError(format!("truncated {what}")));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
-        let b = self.take(N, what)?;
-        <[u8; N]>::try_from(b).map_err(|_| DecodeError(format!("truncated {what}")))
-    }
-    fn i16(&mut self, what: &str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-    fn i32(&mut self, what: &str) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array(what)?))
-    }
-    fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(self.array(what)?))
-    }
-    fn uvarint(&mut self, what: &str) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let [b] = self.array::<1>(what)?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError(format!("{what}: varint too long")))
-    }
-    fn utf8(&mut self, n: usize, what: &str) -> Result<String, DecodeError> {
-        let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError(format!("{what} is not UTF-8")))
-    }
-    /// A classic string: i16 length, then bytes (-1: null, read as "").
-    fn string(&mut self, what: &str) -> Result<String, DecodeError> {
-        let n = self.i16(what)?;
-        if n < 0 {
-            return Ok(String::new());
-        }
-        self.utf8(n as usize, what)
-    }
-    /// A compact string: unsigned varint length + 1, then bytes (0: null).
-    fn compact_string(&mut self, what: &str) -> Result<String, DecodeError> {
-        let n = self.uvarint(what)?;
-        if n == 0 {
-            return Ok(String::new());
-        }
-        let n = usize::try_from(n - 1).map_err(|_| DecodeError(format!("{what}: length")))?;
-        self.utf8(n, what)
-    }
-    /// Tagged fields (flexible versions): skipped.
-    fn skip_tags(&mut self) -> Result<(), DecodeError> {
-        let n = self.uvarint("tagged fields")?;
-        for _ in 0..n {
-            self.uvarint("tag")?;
-            let len = self.uvarint("tagged field size")?;
-            let len = usize::try_from(len).map_err(|_| DecodeError("tagged field size".into()))?;
-            self.take(len, "tagged field")?;
-        }
-        Ok(())
+impl From<WireError> for DecodeError {
+    fn from(e: WireError) -> Self {
+        DecodeError(e.0)
     }
 }
 
@@ -140,7 +76,7 @@ impl<'a> Cursor<'a> {
 /// # Errors
 /// A truncated or malformed key or value, or an unknown value version.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
-    let mut k = Cursor { b: key };
+    let mut k = Cursor::new(key);
     let kind = k.i16("key type")?;
     match kind {
         0 | 1 => {
@@ -167,7 +103,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeE
 }
 
 fn decode_value(v: &[u8]) -> Result<CommitValue, DecodeError> {
-    let mut c = Cursor { b: v };
+    let mut c = Cursor::new(v);
     let version = c.i16("value version")?;
     let offset = c.i64("offset")?;
     let (leader_epoch, metadata, commit_ts) = match version {

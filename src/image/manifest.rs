@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::commits::{Commit, CommitsMeta};
 use super::record::OffsetRuns;
-use super::types::{ChunkMeta, GroupOffset, TxnSpan};
+use super::types::{ChunkMeta, GroupOffset, OpenTxn, TxnSpan};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::Repository;
@@ -134,6 +134,10 @@ pub struct PartitionMeta {
     /// snapshots` (their records are lost).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<[i64; 2]>,
+    /// Transactions open at `end` when captured (none of their records is
+    /// held), in offset order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<OpenTxn>,
 }
 
 /// A topic's captured settings.

@@ -9,6 +9,10 @@
 //!   groups), read and built;
 //! - [`commits`]: consumer group commit history (`__consumer_offsets`
 //!   decoded, and the commit log a snapshot stores);
+//! - [`txnlog`]: transaction coordinators' completions
+//!   (`__transaction_state` decoded): when each transaction committed on
+//!   all its partitions;
+//! - [`wire`]: Kafka's encoding of those internal records;
 //! - [`reader`]: a partition's records read back, filtered;
 //! - [`select`]: which records a restore replays (retention, compaction,
 //!   the log as of a time).
@@ -22,4 +26,6 @@ pub mod reader;
 pub mod record;
 pub mod segment;
 pub mod select;
+pub mod txnlog;
 pub mod types;
+pub mod wire;

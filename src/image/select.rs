@@ -234,9 +234,10 @@ pub async fn first_newer(repo: &Repository, what: &str, p: &Partition, t: i64) -
 /// Where the log as of `t` ends on partition `p`: the first offset a
 /// read_committed consumer could not have read at `t`. That is the first
 /// record newer than `t` outside a transaction, or the first record of a
-/// transaction whose commit marker was written after `t` (its records, even
-/// older ones, were not visible before it). Records of a transaction
-/// committed at or before `t` are visible whatever their own timestamps.
+/// transaction that had not committed on all its partitions by `t` (its
+/// `commit_ts`: its records, even older ones, were not visible before it,
+/// on some partition at least). Records of a transaction committed at or
+/// before `t` are visible whatever their own timestamps.
 /// Segments whose transactions were not captured are cut by record time
 /// alone ([`uncaptured`]).
 ///
@@ -252,10 +253,10 @@ pub async fn visible_cut(repo: &Repository, what: &str, p: &Partition, t: i64) -
         .collect();
     let txn_cut = spans
         .iter()
-        .filter(|s| s.marker_ts() > t)
+        .filter(|s| s.commit_ts() > t)
         .map(TxnSpan::first)
         .min();
-    let visible = |o: i64| spans.iter().any(|s| s.marker_ts() <= t && s.holds(o));
+    let visible = |o: i64| spans.iter().any(|s| s.commit_ts() <= t && s.holds(o));
     for seg in &p.segments {
         for (id, cm, offsets) in seg.chunks_with_offsets() {
             if offsets.first().is_some_and(|&o| txn_cut.is_some_and(|c| o >= c)) {
@@ -366,7 +367,14 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         }
         pending.push(other);
     }
-    let groups_from = group_positions(repo, &mut m.groups, (base_id, base), window, &pending, t).await?;
+    // The log of the snapshot after the first one after `t` can still hold
+    // commits made before `t`: the first one read the commit log's ends
+    // before its own time.
+    let next = match window.last() {
+        Some((_, s)) if s.unix_ms() > t => snaps.get(last + 1),
+        _ => None,
+    };
+    let groups_from = group_positions(repo, &mut m.groups, (base_id, base), next, &pending, t).await?;
     // Topics born between the base and `t`: kept below only if one of
     // their records is that old.
     let born = add_born_topics(&mut m, &pending);
@@ -406,31 +414,35 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     })
 }
 
-/// Group positions as of `t` into `groups` (the base's): every commit the
-/// snapshots after the base read from the commit log up to `t` (the log of
-/// the first snapshot after `t` holds the commits between its parent and
-/// it). Returns where the positions come from, for the plan.
+/// Group positions as of `t` into `groups` (the base's): every commit up
+/// to `t` that the snapshots after the base read from the commit log. A
+/// snapshot reads the log's ends before its groups' offsets and its
+/// partitions' ends (its time), so the commits between its log's end and
+/// `t` are in the next snapshot's log: the logs up to the one after the
+/// first snapshot after `t` are read (`next`). Returns where the positions
+/// come from, for the plan.
 async fn group_positions(
     repo: &Repository,
     groups: &mut BTreeMap<String, Vec<crate::image::types::GroupOffset>>,
     (base_id, base): (&Id, &crate::repo::snapshot::Snapshot),
-    window: &[(Id, crate::repo::snapshot::Snapshot)],
+    next: Option<&(Id, crate::repo::snapshot::Snapshot)>,
     pending: &[Manifest],
     t: i64,
 ) -> Result<String> {
     let mut logs = Vec::new();
     let mut history_complete = true;
     if base.unix_ms() <= t {
-        for (other, (_, s)) in pending.iter().zip(window).skip(1) {
+        let next = match next {
+            Some((_, s)) => Some(manifest::load(repo, &s.tree, false).await?),
+            None => None,
+        };
+        for other in pending.iter().skip(1).chain(next.as_ref()) {
             match &other.commits {
                 Some(c) => {
                     history_complete &= c.meta.complete;
                     logs.push(c.clone());
                 }
                 None => history_complete = false,
-            }
-            if s.unix_ms() > t {
-                break;
             }
         }
     }
@@ -543,7 +555,7 @@ fn late_transactions(m: &Manifest, t: i64) -> Vec<(TopicPartition, usize, i64)> 
                 .iter()
                 .filter_map(|s| s.meta.txns.as_ref())
                 .flatten()
-                .filter(|s| s.marker_ts() > t)
+                .filter(|s| s.commit_ts() > t)
                 .copied()
                 .collect();
             let Some(first) = late.iter().map(TxnSpan::first).min() else {
@@ -599,7 +611,7 @@ mod tests {
         assert!(!uncaptured(&[seg(vec![[0, 3], [4, 6]], Some(vec![]))]));
         assert!(!uncaptured(&[seg(
             vec![[0, 3], [4, 6]],
-            Some(vec![TxnSpan([0, 2, 3, 9, 1, 0])])
+            Some(vec![TxnSpan::new([0, 2, 3, 9, 1, 0])])
         )]));
         // Gaps, not captured (an older snapshot): cut by record time.
         assert!(uncaptured(&[

@@ -33,15 +33,60 @@ impl std::fmt::Display for TopicPartition {
 
 /// Records one committed transaction wrote to a partition, in one run of
 /// its batches: `[first, last, marker, marker_ts, producer_id,
-/// producer_epoch]` — the offsets of the run's first and last record, the
-/// offset of the transaction's commit marker on the partition, the marker's
-/// timestamp (the broker's clock when it wrote the marker: from then on
-/// read_committed consumers saw the records), and the producer that wrote
-/// them.
+/// producer_epoch, commit_ts]` — the offsets of the run's first and last
+/// record, the offset of the transaction's commit marker on the partition,
+/// the marker's timestamp (the partition leader's clock when it wrote the
+/// marker: from then on read_committed consumers of this partition saw the
+/// records), the producer that wrote them, and when the transaction had
+/// committed on every one of its partitions (its coordinator's
+/// CompleteCommit record, format-spec §14; the marker's time when that was
+/// not read). Stored as 6 numbers when `commit_ts` equals `marker_ts`, as
+/// snapshots before `commit_ts` wrote every entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxnSpan(pub [i64; 6]);
+#[serde(try_from = "Vec<i64>", into = "Vec<i64>")]
+pub struct TxnSpan(pub [i64; 7]);
+
+impl TryFrom<Vec<i64>> for TxnSpan {
+    type Error = String;
+
+    fn try_from(v: Vec<i64>) -> std::result::Result<Self, String> {
+        match v[..] {
+            [a, b, c, d, e, f] => Ok(TxnSpan([a, b, c, d, e, f, d])),
+            [a, b, c, d, e, f, g] => Ok(TxnSpan([a, b, c, d, e, f, g])),
+            _ => Err(format!("a transaction entry has 6 or 7 numbers, not {}", v.len())),
+        }
+    }
+}
+
+impl From<TxnSpan> for Vec<i64> {
+    fn from(s: TxnSpan) -> Vec<i64> {
+        let mut v = s.0.to_vec();
+        if s.commit_ts() == s.marker_ts() {
+            v.pop();
+        }
+        v
+    }
+}
 
 impl TxnSpan {
+    /// A run from `[first, last, marker, marker_ts, producer_id,
+    /// producer_epoch]`, committed (as far as is known) at its marker.
+    pub fn new(f: [i64; 6]) -> TxnSpan {
+        TxnSpan([f[0], f[1], f[2], f[3], f[4], f[5], f[3]])
+    }
+
+    /// When the transaction had committed on all its partitions (never
+    /// before this partition's marker).
+    pub fn commit_ts(&self) -> i64 {
+        self.0[6]
+    }
+
+    /// Dates the transaction's commit on all its partitions (`ts`, its
+    /// coordinator's record; never before this marker).
+    pub fn set_commit_ts(&mut self, ts: i64) {
+        self.0[6] = ts.max(self.marker_ts());
+    }
+
     /// Offset of the run's first record.
     pub fn first(&self) -> i64 {
         self.0[0]
@@ -57,7 +102,8 @@ impl TxnSpan {
         self.0[2]
     }
 
-    /// When the marker was written (ms since the epoch, broker clock).
+    /// When the marker was written on this partition (ms since the epoch,
+    /// the partition leader's clock).
     pub fn marker_ts(&self) -> i64 {
         self.0[3]
     }
@@ -75,6 +121,30 @@ impl TxnSpan {
     /// Whether `offset` is one of the run's.
     pub fn holds(&self, offset: i64) -> bool {
         (self.first()..=self.last()).contains(&offset)
+    }
+}
+
+/// A transaction open on a partition when a snapshot captured it: its
+/// records from `first` on (at the partition's last stable offset or
+/// beyond) were not visible yet, and the snapshot holds none of them.
+/// Stored as `[first, producer_id, producer_epoch]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTxn(pub [i64; 3]);
+
+impl OpenTxn {
+    /// Offset of the transaction's first record on the partition.
+    pub fn first(&self) -> i64 {
+        self.0[0]
+    }
+
+    /// The producer id of the transaction.
+    pub fn producer_id(&self) -> i64 {
+        self.0[1]
+    }
+
+    /// The producer epoch of its batches.
+    pub fn producer_epoch(&self) -> i64 {
+        self.0[2]
     }
 }
 

@@ -31,7 +31,7 @@ use super::filter::{NameFilter, is_literal};
 use super::retry::{Backoff, Transient, kafka_error, retry};
 use crate::error::{Error, Result};
 pub use crate::image::types::{GroupOffset, TopicInfo};
-use crate::image::types::{TopicPartition, TxnSpan};
+use crate::image::types::{OpenTxn, TopicPartition, TxnSpan};
 
 /// Bytes asked of the leader per raw fetch when scanning for transactions.
 const TXN_SCAN_BYTES: i32 = 8 << 20;
@@ -101,6 +101,12 @@ pub enum End {
     Start,
     /// The last stable offset (ListOffsets "latest" under read_committed).
     Latest,
+    /// The first offset whose record timestamp is at or after this time
+    /// (ms since the epoch); −1 when no record is that late.
+    At(i64),
+    /// The high watermark (ListOffsets "latest" under read_uncommitted):
+    /// past the last stable offset by the records of open transactions.
+    High,
 }
 
 /// A topic to create.
@@ -124,6 +130,9 @@ struct Inner {
     /// whose one admin request goes through the consumer, need not pay.
     admin: OnceLock<AdminClient<Context>>,
     admin_init: Mutex<()>,
+    /// A read_uncommitted client for high watermarks (ListOffsets answers
+    /// by the client's isolation level), made on first use.
+    uncommitted: OnceLock<BaseConsumer<Context>>,
 }
 
 impl Inner {
@@ -143,6 +152,23 @@ impl Inner {
             "kafka admin client",
         )?;
         Ok(self.admin.get_or_init(|| a))
+    }
+
+    /// The read_uncommitted client, made on first use.
+    fn uncommitted(&self) -> Result<&BaseConsumer<Context>> {
+        if let Some(c) = self.uncommitted.get() {
+            return Ok(c);
+        }
+        let _one = self.admin_init.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = self.uncommitted.get() {
+            return Ok(c);
+        }
+        let mut cfg = self.opts.client_config();
+        cfg.set("enable.auto.commit", "false")
+            .set("isolation.level", "read_uncommitted");
+        let c: BaseConsumer<Context> =
+            auth::create(&cfg, Context::new(&self.opts), &self.opts, "kafka client")?;
+        Ok(self.uncommitted.get_or_init(|| c))
     }
 }
 
@@ -219,12 +245,16 @@ impl Cluster {
             consumer,
             admin: OnceLock::new(),
             admin_init: Mutex::new(()),
+            uncommitted: OnceLock::new(),
         });
         // Neither client is polled for rdkafka's token refresh: renew their
         // tokens from a thread while the cluster is in use.
         if let Some(t) = tokens {
             auth::keep_fresh(Arc::downgrade(&inner), t, |i, t| {
                 auth::prime(i.consumer.client(), t)?;
+                if let Some(c) = i.uncommitted.get() {
+                    auth::prime(c.client(), t)?;
+                }
                 match i.admin.get() {
                     Some(a) => auth::prime(a.inner(), t),
                     None => Ok(()),
@@ -415,6 +445,12 @@ impl Cluster {
         let spec = match end {
             End::Start => Offset::Beginning,
             End::Latest => Offset::End,
+            End::At(ts) => Offset::Offset(ts),
+            End::High => Offset::End,
+        };
+        let consumer = match end {
+            End::High => i.uncommitted()?,
+            _ => &i.consumer,
         };
         let what = match parts {
             [tp] => format!("offsets of {tp}"),
@@ -429,21 +465,23 @@ impl Cluster {
             // known to every broker) fails the attempt, so it is retried
             // like a failed request instead of surfacing as a missing offset.
             let got = retry(&i.opts, &what, when, |t| {
-                let got = i
-                    .consumer
-                    .offsets_for_times(tpl_of(batch, spec).map_err(|_| KafkaError::Canceled)?, t)?;
+                let got =
+                    consumer.offsets_for_times(tpl_of(batch, spec).map_err(|_| KafkaError::Canceled)?, t)?;
                 for e in got.elements() {
                     e.error()?;
-                    if !matches!(e.offset(), Offset::Offset(_)) {
+                    let none_that_late = matches!(end, End::At(_)) && e.offset() == Offset::End;
+                    if !matches!(e.offset(), Offset::Offset(_)) && !none_that_late {
                         return Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetNotAvailable));
                     }
                 }
                 Ok(got)
             })?;
             for e in got.elements() {
-                if let Offset::Offset(o) = e.offset() {
-                    by.insert(TopicPartition::new(e.topic(), e.partition()), o);
-                }
+                let o = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                };
+                by.insert(TopicPartition::new(e.topic(), e.partition()), o);
             }
         }
         parts
@@ -527,6 +565,30 @@ impl Cluster {
             .into_iter()
             .filter(|s| s.marker() < end)
             .collect())
+    }
+
+    /// The transactions open in `[from, to)` of `tp` (`from` the last
+    /// stable offset, `to` the high watermark), from raw fetches of the
+    /// range: each producer with records there and no marker after them.
+    ///
+    /// # Errors
+    /// As [`Cluster::batches`].
+    pub async fn open_transactions(&self, tp: &TopicPartition, from: i64, to: i64) -> Result<Vec<OpenTxn>> {
+        let mut headers = Vec::new();
+        let mut at = from;
+        while at < to {
+            let got = self.batches(tp, at, TXN_SCAN_BYTES).await?;
+            let Some(last) = got.batches.last().map(|b| b.last_offset) else {
+                break;
+            };
+            headers.extend(
+                got.batches
+                    .into_iter()
+                    .filter(|b| b.last_offset >= at && b.base_offset < to),
+            );
+            at = last + 1;
+        }
+        Ok(batches::open_transactions(&headers))
     }
 
     /// `(log start, last stable offset)` of every partition.

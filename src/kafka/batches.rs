@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use crate::image::types::TxnSpan;
+use crate::image::types::{OpenTxn, TxnSpan};
 
 /// One record batch's header (and, for a control batch, its marker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ pub fn committed_spans(batches: &[BatchHeader]) -> Vec<TxnSpan> {
         else {
             continue;
         };
-        runs.push(TxnSpan([
+        runs.push(TxnSpan::new([
             b.base_offset,
             b.last_offset,
             m.base_offset,
@@ -192,6 +192,27 @@ pub fn committed_spans(batches: &[BatchHeader]) -> Vec<TxnSpan> {
         }
     }
     spans
+}
+
+/// The transactions still open after `batches` (in offset order): each
+/// producer whose last transactional data batch has no marker after it,
+/// with the offset of the open transaction's first record, in offset order.
+pub fn open_transactions(batches: &[BatchHeader]) -> Vec<OpenTxn> {
+    let mut open: HashMap<i64, OpenTxn> = HashMap::new();
+    for b in batches {
+        if b.control.is_some() {
+            open.remove(&b.producer_id);
+        } else if b.transactional {
+            open.entry(b.producer_id).or_insert(OpenTxn([
+                b.base_offset,
+                b.producer_id,
+                i64::from(b.producer_epoch),
+            ]));
+        }
+    }
+    let mut v: Vec<OpenTxn> = open.into_values().collect();
+    v.sort_by_key(OpenTxn::first);
+    v
 }
 
 /// Decodes a Fetch answer of `version` for one partition (the body after
@@ -446,7 +467,10 @@ mod tests {
         ];
         assert_eq!(
             committed_spans(&log),
-            vec![TxnSpan([0, 1, 6, 60, 7, 0]), TxnSpan([3, 4, 6, 60, 7, 0])],
+            vec![
+                TxnSpan::new([0, 1, 6, 60, 7, 0]),
+                TxnSpan::new([3, 4, 6, 60, 7, 0])
+            ],
             "runs interrupted by another producer stay apart"
         );
         let joined = [
@@ -454,7 +478,21 @@ mod tests {
             h(2, 3, 7, true, None),
             h(4, 4, 7, true, Some(Marker::Commit)),
         ];
-        assert_eq!(committed_spans(&joined), vec![TxnSpan([0, 3, 4, 40, 7, 0])]);
+        assert_eq!(committed_spans(&joined), vec![TxnSpan::new([0, 3, 4, 40, 7, 0])]);
+        assert_eq!(
+            open_transactions(&log),
+            vec![OpenTxn([8, 9, 0])],
+            "ended transactions are not open"
+        );
+        let two = [
+            h(0, 0, 7, true, None),
+            h(1, 1, 8, true, None),
+            h(2, 2, 7, true, None),
+        ];
+        assert_eq!(
+            open_transactions(&two),
+            vec![OpenTxn([0, 7, 0]), OpenTxn([1, 8, 0])]
+        );
     }
 
     #[test]

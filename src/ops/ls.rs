@@ -65,6 +65,21 @@ pub struct PartitionListing {
     /// compacted topic's holes), `transactions` (control records and
     /// aborted transactions of a topic that is not compacted).
     pub gap_causes: std::collections::BTreeMap<&'static str, Vec<[i64; 2]>>,
+    /// Transactions that were open at the snapshot's time (none of their
+    /// records is in it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_transactions: Vec<OpenTransaction>,
+}
+
+/// A transaction open on a partition at the snapshot's time.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OpenTransaction {
+    /// Offset of its first record.
+    pub first_offset: i64,
+    /// Its producer id.
+    pub producer_id: i64,
+    /// Its producer epoch.
+    pub producer_epoch: i64,
 }
 
 /// A group's committed offsets.
@@ -125,6 +140,16 @@ pub fn ls(m: &Manifest) -> Listing {
                         chunks: p.segments.iter().map(|s| s.chunks.len()).sum(),
                         gaps,
                         gap_causes,
+                        open_transactions: p
+                            .meta
+                            .open
+                            .iter()
+                            .map(|o| OpenTransaction {
+                                first_offset: o.first(),
+                                producer_id: o.producer_id(),
+                                producer_epoch: o.producer_epoch(),
+                            })
+                            .collect(),
                     }
                 })
                 .collect(),

@@ -124,16 +124,18 @@ fn compute() -> Value {
                      "wrapped": hex::encode(crypto::seal_with_nonce(&wk, &[0x11; 24],
                         b"kvault-key-v1|argon2id|19|64|1|1|5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a", &m).unwrap())},
         "gear_table_first_4": table[..4].iter().map(|g| format!("{g:016x}")).collect::<Vec<_>>(),
-        "segment_meta": {"note": "format-spec §14: a segment's node meta with a committed transaction's run (txns)",
+        "segment_meta": {"note": "format-spec §14: a segment's node meta with two committed transactions' runs (txns), the second dated by its coordinator's completion",
                          "json": segment_meta_json()},
         "chunker": {"input": "first 1 MiB of BLAKE3 XOF of \"kvault chunker test vector\"",
                     "min_size": 16384, "avg_size": 65536, "max_size": 262144, "cut_lengths": cuts},
     })
 }
 
-/// A segment's node meta: offsets 10..20 with a gap at 13 (the commit
+/// A segment's node meta: offsets 10..20 with gaps at 13 (the commit
 /// marker of the transaction of producer 4001, epoch 0, whose records are
-/// 10..=12, written at 1,700).
+/// 10..=12, written at 1,700, its coordinator's completion not read) and
+/// at 17 (the marker of producer 4002's transaction, 14..=16, written at
+/// 1,800; the transaction completed on all its partitions at 1,802).
 fn segment_meta_json() -> String {
     use kvault::image::manifest::SegmentMeta;
     use kvault::image::record::OffsetRuns;
@@ -141,10 +143,14 @@ fn segment_meta_json() -> String {
     let m = SegmentMeta {
         start: 10,
         end: 20,
-        records: 9,
-        runs: OffsetRuns(vec![[10, 3], [14, 6]]),
-        chunks: vec![ChunkMeta([10, 9, 1_000, 1_900, 999])],
-        txns: Some(vec![TxnSpan([10, 12, 13, 1_700, 4_001, 0])]),
+        records: 8,
+        runs: OffsetRuns(vec![[10, 3], [14, 3], [18, 2]]),
+        chunks: vec![ChunkMeta([10, 8, 1_000, 1_900, 999])],
+        txns: Some(vec![TxnSpan::new([10, 12, 13, 1_700, 4_001, 0]), {
+            let mut s = TxnSpan::new([14, 16, 17, 1_800, 4_002, 3]);
+            s.set_commit_ts(1_802);
+            s
+        }]),
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);

@@ -7,7 +7,9 @@
 //! `commit_transaction` returned (the coordinator answers EndTxn once it
 //! logged PrepareCommit and writes the markers after; seen here 13 ms
 //! late). What a read_committed consumer could see at T is decided by the
-//! marker's time, not by the producer's.
+//! transaction's commit, not by the producer's clock: on all its
+//! partitions at once, from its coordinator's CompleteCommit record in
+//! `__transaction_state` (its markers reach the partitions one by one).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 
 use crate::common::init_on;
 use crate::kafka::*;
-use crate::kafka_restore::{read_partition, ropts, snap_opts};
+use crate::kafka_restore::{read_partition, ropts, snap_opts, target};
 
 #[tokio::test]
 async fn commit_and_abort_markers_follow_their_transactions_with_the_broker_s_time() {
@@ -121,6 +123,20 @@ fn restored(b: &str, topic: &str) -> Vec<String> {
     v
 }
 
+/// Per partition of the snapshot's one topic, the first offsets of the
+/// transactions `ls` lists as open at its time.
+async fn open_at(repo: &kvault::Repository, id: &kvault::Id) -> Vec<Vec<i64>> {
+    let snap = repo.load_snapshot(id).await.unwrap();
+    let m = kvault::image::manifest::load(repo, &snap.tree, true)
+        .await
+        .unwrap();
+    kvault::ops::ls::ls(&m).topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.open_transactions.iter().map(|o| o.first_offset).collect())
+        .collect()
+}
+
 /// The issue's scenario: a transaction committed before T comes back whole,
 /// one open at T (6 records before T, 6 after, then its commit) not at
 /// all, an aborted one never — with a snapshot taken while it was open and
@@ -145,12 +161,18 @@ async fn a_transaction_open_at_t_is_restored_whole_or_not_at_all() {
         init_on(Arc::new(MemoryBackend::new())).await,
     );
     let so = snap_opts(&b, &topic, "none-such-group");
-    snapshot(&both, &so, &NoProgress).await.unwrap(); // while it is open
+    let while_open = snapshot(&both, &so, &NoProgress).await.unwrap();
+    // `ls` names it on both partitions: 4 + marker + 2 aborted + marker.
+    assert_eq!(open_at(&both, &while_open.snapshot).await, vec![vec![8], vec![8]]);
     let t = crate::common::clock_after(now_ms());
     crate::common::clock_after(t);
     send_all(&second, &topic, &records("two-b", 6, 2));
     second.commit_transaction(Duration::from_secs(30)).unwrap();
-    snapshot(&both, &so, &NoProgress).await.unwrap();
+    let committed = snapshot(&both, &so, &NoProgress).await.unwrap();
+    assert_eq!(
+        open_at(&both, &committed.snapshot).await,
+        vec![Vec::<i64>::new(); 2]
+    );
     let s = snapshot(&after, &so, &NoProgress).await.unwrap();
 
     let one: Vec<String> = {
@@ -263,6 +285,204 @@ async fn a_transaction_s_offset_commit_counts_from_its_marker() {
     assert_eq!(position_of(&r), Some(5), "{:?}", r.groups);
 }
 
+/// One transaction's runs on different partitions share one commit time:
+/// its coordinator's completion, at or after every one of its markers
+/// (which the leader writes one partition after the other).
+#[tokio::test]
+async fn a_transaction_s_partitions_share_its_coordinator_s_commit_time() {
+    let b = source();
+    let topic = unique("txct");
+    create_topic(&b, &topic, 3, &[("retention.ms", "-1")]).await;
+    let p = txn_producer(&b);
+    for tag in ["first-", "second-"] {
+        p.begin_transaction().unwrap();
+        send_all(&p, &topic, &records(tag, 9, 3));
+        p.commit_transaction(Duration::from_secs(30)).unwrap();
+    }
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let s = snapshot(&repo, &snap_opts(&b, &topic, "none-such-group"), &NoProgress)
+        .await
+        .unwrap();
+    let snap = repo.load_snapshot(&s.snapshot).await.unwrap();
+    let m = kvault::image::manifest::load(&repo, &snap.tree, true)
+        .await
+        .unwrap();
+    let parts = &m.topics[&topic].partitions;
+    let spans: Vec<Vec<kvault::image::types::TxnSpan>> = (0..3)
+        .map(|q| {
+            parts[&q]
+                .segments
+                .iter()
+                .filter_map(|x| x.meta.txns.clone())
+                .flatten()
+                .collect()
+        })
+        .collect();
+    let mut times = Vec::new();
+    for k in 0..2 {
+        let of_k: Vec<_> = spans.iter().map(|v| v[k]).collect();
+        let commit = of_k[0].commit_ts();
+        assert!(of_k.iter().all(|x| x.commit_ts() == commit), "{of_k:?}");
+        assert!(of_k.iter().all(|x| x.marker_ts() <= commit), "{of_k:?}");
+        times.push(commit);
+    }
+    assert!(times[0] <= times[1], "{times:?}");
+}
+
+/// Per partition `0..3` of `topic` on `b`, its (offset, value) pairs,
+/// read by one read_committed consumer.
+fn partitions_of(b: &str, topic: &str) -> Vec<Vec<(i64, String)>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = config(b)
+        .set("group.id", "kvault-test-reader")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = vec![Vec::new(); 3];
+    let mut ended = std::collections::BTreeSet::new();
+    while ended.len() < 3 {
+        match c.poll(Duration::from_secs(15)) {
+            Some(Ok(m)) => {
+                use rdkafka::Message;
+                let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                out[m.partition() as usize].push((m.offset(), v));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
+            }
+            other => panic!("reading {topic}: {other:?}"),
+        }
+    }
+    out
+}
+
+/// The values `topic`'s partitions `0..3` hold on `b`, sorted (duplicates
+/// kept).
+fn values_of(b: &str, topic: &str) -> Vec<String> {
+    let mut v: Vec<String> = partitions_of(b, topic)
+        .into_iter()
+        .flatten()
+        .map(|(_, v)| v)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Starts the exactly-once pipeline (tests/clients/eos_pipeline.py,
+/// confluent-kafka) on `b`.
+fn pipeline(b: &str, group: &str, input: &str, output: &str) -> std::process::Child {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/eos_pipeline.py");
+    std::process::Command::new("python3")
+        .args([script, b, group, input, output, "6", "0.15"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finished(child: std::process::Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The issue's pipeline: confluent-kafka consumes 3 input partitions and,
+/// in a transaction every ~150 ms, writes outputs and commits its input
+/// positions (`send_offsets_to_transaction`) while snapshots are taken. As
+/// of 20 times spread over its run, a restore holds an output for exactly
+/// the inputs before the group's position, on every partition (no
+/// transaction in part); the pipeline resumed on the target finishes its
+/// input with every output once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exactly_once_pipeline_comes_back_consistent_as_of_any_time() {
+    let b = source();
+    let base = unique("eos");
+    let (input, output, group) = (
+        format!("{base}-in"),
+        format!("{base}-out"),
+        format!("{base}-group"),
+    );
+    for t in [&input, &output] {
+        create_topic(&b, t, 3, &[("retention.ms", "-1")]).await;
+    }
+    let inputs: Vec<(i32, Record)> = (0..180)
+        .map(|i| {
+            let (k, v) = (format!("k{i}"), format!("in-{i}"));
+            (i % 3, rec(now_ms(), Some(k.as_bytes()), Some(v.as_bytes()), &[]))
+        })
+        .collect();
+    produce(&b, &input, &inputs);
+    let repo = init_on(Arc::new(MemoryBackend::new())).await;
+    let so = kvault::ops::snapshot::SnapshotOptions {
+        kafka: KafkaOptions::new(&b),
+        topics: vec![format!("{base}-*")],
+        groups: vec![group.clone()],
+        ..Default::default()
+    };
+    snapshot(&repo, &so, &NoProgress).await.unwrap(); // the history starts here
+    let started = now_ms();
+    let mut run = pipeline(&b, &group, &input, &output);
+    while run.try_wait().unwrap().is_none() {
+        snapshot(&repo, &so, &NoProgress).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    finished(run);
+    let ended = now_ms();
+    let last = snapshot(&repo, &so, &NoProgress).await.unwrap();
+    assert_eq!(values_of(&b, &output).len(), 180, "the pipeline ran to its end");
+
+    let t = target();
+    for k in 1..=20 {
+        let at = started + (ended - started) * k / 21;
+        let prefix = format!("t{k}-");
+        let mut o = ropts(&prefix, &format!("{base}-*"));
+        o.kafka = KafkaOptions::new(&t);
+        o.at = Some(at);
+        let r = restore(&repo, &last.snapshot, &o, &NoProgress).await.unwrap();
+        let mut want = Vec::new();
+        for (p, records) in partitions_of(&t, &format!("{prefix}{input}"))
+            .into_iter()
+            .enumerate()
+        {
+            let position = r
+                .groups
+                .iter()
+                .find(|g| {
+                    g.group == group && g.topic == format!("{prefix}{input}") && g.partition == p as i32
+                })
+                .map_or(0, |g| g.source_offset);
+            want.extend(
+                records
+                    .into_iter()
+                    .filter(|(off, _)| *off < position)
+                    .map(|(_, v)| format!("out:{v}")),
+            );
+        }
+        want.sort();
+        assert_eq!(
+            values_of(&t, &format!("{prefix}{output}")),
+            want,
+            "as of {at} (T{k})"
+        );
+    }
+    // Resumed on the target from T10: every input's output, once.
+    finished(pipeline(
+        &t,
+        &group,
+        &format!("t10-{input}"),
+        &format!("t10-{output}"),
+    ));
+    let mut all: Vec<String> = (0..180).map(|i| format!("out:in-{i}")).collect();
+    all.sort();
+    assert_eq!(values_of(&t, &format!("t10-{output}")), all);
+}
+
 const TXN_PASSWORD: &[u8] = b"kvault kafka fixture txn v1";
 const TXN_TARBALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-txn-v1.tar.gz");
 
@@ -305,6 +525,65 @@ async fn the_transactional_fixture_still_reads_and_cuts_by_its_markers() {
     assert_eq!(cut(late.marker_ts()).await, None, "committed at T: whole");
 }
 
+const TXN_V2_PASSWORD: &[u8] = b"kvault kafka fixture txn v2";
+const TXN_V2_TARBALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-txn-v2.tar.gz");
+
+/// The second transactional fixture (tests/fixtures/kafka-txn-v2.tar.gz),
+/// the same log as the first, taken by a kvault that dates transactions
+/// by their coordinators' completions (`commit_ts`) and lists the ones open
+/// at a snapshot: the first snapshot names the transaction open at 8, the
+/// second cuts by its commit time.
+#[tokio::test]
+async fn the_second_transactional_fixture_reads_its_open_transactions_and_commit_times() {
+    let (_dir, root) = crate::common::extract_fixture(TXN_V2_TARBALL, "kafka-txn-v2");
+    let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), TXN_V2_PASSWORD)
+        .await
+        .unwrap();
+    repo.load_index().await.unwrap();
+    let snaps = repo.load_snapshots().await.unwrap();
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(open_at(&repo, &snaps[0].0).await, vec![vec![8]]);
+    assert_eq!(open_at(&repo, &snaps[1].0).await, vec![Vec::<i64>::new()]);
+    let m = kvault::image::manifest::load(&repo, &snaps[1].1.tree, true)
+        .await
+        .unwrap();
+    let p = &m.topics.values().next().unwrap().partitions[&0];
+    let late = p.segments[1].meta.txns.as_ref().unwrap()[0];
+    assert_eq!([late.first(), late.last(), late.marker()], [8, 9, 10]);
+    assert!(late.commit_ts() >= late.marker_ts(), "{late:?}");
+    let cluster = &snaps[1].1.source;
+    let repo = &repo;
+    let cut = |t: i64| async move {
+        let a = kvault::image::select::as_of(repo, cluster, t).await.unwrap();
+        a.cuts.values().next().copied().flatten()
+    };
+    assert_eq!(cut(late.commit_ts() - 1).await, Some(8));
+    assert_eq!(cut(late.commit_ts()).await, None, "committed at T: whole");
+    // `kvault ls` names it, in text and in JSON.
+    let ls = |json: bool| {
+        let mut c = crate::cli::bare();
+        c.arg("-r").arg(&root).arg("--no-progress");
+        if json {
+            c.arg("--json");
+        }
+        let o = c
+            .args(["ls", &snaps[0].0.to_string()])
+            .env("KVAULT_PASSWORD", "kvault kafka fixture txn v2")
+            .env_remove("KVAULT_REPOSITORY")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let text = ls(false);
+    assert!(text.contains("open transactions from 8 (producer "), "{text}");
+    let json = ls(true);
+    assert!(
+        json.contains("\"open_transactions\":[{\"first_offset\":8,"),
+        "{json}"
+    );
+}
+
 /// Regenerates the transactional fixture (needs a broker; only for a new
 /// format version, into a new file):
 /// `cargo test -- --ignored make_transactional_fixture`.
@@ -322,11 +601,11 @@ async fn make_transactional_fixture() {
     send_all(&open, &topic, &records("late-", 2, 1));
     open.flush(Duration::from_secs(30)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("kafka-txn-v1");
-    let repo = crate::common::fixture_repo(&root, TXN_PASSWORD).await;
+    let root = dir.path().join("kafka-txn-v2");
+    let repo = crate::common::fixture_repo(&root, TXN_V2_PASSWORD).await;
     let so = snap_opts(&b, &topic, "none");
     snapshot(&repo, &so, &NoProgress).await.unwrap();
     open.commit_transaction(Duration::from_secs(30)).unwrap();
     snapshot(&repo, &so, &NoProgress).await.unwrap();
-    crate::common::tar_fixture(dir.path(), "kafka-txn-v1", &format!("{TXN_TARBALL}.new"));
+    crate::common::tar_fixture(dir.path(), "kafka-txn-v2", &format!("{TXN_V2_TARBALL}.new"));
 }

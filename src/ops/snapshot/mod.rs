@@ -13,6 +13,7 @@
 pub mod plan;
 pub mod read;
 pub mod shard;
+pub mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -192,47 +193,6 @@ pub async fn snapshot_connecting(
     .await
 }
 
-/// The committed transactions among each read partition's records (raw
-/// fetches of its range, `Cluster::transactions`), by plan index. Only a
-/// range with gaps can hold any (every transaction's marker takes an
-/// offset the records do not): a range without needs no scan and stays
-/// `None`, as does one whose scan failed (no librdkafka shim, no
-/// permission: `--at` then cuts that segment by record time, and this
-/// warns once).
-async fn transactions(
-    cluster: &Cluster,
-    plan: &SnapshotPlan,
-    read: &read::ReadResult,
-    progress: &dyn Progress,
-    res: &mut SnapshotResult,
-) -> Vec<Option<Vec<crate::image::types::TxnSpan>>> {
-    let mut out = Vec::with_capacity(read.partitions.len());
-    let mut failed: Option<String> = None;
-    for (pp, r) in plan.partitions.iter().zip(&read.partitions) {
-        let gone = read.gone_topics.contains(&pp.topic);
-        if gone || !pp.reads() || r.runs.gaps(pp.start, pp.end).is_empty() {
-            out.push(None);
-            continue;
-        }
-        match cluster.transactions(&pp.key(), pp.start, pp.end).await {
-            Ok(spans) => out.push(Some(spans)),
-            Err(e) => {
-                failed.get_or_insert_with(|| format!("{}: {e}", pp.key()));
-                out.push(None);
-            }
-        }
-    }
-    if let Some(why) = failed {
-        let w = format!(
-            "transaction markers not captured ({why}): a point-in-time restore cuts those partitions by \
-             record time, which can split a transaction"
-        );
-        progress.warn(&w);
-        res.warnings.push(w);
-    }
-    out
-}
-
 /// Reads what the plan says and writes the snapshot.
 async fn execute(
     repo: &Repository,
@@ -252,11 +212,23 @@ async fn execute(
     let read = read::read(repo, &opts.kafka, &plan.partitions, &mut session, progress).await?;
     res.warnings.extend(read.warnings.iter().cloned());
     let data_stats = session.stats().clone();
-    let txns = transactions(cluster, &plan, &read, progress, &mut res).await;
+    let mut clock = txn::TxnClock::new(&opts.kafka, cluster);
+    let runs: Vec<&crate::image::record::OffsetRuns> = read.partitions.iter().map(|r| &r.runs).collect();
+    let txns = txn::transactions(
+        cluster,
+        &plan,
+        (&runs, &read.gone_topics),
+        &mut clock,
+        progress,
+        &mut res,
+    )
+    .await;
+    let open = txn::open_transactions(cluster, &plan, progress, &mut res).await;
 
     // Trees: segments -> partitions -> topics -> root.
     let mut w = ManifestWriter::new(&mut session);
-    let nodes = partition_nodes(&mut w, &plan, read.partitions, txns, &read.gone_topics, &mut res).await?;
+    let found = read.partitions.into_iter().zip(txns).zip(open).collect();
+    let nodes = partition_nodes(&mut w, &plan, found, &read.gone_topics, &mut res).await?;
     let topics: Vec<_> = plan
         .topics
         .iter()
@@ -271,7 +243,7 @@ async fn execute(
         .flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(t.name.clone(), p)))
         .filter(|tp| opts.shard.is_none() || own.contains(tp))
         .collect();
-    let groups = cluster.group_offsets(&parts, &opts.groups).await?;
+    let groups = own_groups(&plan.groups, &parts);
     res.groups = groups.len();
     let names = topics.iter().map(|t| t.name.clone()).collect();
     let (commits_meta, commits) = read::read_commits(
@@ -280,9 +252,10 @@ async fn execute(
         &plan.commit_log,
         &opts.groups,
         names,
-        progress,
+        (&mut clock, progress),
     )
     .await;
+    res.warnings.extend(clock.warning().cloned());
     res.commits = commits.len() as u64;
     res.commit_history = commits_meta.complete;
     if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {
@@ -307,18 +280,45 @@ async fn execute(
     res.seconds = started.elapsed().as_secs_f64();
     Ok(res)
 }
+/// The planned group offsets on `parts` (a shard's own); groups left with
+/// none are dropped.
+fn own_groups(
+    groups: &BTreeMap<String, Vec<crate::image::types::GroupOffset>>,
+    parts: &[TopicPartition],
+) -> BTreeMap<String, Vec<crate::image::types::GroupOffset>> {
+    let parts: BTreeSet<&TopicPartition> = parts.iter().collect();
+    groups
+        .iter()
+        .map(|(g, offs)| {
+            let own = offs
+                .iter()
+                .filter(|o| parts.contains(&TopicPartition::new(o.topic.clone(), o.partition)))
+                .cloned()
+                .collect::<Vec<_>>();
+            (g.clone(), own)
+        })
+        .filter(|(_, o)| !o.is_empty())
+        .collect()
+}
+
+/// What a snapshot found on one planned partition: the records read, the
+/// committed transactions among them, the transactions open at its end.
+type Found = (
+    (read::ReadPartition, Option<Vec<crate::image::types::TxnSpan>>),
+    Vec<crate::image::types::OpenTxn>,
+);
+
 /// Each partition's tree node: reused from the parent, or its kept
 /// segments plus the one just read; the figures go into `res`.
 async fn partition_nodes(
     w: &mut ManifestWriter<'_>,
     plan: &SnapshotPlan,
-    read: Vec<read::ReadPartition>,
-    txns: Vec<Option<Vec<crate::image::types::TxnSpan>>>,
+    found: Vec<Found>,
     gone_topics: &BTreeSet<String>,
     res: &mut SnapshotResult,
 ) -> Result<BTreeMap<TopicPartition, crate::repo::tree::Node>> {
     let mut nodes = BTreeMap::new();
-    for ((pp, r), txns) in plan.partitions.iter().zip(read).zip(txns) {
+    for (pp, ((r, txns), open)) in plan.partitions.iter().zip(found) {
         if gone_topics.contains(&pp.topic) {
             continue;
         }
@@ -352,6 +352,7 @@ async fn partition_nodes(
             records: 0,
             expired: pp.expired.clone(),
             lost: pp.lost.clone(),
+            open,
         };
         nodes.insert(pp.key(), w.partition(meta, segments).await?);
     }

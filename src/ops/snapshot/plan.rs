@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::commits::CommitsMeta;
 use crate::image::manifest::{self, Manifest, SegmentMeta};
-use crate::image::types::{CleanupPolicy, TopicInfo, TopicPartition};
-use crate::kafka::admin::Cluster;
+use crate::image::types::{CleanupPolicy, GroupOffset, TopicInfo, TopicPartition};
+use crate::kafka::admin::{Cluster, End};
 use crate::ops::progress::{Event as ProgressEvent, GapCause, Progress};
 use crate::repo::snapshot::Snapshot;
 use crate::repo::tree::Node;
@@ -39,6 +39,12 @@ pub struct SnapshotPlan {
     pub warnings: Vec<String>,
     /// The group commit log to read.
     pub commit_log: CommitLogPlan,
+    /// The selected groups' offsets on the selected topics, fetched after
+    /// the commit log's ends and before the partitions' (so a commit they
+    /// hold is in the log from there on, and its records are below the
+    /// ends).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, Vec<GroupOffset>>,
 }
 
 /// Which part of `__consumer_offsets` a snapshot reads: every commit since
@@ -147,6 +153,9 @@ pub struct PartitionPlan {
     pub log_start: i64,
     /// Last stable offset now.
     pub end: i64,
+    /// High watermark now: above `end` while a transaction is open.
+    #[serde(default)]
+    pub high: i64,
     /// First offset to read (`end` when nothing is).
     pub start: i64,
     /// The parent's node, reused as is (nothing changed).
@@ -175,12 +184,19 @@ impl PartitionPlan {
     }
 }
 
+/// What [`capture`] read.
+struct Captured {
+    topics: Vec<TopicInfo>,
+    groups: BTreeMap<String, Vec<GroupOffset>>,
+    /// Per partition: log start, last stable offset, high watermark.
+    bounds: BTreeMap<TopicPartition, (i64, i64, i64)>,
+    /// When the bounds were read.
+    time: String,
+}
+
 /// The topics and their bounds, read consistently: a topic deleted between
 /// listing and ListOffsets is listed again.
-async fn capture(
-    cluster: &Cluster,
-    opts: &SnapshotOptions,
-) -> Result<(Vec<TopicInfo>, BTreeMap<TopicPartition, (i64, i64)>, String)> {
+async fn capture(cluster: &Cluster, opts: &SnapshotOptions) -> Result<Captured> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -189,8 +205,19 @@ async fn capture(
             .iter()
             .flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(t.name.clone(), p)))
             .collect();
-        match cluster.bounds(&parts).await {
-            Ok(b) => return Ok((topics, parts.into_iter().zip(b).collect(), now_rfc3339())),
+        let groups = cluster.group_offsets(&parts, &opts.groups).await?;
+        // The high watermarks with the bounds: where they differ, a
+        // transaction was open.
+        match tokio::try_join!(cluster.bounds(&parts), cluster.offsets(&parts, End::High)) {
+            Ok((b, h)) => {
+                let bounds = b.into_iter().zip(h).map(|((s, e), h)| (s, e, h.max(e)));
+                return Ok(Captured {
+                    topics,
+                    groups,
+                    bounds: parts.into_iter().zip(bounds).collect(),
+                    time: now_rfc3339(),
+                });
+            }
             Err(Error::Kafka { code: Some(c), .. }) if c == "UnknownTopicOrPartition" && attempts < 5 => {
                 continue;
             }
@@ -210,13 +237,16 @@ pub async fn plan(
     progress: &dyn Progress,
 ) -> Result<SnapshotPlan> {
     let cluster_id = cluster.cluster_id().await?;
-    let (topics, bounds, time) = capture(cluster, opts).await?;
     repo.load_index().await?;
     let parent = latest_of_cluster(repo, &cluster_id).await?;
     let prev: Manifest = match &parent {
         Some((_, s)) => manifest::load(repo, &s.tree, false).await?,
         None => Manifest::default(),
     };
+    // The commit log's ends first, the groups' offsets next, the
+    // partitions' ends last: every commit the offsets hold is before the
+    // next snapshot's log starts (a restore as of a later time applies it
+    // again, harmlessly), and the records it commits past are in this one.
     // Shards other than 0 leave the group commit log to shard 0.
     let commit_log = match &opts.shard {
         Some(sh) if sh.index != 0 => CommitLogPlan {
@@ -225,6 +255,12 @@ pub async fn plan(
         },
         _ => plan_commit_log(cluster, prev.commits.as_ref().map(|c| &c.meta)).await,
     };
+    let Captured {
+        topics,
+        groups,
+        bounds,
+        time,
+    } = capture(cluster, opts).await?;
     // A shard plans only the partitions the assignment gives it.
     let mine = my_partitions(repo, parent.as_ref().map(|(_, s)| s), &prev, &bounds, opts).await?;
     let compacted: BTreeSet<&str> = topics
@@ -234,7 +270,7 @@ pub async fn plan(
         .collect();
     let mut warnings = Vec::new();
     let mut partitions = Vec::new();
-    for (key, &(log_start, end)) in &bounds {
+    for (key, &(log_start, end, high)) in &bounds {
         if mine.as_ref().is_some_and(|m| !m.contains(key)) {
             continue;
         }
@@ -248,6 +284,7 @@ pub async fn plan(
             compacted: compacted.contains(key.topic.as_str()),
             log_start,
             end,
+            high,
             start: log_start,
             ..Default::default()
         };
@@ -266,6 +303,7 @@ pub async fn plan(
         partitions,
         warnings,
         commit_log,
+        groups,
     })
 }
 
@@ -275,7 +313,7 @@ async fn my_partitions(
     repo: &Repository,
     parent: Option<&crate::repo::snapshot::Snapshot>,
     prev: &Manifest,
-    bounds: &BTreeMap<TopicPartition, (i64, i64)>,
+    bounds: &BTreeMap<TopicPartition, (i64, i64, i64)>,
     opts: &SnapshotOptions,
 ) -> Result<Option<BTreeSet<TopicPartition>>> {
     let Some(sh) = &opts.shard else {
@@ -309,7 +347,14 @@ async fn against_parent(
         warnings.push(w);
     };
     match old {
-        Some(o) if o.meta.end == end && o.meta.log_start == log_start => {
+        // A partition with a transaction open (now or at the parent) gets a
+        // node of its own: its open transactions are part of it.
+        Some(o)
+            if o.meta.end == end
+                && o.meta.log_start == log_start
+                && pp.high == end
+                && o.meta.open.is_empty() =>
+        {
             pp.start = end;
             pp.reuse = Some(o.node.clone());
         }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tokio::sync::mpsc;
 
 use super::plan::{CONSUMER_OFFSETS, CommitLogPlan, PartitionPlan};
+use super::txn::TxnClock;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::commits::{self, Commit, CommitsMeta};
@@ -382,7 +383,7 @@ async fn commits_in_transactions(
     cluster: &Cluster,
     plan: &CommitLogPlan,
     c: CommitsRead,
-    progress: &dyn Progress,
+    (clock, progress): (&mut TxnClock<'_>, &dyn Progress),
 ) -> Vec<Commit> {
     let CommitsRead {
         mut commits,
@@ -398,7 +399,7 @@ async fn commits_in_transactions(
             continue;
         }
         let tp = TopicPartition::new(CONSUMER_OFFSETS, *p);
-        let spans = match cluster.transactions(&tp, r[0], r[1]).await {
+        let mut spans = match cluster.transactions(&tp, r[0], r[1]).await {
             Ok(s) => s,
             Err(e) => {
                 progress.warn(&format!(
@@ -407,9 +408,10 @@ async fn commits_in_transactions(
                 continue;
             }
         };
+        clock.date(spans.iter_mut().collect(), progress).await;
         for (commit, (_, off)) in commits.iter_mut().zip(&at).filter(|(_, (q, _))| q == p) {
             if let Some(s) = spans.iter().find(|s| s.holds(*off)) {
-                commit.ts = commit.ts.max(s.marker_ts());
+                commit.ts = commit.ts.max(s.commit_ts());
             }
         }
     }
@@ -426,7 +428,7 @@ pub async fn read_commits(
     plan: &CommitLogPlan,
     groups: &[String],
     topics: BTreeSet<String>,
-    progress: &dyn Progress,
+    (clock, progress): (&mut TxnClock<'_>, &dyn Progress),
 ) -> (CommitsMeta, Vec<Commit>) {
     let mut meta = CommitsMeta {
         positions: plan.ranges.iter().map(|(p, r)| (*p, r[1])).collect(),
@@ -478,7 +480,7 @@ pub async fn read_commits(
     match out {
         Ok(Ok(c)) => {
             let undecodable = c.undecodable;
-            let commits = commits_in_transactions(cluster, plan, c, progress).await;
+            let commits = commits_in_transactions(cluster, plan, c, (&mut *clock, progress)).await;
             if undecodable > 0 {
                 let w = format!(
                     "{undecodable} record(s) of {CONSUMER_OFFSETS} could not be decoded and were skipped"
