@@ -217,6 +217,41 @@ pub enum Refusal {
     /// A restore without the idempotent producer (exactly once needs it).
     #[error("restore needs enable.idempotence=true (exactly once)")]
     IdempotenceOff,
+    /// An offset-exact restore into partitions that hold (or held) records.
+    #[error(
+        "{} target partition(s) are not new (their end is above 0: {}); an offset-exact restore writes from offset 0, nothing was written",
+        .partitions.len(), first_few(.partitions)
+    )]
+    TargetUsed {
+        /// `topic/partition: end N` of each.
+        partitions: Vec<String>,
+    },
+    /// A source gap an offset-exact restore cannot reproduce: one offset at
+    /// offset 0, with no record before it to carry its marker.
+    #[error(
+        "{partition}: the gap of one offset at offset {offset} cannot be reproduced (no record before it to carry a marker); nothing was written"
+    )]
+    GapNotReproducible {
+        /// `topic/partition`.
+        partition: String,
+        /// Where.
+        offset: i64,
+    },
+    /// A rerun of an offset-exact restore finds a partition ended where no
+    /// step of its layout ends (what is there is not a prefix of the plan).
+    #[error("{partition} ends at {end}, not where the offset-exact restore left it")]
+    NotExactlyResumable {
+        /// `topic/partition` on the target.
+        partition: String,
+        /// Its end.
+        end: i64,
+    },
+    /// An offset-exact restore into a different partition layout.
+    #[error("an offset-exact restore keeps every partition: it cannot spread {topic} by key")]
+    ExactNeedsPartitions {
+        /// The topic.
+        topic: String,
+    },
 }
 
 /// The first five of `items`, then an ellipsis.

@@ -697,6 +697,12 @@ pub struct RestoreArgs {
     /// written), append after them, or purge them first (DeleteRecords).
     #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "append", "purge"])]
     if_not_empty: String,
+    /// Where records land: `translate` (after what the target holds; group
+    /// offsets translated) or `exact` (at their source offsets, gaps
+    /// reproduced with placeholders and transaction markers, group offsets
+    /// verbatim; every target partition must be new).
+    #[arg(long, value_name = "MODE", default_value = "translate", value_parser = ["translate", "exact"])]
+    offsets: String,
     /// Restore into existing topics with a different partition count,
     /// spreading records by key (the Java client's murmur2; keyless records
     /// round-robin). Group offsets become approximate across partitions.
@@ -765,6 +771,7 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
         repartition: a.repartition,
         max_records_per_sec: a.max_records_per_sec,
         max_bytes_per_sec: a.max_bytes_per_sec,
+        offsets: super::flag_value("--offsets", &a.offsets)?,
     })
 }
 

@@ -613,6 +613,12 @@ pub fn hint(e: &kvault::Error) -> Option<&'static str> {
             Refusal::RunIncomplete { .. } => "run every shard of it again, or start a new run",
             Refusal::UnreadableIndex { .. } => "run `kvault repair index`",
             Refusal::IdempotenceOff => "remove -X enable.idempotence",
+            Refusal::TargetUsed { .. } | Refusal::NotExactlyResumable { .. } => {
+                "restore into new topics (--prefix, --rename), or use --offsets translate"
+            }
+            Refusal::GapNotReproducible { .. } | Refusal::ExactNeedsPartitions { .. } => {
+                "use --offsets translate"
+            }
             _ => return None,
         },
         Error::RestoreFailed { .. } => "or undo it with --if-not-empty purge or by deleting the topics",

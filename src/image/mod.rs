@@ -9,6 +9,8 @@
 //!   groups), read and built;
 //! - [`commits`]: consumer group commit history (`__consumer_offsets`
 //!   decoded, and the commit log a snapshot stores);
+//! - [`layout`]: how an offset-exact restore writes a partition (its
+//!   gaps as placeholders and transaction markers);
 //! - [`txnlog`]: transaction coordinators' completions
 //!   (`__transaction_state` decoded): when each transaction committed on
 //!   all its partitions;
@@ -21,6 +23,7 @@
 //! `ops`; the Kafka client uses `image::record` to hand records over.
 
 pub mod commits;
+pub mod layout;
 pub mod manifest;
 pub mod reader;
 pub mod record;

@@ -148,6 +148,59 @@ impl OpenTxn {
     }
 }
 
+/// One step of writing a partition in an offset-exact restore, in offset
+/// order (planned by [`super::layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The selection's records at `first..first + count`, written plainly.
+    Records {
+        /// First offset.
+        first: i64,
+        /// How many.
+        count: u64,
+    },
+    /// Placeholders at `first..first + count` below the log start, written
+    /// plainly and deleted once the partition is written.
+    Below {
+        /// First offset.
+        first: i64,
+        /// How many.
+        count: u64,
+    },
+    /// The record at `offset` (a placeholder below the log start) in a
+    /// transaction that commits: its marker takes `offset + 1`.
+    Commit {
+        /// The record's offset.
+        offset: i64,
+        /// Whether it is a placeholder (below the log start).
+        placeholder: bool,
+    },
+    /// Placeholders at `first..first + count` in a transaction that aborts:
+    /// its marker takes `first + count`.
+    Abort {
+        /// First offset.
+        first: i64,
+        /// How many placeholders (the gap is one longer).
+        count: u64,
+    },
+}
+
+impl Step {
+    /// The offset after the step (its marker included).
+    pub fn end(&self) -> i64 {
+        match *self {
+            Step::Records { first, count } | Step::Below { first, count } => first + count as i64,
+            Step::Commit { offset, .. } => offset + 2,
+            Step::Abort { first, count } => first + count as i64 + 1,
+        }
+    }
+
+    /// Whether the step is a transaction (commit or abort).
+    pub fn is_transaction(&self) -> bool {
+        matches!(self, Step::Commit { .. } | Step::Abort { .. })
+    }
+}
+
 /// A topic's `cleanup.policy`: the one place it is read (Kafka's default,
 /// when the topic sets none, is `delete`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,8 @@
 pub mod admin;
 pub mod auth;
 pub mod batches;
+#[cfg(feature = "kafka")]
+pub mod exact;
 pub mod filter;
 pub mod msk;
 pub mod partitioner;

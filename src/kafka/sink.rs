@@ -172,6 +172,56 @@ impl Sink {
         })
     }
 
+    /// A transactional producer ([`producer_config`] with
+    /// `transactional.id` = `id`), its transactions initialized (which
+    /// aborts one a killed run with the same id left open).
+    ///
+    /// # Errors
+    /// Invalid properties; the coordinator not answering.
+    pub fn transactional(opts: &KafkaOptions, id: &str) -> Result<Sink> {
+        let checked = Checked {
+            tokens: opts.tokens.clone(),
+            ..Default::default()
+        };
+        let mut c = producer_config(opts)?;
+        c.set("transactional.id", id);
+        let producer: ThreadedProducer<Checked> = super::auth::create(&c, checked, opts, "kafka producer")?;
+        producer
+            .init_transactions(opts.retry_timeout())
+            .map_err(|e| txn_error("initializing transactions", &e))?;
+        Ok(Sink {
+            producer,
+            sent: 0,
+            throttle: Throttle::new(None, None),
+        })
+    }
+
+    /// Begins a transaction (a [`Sink::transactional`] one).
+    ///
+    /// # Errors
+    /// The producer's transaction state refusing it.
+    pub fn begin(&self) -> Result<()> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| txn_error("beginning a transaction", &e))
+    }
+
+    /// Ends the transaction: every record of it confirmed, then committed
+    /// or aborted. The markers are written after this returns.
+    ///
+    /// # Errors
+    /// A delivery failed or landed elsewhere; the coordinator refusing.
+    pub fn end(&self, commit: bool, timeout: Duration) -> Result<()> {
+        // Aborting drops what is not sent yet: every record first.
+        self.flush_within(timeout)?;
+        if commit {
+            self.producer.commit_transaction(timeout)
+        } else {
+            self.producer.abort_transaction(timeout)
+        }
+        .map_err(|e| txn_error(if commit { "committing" } else { "aborting" }, &e))
+    }
+
     /// Queues a record that must land at `expected_offset`.
     ///
     /// # Errors
@@ -279,6 +329,16 @@ impl Sink {
             });
         }
         Ok(delivered)
+    }
+}
+
+/// A failed transactional call as a Kafka error.
+fn txn_error(op: &str, e: &rdkafka::error::KafkaError) -> Error {
+    Error::Kafka {
+        op: format!("{op} (restore transaction)"),
+        detail: e.to_string(),
+        code: e.rdkafka_error_code().map(|c| format!("{c:?}")),
+        transient: false,
     }
 }
 

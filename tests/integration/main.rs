@@ -23,6 +23,7 @@ mod golden;
 mod hardening;
 mod kafka;
 mod kafka_every;
+mod kafka_exact;
 mod kafka_fixture;
 mod kafka_history;
 mod kafka_operations;

@@ -8,21 +8,21 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use super::inputs::{Inputs, partition_done};
 use super::plan::{
-    GroupOffsetPlan, IfNotEmpty, RestoreOptions, RestorePlan, RestoreResult, Selections, Spread, SpreadGroup,
+    GroupOffsetPlan, IfNotEmpty, Offsets, RestoreOptions, RestorePlan, RestoreResult, SpreadGroup,
     fill_group_targets,
 };
 use super::state::{ResumeState, stable_ends, state_file};
 use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
-use crate::image::manifest::{Manifest, Partition};
 use crate::image::reader::for_each_record;
 use crate::image::record::Record;
 use crate::image::types::TopicPartition;
 use crate::kafka::admin::{Cluster, End};
 use crate::kafka::partitioner::Router;
 use crate::kafka::sink::{Sink, Throttle};
-use crate::ops::progress::{Event as ProgressEvent, Progress, Unit};
+use crate::ops::progress::{Progress, Unit};
 use crate::repo::Repository;
 
 /// Runs the plan against the target.
@@ -47,7 +47,9 @@ pub(super) async fn execute(
         log_append,
         targets,
         existing_targets,
+        layouts,
     } = plan;
+    let exact = opts.offsets == Offsets::Exact;
     refuse_live_groups(cluster, opts, &res, &spread_groups).await?;
 
     // Resume state: each target partition's start offset, written before
@@ -60,7 +62,11 @@ pub(super) async fn execute(
             state: state_path.display().to_string(),
         }));
     }
-    handle_non_empty(cluster, opts, &existing_targets, &state, &mut res).await?;
+    if exact {
+        refuse_used(cluster, &existing_targets, &state).await?;
+    } else {
+        handle_non_empty(cluster, opts, &existing_targets, &state, &mut res).await?;
+    }
 
     if !to_create.is_empty() {
         // Remembered before the topics exist: a rerun of a killed restore
@@ -90,24 +96,38 @@ pub(super) async fn execute(
         spread_groups: &spread_groups,
         starts: &starts,
     };
-    let produced = produce(&inputs, &mut sink, &mut res, progress).await;
-    // On failure, what was queued still lands (or not) before the report.
-    let flushed = tokio::task::spawn_blocking(move || match produced {
-        Ok(()) => sink.flush(),
-        Err(e) => {
-            let _ = sink.flush_within(Duration::from_secs(30));
-            Err(e)
-        }
-    })
-    .await
-    .map_err(|e| Error::worker("the producing task", e))?;
+    let flushed = if exact {
+        let id = format!(
+            "kvault-restore-{}",
+            state_path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        );
+        super::exact::produce(cluster, &inputs, &layouts, (sink, &id), &mut res, progress).await
+    } else {
+        let produced = produce(&inputs, &mut sink, &mut res, progress).await;
+        // On failure, what was queued still lands (or not) before the report.
+        tokio::task::spawn_blocking(move || match produced {
+            Ok(()) => sink.flush(),
+            Err(e) => {
+                let _ = sink.flush_within(Duration::from_secs(30));
+                Err(e)
+            }
+        })
+        .await
+        .map_err(|e| Error::worker("the producing task", e))?
+    };
     progress.finish();
     match flushed {
         Ok(n) => res.records_written = n,
         Err(e) => return Err(left_behind(cluster, e, &targets, &starts, &res, &state_path).await),
     }
 
-    // Groups, only after every record is confirmed.
+    // Groups, only after every record is confirmed (verbatim when the
+    // offsets are the source's).
+    if !exact {
+        fill_group_targets(&mut res);
+    }
     commit_groups(cluster, &mut res).await?;
     // Topics created with CreateTime for their original timestamps take
     // the source's LogAppendTime now that every record is in.
@@ -180,6 +200,30 @@ async fn handle_non_empty(
     }
 }
 
+/// Refuses an offset-exact restore into partitions that are not new (their
+/// end above 0), unless they are this restore's own from a killed run.
+async fn refuse_used(
+    cluster: &Cluster,
+    existing_targets: &[TopicPartition],
+    state: &ResumeState,
+) -> Result<()> {
+    let fresh: Vec<TopicPartition> = existing_targets
+        .iter()
+        .filter(|tp| !state.starts.contains_key(&tp.to_string()))
+        .cloned()
+        .collect();
+    let used: Vec<String> = fresh
+        .iter()
+        .zip(cluster.bounds(&fresh).await?)
+        .filter(|(_, (_, e))| *e > 0)
+        .map(|(tp, (_, e))| format!("{tp}: end {e}"))
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(Refusal::TargetUsed { partitions: used }))
+}
+
 /// Each target partition's start offset, from the state file (a rerun)
 /// or its end now, recorded in the state and the result with what a
 /// killed run already landed. Only a rerun can have its own records still
@@ -220,9 +264,8 @@ async fn resume_starts(
     Ok(starts)
 }
 
-/// Commits each group's translated offsets (every record is confirmed).
+/// Commits each group's target offsets (every record is confirmed).
 async fn commit_groups(cluster: &Cluster, res: &mut RestoreResult) -> Result<()> {
-    fill_group_targets(res);
     let mut by_group: BTreeMap<String, Vec<(String, i32, i64, String)>> = BTreeMap::new();
     for g in &res.groups {
         let t = g
@@ -239,38 +282,6 @@ async fn commit_groups(cluster: &Cluster, res: &mut RestoreResult) -> Result<()>
         cluster.commit_group(&group, &offs).await?;
     }
     Ok(())
-}
-
-/// What producing every partition reads.
-struct Inputs<'a> {
-    repo: &'a Repository,
-    m: &'a Manifest,
-    sel_of: &'a Selections,
-    spread: &'a Spread,
-    spread_groups: &'a [SpreadGroup],
-    /// Per target partition: `(start offset, records a killed run landed)`.
-    starts: &'a HashMap<TopicPartition, (i64, i64)>,
-}
-
-impl Inputs<'_> {
-    /// The source partition of a planned one, its selection and its name.
-    fn source(
-        &self,
-        pp: &super::plan::PartitionPlan,
-    ) -> Result<(&Partition, &crate::image::select::Selection, String)> {
-        let what = format!("{}/{}", pp.source_topic, pp.partition);
-        let part = self
-            .m
-            .topics
-            .get(&pp.source_topic)
-            .and_then(|t| t.partitions.get(&pp.partition))
-            .ok_or_else(|| Error::bug(format!("plan names {what} not in the manifest")))?;
-        let sel = self
-            .sel_of
-            .get(&TopicPartition::new(pp.source_topic.clone(), pp.partition))
-            .ok_or_else(|| Error::bug(format!("no selection for {what}")))?;
-        Ok((part, sel, what))
-    }
 }
 
 /// Topics spread by key: one router and per-target counters each, and per
@@ -488,14 +499,4 @@ async fn left_behind(
 /// Key and value bytes of a record.
 fn kv_len(r: &Record) -> u64 {
     (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64
-}
-
-/// Reports a restored partition as typed events.
-fn partition_done(progress: &dyn Progress, topic: &str, partition: i32, records: u64, bytes: u64) {
-    progress.event(&ProgressEvent::Records { records, bytes });
-    progress.event(&ProgressEvent::PartitionDone {
-        topic,
-        partition,
-        bytes,
-    });
 }

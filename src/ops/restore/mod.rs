@@ -16,12 +16,15 @@
 //!   state (`state`), topic creation, producing, group commits, and a
 //!   report of what a failure left behind.
 
+mod exact;
 mod execute;
+mod inputs;
 pub mod plan;
 pub(crate) mod state;
 
 pub use self::plan::{
-    GroupOffsetPlan, IfNotEmpty, PartitionPlan, RestoreOptions, RestoreResult, SpreadPartition,
+    ExactPlan, GroupOffsetPlan, IfNotEmpty, Offsets, PartitionPlan, RestoreOptions, RestoreResult,
+    SpreadPartition,
 };
 use crate::error::Result;
 use crate::id::Id;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
+use crate::image::layout::{Layout, layout};
 use crate::image::manifest::{self, KAFKA_KIND, Manifest};
 use crate::image::select::{SelectOptions, Selection, as_of, select};
 use crate::image::types::TopicPartition;
@@ -85,6 +86,8 @@ pub struct RestoreOptions {
     pub max_records_per_sec: Option<u64>,
     /// Rate cap in bytes (keys, values, headers) per second.
     pub max_bytes_per_sec: Option<u64>,
+    /// Where records land: after the target's, or at their source offsets.
+    pub offsets: Offsets,
 }
 
 /// One source partition of the plan.
@@ -107,6 +110,9 @@ pub struct PartitionPlan {
     pub target_start: Option<i64>,
     /// Records left out because compaction removes them (compacted topics).
     pub compacted_away: u64,
+    /// With `--offsets exact`: how the partition is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact: Option<ExactPlan>,
 }
 
 /// A target partition of a topic restored with `--repartition`.
@@ -145,6 +151,44 @@ pub struct GroupOffsetPlan {
     /// it that the group had consumed are delivered again.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub approximate: bool,
+}
+
+/// Where restored records land on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Offsets {
+    /// After what the target partition holds, one after the other; group
+    /// offsets translated (the default).
+    #[default]
+    Translate,
+    /// At their source offsets, gaps reproduced (format-spec §14
+    /// "Offset-exact restore"); group offsets committed verbatim. Every
+    /// target partition must be new.
+    Exact,
+}
+
+impl std::str::FromStr for Offsets {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "translate" => Ok(Offsets::Translate),
+            "exact" => Ok(Offsets::Exact),
+            _ => Err(Error::bad_value("offsets mode", s, "translate or exact")),
+        }
+    }
+}
+
+/// How an offset-exact restore writes one partition (`--dry-run` shows it).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ExactPlan {
+    /// The log start it sets (DeleteRecords after placeholders below it).
+    pub log_start: i64,
+    /// The end it leaves.
+    pub end: i64,
+    /// Gaps it reproduces, one transaction each.
+    pub transactions: usize,
+    /// Placeholder records it writes (below the log start, or aborted).
+    pub placeholders: u64,
 }
 
 /// The plan, and what was done.
@@ -300,6 +344,8 @@ pub(super) struct RestorePlan {
     pub(super) targets: Vec<TopicPartition>,
     /// Those of them that exist already.
     pub(super) existing_targets: Vec<TopicPartition>,
+    /// With `--offsets exact`: how each source partition is written.
+    pub(super) layouts: BTreeMap<TopicPartition, Layout>,
 }
 
 /// Plans a restore: the source records per partition (retention,
@@ -336,7 +382,9 @@ pub(super) async fn plan(
     let sel_opts = SelectOptions {
         at: opts.at,
         now: opts.at.unwrap_or_else(|| snap.unix_ms()),
-        compact: !opts.no_compact,
+        // An offset-exact restore writes every retained record: the
+        // source's own compaction is in its gaps.
+        compact: !opts.no_compact && opts.offsets == Offsets::Translate,
     };
     let sel_of = select_partitions(repo, &topics, &cuts, opts, sel_opts, &mut res).await?;
 
@@ -349,6 +397,10 @@ pub(super) async fn plan(
         spread,
     } = shape;
     let spread_groups = plan_groups(opts, &m, &topics, &sel_of, &spread, &mut res)?;
+    let layouts = match opts.offsets {
+        Offsets::Exact => exact_layouts(&m, &sel_of, &spread, &mut res)?,
+        Offsets::Translate => BTreeMap::new(),
+    };
 
     // Every target partition written to, in plan order.
     let targets: Vec<TopicPartition> = res
@@ -380,7 +432,56 @@ pub(super) async fn plan(
         log_append,
         targets,
         existing_targets,
+        layouts,
     })
+}
+
+/// Per source partition, how an offset-exact restore writes it (into
+/// `res.partitions[..].exact`); group offsets are taken verbatim.
+///
+/// # Errors
+/// A topic spread by key; a gap that cannot be reproduced.
+fn exact_layouts(
+    m: &Manifest,
+    sel_of: &Selections,
+    spread: &Spread,
+    res: &mut RestoreResult,
+) -> Result<BTreeMap<TopicPartition, Layout>> {
+    if let Some(topic) = spread.keys().next() {
+        return Err(Error::Refused(Refusal::ExactNeedsPartitions {
+            topic: topic.clone(),
+        }));
+    }
+    let mut out = BTreeMap::new();
+    for pp in &mut res.partitions {
+        let tp = TopicPartition::new(pp.source_topic.clone(), pp.partition);
+        let (Some(sel), Some(p)) = (
+            sel_of.get(&tp),
+            m.topics
+                .get(&pp.source_topic)
+                .and_then(|t| t.partitions.get(&pp.partition)),
+        ) else {
+            continue;
+        };
+        let end = sel.cut.unwrap_or(p.meta.end);
+        let l = layout(&sel.runs, sel.start.min(end), end).map_err(|u| {
+            Error::Refused(Refusal::GapNotReproducible {
+                partition: tp.to_string(),
+                offset: u.offset,
+            })
+        })?;
+        pp.exact = Some(ExactPlan {
+            log_start: l.log_start,
+            end: l.end,
+            transactions: l.transactions(),
+            placeholders: l.placeholders(),
+        });
+        out.insert(tp, l);
+    }
+    for g in &mut res.groups {
+        g.target_offset = Some(g.source_offset);
+    }
+    Ok(out)
 }
 
 /// Cut offsets per partition (`--at`), none for the snapshot as it is.
@@ -452,6 +553,7 @@ async fn select_partitions(
                 source_range: [first, cut.unwrap_or(p.meta.end)],
                 target_start: None,
                 compacted_away: sel.compacted_away,
+                exact: None,
             });
             sel_of.insert(tp, sel);
         }
@@ -585,6 +687,8 @@ pub(super) async fn predict(
             "{} target partition(s) hold records; the restore will {}",
             res.non_empty.len(),
             match opts.if_not_empty {
+                _ if opts.offsets == Offsets::Exact =>
+                    "refuse (an offset-exact restore needs new partitions)",
                 IfNotEmpty::Fail => "refuse (--if-not-empty append|purge)",
                 IfNotEmpty::Append => "append after them",
                 IfNotEmpty::Purge => "delete them first",
@@ -598,7 +702,14 @@ pub(super) async fn predict(
     for s in &mut res.spread {
         s.target_start = Some(predict(&s.topic, s.partition));
     }
-    fill_group_targets(&mut res);
+    match opts.offsets {
+        Offsets::Translate => fill_group_targets(&mut res),
+        Offsets::Exact => {
+            for pp in &mut res.partitions {
+                pp.target_start = pp.exact.map(|e| e.log_start);
+            }
+        }
+    }
     res.created_topics = to_create.into_iter().map(|t| t.name).collect();
     Ok(res)
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""An independent Kafka client (confluent-kafka, not kvault's code) for the
+offset-exact restore tests: reads partitions 0..N-1 of topic A on brokers A
+and topic B on brokers B, read_committed, and prints as JSON, per side and
+partition, the watermarks, every record as (offset, key, value, headers,
+timestamp type, timestamp), the answers of offsets_for_times for every
+record's timestamp (and the offset of the first record read from there),
+and the committed offsets of GROUP (optional) on each partition.
+
+usage: compare_partitions.py BROKERS_A TOPIC_A BROKERS_B TOPIC_B N [GROUP]
+"""
+import json
+import sys
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def side(brokers, topic, n, group):
+    c = Consumer({
+        "bootstrap.servers": brokers,
+        "group.id": group or "kvault-compare",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+    })
+    out = []
+    for p in range(n):
+        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        c.assign([TopicPartition(topic, p, low)])
+        records = []
+        while True:
+            m = c.poll(10)
+            if m is None:
+                raise SystemExit(f"{topic}/{p}: no end of partition within 10 s")
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    break
+                raise SystemExit(str(m.error()))
+            ts_type, ts = m.timestamp()
+            hs = [[k, v.hex() if v is not None else None] for k, v in (m.headers() or [])]
+            records.append([m.offset(), m.key().hex() if m.key() is not None else None,
+                            m.value().hex() if m.value() is not None else None, hs, ts_type, ts])
+        times = sorted({r[5] for r in records})
+        found = c.offsets_for_times([TopicPartition(topic, p, t) for t in times], timeout=10)
+        answers = {}
+        for t, f in zip(times, found):
+            first = next((r[0] for r in records if r[0] >= f.offset), None) if f.offset >= 0 else None
+            answers[str(t)] = [f.offset, first]
+        committed = None
+        if group:
+            committed = c.committed([TopicPartition(topic, p)], timeout=10)[0].offset
+        out.append({"low": low, "high": high, "records": records, "times": answers, "committed": committed})
+    c.close()
+    return out
+
+
+ba, ta, bb, tb, n = sys.argv[1:6]
+group = sys.argv[6] if len(sys.argv) > 6 else None
+print(json.dumps({"a": side(ba, ta, int(n), group), "b": side(bb, tb, int(n), group)}))

@@ -1,0 +1,210 @@
+//! Offset-exact restores (`--offsets exact`): the facts the gap filling
+//! rests on, checked on a real broker, and restores whose every record
+//! lands at its source offset, compared by an independent client.
+
+use std::time::Duration;
+
+use kvault::TopicPartition;
+use kvault::kafka::KafkaOptions;
+use kvault::kafka::admin::{Cluster, End};
+use kvault::kafka::batches::Marker;
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
+
+use crate::kafka::*;
+
+/// The facts: an aborted transaction of k−1 records takes exactly k offsets
+/// (its abort marker the k-th), read_committed consumers see none of them;
+/// a record written in a transaction that commits has its marker right
+/// after it, written after `commit_transaction` returns (the next record
+/// must wait for it); aborting purges records not sent yet (flush first);
+/// DeleteRecords moves the log start to any offset; and the broker stamps
+/// a marker with its own clock when it writes it, which `offsets_for_times`
+/// counts like a record.
+#[tokio::test]
+async fn gap_filling_facts_hold_on_a_real_broker() {
+    let b = source();
+    let topic = unique("facts");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    let t0 = now_ms() - 60_000;
+    let at = |i: i64| rec(t0 + i, Some(b"k"), Some(format!("v{i}").as_bytes()), &[]);
+    produce(&b, &topic, &[(0, at(0)), (0, at(1))]);
+    let tx: ThreadedProducer<DefaultProducerContext> = config(&b)
+        .set("transactional.id", unique("facts-tx"))
+        .create()
+        .unwrap();
+    tx.init_transactions(Duration::from_secs(30)).unwrap();
+    // k = 4: three placeholders and the abort marker, offsets 2..=5.
+    tx.begin_transaction().unwrap();
+    send_all(&tx, &topic, &[(0, at(1)), (0, at(1)), (0, at(1))]);
+    // Aborting purges what is not sent yet: flush first.
+    tx.flush(Duration::from_secs(30)).unwrap();
+    tx.abort_transaction(Duration::from_secs(30)).unwrap();
+    // One record committed alone: it at 6, its marker at 7.
+    tx.begin_transaction().unwrap();
+    send_all(&tx, &topic, &[(0, at(6))]);
+    tx.commit_transaction(Duration::from_secs(30)).unwrap();
+    let cluster = Cluster::connect(&KafkaOptions::new(&b)).await.unwrap();
+    let tp = TopicPartition::new(topic.clone(), 0);
+    // The marker is written after commit_transaction returns: wait for it
+    // before the next plain record, or the record would take its offset.
+    crate::common::wait_until_async("the commit marker", Duration::from_secs(10), || async {
+        let h = cluster
+            .offsets(std::slice::from_ref(&tp), End::High)
+            .await
+            .unwrap()[0];
+        h == 8
+    })
+    .await;
+    produce(&b, &topic, &[(0, at(8))]);
+    delete_records(&b, &topic, 0, 1).await;
+
+    let p = cluster.batches(&tp, 1, 1 << 20).await.unwrap();
+    let markers: Vec<(i64, Marker)> = p
+        .batches
+        .iter()
+        .filter_map(|x| x.control.map(|m| (x.base_offset, m)))
+        .collect();
+    assert_eq!(markers, vec![(5, Marker::Abort), (7, Marker::Commit)]);
+    assert_eq!(
+        (p.log_start_offset, p.high_watermark, p.last_stable_offset),
+        (1, 9, 9)
+    );
+    let seen: Vec<i64> = crate::kafka_restore::read_partition(&b, &topic, 0, None)
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(seen, vec![1, 6, 8], "read_committed sees no placeholder");
+    // A marker's time is the broker's, so a time between the records
+    // before and after it finds the marker.
+    let marker_ts = p
+        .batches
+        .iter()
+        .find(|x| x.base_offset == 7)
+        .unwrap()
+        .max_timestamp;
+    assert!(marker_ts > t0 + 8, "{marker_ts}");
+    // offsets_for_times counts markers: the record at 6 (time t0 + 6) is
+    // found at 5, the abort marker before it, stamped later.
+    let found = |t: i64| {
+        let (c, tp) = (&cluster, &tp);
+        async move { c.offsets(std::slice::from_ref(tp), End::At(t)).await.unwrap()[0] }
+    };
+    assert_eq!(found(t0 + 1).await, 1);
+    assert_eq!(found(t0 + 6).await, 5);
+    assert_eq!(found(t0 + 8).await, 5);
+    assert_eq!(
+        found(marker_ts + 1).await,
+        -1,
+        "none that late (the plain record is at t0 + 8)"
+    );
+}
+
+/// What compare_partitions.py (confluent-kafka) read on both sides.
+fn compare(a: (&str, &str), b: (&str, &str), n: i32, group: &str) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/compare_partitions.py");
+    let out = std::process::Command::new("python3")
+        .args([script, a.0, a.1, b.0, b.1, &n.to_string(), group])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Asserts the two sides hold the same log: records (offset, key, value,
+/// headers, timestamp type and time), watermarks, the group's committed
+/// offsets, and for every record time the record `offsets_for_times`
+/// leads to. Its raw answer may differ by the markers before that record
+/// (a reproduced marker carries the restore's time): returns how many did.
+fn assert_same_log(got: &serde_json::Value) -> usize {
+    let (a, b) = (got["a"].as_array().unwrap(), got["b"].as_array().unwrap());
+    assert_eq!(a.len(), b.len());
+    let mut moved = 0;
+    for (p, (x, y)) in a.iter().zip(b).enumerate() {
+        for k in ["low", "high", "records", "committed"] {
+            assert_eq!(x[k], y[k], "partition {p}: {k}");
+        }
+        for (t, ans) in x["times"].as_object().unwrap() {
+            assert_eq!(
+                ans[1], y["times"][t][1],
+                "partition {p}: the record offsets_for_times({t}) leads to"
+            );
+            moved += usize::from(ans[0] != y["times"][t][0]);
+        }
+    }
+    moved
+}
+
+/// A topic with every kind of gap a plain log has — a committed
+/// transaction's marker, an aborted transaction, a log start moved by
+/// DeleteRecords — and a group positioned inside a gap, restored with
+/// `--offsets exact` into new topics: confluent-kafka reads the same
+/// records at the same offsets, the same watermarks and the same group
+/// offsets on both sides.
+#[tokio::test]
+async fn an_exact_restore_puts_every_record_at_its_source_offset() {
+    let b = source();
+    let t = crate::kafka_restore::target();
+    let topic = unique("exact");
+    create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
+    let t0 = now_ms() - 60_000;
+    let r = |i: i64, p: i32| {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        (
+            p,
+            rec(
+                t0 + i,
+                Some(k.as_bytes()),
+                Some(v.as_bytes()),
+                &[("h", Some(b"x"))],
+            ),
+        )
+    };
+    produce(&b, &topic, &[r(0, 0), r(1, 0), r(2, 1), r(3, 0)]);
+    produce_transaction(&b, &topic, &[r(4, 0), r(5, 1), r(6, 0)], true);
+    produce_transaction(&b, &topic, &[r(7, 0), r(8, 0), r(9, 1)], false);
+    produce(&b, &topic, &[r(10, 0), r(11, 1)]);
+    produce_transaction(&b, &topic, &[r(12, 0)], true);
+    delete_records(&b, &topic, 0, 2).await;
+    let group = unique("exact-group");
+    // Partition 0 holds r0 r1 r3 | r4 r6 C | r7 r8 A | r10 | r12 C at
+    // offsets 0..=11, its log start moved to 2; offset 7 is an aborted
+    // record's.
+    commit_group(&b, &group, &[(&topic, 0, 7, "inside a gap"), (&topic, 1, 1, "")]);
+    let repo =
+        crate::common::init_on(std::sync::Arc::new(kvault::backend::memory::MemoryBackend::new())).await;
+    let s = kvault::ops::snapshot::snapshot(
+        &repo,
+        &crate::kafka_restore::snap_opts(&b, &topic, &group),
+        &kvault::NoProgress,
+    )
+    .await
+    .unwrap();
+    let mut o = crate::kafka_restore::ropts("x-", &topic);
+    o.kafka = KafkaOptions::new(&t);
+    o.offsets = kvault::ops::restore::Offsets::Exact;
+    let r = kvault::ops::restore::restore(&repo, &s.snapshot, &o, &kvault::NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(r.records_written, 8, "{r:?}");
+    let got = compare((&b, &topic), (&t, &format!("x-{topic}")), 2, &group);
+    assert_same_log(&got);
+    assert_eq!(got["b"][0]["low"], 2);
+    assert_eq!(got["b"][0]["committed"], 7);
+    // A second exact restore into the same topics refuses, naming them.
+    let e = kvault::ops::restore::restore(
+        &repo,
+        &s.snapshot,
+        &{
+            let mut o = o.clone();
+            o.state_dir = Some(tempfile::tempdir().unwrap().keep());
+            o
+        },
+        &kvault::NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, kvault::Error::Refused(kvault::Refusal::TargetUsed { ref partitions }) if partitions.len() == 2),
+        "{e}"
+    );
+}
