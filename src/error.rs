@@ -239,7 +239,9 @@ pub enum Refusal {
     },
     /// A rerun of an offset-exact restore finds a partition ended where no
     /// step of its layout ends (what is there is not a prefix of the plan).
-    #[error("{partition} ends at {end}, not where the offset-exact restore left it")]
+    #[error(
+        "{partition} ends at {end}, where a killed run's open transaction was aborted: the offsets of its records are taken"
+    )]
     NotExactlyResumable {
         /// `topic/partition` on the target.
         partition: String,

@@ -829,6 +829,12 @@ fn restore_text(r: &kvault::ops::restore::RestoreResult) -> String {
                 String::new()
             }
         ));
+        if let Some(e) = &p.exact {
+            s.push_str(&format!(
+                "  at the source offsets: log start {}, end {}, {} gap(s) by as many transactions, {} placeholder(s)\n",
+                e.log_start, e.end, e.transactions, e.placeholders
+            ));
+        }
     }
     for sp in &r.spread {
         s.push_str(&format!(

@@ -613,9 +613,10 @@ pub fn hint(e: &kvault::Error) -> Option<&'static str> {
             Refusal::RunIncomplete { .. } => "run every shard of it again, or start a new run",
             Refusal::UnreadableIndex { .. } => "run `kvault repair index`",
             Refusal::IdempotenceOff => "remove -X enable.idempotence",
-            Refusal::TargetUsed { .. } | Refusal::NotExactlyResumable { .. } => {
+            Refusal::TargetUsed { .. } => {
                 "restore into new topics (--prefix, --rename), or use --offsets translate"
             }
+            Refusal::NotExactlyResumable { .. } => "delete that target topic and run the same command again",
             Refusal::GapNotReproducible { .. } | Refusal::ExactNeedsPartitions { .. } => {
                 "use --offsets translate"
             }

@@ -50,6 +50,11 @@ impl Layout {
             .sum()
     }
 
+    /// The step that ends at `at`, if one does.
+    pub fn step_ending_at(&self, at: i64) -> Option<Step> {
+        self.steps.iter().find(|s| s.end() == at).copied()
+    }
+
     /// The steps not yet done when the partition's end is `at` (a rerun
     /// after a kill): `None` when `at` is not where a step ends.
     pub fn after(&self, at: i64) -> Option<VecDeque<Step>> {

@@ -318,3 +318,96 @@ async fn an_exact_restore_of_a_compacted_topic_keeps_its_holes() {
     );
     assert!(dst.iter().all(|x| x[5].as_i64().unwrap() <= base + n));
 }
+
+/// `kvault restore --offsets exact` from the command line: the dry run
+/// names each partition's gaps; a run killed (SIGKILL) in the middle of a
+/// partition of one-offset gaps, rerun, leaves the same log as the source
+/// (a transaction it left open is aborted by the rerun's start, whose
+/// marker takes the offset the open transaction's commit would have).
+#[test]
+fn kill_9_during_an_exact_restore_then_rerun_leaves_the_source_s_offsets() {
+    use crate::cli::{init, json_lines, kvault, ok};
+    use std::process::Stdio;
+    let b = source();
+    let t = crate::kafka_restore::target();
+    let topic = unique("exact-kill");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(create_topic(&b, &topic, 1, &[("retention.ms", "-1")]));
+    // 150 records, each committed alone: a marker after every one.
+    let tx: ThreadedProducer<DefaultProducerContext> = config(&b)
+        .set("transactional.id", unique("exact-kill-tx"))
+        .create()
+        .unwrap();
+    tx.init_transactions(Duration::from_secs(30)).unwrap();
+    for i in 0..150 {
+        tx.begin_transaction().unwrap();
+        send_all(
+            &tx,
+            &topic,
+            &[(
+                0,
+                rec(now_ms(), Some(b"k"), Some(format!("v{i}").as_bytes()), &[]),
+            )],
+        );
+        tx.commit_transaction(Duration::from_secs(30)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, state) = (dir.path().join("repo"), dir.path().join("state"));
+    init(&repo);
+    ok(kvault(&repo).args(["snapshot", "-b", &b, "--topic", &topic, "--group", "none"]));
+    let restore = |extra: &[&str]| {
+        let mut c = kvault(&repo);
+        c.args([
+            "restore",
+            "latest",
+            "-b",
+            &t,
+            "--topic",
+            &topic,
+            "--prefix",
+            "k9-",
+            "--offsets",
+            "exact",
+        ])
+        .args(extra)
+        .arg("--state-dir")
+        .arg(&state);
+        c
+    };
+    let o = ok(&mut restore(&["--dry-run"]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("at the source offsets: log start 0, end 300, 150 gap(s)"),
+        "{text}"
+    );
+    let target = format!("k9-{topic}");
+    let mut child = restore(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        let end = watermarks_if_exists(&t, &target, 0).map_or(0, |w| w.1);
+        if end > 100 || t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.wait();
+    let o = crate::cli::run(&mut restore(&["--json"]));
+    if crate::cli::code(&o) != 0 {
+        // Killed inside a transaction: its records' offsets are taken. The
+        // rerun says so, and after the topic is deleted it starts over.
+        let e = crate::cli::stderr(&o);
+        assert!(
+            e.contains(&format!("{target}/0 ends at")) && e.contains("delete that target topic"),
+            "{e}"
+        );
+        rt.block_on(delete_topic(&t, &target));
+        ok(&mut restore(&["--json"]));
+    }
+    assert_same_log(&compare((&b, &topic), (&t, &target), 1, ""));
+    let _ = json_lines;
+}

@@ -3,17 +3,18 @@
 //! left it (the target's end is where a step of the layout ends), then the
 //! log starts moved by DeleteRecords.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::inputs::{Inputs, partition_done};
 use super::plan::RestoreResult;
 use crate::error::{Error, Refusal, Result};
-use crate::image::layout::Layout;
+use crate::image::layout::{Layout, Step};
 use crate::image::reader::for_each_record;
 use crate::image::record::Record;
 use crate::image::types::TopicPartition;
 use crate::kafka::admin::{Cluster, End};
+use crate::kafka::batches::Marker;
 use crate::kafka::exact::ExactWriter;
 use crate::kafka::sink::Sink;
 use crate::ops::progress::Progress;
@@ -45,17 +46,17 @@ pub(super) async fn produce(
         .filter_map(|p| Some(TopicPartition::new(p.target_topic.clone(), p.target_partition?)))
         .collect();
     let ends = settled_ends(cluster, &targets).await?;
-    let mut written = 0u64;
+    // Every partition's steps before any is written: a refusal writes
+    // nothing.
+    let mut todo = Vec::with_capacity(targets.len());
     for (pp, target) in res.partitions.iter().zip(&targets) {
         let source = TopicPartition::new(pp.source_topic.clone(), pp.partition);
         let Some(l) = layouts.get(&source) else { continue };
         let end = ends.get(target).copied().unwrap_or(0);
-        let steps = l.after(end).ok_or_else(|| {
-            Error::Refused(Refusal::NotExactlyResumable {
-                partition: target.to_string(),
-                end,
-            })
-        })?;
+        todo.push((pp, target, end, resumable(cluster, target, l, end).await?));
+    }
+    let mut written = 0u64;
+    for (pp, target, end, steps) in todo {
         let (part, sel, what) = inp.source(pp)?;
         let mut wp = w.partition(&target.topic, target.partition, steps);
         let (mut n, mut bytes) = (0u64, 0u64);
@@ -95,6 +96,37 @@ pub(super) async fn produce(
         .collect();
     cluster.delete_records(&below).await?;
     Ok(written)
+}
+
+/// The steps left for a target partition that ends at `end`: a rerun goes
+/// on after the step that ends there, unless no step does (a killed run's
+/// open transaction, aborted by this run's start, took offsets) or that
+/// step's record should have committed and was aborted.
+async fn resumable(
+    cluster: &Cluster,
+    target: &TopicPartition,
+    l: &Layout,
+    end: i64,
+) -> Result<VecDeque<Step>> {
+    let refused = || {
+        Error::Refused(Refusal::NotExactlyResumable {
+            partition: target.to_string(),
+            end,
+        })
+    };
+    let steps = l.after(end).ok_or_else(refused)?;
+    if let Some(Step::Commit { offset, .. }) = l.step_ending_at(end) {
+        let got = cluster.batches(target, offset + 1, 1 << 16).await?;
+        let marker = got
+            .batches
+            .iter()
+            .find(|b| b.base_offset == offset + 1)
+            .and_then(|b| b.control);
+        if marker != Some(Marker::Commit) {
+            return Err(refused());
+        }
+    }
+    Ok(steps)
 }
 
 /// Each target's end once none has an open transaction (its high watermark

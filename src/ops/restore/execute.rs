@@ -120,6 +120,8 @@ pub(super) async fn execute(
     progress.finish();
     match flushed {
         Ok(n) => res.records_written = n,
+        // A refusal comes before this run wrote anything.
+        Err(e @ Error::Refused(_)) => return Err(e),
         Err(e) => return Err(left_behind(cluster, e, &targets, &starts, &res, &state_path).await),
     }
 

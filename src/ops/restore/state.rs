@@ -73,6 +73,10 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
     if opts.repartition {
         key.push_str("|repartition");
     }
+    // Records at their source offsets, gaps and all: another restore.
+    if opts.offsets == super::plan::Offsets::Exact {
+        key.push_str("|offsets-exact");
+    }
     Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
 }
 
