@@ -127,8 +127,9 @@ impl ExactPartition<'_> {
         Ok(())
     }
 
-    /// The steps left after the last record (gaps at the end); then every
-    /// plain delivery confirmed.
+    /// The steps left after the last record (gaps at the end). The plain
+    /// records still in flight are confirmed by [`ExactWriter::flush`]
+    /// (not here: the next partition's records keep the pipeline full).
     ///
     /// # Errors
     /// Records the layout wanted and never got; the producers' errors.
@@ -141,7 +142,6 @@ impl ExactPartition<'_> {
                 self.topic, self.partition
             )));
         }
-        self.w.plain.flush()?;
         Ok(())
     }
 
