@@ -200,6 +200,20 @@ async fn an_exact_restore_puts_every_record_at_its_source_offset() {
     assert_same_log(&got);
     assert_eq!(got["b"][0]["low"], 2);
     assert_eq!(got["b"][0]["committed"], 7);
+    // A member of the group (confluent-kafka) resumes at the same record on
+    // both clusters: the first after the aborted records its position is in.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/resume_group.py");
+    let first = |brokers: &str, name: &str| {
+        let out = std::process::Command::new("python3")
+            .args([script, brokers, &group, name, "2"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (on_source, on_target) = (first(&b, &topic), first(&t, &format!("x-{topic}")));
+    assert_eq!(on_source["0"]["offset"], 9, "{on_source}");
+    assert_eq!(on_source, on_target);
     // A second exact restore into the same topics refuses, naming them.
     let e = kvault::ops::restore::restore(
         &repo,
