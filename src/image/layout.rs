@@ -56,13 +56,34 @@ impl Layout {
     }
 
     /// The steps not yet done when the partition's end is `at` (a rerun
-    /// after a kill): `None` when `at` is not where a step ends.
+    /// after a kill): those after the step that ends there, or the rest of
+    /// a plain step (records or placeholders) `at` falls inside. `None`
+    /// when `at` is inside a transaction's offsets (what is there is not
+    /// the plan's).
     pub fn after(&self, at: i64) -> Option<VecDeque<Step>> {
         if at == 0 {
             return Some(self.steps.clone());
         }
-        let done = self.steps.iter().position(|s| s.end() == at)?;
-        Some(self.steps.iter().skip(done + 1).copied().collect())
+        for (i, s) in self.steps.iter().enumerate() {
+            let rest = || self.steps.iter().skip(i + 1).copied();
+            if s.end() == at {
+                return Some(rest().collect());
+            }
+            let left = (s.end() - at) as u64;
+            let partial = match *s {
+                Step::Records { first, .. } if first < at && at < s.end() => Step::Records {
+                    first: at,
+                    count: left,
+                },
+                Step::Below { first, .. } if first < at && at < s.end() => Step::Below {
+                    first: at,
+                    count: left,
+                },
+                _ => continue,
+            };
+            return Some(std::iter::once(partial).chain(rest()).collect());
+        }
+        None
     }
 }
 
@@ -236,5 +257,10 @@ mod tests {
         assert_eq!(l.after(7).unwrap().front(), Some(&Abort { first: 7, count: 1 }));
         assert_eq!(l.after(11).unwrap().len(), 0);
         assert_eq!(l.after(8), None, "inside the abort");
+        // Inside a run of plain records: the rest of it, then the steps after.
+        let rest = l.after(5).unwrap();
+        assert_eq!(rest.front(), Some(&Records { first: 5, count: 2 }));
+        assert_eq!(rest.len(), 3);
+        assert_eq!(l.after(1).unwrap().front(), Some(&Records { first: 1, count: 1 }));
     }
 }
