@@ -374,7 +374,9 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         Some((_, s)) if s.unix_ms() > t => snaps.get(last + 1),
         _ => None,
     };
-    let groups_from = group_positions(repo, &mut m.groups, (base_id, base), next, &pending, t).await?;
+    let before = base_idx.checked_sub(1).and_then(|i| snaps.get(i));
+    let groups_from =
+        group_positions(repo, &mut m.groups, (base_id, base), (before, next), &pending, t).await?;
     // Topics born between the base and `t`: kept below only if one of
     // their records is that old.
     let born = add_born_topics(&mut m, &pending);
@@ -414,18 +416,26 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     })
 }
 
+/// A snapshot next to the base (the one before it, the one after the
+/// first after `t`), when there is one.
+type Neighbour<'a> = Option<&'a (Id, crate::repo::snapshot::Snapshot)>;
+
 /// Group positions as of `t` into `groups` (the base's): every commit up
 /// to `t` that the snapshots after the base read from the commit log. A
 /// snapshot reads the log's ends before its groups' offsets and its
 /// partitions' ends (its time), so the commits between its log's end and
 /// `t` are in the next snapshot's log: the logs up to the one after the
-/// first snapshot after `t` are read (`next`). Returns where the positions
-/// come from, for the plan.
+/// first snapshot after `t` are read (`next`). Those groups, fetched a
+/// moment before the base's partitions' ends, can hold an offset committed
+/// in a transaction that completed only after `t`; with the base's own log
+/// complete, the positions start from the snapshot before it (`before`)
+/// and the base's log is applied too. Returns where the positions come
+/// from, for the plan.
 async fn group_positions(
     repo: &Repository,
     groups: &mut BTreeMap<String, Vec<crate::image::types::GroupOffset>>,
     (base_id, base): (&Id, &crate::repo::snapshot::Snapshot),
-    next: Option<&(Id, crate::repo::snapshot::Snapshot)>,
+    (before, next): (Neighbour<'_>, Neighbour<'_>),
     pending: &[Manifest],
     t: i64,
 ) -> Result<String> {
@@ -436,6 +446,23 @@ async fn group_positions(
             Some((_, s)) => Some(manifest::load(repo, &s.tree, false).await?),
             None => None,
         };
+        let before = match before {
+            Some((_, s)) => Some(manifest::load(repo, &s.tree, false).await?),
+            None => None,
+        };
+        // The base's groups were fetched a moment before its partitions'
+        // ends: they can hold an offset committed inside a transaction that
+        // completed after `t`. When the base's own log is complete, start
+        // from the snapshot before it instead and apply the base's log too:
+        // every commit then counts from its own (transaction's) time.
+        let own = pending
+            .first()
+            .and_then(|m| m.commits.as_ref())
+            .filter(|c| c.meta.complete);
+        if let (Some(c), Some(prev)) = (own, before) {
+            *groups = prev.groups;
+            logs.push(c.clone());
+        }
         for other in pending.iter().skip(1).chain(next.as_ref()) {
             match &other.commits {
                 Some(c) => {
