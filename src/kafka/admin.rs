@@ -531,19 +531,23 @@ impl Cluster {
         .await
     }
 
-    /// The committed transactions whose records lie in `[start, end)` of
-    /// `tp` ([`batches::committed_spans`]), from raw fetches of the range.
+    /// The batch headers of `[start, end)` of `tp`, from raw fetches of
+    /// the range.
     ///
     /// # Errors
-    /// As [`Cluster::batches`].
-    pub async fn transactions(&self, tp: &TopicPartition, start: i64, end: i64) -> Result<Vec<TxnSpan>> {
+    /// As [`Cluster::batches`]; a partition error (e.g. retention moved the
+    /// log start past the range: the scan would not be the whole range).
+    async fn batches_in(
+        &self,
+        tp: &TopicPartition,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<batches::BatchHeader>> {
         let mut headers = Vec::new();
         let mut from = start;
         while from < end {
             let got = self.batches(tp, from, TXN_SCAN_BYTES).await?;
             if got.error_code != 0 {
-                // E.g. retention moved the log start past `from`: what the
-                // scan has is not the whole range.
                 return Err(Error::Kafka {
                     op: format!("reading the batches of {tp} from {from}"),
                     detail: format!("the broker answered error code {}", got.error_code),
@@ -561,6 +565,16 @@ impl Cluster {
             );
             from = last + 1;
         }
+        Ok(headers)
+    }
+
+    /// The committed transactions whose records lie in `[start, end)` of
+    /// `tp` ([`batches::committed_spans`]), from raw fetches of the range.
+    ///
+    /// # Errors
+    /// As [`Cluster::batches`].
+    pub async fn transactions(&self, tp: &TopicPartition, start: i64, end: i64) -> Result<Vec<TxnSpan>> {
+        let headers = self.batches_in(tp, start, end).await?;
         Ok(batches::committed_spans(&headers)
             .into_iter()
             .filter(|s| s.marker() < end)
@@ -574,21 +588,7 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::batches`].
     pub async fn open_transactions(&self, tp: &TopicPartition, from: i64, to: i64) -> Result<Vec<OpenTxn>> {
-        let mut headers = Vec::new();
-        let mut at = from;
-        while at < to {
-            let got = self.batches(tp, at, TXN_SCAN_BYTES).await?;
-            let Some(last) = got.batches.last().map(|b| b.last_offset) else {
-                break;
-            };
-            headers.extend(
-                got.batches
-                    .into_iter()
-                    .filter(|b| b.last_offset >= at && b.base_offset < to),
-            );
-            at = last + 1;
-        }
-        Ok(batches::open_transactions(&headers))
+        Ok(batches::open_transactions(&self.batches_in(tp, from, to).await?))
     }
 
     /// `(log start, last stable offset)` of every partition.

@@ -16,6 +16,7 @@ use super::plan::{
 use super::state::{ResumeState, stable_ends, state_file};
 use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
+use crate::image::layout::Layout;
 use crate::image::reader::for_each_record;
 use crate::image::record::Record;
 use crate::image::types::TopicPartition;
@@ -86,8 +87,6 @@ pub(super) async fn execute(
     let total: u64 = res.partitions.iter().map(|p| p.records).sum();
     progress.start("restoring records", Some(total), Unit::Items);
     progress.inc(res.resumed_records);
-    let throttle = Throttle::new(opts.max_records_per_sec, opts.max_bytes_per_sec);
-    let mut sink = Sink::with_throttle(&opts.kafka, throttle)?;
     let inputs = Inputs {
         repo,
         m: &m,
@@ -96,27 +95,15 @@ pub(super) async fn execute(
         spread_groups: &spread_groups,
         starts: &starts,
     };
-    let flushed = if exact {
-        let id = format!(
-            "kvault-restore-{}",
-            state_path
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-        );
-        super::exact::produce(cluster, &inputs, &layouts, (sink, &id), &mut res, progress).await
-    } else {
-        let produced = produce(&inputs, &mut sink, &mut res, progress).await;
-        // On failure, what was queued still lands (or not) before the report.
-        tokio::task::spawn_blocking(move || match produced {
-            Ok(()) => sink.flush(),
-            Err(e) => {
-                let _ = sink.flush_within(Duration::from_secs(30));
-                Err(e)
-            }
-        })
-        .await
-        .map_err(|e| Error::worker("the producing task", e))?
-    };
+    let flushed = produce_records(
+        cluster,
+        opts,
+        &inputs,
+        (&layouts, &state_path),
+        &mut res,
+        progress,
+    )
+    .await;
     progress.finish();
     match flushed {
         Ok(n) => res.records_written = n,
@@ -140,6 +127,43 @@ pub(super) async fn execute(
     state.save(&state_path)?;
     Ok(res)
 }
+/// Produces every selected record in the chosen mode, every delivery
+/// confirmed: after what the target holds (waiting, on failure, for what
+/// was queued), or at the source offsets (`exact`, with the layouts and the
+/// transactional id from the state file's name). Returns the records
+/// written.
+async fn produce_records(
+    cluster: &Cluster,
+    opts: &RestoreOptions,
+    inputs: &Inputs<'_>,
+    (layouts, state_path): (&BTreeMap<TopicPartition, Layout>, &std::path::Path),
+    res: &mut RestoreResult,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let throttle = Throttle::new(opts.max_records_per_sec, opts.max_bytes_per_sec);
+    let mut sink = Sink::with_throttle(&opts.kafka, throttle)?;
+    if opts.offsets == Offsets::Exact {
+        let id = format!(
+            "kvault-restore-{}",
+            state_path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        );
+        return super::exact::produce(cluster, inputs, layouts, (sink, &id), res, progress).await;
+    }
+    let produced = produce(inputs, &mut sink, res, progress).await;
+    // On failure, what was queued still lands (or not) before the report.
+    tokio::task::spawn_blocking(move || match produced {
+        Ok(()) => sink.flush(),
+        Err(e) => {
+            let _ = sink.flush_within(Duration::from_secs(30));
+            Err(e)
+        }
+    })
+    .await
+    .map_err(|e| Error::worker("the producing task", e))?
+}
+
 /// Refuses a restore whose groups have live members on the target (unless
 /// `--force`): committing under them would move a running consumer.
 async fn refuse_live_groups(
@@ -162,6 +186,16 @@ async fn refuse_live_groups(
     Ok(())
 }
 
+/// The existing target partitions a killed run of this restore did not
+/// write to (its own are in the state file).
+fn not_ours(existing_targets: &[TopicPartition], state: &ResumeState) -> Vec<TopicPartition> {
+    existing_targets
+        .iter()
+        .filter(|tp| !state.starts.contains_key(&tp.to_string()))
+        .cloned()
+        .collect()
+}
+
 /// Target partitions that already hold records (a rerun's own records
 /// are not counted: they are in the state file), as `--if-not-empty`
 /// says: refuse, append, or purge them.
@@ -172,11 +206,7 @@ async fn handle_non_empty(
     state: &ResumeState,
     res: &mut RestoreResult,
 ) -> Result<()> {
-    let fresh: Vec<TopicPartition> = existing_targets
-        .iter()
-        .filter(|tp| !state.starts.contains_key(&tp.to_string()))
-        .cloned()
-        .collect();
+    let fresh = not_ours(existing_targets, state);
     let mut full: Vec<(String, i32, i64)> = Vec::new();
     let mut held = 0i64;
     for (tp, (s, e)) in fresh.iter().zip(cluster.bounds(&fresh).await?) {
@@ -209,11 +239,7 @@ async fn refuse_used(
     existing_targets: &[TopicPartition],
     state: &ResumeState,
 ) -> Result<()> {
-    let fresh: Vec<TopicPartition> = existing_targets
-        .iter()
-        .filter(|tp| !state.starts.contains_key(&tp.to_string()))
-        .cloned()
-        .collect();
+    let fresh = not_ours(existing_targets, state);
     let used: Vec<String> = fresh
         .iter()
         .zip(cluster.bounds(&fresh).await?)
