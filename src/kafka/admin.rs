@@ -475,7 +475,8 @@ impl Cluster {
                     }
                 }
                 Ok(got)
-            })?;
+            })
+            .map_err(|e| Self::leaderless(i, batch).unwrap_or(e))?;
             for e in got.elements() {
                 let o = match e.offset() {
                     Offset::Offset(o) => o,
@@ -495,6 +496,28 @@ impl Cluster {
                 })
             })
             .collect()
+    }
+
+    /// A request about `parts` that gave up, named by its likely cause:
+    /// the first of them without a leader in a fresh metadata answer.
+    /// librdkafka reports such a partition as its own error when it knows
+    /// in time, and as a timed-out request when it does not.
+    fn leaderless(i: &Inner, parts: &[TopicPartition]) -> Option<Error> {
+        let md = i.consumer.fetch_metadata(None, i.opts.request_timeout()).ok()?;
+        let tp = parts.iter().find(|tp| {
+            md.topics().iter().any(|t| {
+                t.name() == tp.topic
+                    && t.partitions()
+                        .iter()
+                        .any(|p| p.id() == tp.partition && (p.leader() < 0 || p.error().is_some()))
+            })
+        })?;
+        Some(Error::Kafka {
+            op: format!("offsets of {tp}"),
+            detail: "the partition has no leader (its brokers are down or an election is under way)".into(),
+            code: Some("LeaderNotAvailable".into()),
+            transient: true,
+        })
     }
 
     /// The record batches the leader of `tp` holds from `from` (at most
