@@ -254,6 +254,15 @@ pub enum Refusal {
         /// The topic.
         topic: String,
     },
+    /// A sharded restore of a topic spread by key: every worker would write
+    /// every target partition.
+    #[error(
+        "a sharded restore gives each worker whole partitions: it cannot spread {topic} by key (restore it without --shard)"
+    )]
+    ShardSpread {
+        /// The topic.
+        topic: String,
+    },
 }
 
 /// The first five of `items`, then an ellipsis.

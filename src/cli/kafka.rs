@@ -192,25 +192,13 @@ pub struct SnapshotArgs {
 impl SnapshotArgs {
     /// `--shard K/N`, or `--shards N` with K from JOB_COMPLETION_INDEX.
     fn shard_spec(&self) -> Result<Option<kvault::ops::snapshot::shard::ShardSpec>> {
-        let spec = match (&self.shard, self.shards) {
-            (Some(s), _) => s.clone(),
-            (None, Some(n)) => {
-                let k = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
-                    super::Usage("--shards N takes its shard index from JOB_COMPLETION_INDEX, which is not set (or give --shard K/N)".into())
-                })?;
-                format!("{}/{n}", k.trim())
-            }
-            (None, None) => return Ok(None),
+        let Some((spec, flag)) = shard_arg(&self.shard, self.shards)? else {
+            return Ok(None);
         };
         let run = self.run.clone().unwrap_or_else(|| {
             let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
             now.get(..13).unwrap_or(&now).to_string()
         });
-        let flag = if self.shard.is_some() {
-            "--shard"
-        } else {
-            "--shards"
-        };
         kvault::ops::snapshot::shard::ShardSpec::parse(&spec, &run)
             .map(Some)
             .map_err(|e| match &e {
@@ -715,6 +703,30 @@ pub struct RestoreArgs {
     /// suffixes K, M, G (powers of 1024).
     #[arg(long, value_name = "BYTES", value_parser = super::size::parse_size)]
     max_bytes_per_sec: Option<u64>,
+    /// Restore worker K of N (0-based): the partitions the assignment gives
+    /// K, each worker resumable on its own; a group is committed by the
+    /// worker that completes its last partition (docs/scale.md).
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// A restore by N workers; this process's K is JOB_COMPLETION_INDEX
+    /// (a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
+}
+
+/// `--shard K/N` as given, or `--shards N` with K from
+/// JOB_COMPLETION_INDEX; the flag it came from.
+fn shard_arg(shard: &Option<String>, shards: Option<u32>) -> Result<Option<(String, &'static str)>> {
+    Ok(match (shard, shards) {
+        (Some(s), _) => Some((s.clone(), "--shard")),
+        (None, Some(n)) => {
+            let k = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                super::Usage("--shards N takes its shard index from JOB_COMPLETION_INDEX, which is not set (or give --shard K/N)".into())
+            })?;
+            Some((format!("{}/{n}", k.trim()), "--shards"))
+        }
+        (None, None) => None,
+    })
 }
 
 /// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".
@@ -755,6 +767,12 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
             .ok_or_else(|| anyhow::anyhow!("--rename {r:?} is not FROM=TO"))?;
         rename.push((f.to_string(), t.to_string()));
     }
+    let shard = match shard_arg(&a.shard, a.shards)? {
+        Some((spec, flag)) => {
+            Some(kvault::ops::snapshot::shard::Share::parse(&spec).map_err(|e| super::flag_error(flag, e))?)
+        }
+        None => None,
+    };
     Ok(kvault::ops::restore::RestoreOptions {
         kafka: a.kafka.options()?,
         topics: with_regexes(a.topics, &a.topic_regex),
@@ -772,6 +790,7 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
         max_records_per_sec: a.max_records_per_sec,
         max_bytes_per_sec: a.max_bytes_per_sec,
         offsets: super::flag_value("--offsets", &a.offsets)?,
+        shard,
     })
 }
 
@@ -858,6 +877,22 @@ fn restore_text(r: &kvault::ops::restore::RestoreResult) -> String {
             g.partition,
             g.target_offset.map_or("?".into(), |t| t.to_string())
         ));
+    }
+    if let Some(o) = &r.shard {
+        s.push_str(&format!("worker {} of {}", o.index, o.count));
+        if !r.dry_run {
+            s.push_str(&format!(
+                ": {} of {} partitions of the restore are in",
+                o.partitions_done, o.partitions_total
+            ));
+            if !o.groups_waiting.is_empty() {
+                s.push_str(&format!(
+                    "; groups waiting for other workers: {}",
+                    o.groups_waiting.join(", ")
+                ));
+            }
+        }
+        s.push('\n');
     }
     if !r.dry_run {
         s.push_str(&format!(

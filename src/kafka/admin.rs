@@ -737,6 +737,26 @@ impl Cluster {
         .await
     }
 
+    /// One group's committed offsets for `partitions` (those it has).
+    ///
+    /// # Errors
+    /// The fetch failing.
+    pub async fn group_committed(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<GroupOffset>> {
+        let (group, partitions) = (group.to_string(), partitions.to_vec());
+        self.blocking(move |i| {
+            let tpls = partitions
+                .chunks(LIST_OFFSETS_BATCH)
+                .map(|b| tpl_of(b, Offset::Invalid))
+                .collect::<Result<Vec<_>>>()?;
+            Self::committed(i, &group, &tpls)
+        })
+        .await
+    }
+
     /// One group's committed offsets for the partitions of `tpls`.
     fn committed(i: &Inner, g: &str, tpls: &[TopicPartitionList]) -> Result<Vec<GroupOffset>> {
         let mut cfg = i.opts.client_config();

@@ -187,10 +187,22 @@ async fn four_shards_make_one_snapshot_that_survives_kill_overlap_and_prune() {
             want.len()
         );
     };
+    // The run restores offset-exact too (its parts' partitions, one image).
+    repo.ok(&[
+        "restore",
+        "latest",
+        "-b",
+        &tgt,
+        "--prefix",
+        "exact-",
+        "--offsets",
+        "exact",
+    ]);
     for t in &topics {
         for p in 0..4 {
             same(&format!("one-{t}"), t, p);
             same(&format!("run-{t}"), t, p);
+            same(&format!("exact-{t}"), t, p);
         }
     }
 
@@ -284,4 +296,189 @@ fn run_with_a_killed_shard(
             same(&format!("r2-{t}"), t, p);
         }
     }
+}
+
+/// One group's committed offsets on `topic`'s partitions `0..n` of a
+/// cluster (`None` where it has none), read by a client of its own.
+fn committed(brokers: &str, group: &str, topic: &str, n: i32) -> Vec<Option<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = config(brokers).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, std::time::Duration::from_secs(10))
+        .unwrap();
+    got.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `restore` line of a `--json` run.
+fn restore_line(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message_type"] == "restore")
+        .expect("a restore line")
+}
+
+/// `restore --shard K/3` as an Indexed Job runs it: worker 0 alone first
+/// (its groups wait: their other partitions are not in), then workers 1
+/// and 2 at once. The records land as a single-process restore puts them,
+/// each group is committed with the same offsets once all its partitions
+/// are in, and the LogAppendTime topic (created with CreateTime by
+/// whichever worker came first) is switched by the last.
+#[tokio::test]
+async fn a_restore_by_three_workers_equals_one_and_commits_each_group_once_it_is_whole() {
+    let (b, tgt) = (source(), target());
+    let base = unique("rsh");
+    let (plain, lat) = (format!("{base}-plain"), format!("{base}-lat"));
+    create_topic(&b, &plain, 4, &[("retention.ms", "-1")]).await;
+    create_topic(
+        &b,
+        &lat,
+        3,
+        &[
+            ("retention.ms", "-1"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ],
+    )
+    .await;
+    produce_events(&b, &plain, 4, 400);
+    produce_events(&b, &lat, 3, 90);
+    let (wide, narrow) = (unique("rsh-wide"), unique("rsh-narrow"));
+    let wide_offsets: Vec<(&str, i32, i64, &str)> = (0..4)
+        .map(|p| (plain.as_str(), p, 10 + i64::from(p), "w"))
+        .chain((0..3).map(|p| (lat.as_str(), p, 5, "")))
+        .collect();
+    commit_group(&b, &wide, &wide_offsets);
+    commit_group(&b, &narrow, &[(&lat, 2, 7, "n")]);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo {
+        url: dir.path().join("repo").to_str().unwrap().to_string(),
+        env: Vec::new(),
+    };
+    repo.ok(&["init", "--insecure-fast-kdf"]);
+    let pattern = format!("{base}-*");
+    repo.ok(&[
+        "snapshot", "-b", &b, "--topic", &pattern, "--group", &wide, "--group", &narrow,
+    ]);
+    repo.ok(&["restore", "-b", &tgt, "--prefix", "one-", "--json"]);
+
+    let state = tempfile::tempdir().unwrap();
+    let worker = |k: u32| {
+        let shard = format!("{k}/3");
+        repo.spawn(&[
+            "restore",
+            "-b",
+            &tgt,
+            "--prefix",
+            "sh-",
+            "--shard",
+            &shard,
+            "--json",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ])
+    };
+    let first = restore_line(&done(worker(0)));
+    let shard = &first["shard"];
+    assert_eq!(
+        (shard["index"].as_u64(), shard["count"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(shard["partitions_total"], 7);
+    assert!(
+        shard["groups_waiting"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(wide)),
+        "{first}"
+    );
+    assert!(
+        committed(&tgt, &wide, &format!("sh-{plain}"), 4)
+            .iter()
+            .all(Option::is_none),
+        "no offset of a group whose partitions are not all in"
+    );
+    let rest = [worker(1), worker(2)].map(|c| restore_line(&done(c)));
+    let written: u64 = [&first, &rest[0], &rest[1]]
+        .iter()
+        .map(|r| r["records_written"].as_u64().unwrap())
+        .sum();
+    assert_eq!(written, 490, "every record once, by one worker");
+    for (t, n) in [(&plain, 4), (&lat, 3)] {
+        for p in 0..n {
+            assert_eq!(
+                read_partition(&tgt, &format!("sh-{t}"), p, None),
+                read_partition(&tgt, &format!("one-{t}"), p, None),
+                "{t}/{p}"
+            );
+        }
+        for g in [&wide, &narrow] {
+            assert_eq!(
+                committed(&tgt, g, &format!("sh-{t}"), n),
+                committed(&tgt, g, &format!("one-{t}"), n),
+                "group {g} on {t}"
+            );
+        }
+    }
+    assert_eq!(
+        committed(&tgt, &wide, &format!("sh-{plain}"), 4),
+        vec![Some(10), Some(11), Some(12), Some(13)]
+    );
+    assert_eq!(
+        crate::kafka_target::topic_config(&tgt, &format!("sh-{lat}"), "message.timestamp.type")
+            .await
+            .as_deref(),
+        Some("LogAppendTime")
+    );
+    // Offset-exact, three workers at once: each its own transactional id.
+    let exact: Vec<Child> = (0..3)
+        .map(|k| {
+            let shard = format!("{k}/3");
+            repo.spawn(&[
+                "restore",
+                "-b",
+                &tgt,
+                "--prefix",
+                "ex-",
+                "--shard",
+                &shard,
+                "--offsets",
+                "exact",
+                "--json",
+            ])
+        })
+        .collect();
+    for c in exact {
+        restore_line(&done(c));
+    }
+    for (t, n) in [(&plain, 4), (&lat, 3)] {
+        for p in 0..n {
+            assert_eq!(
+                read_partition(&tgt, &format!("ex-{t}"), p, None),
+                read_partition(&b, t, p, None),
+                "{t}/{p}"
+            );
+        }
+        assert_eq!(
+            committed(&tgt, &wide, &format!("ex-{t}"), n),
+            committed(&b, &wide, t, n)
+        );
+    }
+    // A worker run again after the whole restore refuses, like any
+    // completed restore.
+    let again = done(worker(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(err.contains("completed"), "{err}");
 }

@@ -552,7 +552,7 @@ async fn a_flipped_byte_is_repaired_into_a_recorded_gap_and_every_other_record_r
 }
 
 /// A topic's config value on a cluster, as the broker describes it.
-async fn topic_config(brokers: &str, topic: &str, key: &str) -> Option<String> {
+pub async fn topic_config(brokers: &str, topic: &str, key: &str) -> Option<String> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -49,6 +49,7 @@ pub(super) async fn execute(
         targets,
         existing_targets,
         layouts,
+        run,
     } = plan;
     let exact = opts.offsets == Offsets::Exact;
     refuse_live_groups(cluster, opts, &res, &spread_groups).await?;
@@ -78,6 +79,9 @@ pub(super) async fn execute(
         res.created_topics = to_create.iter().map(|t| t.name.clone()).collect();
         let ready: Vec<(String, i32)> = to_create.iter().map(|t| (t.name.clone(), t.partitions)).collect();
         cluster.wait_ready(&ready).await?;
+    }
+    if let Some(run) = &run {
+        super::shard::mark_created(cluster, run, state.log_append_time.keys()).await?;
     }
 
     let starts = resume_starts(cluster, &targets, &mut state, &mut res).await?;
@@ -113,15 +117,19 @@ pub(super) async fn execute(
     }
 
     // Groups, only after every record is confirmed (verbatim when the
-    // offsets are the source's).
-    if !exact {
-        fill_group_targets(&mut res);
-    }
-    commit_groups(cluster, &mut res).await?;
-    // Topics created with CreateTime for their original timestamps take
-    // the source's LogAppendTime now that every record is in.
-    for (topic, configs) in &state.log_append_time {
-        cluster.set_topic_configs(topic, configs).await?;
+    // offsets are the source's); sharded, once every worker's are.
+    if let Some(run) = &run {
+        super::shard::finish(cluster, run, opts.offsets, &mut res).await?;
+    } else {
+        if !exact {
+            fill_group_targets(&mut res);
+        }
+        super::shard::commit_groups(cluster, &res.groups).await?;
+        // Topics created with CreateTime for their original timestamps
+        // take the source's LogAppendTime now that every record is in.
+        for (topic, configs) in &state.log_append_time {
+            cluster.set_topic_configs(topic, configs).await?;
+        }
     }
     state.completed = true;
     state.save(&state_path)?;
@@ -290,26 +298,6 @@ async fn resume_starts(
         res.resumed_records += done as u64;
     }
     Ok(starts)
-}
-
-/// Commits each group's target offsets (every record is confirmed).
-async fn commit_groups(cluster: &Cluster, res: &mut RestoreResult) -> Result<()> {
-    let mut by_group: BTreeMap<String, Vec<(String, i32, i64, String)>> = BTreeMap::new();
-    for g in &res.groups {
-        let t = g
-            .target_offset
-            .ok_or_else(|| Error::bug(format!("no target offset for {}/{}", g.topic, g.partition)))?;
-        by_group.entry(g.group.clone()).or_default().push((
-            g.topic.clone(),
-            g.partition,
-            t,
-            g.metadata.clone(),
-        ));
-    }
-    for (group, offs) in by_group {
-        cluster.commit_group(&group, &offs).await?;
-    }
-    Ok(())
 }
 
 /// Topics spread by key: one router and per-target counters each, and per

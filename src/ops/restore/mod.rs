@@ -15,16 +15,19 @@
 //! - `execute`: target checks (live groups, non-empty partitions), resume
 //!   state (`state`), topic creation, producing, group commits, and a
 //!   report of what a failure left behind.
+//! - `shard`: `--shard K/N`, one worker's share of the partitions, and
+//!   group commits once every worker's partitions of a group are in.
 
 mod exact;
 mod execute;
 mod inputs;
 pub mod plan;
+mod shard;
 pub(crate) mod state;
 
 pub use self::plan::{
     ExactPlan, GroupOffsetPlan, IfNotEmpty, Offsets, PartitionPlan, RestoreOptions, RestoreResult,
-    SpreadPartition,
+    ShardOutcome, SpreadPartition,
 };
 use crate::error::Result;
 use crate::id::Id;
@@ -50,7 +53,10 @@ pub async fn restore(
     let cluster = Cluster::connect(&opts.kafka).await?;
     // A shared lock: prune cannot remove data while it is being restored.
     super::with_lock(repo, false, || async {
-        let p = plan::plan(repo, &cluster, snapshot, opts).await?;
+        let mut p = plan::plan(repo, &cluster, snapshot, opts).await?;
+        if let Some(share) = opts.shard {
+            shard::narrow(&mut p, share, &state::restore_key(opts, snapshot))?;
+        }
         if opts.dry_run {
             return plan::predict(&cluster, opts, p).await;
         }

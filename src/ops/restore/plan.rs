@@ -88,6 +88,10 @@ pub struct RestoreOptions {
     pub max_bytes_per_sec: Option<u64>,
     /// Where records land: after the target's, or at their source offsets.
     pub offsets: Offsets,
+    /// Restore only this worker's share of the partitions (`--shard K/N`);
+    /// groups are committed once every worker's partitions of a group are
+    /// in.
+    pub shard: Option<crate::ops::snapshot::shard::Share>,
 }
 
 /// One source partition of the plan.
@@ -228,12 +232,15 @@ pub struct RestoreResult {
     pub log_append_time: Vec<String>,
     /// The resume state file.
     pub state_file: Option<String>,
+    /// With `--shard K/N`: this worker's part in the whole restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardOutcome>,
     /// Warnings.
     pub warnings: Vec<String>,
 }
 
 /// The topic config naming who stamps record timestamps.
-const TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub(super) const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
 pub(super) fn target_name(opts: &RestoreOptions, source: &str) -> String {
     let renamed = opts
@@ -322,6 +329,36 @@ fn plan_groups(
     Ok(out)
 }
 
+/// One worker's part in a sharded restore, for its result.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ShardOutcome {
+    /// This worker.
+    pub index: u32,
+    /// Workers in all.
+    pub count: u32,
+    /// Target partitions of the whole restore.
+    pub partitions_total: usize,
+    /// Of them, confirmed by every worker so far (this one included).
+    pub partitions_done: usize,
+    /// Groups committed by this worker.
+    pub groups_committed: Vec<String>,
+    /// Groups still waiting for other workers' partitions.
+    pub groups_waiting: Vec<String>,
+    /// The coordination group holding the marks.
+    pub coordination_group: String,
+}
+
+/// The whole of a sharded restore, as each worker sees it.
+pub(super) struct Run {
+    /// Every target partition.
+    pub(super) targets: Vec<TopicPartition>,
+    /// Every target topic whose source stamps LogAppendTime, with the
+    /// source's configs: the last worker switches those a worker created.
+    pub(super) log_append: BTreeMap<String, BTreeMap<String, String>>,
+    /// The coordination group.
+    pub(super) group: String,
+}
+
 /// Everything a restore decided before it writes: the plan shown to the
 /// user (`res`) and what executing it needs.
 pub(super) struct RestorePlan {
@@ -346,6 +383,9 @@ pub(super) struct RestorePlan {
     pub(super) existing_targets: Vec<TopicPartition>,
     /// With `--offsets exact`: how each source partition is written.
     pub(super) layouts: BTreeMap<TopicPartition, Layout>,
+    /// With `--shard`: the whole restore, of which `targets` is this
+    /// worker's share.
+    pub(super) run: Option<Run>,
 }
 
 /// Plans a restore: the source records per partition (retention,
@@ -430,6 +470,7 @@ pub(super) async fn plan(
         spread_groups,
         to_create,
         log_append,
+        run: None,
         targets,
         existing_targets,
         layouts,

@@ -52,6 +52,11 @@ impl ResumeState {
 /// The resume state file of this restore: one per snapshot, time and
 /// target (brokers, topic names).
 pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::path::PathBuf> {
+    let mut key = restore_key(opts, snapshot);
+    // Each worker of a sharded restore resumes its own share.
+    if let Some(share) = opts.shard {
+        key.push_str(&format!("|shard {share}"));
+    }
     let dir = match &opts.state_dir {
         Some(d) => d.clone(),
         None => std::env::var_os("XDG_STATE_HOME")
@@ -61,6 +66,12 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
             .join("kvault/restore"),
     };
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
+}
+
+/// What makes two restores the same restore: the snapshot, the time, the
+/// target and every choice that changes which records land where.
+pub(crate) fn restore_key(opts: &RestoreOptions, snapshot: &Id) -> String {
     let mut key = format!(
         "{snapshot}|{:?}|{}|{:?}|{:?}|{}",
         opts.at, opts.kafka.brokers, opts.topics, opts.rename, opts.prefix
@@ -77,7 +88,7 @@ pub(crate) fn state_file(opts: &RestoreOptions, snapshot: &Id) -> Result<std::pa
     if opts.offsets == super::plan::Offsets::Exact {
         key.push_str("|offsets-exact");
     }
-    Ok(dir.join(format!("{}.json", &blake3::hash(key.as_bytes()).to_hex()[..32])))
+    key
 }
 
 /// The end offsets of target partitions (one batched request); with

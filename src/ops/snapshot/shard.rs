@@ -39,12 +39,21 @@ pub struct ShardSpec {
     pub run: String,
 }
 
-impl ShardSpec {
+/// Worker K of N: `--shard K/N` of a snapshot or a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This worker, `0..count`.
+    pub index: u32,
+    /// Workers in all.
+    pub count: u32,
+}
+
+impl Share {
     /// Parses `K/N`.
     ///
     /// # Errors
     /// Not `K/N` with `K < N`.
-    pub fn parse(spec: &str, run: &str) -> Result<ShardSpec> {
+    pub fn parse(spec: &str) -> Result<Share> {
         let bad = || Error::bad_value("shard", spec, "K/N with 0 <= K < N");
         let (k, n) = spec.split_once('/').ok_or_else(bad)?;
         let (index, count): (u32, u32) = (
@@ -54,6 +63,23 @@ impl ShardSpec {
         if count == 0 || index >= count {
             return Err(bad());
         }
+        Ok(Share { index, count })
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl ShardSpec {
+    /// Parses `K/N` and the run id.
+    ///
+    /// # Errors
+    /// Not `K/N` with `K < N`; an empty run id or one with `/`.
+    pub fn parse(spec: &str, run: &str) -> Result<ShardSpec> {
+        let Share { index, count } = Share::parse(spec)?;
         if run.is_empty() || run.contains(['/', '\n']) {
             return Err(Error::bad_value(
                 "run id",

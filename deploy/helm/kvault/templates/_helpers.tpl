@@ -77,7 +77,12 @@ volumes:
       secretName: {{ include "kvault.secretName" $ }}
       defaultMode: 0400
   - name: state
+    {{- with .stateClaim }}
+    persistentVolumeClaim:
+      claimName: {{ . }}
+    {{- else }}
     emptyDir: {}
+    {{- end }}
   - name: tmp
     emptyDir: {}
 {{- with $.Values.nodeSelector }}
