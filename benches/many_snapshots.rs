@@ -176,7 +176,7 @@ impl Builder {
             note: String::new(),
         };
         let (root, logical) = w
-            .root(vec![topic], self.offsets.clone(), Some((meta, commits)))
+            .root(vec![topic], self.offsets.clone(), Some((meta, commits)), None)
             .await
             .unwrap();
         session.commit().await.unwrap();

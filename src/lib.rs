@@ -40,6 +40,7 @@ pub use backend::location::{BackendOptions, Location, LocationError, open_backen
 pub use backend::services::{AzureOptions, GcsOptions, S3Options};
 pub use error::{Error, Refusal, Result};
 pub use id::Id;
+pub use image::cluster::ClusterState;
 pub use image::manifest::Manifest;
 pub use image::types::TopicPartition;
 pub use ops::check::{CheckOptions, CheckReport, check};

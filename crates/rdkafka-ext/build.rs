@@ -1,4 +1,4 @@
-//! Compiles `csrc/headers.c` and `csrc/fetch.c` against the librdkafka source tree that
+//! Compiles `csrc/headers.c`, `csrc/fetch.c` and `csrc/request.c` against the librdkafka source tree that
 //! rdkafka-sys built (its `DEP_RDKAFKA_ROOT`), when there is one: the shim
 //! reads a field of librdkafka's private message struct, so it must see
 //! the exact headers of the library it links. Linked against a system
@@ -13,6 +13,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(kvault_headers_shim)");
     println!("cargo::rerun-if-changed=csrc/headers.c");
     println!("cargo::rerun-if-changed=csrc/fetch.c");
+    println!("cargo::rerun-if-changed=csrc/request.c");
     println!("cargo::rerun-if-env-changed=DEP_RDKAFKA_ROOT");
     println!("cargo::rerun-if-env-changed=KVAULT_NO_HEADER_SHIM");
     if std::env::var_os("KVAULT_NO_HEADER_SHIM").is_some_and(|v| !v.is_empty()) {
@@ -28,6 +29,7 @@ fn main() {
     cc::Build::new()
         .file("csrc/headers.c")
         .file("csrc/fetch.c")
+        .file("csrc/request.c")
         // librdkafka's private headers as system headers: their own
         // warnings are theirs; ours (headers.c) are errors.
         .flag("-isystem")

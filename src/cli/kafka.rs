@@ -447,7 +447,8 @@ pub struct LsArgs {
 }
 
 pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
-    let (_, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
+    let (repo, _, m) = load_kafka(ctx, &a.snapshot, true).await?;
+    let state = ctx.reading(&repo, || m.cluster_state(&repo)).await?;
     let listing = kvault::ops::ls::ls(&m);
     for t in &listing.topics {
         ctx.out
@@ -503,6 +504,9 @@ pub async fn run_ls(ctx: &Ctx, a: LsArgs) -> Result<i32> {
         ctx.out.emit("group", json!(g), || {
             format!("group {}  {}", g.group, offsets_text(&g.offsets))
         });
+    }
+    if let Some(s) = &state {
+        ctx.out.emit("cluster_state", json!(s), || s.report());
     }
     Ok(exit::OK)
 }
@@ -703,6 +707,27 @@ pub struct RestoreArgs {
     /// suffixes K, M, G (powers of 1024).
     #[arg(long, value_name = "BYTES", value_parser = super::size::parse_size)]
     max_bytes_per_sec: Option<u64>,
+    /// Restore no cluster state (ACLs, SCRAM users, quotas, broker
+    /// configs): records, topics and groups only.
+    #[arg(long, conflicts_with = "metadata_only")]
+    no_metadata: bool,
+    /// Restore only the cluster state (ACLs, SCRAM users, quotas, broker
+    /// configs), before any topic: no record is written.
+    #[arg(long)]
+    metadata_only: bool,
+    /// Rewrite a principal of restored ACLs (and quota users) for a target
+    /// with other identities: `User:alice=User:dr-alice` (repeatable).
+    #[arg(long = "acl-principal-map", value_name = "FROM=TO")]
+    acl_principal_map: Vec<String>,
+    /// Passwords of the SCRAM users to re-create, one `USER MECHANISM
+    /// PASSWORD` a line (Kafka never returns credentials, so users without
+    /// one are listed, not re-created).
+    #[arg(long, env = "KVAULT_SCRAM_CREDENTIALS", value_name = "FILE")]
+    scram_credentials: Option<std::path::PathBuf>,
+    /// A quota, broker config or SCRAM user the target has with another
+    /// value: `keep` it (and report it) or `replace` it.
+    #[arg(long, value_name = "POLICY", default_value = "keep", value_parser = ["keep", "replace"])]
+    if_exists: String,
     /// Restore worker K of N (0-based): the partitions the assignment gives
     /// K, each worker resumable on its own; a group is committed by the
     /// worker that completes its last partition (docs/scale.md).
@@ -767,6 +792,29 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
             .ok_or_else(|| anyhow::anyhow!("--rename {r:?} is not FROM=TO"))?;
         rename.push((f.to_string(), t.to_string()));
     }
+    let acl_principal_map = a
+        .acl_principal_map
+        .iter()
+        .map(|m| {
+            m.split_once('=')
+                .map(|(f, t)| (f.to_string(), t.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--acl-principal-map {m:?} is not FROM=TO"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let scram_credentials = match &a.scram_credentials {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("--scram-credentials {}: {e}", f.display()))?;
+            kvault::ops::restore::parse_scram_credentials(&text)
+                .map_err(|e| super::flag_error("--scram-credentials", e))?
+        }
+        None => Vec::new(),
+    };
+    let metadata = match (a.no_metadata, a.metadata_only) {
+        (true, _) => kvault::ops::restore::Metadata::Without,
+        (_, true) => kvault::ops::restore::Metadata::Only,
+        _ => kvault::ops::restore::Metadata::With,
+    };
     let shard = match shard_arg(&a.shard, a.shards)? {
         Some((spec, flag)) => {
             Some(kvault::ops::snapshot::shard::Share::parse(&spec).map_err(|e| super::flag_error(flag, e))?)
@@ -790,6 +838,10 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
         max_records_per_sec: a.max_records_per_sec,
         max_bytes_per_sec: a.max_bytes_per_sec,
         offsets: super::flag_value("--offsets", &a.offsets)?,
+        metadata,
+        acl_principal_map,
+        scram_credentials,
+        if_exists: super::flag_value("--if-exists", &a.if_exists)?,
         shard,
     })
 }
@@ -878,6 +930,9 @@ fn restore_text(r: &kvault::ops::restore::RestoreResult) -> String {
             g.target_offset.map_or("?".into(), |t| t.to_string())
         ));
     }
+    if let Some(m) = &r.metadata {
+        s.push_str(&metadata_text(m, r.dry_run));
+    }
     if let Some(o) = &r.shard {
         s.push_str(&format!("worker {} of {}", o.index, o.count));
         if !r.dry_run {
@@ -901,6 +956,44 @@ fn restore_text(r: &kvault::ops::restore::RestoreResult) -> String {
         ));
     }
     s.trim_end().to_string()
+}
+
+/// The cluster-state lines of a restore's text output.
+fn metadata_text(m: &kvault::ops::restore::MetadataResult, dry_run: bool) -> String {
+    let (created, set) = if dry_run {
+        ("would create", "would set")
+    } else {
+        ("created", "set")
+    };
+    let mut s = String::new();
+    for a in &m.acls_created {
+        s.push_str(&format!("{created} ACL {a}\n"));
+    }
+    if m.acls_present > 0 {
+        s.push_str(&format!(
+            "{} ACL binding(s) already on the target\n",
+            m.acls_present
+        ));
+    }
+    for u in &m.users_created {
+        s.push_str(&format!("{created} SCRAM user {u}\n"));
+    }
+    for q in &m.quotas_set {
+        s.push_str(&format!("{set} quota {q}\n"));
+    }
+    for c in &m.configs_set {
+        s.push_str(&format!("{set} broker config {c}\n"));
+    }
+    for c in &m.conflicts {
+        s.push_str(&format!("conflict: {c}\n"));
+    }
+    for u in &m.users_not_created {
+        s.push_str(&format!("not re-created: SCRAM user {u}\n"));
+    }
+    for n in &m.not_restored {
+        s.push_str(&format!("not restored: {n}\n"));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! groups      one node per consumer group (type group): offsets
 //! commits     (a root node, type commits) content = the commit log's chunks
 //!             (JSON lines), meta = CommitsMeta (positions in __consumer_offsets)
+//! cluster     (a root node, type cluster) content = the cluster state blob
+//!             (JSON), meta = its counts
 //! ```
 //!
 //! An unchanged partition keeps its node (and subtree id); an unchanged
@@ -21,6 +23,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::cluster::ClusterState;
 use super::commits::{Commit, CommitsMeta};
 use super::record::OffsetRuns;
 use super::types::{ChunkMeta, GroupOffset, OpenTxn, TxnSpan};
@@ -55,6 +58,9 @@ pub enum NodeKind {
     /// The root's node of the group commit log read since the previous
     /// snapshot.
     Commits,
+    /// The root's node of the cluster's own state (ACLs, users, quotas,
+    /// broker configs).
+    Cluster,
 }
 
 impl NodeKind {
@@ -68,6 +74,7 @@ impl NodeKind {
             NodeKind::Segment => "segment",
             NodeKind::Group => "group",
             NodeKind::Commits => "commits",
+            NodeKind::Cluster => "cluster",
         }
     }
 
@@ -228,6 +235,25 @@ pub struct Manifest {
     /// The group commit log this snapshot read (absent in snapshots of
     /// older versions).
     pub commits: Option<CommitLog>,
+    /// The cluster state's node (absent in snapshots of older versions and
+    /// in shard parts other than shard 0's).
+    pub cluster: Option<Node>,
+}
+
+impl Manifest {
+    /// The cluster state this snapshot captured, if it has one.
+    ///
+    /// # Errors
+    /// An unreadable or corrupt blob.
+    pub async fn cluster_state(&self, repo: &Repository) -> Result<Option<ClusterState>> {
+        let Some(id) = self.cluster.as_ref().and_then(|n| n.content.first()) else {
+            return Ok(None);
+        };
+        let b = repo.read_blob(id).await?;
+        super::cluster::decode(&b)
+            .map(Some)
+            .map_err(|e| Error::corrupt(format!("cluster state blob {id}"), e))
+    }
 }
 
 /// A snapshot's group commit log: where it read up to, and its chunks.
@@ -321,6 +347,7 @@ pub async fn load(repo: &Repository, root: &Id, segments: bool) -> Result<Manife
             size: c.size,
         });
     }
+    m.cluster = child(&root_tree, NodeKind::Cluster).cloned();
     Ok(m)
 }
 
@@ -428,8 +455,26 @@ impl<'s> ManifestWriter<'s> {
         Ok(NodeKind::Topic.node(name.to_string(), size, Some(sub), Vec::new(), to_meta(meta)?))
     }
 
-    /// The root over topic nodes and groups; returns its id and the image's
-    /// logical size.
+    /// The root's node of a cluster state: its blob (stored once while the
+    /// state is unchanged) and its counts.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn cluster(&mut self, s: &ClusterState) -> Result<Node> {
+        let bytes = super::cluster::encode(s).map_err(Error::encode)?;
+        let size = bytes.len() as u64;
+        let id = self.session.save_blob(BlobType::Data, bytes).await?;
+        let meta = to_meta(&serde_json::json!({
+            "acls": s.acls.len(),
+            "scram_users": s.scram_users.len(),
+            "quotas": s.quotas.len(),
+            "broker_configs": s.broker_configs.iter().map(|b| b.configs.len()).sum::<usize>(),
+        }))?;
+        Ok(NodeKind::Cluster.node("cluster".into(), size, None, vec![id], meta))
+    }
+
+    /// The root over topic nodes, groups, the commit log and the cluster
+    /// state's node; returns its id and the image's logical size.
     ///
     /// # Errors
     /// Storage errors.
@@ -438,6 +483,7 @@ impl<'s> ManifestWriter<'s> {
         topics: Vec<Node>,
         groups: BTreeMap<String, Vec<GroupOffset>>,
         commits: Option<(CommitsMeta, Vec<Commit>)>,
+        cluster: Option<Node>,
     ) -> Result<(Id, u64)> {
         let log = match commits {
             Some((meta, log)) => {
@@ -453,7 +499,7 @@ impl<'s> ManifestWriter<'s> {
             }
             None => None,
         };
-        self.root_reusing_log(topics, groups, log).await
+        self.root_reusing_log(topics, groups, log, cluster).await
     }
 
     /// [`ManifestWriter::root`] with a commit log already stored (a
@@ -466,6 +512,7 @@ impl<'s> ManifestWriter<'s> {
         topics: Vec<Node>,
         groups: BTreeMap<String, Vec<GroupOffset>>,
         log: Option<CommitLog>,
+        cluster: Option<Node>,
     ) -> Result<(Id, u64)> {
         let logical: u64 = topics.iter().map(|n| n.size).sum();
         let topics_tree = self
@@ -506,6 +553,7 @@ impl<'s> ManifestWriter<'s> {
                 to_meta(&l.meta)?,
             ));
         }
+        root.nodes.extend(cluster);
         let id = self.session.save_blob(BlobType::Tree, root.encode()?).await?;
         Ok((id, logical))
     }

@@ -14,7 +14,10 @@
 //! - [`txnlog`]: transaction coordinators' completions
 //!   (`__transaction_state` decoded): when each transaction committed on
 //!   all its partitions;
-//! - [`wire`]: Kafka's encoding of those internal records;
+//! - [`cluster`]: the cluster's own state (ACLs, SCRAM users, quotas,
+//!   broker configs) as a snapshot stores it;
+//! - [`wire`]: Kafka's encoding of those internal records and of the
+//!   requests kvault encodes itself;
 //! - [`reader`]: a partition's records read back, filtered;
 //! - [`select`]: which records a restore replays (retention, compaction,
 //!   the log as of a time).
@@ -22,6 +25,7 @@
 //! Layering: `image` uses `repo` (blobs, trees) and nothing of `kafka` or
 //! `ops`; the Kafka client uses `image::record` to hand records over.
 
+pub mod cluster;
 pub mod commits;
 pub mod layout;
 pub mod manifest;

@@ -357,6 +357,8 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         let other = manifest::load(repo, &s.tree, false).await?;
         if i == 0 {
             m.groups = other.groups.clone();
+            // The cluster's own state: the base's, as of at or before `t`.
+            m.cluster = other.cluster.clone();
             for (name, t) in &other.topics {
                 let mut t = t.clone();
                 for p in t.partitions.values_mut() {

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use kvault_rdkafka_ext::configs;
 use kvault_rdkafka_ext::fetch;
+use kvault_rdkafka_ext::request::{self, Broker, RequestError};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -28,6 +29,7 @@ use super::KafkaOptions;
 use super::auth::{self, Tokens};
 use super::batches::{self, FetchedPartition};
 use super::filter::{NameFilter, is_literal};
+use super::protocol::{Api, ProtoError};
 use super::retry::{Backoff, Transient, kafka_error, retry};
 use crate::error::{Error, Result};
 pub use crate::image::types::{GroupOffset, TopicInfo};
@@ -518,6 +520,72 @@ impl Cluster {
             code: Some("LeaderNotAvailable".into()),
             transient: true,
         })
+    }
+
+    /// Node ids of the cluster's brokers, sorted.
+    ///
+    /// # Errors
+    /// Metadata requests failing.
+    pub async fn broker_ids(&self) -> Result<Vec<i32>> {
+        self.blocking(|i| {
+            let mut ids: Vec<i32> = Self::metadata(i)?.brokers().iter().map(|b| b.id()).collect();
+            ids.sort_unstable();
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// One raw request of `api` to `broker`, in the highest version both
+    /// speak, its answer decoded; transient failures are retried. The
+    /// outer result is the exchange, the inner one the broker's answer.
+    ///
+    /// # Errors
+    /// No broker or no common version; the request failing past the retry
+    /// deadline; raw requests unavailable in this build.
+    pub async fn request<T: Send + 'static>(
+        &self,
+        broker: Broker,
+        api: Api,
+        encode: impl Fn(i16) -> Vec<u8> + Send + 'static,
+        decode: impl Fn(i16, &[u8]) -> std::result::Result<T, ProtoError> + Send + 'static,
+    ) -> Result<std::result::Result<T, ProtoError>> {
+        self.blocking(move |i| {
+            let client = i.consumer.client();
+            let failed = |e: RequestError, attempts: u32| Error::Kafka {
+                op: format!("{} request", api.name),
+                transient: matches!(&e, RequestError::Kafka(c) if super::retry::is_transient_code(*c, Transient::Usual)),
+                code: match &e {
+                    RequestError::Kafka(c) => Some(format!("{c:?}")),
+                    RequestError::Unavailable => None,
+                },
+                detail: if attempts > 1 {
+                    format!("{e} (tried {attempts} times)")
+                } else {
+                    e.to_string()
+                },
+            };
+            let mut backoff = Backoff::until(Instant::now() + i.opts.retry_timeout());
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let t = backoff.remaining().min(i.opts.request_timeout());
+                let sent = request::api_version(client, broker, api.key, (api.min, api.max), t).and_then(|v| {
+                    request::request_raw(client, broker, (api.key, v, api.flexible(v)), &encode(v), t)
+                        .map(|b| (v, b))
+                });
+                match sent {
+                    Ok((v, body)) => return Ok(decode(v, &body)),
+                    Err(e @ RequestError::Kafka(c)) if super::retry::is_transient_code(c, Transient::Usual) => {
+                        match backoff.next_pause() {
+                            Some(d) => std::thread::sleep(d),
+                            None => return Err(failed(e, attempts)),
+                        }
+                    }
+                    Err(e) => return Err(failed(e, attempts)),
+                }
+            }
+        })
+        .await
     }
 
     /// The record batches the leader of `tp` holds from `from` (at most

@@ -11,10 +11,13 @@ pub mod admin;
 pub mod auth;
 pub mod batches;
 #[cfg(feature = "kafka")]
+pub mod cluster_state;
+#[cfg(feature = "kafka")]
 pub mod exact;
 pub mod filter;
 pub mod msk;
 pub mod partitioner;
+pub mod protocol;
 #[cfg(feature = "kafka")]
 pub mod retry;
 #[cfg(feature = "kafka")]

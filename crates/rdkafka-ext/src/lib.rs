@@ -20,13 +20,16 @@
 //! on small records).
 //!
 //! [`configs`] makes the one admin request a snapshot needs without
-//! rdkafka's `AdminClient` and its polling thread.
+//! rdkafka's `AdminClient` and its polling thread; [`request`] sends a raw
+//! request of any API (the cluster's ACLs, SCRAM users, quotas and broker
+//! configs) on the client's own connection.
 //!
 //! This crate holds those foreign calls, so the kvault crate itself stays
 //! free of `unsafe`.
 
 pub mod configs;
 pub mod fetch;
+pub mod request;
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::marker::PhantomData;

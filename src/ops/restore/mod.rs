@@ -15,19 +15,24 @@
 //! - `execute`: target checks (live groups, non-empty partitions), resume
 //!   state (`state`), topic creation, producing, group commits, and a
 //!   report of what a failure left behind.
+//! - `metadata`: the cluster's own state (ACLs, SCRAM users, quotas,
+//!   broker configs), planned against the target and applied before the
+//!   records.
 //! - `shard`: `--shard K/N`, one worker's share of the partitions, and
 //!   group commits once every worker's partitions of a group are in.
 
 mod exact;
 mod execute;
 mod inputs;
+mod metadata;
 pub mod plan;
 mod shard;
 pub(crate) mod state;
 
+pub use self::metadata::parse_scram_credentials;
 pub use self::plan::{
-    ExactPlan, GroupOffsetPlan, IfNotEmpty, Offsets, PartitionPlan, RestoreOptions, RestoreResult,
-    ShardOutcome, SpreadPartition,
+    ExactPlan, GroupOffsetPlan, IfExists, IfNotEmpty, Metadata, MetadataResult, Offsets, PartitionPlan,
+    RestoreOptions, RestoreResult, ScramPassword, ShardOutcome, SpreadPartition,
 };
 use crate::error::Result;
 use crate::id::Id;
@@ -53,13 +58,34 @@ pub async fn restore(
     let cluster = Cluster::connect(&opts.kafka).await?;
     // A shared lock: prune cannot remove data while it is being restored.
     super::with_lock(repo, false, || async {
+        if opts.metadata == Metadata::Only {
+            return metadata_only(repo, &cluster, snapshot, opts).await;
+        }
         let mut p = plan::plan(repo, &cluster, snapshot, opts).await?;
         if let Some(share) = opts.shard {
             shard::narrow(&mut p, share, &state::restore_key(opts, snapshot))?;
         }
+        // The cluster's own state first (one worker of a sharded restore
+        // does it): records land in a cluster its clients can use.
+        let source = match (opts.metadata, opts.shard) {
+            (Metadata::With, None) => Some(p.m.cluster_state(repo).await?),
+            (Metadata::With, Some(s)) if s.index == 0 => Some(p.m.cluster_state(repo).await?),
+            _ => None,
+        };
+        let meta = match &source {
+            Some(s) => Some(plan_metadata(&cluster, s.as_ref(), opts).await?),
+            None => None,
+        };
         if opts.dry_run {
-            return plan::predict(&cluster, opts, p).await;
+            let mut r = plan::predict(&cluster, opts, p).await?;
+            r.metadata = meta.map(|m| m.res);
+            return Ok(r);
         }
+        let applied = match meta {
+            Some(m) => Some(metadata::apply(&cluster, m).await?),
+            None => None,
+        };
+        p.res.metadata = applied;
         log::info!(
             "restore of snapshot {}: {} partition(s), {} record(s), {} group(s)",
             snapshot.short(),
@@ -76,4 +102,46 @@ pub async fn restore(
         Ok(r)
     })
     .await
+}
+
+/// The metadata plan for a snapshot's cluster state (`None`: the snapshot
+/// has none, which the result says).
+async fn plan_metadata(
+    cluster: &Cluster,
+    source: Option<&crate::image::cluster::ClusterState>,
+    opts: &RestoreOptions,
+) -> Result<metadata::MetadataPlan> {
+    match source {
+        Some(s) => metadata::plan(s, &cluster.cluster_state().await?, opts),
+        None => {
+            let mut p = metadata::MetadataPlan::default();
+            p.res.not_restored.push(
+                "the snapshot holds no cluster state (taken before kvault captured ACLs, users, quotas and broker configs)"
+                    .into(),
+            );
+            Ok(p)
+        }
+    }
+}
+
+/// `--metadata-only`: the cluster's own state, no records.
+async fn metadata_only(
+    repo: &Repository,
+    cluster: &Cluster,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+) -> Result<RestoreResult> {
+    let mut res = RestoreResult {
+        snapshot: Some(*snapshot),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let source = plan::source_state(repo, snapshot, opts, &mut res).await?;
+    let p = plan_metadata(cluster, source.as_ref(), opts).await?;
+    res.metadata = Some(if opts.dry_run {
+        p.res
+    } else {
+        metadata::apply(cluster, p).await?
+    });
+    Ok(res)
 }

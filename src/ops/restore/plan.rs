@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
+use crate::image::cluster::mechanism_name;
 use crate::image::layout::{Layout, layout};
 use crate::image::manifest::{self, KAFKA_KIND, Manifest};
 use crate::image::select::{SelectOptions, Selection, as_of, select};
@@ -88,6 +89,15 @@ pub struct RestoreOptions {
     pub max_bytes_per_sec: Option<u64>,
     /// Where records land: after the target's, or at their source offsets.
     pub offsets: Offsets,
+    /// What to do with the cluster's own state (ACLs, users, quotas,
+    /// broker configs): with the records, not at all, or only it.
+    pub metadata: Metadata,
+    /// Principals of restored ACLs and quota users to rewrite (`FROM=TO`).
+    pub acl_principal_map: Vec<(String, String)>,
+    /// Passwords of SCRAM users to re-create.
+    pub scram_credentials: Vec<ScramPassword>,
+    /// A target entry (quota, broker config, SCRAM user) that differs.
+    pub if_exists: IfExists,
     /// Restore only this worker's share of the partitions (`--shard K/N`);
     /// groups are committed once every worker's partitions of a group are
     /// in.
@@ -235,6 +245,9 @@ pub struct RestoreResult {
     /// With `--shard K/N`: this worker's part in the whole restore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardOutcome>,
+    /// The cluster's own state restored (absent with `--no-metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataResult>,
     /// Warnings.
     pub warnings: Vec<String>,
 }
@@ -357,6 +370,86 @@ pub(super) struct Run {
     pub(super) log_append: BTreeMap<String, BTreeMap<String, String>>,
     /// The coordination group.
     pub(super) group: String,
+}
+
+/// What a restore does with the cluster state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Metadata {
+    /// Restore it, then the records (the default).
+    #[default]
+    With,
+    /// Records only (`--no-metadata`).
+    Without,
+    /// Only the cluster state (`--metadata-only`).
+    Only,
+}
+
+/// A target entry that differs from the source's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IfExists {
+    /// Report it and leave it (the default).
+    #[default]
+    Keep,
+    /// Replace it with the source's.
+    Replace,
+}
+
+impl std::str::FromStr for IfExists {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "keep" => Ok(IfExists::Keep),
+            "replace" => Ok(IfExists::Replace),
+            _ => Err(Error::bad_value("existing-entry policy", s, "keep or replace")),
+        }
+    }
+}
+
+/// A SCRAM user's password for a restore (`USER MECHANISM PASSWORD`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramPassword {
+    /// User name.
+    pub user: String,
+    /// 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+    pub mechanism: i8,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ScramPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ScramPassword({} {})",
+            self.user,
+            mechanism_name(self.mechanism)
+        )
+    }
+}
+
+/// The cluster-state part of a restore, as planned and as done.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MetadataResult {
+    /// The snapshot had a cluster state.
+    pub captured: bool,
+    /// ACL bindings created (or to create, in a dry run).
+    pub acls_created: Vec<String>,
+    /// ACL bindings the target already had.
+    pub acls_present: usize,
+    /// SCRAM users (`user mechanism`) created or replaced.
+    pub users_created: Vec<String>,
+    /// SCRAM users not re-created, and why.
+    pub users_not_created: Vec<String>,
+    /// Quota entities set.
+    pub quotas_set: Vec<String>,
+    /// Broker configs set (`broker key`).
+    pub configs_set: Vec<String>,
+    /// Target entries that differ from the source's and were kept
+    /// (`--if-exists keep`) or replaced.
+    pub conflicts: Vec<String>,
+    /// What could not be restored (sensitive configs, absent brokers,
+    /// kinds the snapshot lacks, refusals).
+    pub not_restored: Vec<String>,
 }
 
 /// Everything a restore decided before it writes: the plan shown to the
@@ -565,6 +658,31 @@ async fn source_image(
         ));
     }
     Ok((a.manifest, a.cuts))
+}
+
+/// The snapshot's (or with `--at`, the base snapshot's) cluster state,
+/// for a restore of that alone.
+///
+/// # Errors
+/// A non-Kafka snapshot; unreadable data.
+pub(super) async fn source_state(
+    repo: &Repository,
+    snapshot: &Id,
+    opts: &RestoreOptions,
+    res: &mut RestoreResult,
+) -> Result<Option<crate::image::cluster::ClusterState>> {
+    let snap = repo.load_snapshot(snapshot).await?;
+    snap.expect_kind(snapshot, KAFKA_KIND, "a Kafka snapshot")?;
+    repo.load_index().await?;
+    let m = match opts.at {
+        None => manifest::load(repo, &snap.tree, false).await?,
+        Some(t) => {
+            let a = as_of(repo, &snap.source, t).await?;
+            res.snapshot = Some(a.base);
+            a.manifest
+        }
+    };
+    m.cluster_state(repo).await
 }
 
 /// Each selected partition's records (retention, compaction, the cut),

@@ -25,6 +25,7 @@ use super::progress::Progress;
 use super::with_lock;
 use crate::error::Result;
 use crate::id::Id;
+use crate::image::cluster::ClusterState;
 use crate::image::manifest::{
     self, KAFKA_KIND, KAFKA_SHARD_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
 };
@@ -93,6 +94,9 @@ pub struct SnapshotResult {
     pub expired_offsets: u64,
     /// Warnings (expired data, deleted topics, …).
     pub warnings: Vec<String>,
+    /// The cluster's own state captured (absent for shards other than 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_state: Option<ClusterCounts>,
     /// For a shard of a run: the run's snapshot when this shard completed
     /// it (or found it complete).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,9 +265,16 @@ async fn execute(
     if plan.parent.is_some() && plan.commit_log.complete && !commits_meta.complete {
         res.warnings.push(commits_meta.note.clone());
     }
-    // Only shard 0 of a run reads the group commit log.
-    let log = (opts.shard.as_ref().is_none_or(|s| s.index == 0)).then_some((commits_meta, commits));
-    let (root, logical) = w.root(topic_nodes, groups, log).await?;
+    // Only shard 0 of a run reads the group commit log and the cluster's
+    // own state.
+    let first = opts.shard.as_ref().is_none_or(|s| s.index == 0);
+    let cluster_node = if first {
+        Some(w.cluster(&cluster_state(cluster, &mut res).await?).await?)
+    } else {
+        None
+    };
+    let log = first.then_some((commits_meta, commits));
+    let (root, logical) = w.root(topic_nodes, groups, log, cluster_node).await?;
     let stats = session.commit().await?;
 
     // The snapshot file, last.
@@ -280,6 +291,41 @@ async fn execute(
     res.seconds = started.elapsed().as_secs_f64();
     Ok(res)
 }
+/// The cluster's own state (ACLs, SCRAM users, quotas, broker configs),
+/// its counts in the result and a warning per kind it could not read.
+///
+/// # Errors
+/// Requests failing past their retries.
+async fn cluster_state(cluster: &Cluster, res: &mut SnapshotResult) -> Result<ClusterState> {
+    let s = cluster.cluster_state().await?;
+    for m in &s.missing {
+        res.warnings.push(format!(
+            "cluster state: {} not captured: {} (the principal needs Describe on the cluster; the rest is captured)",
+            m.kind, m.reason
+        ));
+    }
+    res.cluster_state = Some(ClusterCounts {
+        acls: s.acls.len(),
+        scram_users: s.scram_users.len(),
+        quotas: s.quotas.len(),
+        broker_configs: s.broker_configs.iter().map(|b| b.configs.len()).sum(),
+    });
+    Ok(s)
+}
+
+/// How much of the cluster's own state a snapshot captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterCounts {
+    /// ACL bindings.
+    pub acls: usize,
+    /// SCRAM users.
+    pub scram_users: usize,
+    /// Client quota entities.
+    pub quotas: usize,
+    /// Dynamic broker configs (the cluster default's and every broker's).
+    pub broker_configs: usize,
+}
+
 /// The planned group offsets on `parts` (a shard's own); groups left with
 /// none are dropped.
 fn own_groups(

@@ -14,7 +14,7 @@
 //! - **Combining** ([`complete_run`]): the shard that finds every shard's
 //!   part present writes the run's snapshot (kind `kafka`): the union of the
 //!   parts' partition nodes (reused, not copied), their group offsets, shard
-//!   0's commit log, and the parts' ids. Two shards finishing together may
+//!   0's commit log and cluster state, and the parts' ids. Two shards finishing together may
 //!   both write it; the one with the larger id is deleted by whoever sees
 //!   both, and readers take the smallest.
 
@@ -311,6 +311,7 @@ async fn merge_parts(repo: &Repository, parts: &BTreeMap<u32, &(Id, Snapshot)>) 
         }
         if *k == 0 {
             out.m.commits = pm.commits;
+            out.m.cluster = pm.cluster;
             out.tags.clone_from(&s.tags);
             out.parent = s.parent;
         }
@@ -375,7 +376,9 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
         let pnodes = t.partitions.values().map(|p| p.node.clone()).collect();
         topic_nodes.push(w.topic(&t.name, &t.meta, pnodes).await?);
     }
-    let (root, _) = w.root_reusing_log(topic_nodes, m.groups, m.commits).await?;
+    let (root, _) = w
+        .root_reusing_log(topic_nodes, m.groups, m.commits, m.cluster)
+        .await?;
     session.commit().await?;
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,

@@ -1,0 +1,340 @@
+//! A cluster's own state, as a snapshot captures it (format-spec §14,
+//! "Cluster state"): ACL bindings, SCRAM users (mechanism and iterations:
+//! Kafka never returns credentials), client quotas, dynamic broker
+//! configs, and the cluster id and brokers for the report. Stored as one
+//! JSON blob under the root's `cluster` node; an unchanged state is the
+//! same blob, stored once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything captured of a cluster besides its topics and groups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The cluster id.
+    pub cluster_id: String,
+    /// Broker node ids.
+    pub brokers: Vec<i32>,
+    /// ACL bindings, sorted.
+    pub acls: Vec<AclBinding>,
+    /// SCRAM users, by name.
+    pub scram_users: Vec<ScramUser>,
+    /// Client quotas, sorted by entity.
+    pub quotas: Vec<QuotaEntry>,
+    /// Dynamic broker configs: the cluster default first, then per broker.
+    pub broker_configs: Vec<BrokerConfigs>,
+    /// Kinds of state that could not be captured, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Missing>,
+}
+
+impl ClusterState {
+    /// The state as `ls` prints it: a summary line, then one line per
+    /// binding, user credential, quota entity and broker config.
+    pub fn report(&self) -> String {
+        let s = self;
+        let mut out = format!(
+            "cluster {}  brokers {:?}  {} ACL binding(s), {} SCRAM user(s), {} quota entit(ies), {} broker config(s)",
+            s.cluster_id,
+            s.brokers,
+            s.acls.len(),
+            s.scram_users.len(),
+            s.quotas.len(),
+            s.broker_configs.iter().map(|b| b.configs.len()).sum::<usize>()
+        );
+        for a in &s.acls {
+            out.push_str(&format!("\n  acl {}", a.describe()));
+        }
+        for u in &s.scram_users {
+            for c in &u.credentials {
+                out.push_str(&format!(
+                    "\n  scram user {} {} ({} iterations)",
+                    u.name,
+                    mechanism_name(c.mechanism),
+                    c.iterations
+                ));
+            }
+        }
+        for q in &s.quotas {
+            let v: Vec<String> = q.values.iter().map(|(k, x)| format!("{k}={x}")).collect();
+            out.push_str(&format!("\n  quota {}: {}", q.entity_name(), v.join(" ")));
+        }
+        for b in &s.broker_configs {
+            let who = b.broker.map_or_else(|| "default".to_string(), |i| i.to_string());
+            for (k, v) in &b.configs {
+                out.push_str(&format!(
+                    "\n  broker config {who} {k}={}",
+                    v.value.as_deref().unwrap_or("<sensitive, not stored>")
+                ));
+            }
+        }
+        for m in &s.missing {
+            out.push_str(&format!("\n  not captured: {} ({})", m.kind, m.reason));
+        }
+        out
+    }
+}
+
+/// One kind of state left out of a capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missing {
+    /// `acls`, `scram_users`, `quotas` or `broker_configs`.
+    pub kind: String,
+    /// Why (the broker's error).
+    pub reason: String,
+}
+
+/// One ACL binding, with Kafka's protocol codes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclBinding {
+    /// Resource type: 2 topic, 3 group, 4 cluster, 5 transactional id,
+    /// 6 delegation token, 7 user.
+    pub resource_type: i8,
+    /// Resource name (`kafka-cluster` for the cluster).
+    pub name: String,
+    /// Pattern type: 3 literal, 4 prefixed.
+    pub pattern_type: i8,
+    /// Principal, e.g. `User:alice`.
+    pub principal: String,
+    /// Host, `*` for any.
+    pub host: String,
+    /// Operation: 2 all, 3 read, 4 write, 5 create, 6 delete, 7 alter,
+    /// 8 describe, 9 cluster action, 10 describe configs, 11 alter
+    /// configs, 12 idempotent write, 13 create tokens, 14 describe tokens.
+    pub operation: i8,
+    /// Permission: 2 deny, 3 allow.
+    pub permission: i8,
+}
+
+/// Resource type codes.
+pub mod resource {
+    /// A topic.
+    pub const TOPIC: i8 = 2;
+    /// A consumer group.
+    pub const GROUP: i8 = 3;
+    /// The cluster.
+    pub const CLUSTER: i8 = 4;
+    /// A transactional id.
+    pub const TRANSACTIONAL_ID: i8 = 5;
+}
+
+/// Pattern type codes.
+pub mod pattern {
+    /// The name itself.
+    pub const LITERAL: i8 = 3;
+    /// Every name starting with it.
+    pub const PREFIXED: i8 = 4;
+}
+
+impl AclBinding {
+    /// `ALLOW User:alice READ topic:orders (prefixed) from *`, for reports.
+    pub fn describe(&self) -> String {
+        let pattern = if self.pattern_type == pattern::PREFIXED {
+            " (prefixed)"
+        } else {
+            ""
+        };
+        format!(
+            "{} {} {} {}:{}{pattern} from {}",
+            permission_name(self.permission),
+            self.principal,
+            operation_name(self.operation),
+            resource_name(self.resource_type),
+            self.name,
+            self.host
+        )
+    }
+}
+
+/// A resource type's name.
+pub fn resource_name(code: i8) -> String {
+    match code {
+        2 => "topic".into(),
+        3 => "group".into(),
+        4 => "cluster".into(),
+        5 => "transactional-id".into(),
+        6 => "delegation-token".into(),
+        7 => "user".into(),
+        c => format!("resource-{c}"),
+    }
+}
+
+/// An operation's name.
+pub fn operation_name(code: i8) -> String {
+    const NAMES: [&str; 15] = [
+        "UNKNOWN",
+        "ANY",
+        "ALL",
+        "READ",
+        "WRITE",
+        "CREATE",
+        "DELETE",
+        "ALTER",
+        "DESCRIBE",
+        "CLUSTER_ACTION",
+        "DESCRIBE_CONFIGS",
+        "ALTER_CONFIGS",
+        "IDEMPOTENT_WRITE",
+        "CREATE_TOKENS",
+        "DESCRIBE_TOKENS",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("OPERATION_{code}"), |s| (*s).to_string())
+}
+
+/// A permission's name.
+pub fn permission_name(code: i8) -> String {
+    match code {
+        2 => "DENY".into(),
+        3 => "ALLOW".into(),
+        c => format!("PERMISSION_{c}"),
+    }
+}
+
+/// A SCRAM user: its mechanisms and iteration counts, never a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramUser {
+    /// User name.
+    pub name: String,
+    /// One per mechanism it has.
+    pub credentials: Vec<ScramCredential>,
+}
+
+/// One SCRAM credential's public part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+    pub mechanism: i8,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+/// A SCRAM mechanism's name, and back.
+pub fn mechanism_name(code: i8) -> &'static str {
+    match code {
+        1 => "SCRAM-SHA-256",
+        2 => "SCRAM-SHA-512",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The code of a SCRAM mechanism name (`SCRAM-SHA-256` or `SCRAM-SHA-512`).
+pub fn mechanism_code(name: &str) -> Option<i8> {
+    match name.to_ascii_uppercase().as_str() {
+        "SCRAM-SHA-256" => Some(1),
+        "SCRAM-SHA-512" => Some(2),
+        _ => None,
+    }
+}
+
+/// One quota entity and its values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaEntry {
+    /// Entity components (`user`, `client-id`, `ip`), each with a name or
+    /// `None` for the default entity of that type.
+    pub entity: Vec<(String, Option<String>)>,
+    /// Quota values, e.g. `producer_byte_rate`.
+    pub values: BTreeMap<String, f64>,
+}
+
+impl QuotaEntry {
+    /// `user=alice, client-id=<default>`, for reports.
+    pub fn entity_name(&self) -> String {
+        self.entity
+            .iter()
+            .map(|(t, n)| format!("{t}={}", n.as_deref().unwrap_or("<default>")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Dynamic configs of one broker, or the cluster-wide default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigs {
+    /// The broker id; `None` for the cluster-wide default.
+    pub broker: Option<i32>,
+    /// Config name -> value.
+    pub configs: BTreeMap<String, ConfigValue>,
+}
+
+/// A dynamic config's value as the broker gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigValue {
+    /// The value; `None` when the broker hides it (sensitive).
+    pub value: Option<String>,
+    /// Marked sensitive by the broker (its value is never stored).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// Encodes a state as its stored blob (JSON, canonical: fields in order,
+/// lists sorted by the capture).
+///
+/// # Errors
+/// Never in practice.
+pub fn encode(s: &ClusterState) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(s)
+}
+
+/// Decodes a stored blob.
+///
+/// # Errors
+/// Bytes that are not a cluster state.
+pub fn decode(b: &[u8]) -> Result<ClusterState, serde_json::Error> {
+    serde_json::from_slice(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_round_trips_and_names_read_well() {
+        let s = ClusterState {
+            cluster_id: "c".into(),
+            brokers: vec![1],
+            acls: vec![AclBinding {
+                resource_type: resource::TOPIC,
+                name: "orders".into(),
+                pattern_type: pattern::PREFIXED,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: 3,
+                permission: 3,
+            }],
+            scram_users: vec![ScramUser {
+                name: "alice".into(),
+                credentials: vec![ScramCredential {
+                    mechanism: 2,
+                    iterations: 4096,
+                }],
+            }],
+            quotas: vec![QuotaEntry {
+                entity: vec![("user".into(), None)],
+                values: BTreeMap::from([("producer_byte_rate".into(), 1024.0)]),
+            }],
+            broker_configs: vec![BrokerConfigs {
+                broker: None,
+                configs: BTreeMap::from([(
+                    "log.cleaner.threads".into(),
+                    ConfigValue {
+                        value: Some("2".into()),
+                        sensitive: false,
+                    },
+                )]),
+            }],
+            missing: Vec::new(),
+        };
+        assert_eq!(decode(&encode(&s).unwrap()).unwrap(), s);
+        assert_eq!(
+            s.acls[0].describe(),
+            "ALLOW User:alice READ topic:orders (prefixed) from *"
+        );
+        assert_eq!(s.quotas[0].entity_name(), "user=<default>");
+        assert_eq!(mechanism_code("scram-sha-512"), Some(2));
+        assert!(decode(b"{").is_err());
+    }
+}
