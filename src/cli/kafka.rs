@@ -331,7 +331,16 @@ fn print_summary(ctx: &Ctx, r: &kvault::SnapshotResult) -> i32 {
             human_bytes(r.dedup_saved_bytes),
             r.records_total,
             r.seconds
-        ) + &match (r.run_snapshot, r.run_waiting.as_slice()) {
+        ) + &r
+            .cluster_state
+            .map(|c| {
+                format!(
+                    "\n  cluster state: {} ACL binding(s), {} SCRAM user(s), {} quota entit(ies), {} broker config(s)",
+                    c.acls, c.scram_users, c.quotas, c.broker_configs
+                )
+            })
+            .unwrap_or_default()
+            + &match (r.run_snapshot, r.run_waiting.as_slice()) {
             (Some(id), _) => format!("\n  the run is complete: snapshot {}", id.short()),
             (None, []) => String::new(),
             (None, w) => format!(

@@ -70,17 +70,59 @@ impl ClusterState {
             }
         }
         for m in &s.missing {
-            out.push_str(&format!("\n  not captured: {} ({})", m.kind, m.reason));
+            out.push_str(&format!("\n  not captured: {} ({})", m.kind.name(), m.reason));
         }
         out
+    }
+}
+
+/// A kind of cluster state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    /// ACL bindings.
+    Acls,
+    /// SCRAM users.
+    ScramUsers,
+    /// Client quotas.
+    Quotas,
+    /// Dynamic broker configs.
+    BrokerConfigs,
+}
+
+impl StateKind {
+    /// Every kind, in capture order.
+    pub const ALL: [StateKind; 4] = [
+        StateKind::Acls,
+        StateKind::ScramUsers,
+        StateKind::Quotas,
+        StateKind::BrokerConfigs,
+    ];
+
+    /// Its name in the stored state and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateKind::Acls => "acls",
+            StateKind::ScramUsers => "scram_users",
+            StateKind::Quotas => "quotas",
+            StateKind::BrokerConfigs => "broker_configs",
+        }
+    }
+
+    /// The operation on the cluster resource that describing it takes.
+    pub fn needs(self) -> &'static str {
+        match self {
+            StateKind::Acls | StateKind::ScramUsers => "Describe",
+            StateKind::Quotas | StateKind::BrokerConfigs => "DescribeConfigs",
+        }
     }
 }
 
 /// One kind of state left out of a capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Missing {
-    /// `acls`, `scram_users`, `quotas` or `broker_configs`.
-    pub kind: String,
+    /// Which kind.
+    pub kind: StateKind,
     /// Why (the broker's error).
     pub reason: String,
 }

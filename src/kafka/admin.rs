@@ -575,6 +575,9 @@ impl Cluster {
                 });
                 match sent {
                     Ok((v, body)) => return Ok(decode(v, &body)),
+                    Err(RequestError::Kafka(RDKafkaErrorCode::UnsupportedFeature)) => {
+                        return Ok(Err(ProtoError::Unsupported { api: api.name }));
+                    }
                     Err(e @ RequestError::Kafka(c)) if super::retry::is_transient_code(c, Transient::Usual) => {
                         match backoff.next_pause() {
                             Some(d) => std::thread::sleep(d),

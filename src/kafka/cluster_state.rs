@@ -13,11 +13,13 @@ use kvault_rdkafka_ext::request::{self, Broker};
 use super::admin::Cluster;
 use super::protocol::{self as p, ProtoError, ScramUpsert, code};
 use crate::error::Result;
-use crate::image::cluster::{AclBinding, BrokerConfigs, ClusterState, ConfigValue, Missing, QuotaEntry};
+use crate::image::cluster::{
+    AclBinding, BrokerConfigs, ClusterState, ConfigValue, Missing, QuotaEntry, StateKind,
+};
 
 /// One kind's answer: its value, or why it is missing (a cluster without
 /// an authorizer has no ACLs: empty, not missing).
-fn kind<T: Default>(what: &str, r: std::result::Result<T, ProtoError>, missing: &mut Vec<Missing>) -> T {
+fn kind<T: Default>(what: StateKind, r: std::result::Result<T, ProtoError>, missing: &mut Vec<Missing>) -> T {
     match r {
         Ok(v) => v,
         Err(ProtoError::Broker {
@@ -26,7 +28,7 @@ fn kind<T: Default>(what: &str, r: std::result::Result<T, ProtoError>, missing: 
         }) => T::default(),
         Err(e) => {
             missing.push(Missing {
-                kind: what.into(),
+                kind: what,
                 reason: e.to_string(),
             });
             T::default()
@@ -47,9 +49,9 @@ impl Cluster {
             ..Default::default()
         };
         if !request::available() {
-            for k in ["acls", "scram_users", "quotas", "broker_configs"] {
+            for kind in StateKind::ALL {
                 s.missing.push(Missing {
-                    kind: k.into(),
+                    kind,
                     reason: "this build has no raw-request shim (it links a system librdkafka)".into(),
                 });
             }
@@ -64,7 +66,7 @@ impl Cluster {
                 p::describe_acls_response,
             )
             .await?;
-        s.acls = kind("acls", acls, m);
+        s.acls = kind(StateKind::Acls, acls, m);
         let users = self
             .request(
                 Broker::Any,
@@ -73,7 +75,7 @@ impl Cluster {
                 |_, b| p::describe_scram_response(b),
             )
             .await?;
-        s.scram_users = kind("scram_users", users, m);
+        s.scram_users = kind(StateKind::ScramUsers, users, m);
         let quotas = self
             .request(
                 Broker::Any,
@@ -82,9 +84,9 @@ impl Cluster {
                 p::describe_quotas_response,
             )
             .await?;
-        s.quotas = kind("quotas", quotas, m);
+        s.quotas = kind(StateKind::Quotas, quotas, m);
         let configs = self.broker_configs(&s.brokers).await?;
-        s.broker_configs = kind("broker_configs", configs, m);
+        s.broker_configs = kind(StateKind::BrokerConfigs, configs, m);
         Ok(s)
     }
 

@@ -118,6 +118,12 @@ pub enum ProtoError {
     /// Bytes that are not a valid answer.
     #[error("malformed answer: {0}")]
     Malformed(#[from] WireError),
+    /// The broker speaks no version of the API that kvault does.
+    #[error("the broker does not support {api}")]
+    Unsupported {
+        /// The API's name.
+        api: &'static str,
+    },
     /// The broker answered with an error.
     #[error("{}", broker_error(*code, message.as_deref()))]
     Broker {

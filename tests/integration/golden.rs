@@ -126,6 +126,8 @@ fn compute() -> Value {
         "gear_table_first_4": table[..4].iter().map(|g| format!("{g:016x}")).collect::<Vec<_>>(),
         "segment_meta": {"note": "format-spec §14: a segment's node meta with two committed transactions' runs (txns), the second dated by its coordinator's completion",
                          "json": segment_meta_json()},
+        "cluster_state": {"note": "format-spec §14 \"Cluster state\": a prefixed allow and a cluster deny, one SCRAM user with both mechanisms, a user+client quota and the default client quota, a cluster default and a hidden (sensitive) per-broker config",
+                          "json": cluster_state_json()},
         "chunker": {"input": "first 1 MiB of BLAKE3 XOF of \"kvault chunker test vector\"",
                     "min_size": 16384, "avg_size": 65536, "max_size": 262144, "cut_lengths": cuts},
     })
@@ -154,6 +156,92 @@ fn segment_meta_json() -> String {
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);
+    json
+}
+
+/// A cluster state blob (format-spec §14 "Cluster state").
+fn cluster_state_json() -> String {
+    use std::collections::BTreeMap;
+
+    use kvault::image::cluster::{
+        AclBinding, BrokerConfigs, ClusterState, ConfigValue, QuotaEntry, ScramCredential, ScramUser, decode,
+        encode,
+    };
+    let s = ClusterState {
+        cluster_id: "q1Sh-9_ISia_zwGINzRvyQ".into(),
+        brokers: vec![1, 2],
+        acls: vec![
+            AclBinding {
+                resource_type: 2,
+                name: "orders.".into(),
+                pattern_type: 4,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: 3,
+                permission: 3,
+            },
+            AclBinding {
+                resource_type: 4,
+                name: "kafka-cluster".into(),
+                pattern_type: 3,
+                principal: "User:mallory".into(),
+                host: "10.0.0.9".into(),
+                operation: 2,
+                permission: 2,
+            },
+        ],
+        scram_users: vec![ScramUser {
+            name: "alice".into(),
+            credentials: vec![
+                ScramCredential {
+                    mechanism: 1,
+                    iterations: 4096,
+                },
+                ScramCredential {
+                    mechanism: 2,
+                    iterations: 8192,
+                },
+            ],
+        }],
+        quotas: vec![
+            QuotaEntry {
+                entity: vec![("client-id".into(), None)],
+                values: BTreeMap::from([("consumer_byte_rate".into(), 2048.0)]),
+            },
+            QuotaEntry {
+                entity: vec![
+                    ("client-id".into(), Some("app".into())),
+                    ("user".into(), Some("alice".into())),
+                ],
+                values: BTreeMap::from([("request_percentage".into(), 50.0)]),
+            },
+        ],
+        broker_configs: vec![
+            BrokerConfigs {
+                broker: None,
+                configs: BTreeMap::from([(
+                    "log.retention.ms".into(),
+                    ConfigValue {
+                        value: Some("604800000".into()),
+                        sensitive: false,
+                    },
+                )]),
+            },
+            BrokerConfigs {
+                broker: Some(2),
+                configs: BTreeMap::from([(
+                    "listener.name.internal.ssl.key.password".into(),
+                    ConfigValue {
+                        value: None,
+                        sensitive: true,
+                    },
+                )]),
+            },
+        ],
+        missing: Vec::new(),
+    };
+    let json = String::from_utf8(encode(&s).unwrap()).unwrap();
+    assert_eq!(decode(json.as_bytes()).unwrap(), s);
     json
 }
 

@@ -22,6 +22,7 @@ mod fixture;
 mod golden;
 mod hardening;
 mod kafka;
+mod kafka_cluster_state;
 mod kafka_every;
 mod kafka_exact;
 mod kafka_fixture;

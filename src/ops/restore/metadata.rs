@@ -77,9 +77,11 @@ pub(super) fn plan(
     let mut p = MetadataPlan::default();
     p.res.captured = true;
     for m in &source.missing {
-        p.res
-            .not_restored
-            .push(format!("{}: not captured by the snapshot ({})", m.kind, m.reason));
+        p.res.not_restored.push(format!(
+            "{}: not captured by the snapshot ({})",
+            m.kind.name(),
+            m.reason
+        ));
     }
     plan_acls(source, target, opts, &mut p);
     plan_users(source, target, opts, &mut p)?;

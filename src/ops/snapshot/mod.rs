@@ -300,8 +300,10 @@ async fn cluster_state(cluster: &Cluster, res: &mut SnapshotResult) -> Result<Cl
     let s = cluster.cluster_state().await?;
     for m in &s.missing {
         res.warnings.push(format!(
-            "cluster state: {} not captured: {} (the principal needs Describe on the cluster; the rest is captured)",
-            m.kind, m.reason
+            "cluster state: {} not captured: {} (the principal needs {} on the cluster; the rest is captured)",
+            m.kind.name(),
+            m.reason,
+            m.kind.needs()
         ));
     }
     res.cluster_state = Some(ClusterCounts {
