@@ -604,8 +604,13 @@ pub struct DiffArgs {
 
 pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
     use kvault::ops::ls::Change;
-    let (_, ia, ma) = load_kafka(ctx, &a.a, false).await?;
+    let (repo, ia, ma) = load_kafka(ctx, &a.a, false).await?;
     let (_, ib, mb) = load_kafka(ctx, &a.b, false).await?;
+    let (sa, sb) = ctx
+        .reading(&repo, || async {
+            Ok((ma.cluster_state(&repo).await?, mb.cluster_state(&repo).await?))
+        })
+        .await?;
     ctx.out
         .note(&format!("comparing {} with {}", ia.short(), ib.short()));
     for c in kvault::ops::ls::diff(&ma, &mb) {
@@ -647,6 +652,14 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
                         format!("M  group {group}: {} -> {}", fmt(&before), fmt(&after))
                     });
             }
+        }
+    }
+    // The cluster's own state, when both snapshots hold one.
+    if let (Some(sa), Some(sb)) = (&sa, &sb) {
+        for c in sa.diff(sb) {
+            ctx.out.emit("diff", json!({"cluster_state": c}), || {
+                format!("{}  {} {}", c.change, c.kind.name(), c.what)
+            });
         }
     }
     Ok(exit::OK)

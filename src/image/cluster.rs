@@ -5,7 +5,7 @@
 //! JSON blob under the root's `cluster` node; an unchanged state is the
 //! same blob, stored once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -312,6 +312,118 @@ pub struct ConfigValue {
     pub sensitive: bool,
 }
 
+/// One difference between two cluster states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateChange {
+    /// Which kind of state.
+    pub kind: StateKind,
+    /// `+` added, `-` removed, `M` changed.
+    pub change: char,
+    /// What (an ACL binding, `user mechanism`, a quota entity, `broker
+    /// key`), with the old and new values where they changed.
+    pub what: String,
+}
+
+impl ClusterState {
+    /// What changed from `self` to `later`: ACL bindings and SCRAM
+    /// credentials added or removed (or their iterations changed), quota
+    /// entities and broker configs added, removed or changed.
+    pub fn diff(&self, later: &ClusterState) -> Vec<StateChange> {
+        let mut out = Vec::new();
+        let mut push = |kind, change, what: String| out.push(StateChange { kind, change, what });
+        let (a, b): (BTreeSet<&AclBinding>, BTreeSet<&AclBinding>) =
+            (self.acls.iter().collect(), later.acls.iter().collect());
+        for x in a.difference(&b) {
+            push(StateKind::Acls, '-', x.describe());
+        }
+        for x in b.difference(&a) {
+            push(StateKind::Acls, '+', x.describe());
+        }
+        let creds = |s: &ClusterState| -> BTreeMap<(String, i8), i32> {
+            s.scram_users
+                .iter()
+                .flat_map(|u| {
+                    u.credentials
+                        .iter()
+                        .map(move |c| ((u.name.clone(), c.mechanism), c.iterations))
+                })
+                .collect()
+        };
+        let name = |(u, m): &(String, i8)| format!("{u} {}", mechanism_name(*m));
+        for_each_change(&creds(self), &creds(later), |k, x, y| match (x, y) {
+            (Some(_), None) => push(StateKind::ScramUsers, '-', name(k)),
+            (None, Some(_)) => push(StateKind::ScramUsers, '+', name(k)),
+            (Some(x), Some(y)) => push(
+                StateKind::ScramUsers,
+                'M',
+                format!("{}: {x} -> {y} iterations", name(k)),
+            ),
+            (None, None) => {}
+        });
+        let quotas = |s: &ClusterState| -> BTreeMap<String, String> {
+            s.quotas
+                .iter()
+                .map(|q| {
+                    let v: Vec<String> = q.values.iter().map(|(k, x)| format!("{k}={x}")).collect();
+                    (q.entity_name(), v.join(" "))
+                })
+                .collect()
+        };
+        for_each_change(&quotas(self), &quotas(later), |k, x, y| {
+            push_kv(&mut push, StateKind::Quotas, k, x, y);
+        });
+        let configs = |s: &ClusterState| -> BTreeMap<String, String> {
+            s.broker_configs
+                .iter()
+                .flat_map(|b| {
+                    let who = b.broker.map_or_else(|| "default".to_string(), |i| i.to_string());
+                    b.configs.iter().map(move |(k, v)| {
+                        (
+                            format!("{who} {k}"),
+                            v.value.clone().unwrap_or_else(|| "<sensitive>".into()),
+                        )
+                    })
+                })
+                .collect()
+        };
+        for_each_change(&configs(self), &configs(later), |k, x, y| {
+            push_kv(&mut push, StateKind::BrokerConfigs, k, x, y);
+        });
+        out
+    }
+}
+
+/// Calls `f` with each key whose value differs between `a` and `b`.
+fn for_each_change<K: Ord, V: PartialEq>(
+    a: &BTreeMap<K, V>,
+    b: &BTreeMap<K, V>,
+    mut f: impl FnMut(&K, Option<&V>, Option<&V>),
+) {
+    let keys: BTreeSet<&K> = a.keys().chain(b.keys()).collect();
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x != y {
+            f(k, x, y);
+        }
+    }
+}
+
+/// A keyed value's change: `k: v`, or `k: old -> new`.
+fn push_kv(
+    push: &mut impl FnMut(StateKind, char, String),
+    kind: StateKind,
+    k: &String,
+    x: Option<&String>,
+    y: Option<&String>,
+) {
+    match (x, y) {
+        (Some(x), None) => push(kind, '-', format!("{k}: {x}")),
+        (None, Some(y)) => push(kind, '+', format!("{k}: {y}")),
+        (Some(x), Some(y)) => push(kind, 'M', format!("{k}: {x} -> {y}")),
+        (None, None) => {}
+    }
+}
+
 /// Encodes a state as its stored blob (JSON, canonical: fields in order,
 /// lists sorted by the capture).
 ///
@@ -378,5 +490,34 @@ mod tests {
         assert_eq!(s.quotas[0].entity_name(), "user=<default>");
         assert_eq!(mechanism_code("scram-sha-512"), Some(2));
         assert!(decode(b"{").is_err());
+
+        // What changed: an ACL removed, a user's iterations, a quota value,
+        // a config added.
+        let mut later = s.clone();
+        later.acls.clear();
+        later.scram_users[0].credentials[0].iterations = 8192;
+        later.quotas[0].values.insert("producer_byte_rate".into(), 2048.0);
+        later.broker_configs[0].configs.insert(
+            "log.retention.ms".into(),
+            ConfigValue {
+                value: Some("1".into()),
+                sensitive: false,
+            },
+        );
+        let d: Vec<String> = s
+            .diff(&later)
+            .iter()
+            .map(|c| format!("{} {} {}", c.change, c.kind.name(), c.what))
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                "- acls ALLOW User:alice READ topic:orders (prefixed) from *",
+                "M scram_users alice SCRAM-SHA-512: 4096 -> 8192 iterations",
+                "M quotas user=<default>: producer_byte_rate=1024 -> producer_byte_rate=2048",
+                "+ broker_configs default log.retention.ms: 1",
+            ]
+        );
+        assert!(s.diff(&s).is_empty());
     }
 }
