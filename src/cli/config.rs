@@ -107,6 +107,8 @@ const KEEP: &[(&str, &str)] = &[
     ("within", "keep_within"),
     ("tags", "keep_tags"),
 ];
+/// Keys of restore's own flags.
+const RESTORE_FLAGS: &[(&str, &str)] = &[("scram-credentials", "scram_credentials")];
 /// Commands that take the Kafka flags.
 const KAFKA_COMMANDS: &[&str] = &["snapshot", "restore"];
 
@@ -265,6 +267,7 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
     let table = effective(table, profile.as_deref(), &path)?;
     let mut defaults: Vec<(String, String)> = Vec::new();
     let mut kafka_flags: Vec<(&'static str, String)> = Vec::new();
+    let mut restore_flags: Vec<(&'static str, String)> = Vec::new();
     let mut selection: Vec<(&'static str, Vec<String>)> = Vec::new();
     let mut keep: Vec<(&'static str, Vec<String>)> = Vec::new();
     let mut kafka = Vec::new();
@@ -274,6 +277,8 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
             defaults.push((id.to_string(), text(v, k).map_err(in_file)?));
         } else if let Some((_, id)) = KAFKA_FLAGS.iter().find(|(key, _)| key == k) {
             kafka_flags.push((id, text(v, k).map_err(in_file)?));
+        } else if let Some((_, id)) = RESTORE_FLAGS.iter().find(|(key, _)| key == k) {
+            restore_flags.push((id, text(v, k).map_err(in_file)?));
         } else if let Some((_, id)) = SELECTION.iter().find(|(key, _)| key == k) {
             selection.push((id, texts(v, k).map_err(in_file)?));
         } else if STORAGE.contains(&k.as_str()) || k == "kafka" || k == "keep" {
@@ -305,6 +310,9 @@ pub fn apply(mut cmd: clap::Command, args: &[String]) -> Result<clap::Command> {
             let v = v.clone();
             cmd = cmd.mut_subcommand(*name, |s| s.mut_arg(*id, |a| a.default_value(v).required(false)));
         }
+    }
+    for (id, v) in restore_flags {
+        cmd = cmd.mut_subcommand("restore", |s| s.mut_arg(id, |a| a.default_value(v)));
     }
     for (id, v) in selection {
         cmd = cmd.mut_subcommand("snapshot", |s| s.mut_arg(id, |a| a.default_values(v)));
@@ -354,6 +362,26 @@ mod tests {
         }
         assert_eq!(storage_flag(&cmd, "s3", "secret-access-key"), None);
         assert_eq!(storage_flag(&cmd, "gcs", "region"), None);
+    }
+
+    /// `scram-credentials` is restore's `--scram-credentials`.
+    #[test]
+    fn the_scram_credentials_key_defaults_restores_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("kvault.toml");
+        std::fs::write(&f, "scram-credentials = \"/etc/kvault/scram\"\n").unwrap();
+        let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+        let args = ["kvault".to_string(), "--config".into(), f.display().to_string()];
+        let cmd = apply(cmd, &args).unwrap();
+        let restore = cmd.find_subcommand("restore").unwrap();
+        let a = restore
+            .get_arguments()
+            .find(|a| a.get_id() == "scram_credentials")
+            .unwrap();
+        assert_eq!(
+            a.get_default_values().first().and_then(|v| v.to_str()),
+            Some("/etc/kvault/scram")
+        );
     }
 
     #[test]
