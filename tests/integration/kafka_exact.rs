@@ -214,6 +214,22 @@ async fn an_exact_restore_puts_every_record_at_its_source_offset() {
     let (on_source, on_target) = (first(&b, &topic), first(&t, &format!("x-{topic}")));
     assert_eq!(on_source["0"]["offset"], 9, "{on_source}");
     assert_eq!(on_source, on_target);
+    // A consumer that keeps its position in a file (read 3 records of
+    // partition 0, store the next offset) switches to the target and goes
+    // on with the same record: the stored offset, 5, is a commit marker,
+    // and the next record is past the aborted ones, at 9.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/external_position.py");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let out = std::process::Command::new("python3")
+        .args([script, &b, &topic, &t, &format!("x-{topic}"), "0", "3"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["position"], 5, "{moved}");
+    assert_eq!(moved["source_next"], moved["target_next"], "{moved}");
+    assert_eq!(moved["target_next"][0], 9, "{moved}");
     // A second exact restore into the same topics refuses, naming them.
     let e = kvault::ops::restore::restore(
         &repo,
