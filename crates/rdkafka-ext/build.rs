@@ -14,6 +14,7 @@ fn main() {
     println!("cargo::rerun-if-changed=csrc/headers.c");
     println!("cargo::rerun-if-changed=csrc/fetch.c");
     println!("cargo::rerun-if-changed=csrc/request.c");
+    println!("cargo::rerun-if-changed=csrc/kvault_raw.h");
     println!("cargo::rerun-if-env-changed=DEP_RDKAFKA_ROOT");
     println!("cargo::rerun-if-env-changed=KVAULT_NO_HEADER_SHIM");
     if std::env::var_os("KVAULT_NO_HEADER_SHIM").is_some_and(|v| !v.is_empty()) {

@@ -374,21 +374,17 @@ async fn a_restore_by_three_workers_equals_one_and_commits_each_group_once_it_is
     repo.ok(&["restore", "-b", &tgt, "--prefix", "one-", "--json"]);
 
     let state = tempfile::tempdir().unwrap();
-    let worker = |k: u32| {
+    let state = state.path().to_str().unwrap().to_string();
+    // Worker K of 3 into topics prefixed `prefix`, with more arguments.
+    let worker_with = |k: u32, prefix: &str, more: &[&str]| {
         let shard = format!("{k}/3");
-        repo.spawn(&[
-            "restore",
-            "-b",
-            &tgt,
-            "--prefix",
-            "sh-",
-            "--shard",
-            &shard,
-            "--json",
-            "--state-dir",
-            state.path().to_str().unwrap(),
-        ])
+        let mut args = vec![
+            "restore", "-b", &tgt, "--prefix", prefix, "--shard", &shard, "--json",
+        ];
+        args.extend_from_slice(more);
+        repo.spawn(&args)
     };
+    let worker = |k: u32| worker_with(k, "sh-", &["--state-dir", &state]);
     let first = restore_line(&done(worker(0)));
     let shard = &first["shard"];
     assert_eq!(
@@ -443,21 +439,7 @@ async fn a_restore_by_three_workers_equals_one_and_commits_each_group_once_it_is
     );
     // Offset-exact, three workers at once: each its own transactional id.
     let exact: Vec<Child> = (0..3)
-        .map(|k| {
-            let shard = format!("{k}/3");
-            repo.spawn(&[
-                "restore",
-                "-b",
-                &tgt,
-                "--prefix",
-                "ex-",
-                "--shard",
-                &shard,
-                "--offsets",
-                "exact",
-                "--json",
-            ])
-        })
+        .map(|k| worker_with(k, "ex-", &["--offsets", "exact"]))
         .collect();
     for c in exact {
         restore_line(&done(c));

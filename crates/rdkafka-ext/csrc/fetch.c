@@ -14,39 +14,9 @@
  * It is compiled against the private headers of the very librdkafka source
  * tree that rdkafka-sys built and links (build.rs).
  */
-#include "rdkafka_int.h"
-#include "rdkafka_buf.h"
-#include "rdkafka_broker.h"
+#include "kvault_raw.h"
 #include "rdkafka_partition.h"
 #include "rdkafka_request.h"
-
-struct kvault_raw {
-        rd_kafka_resp_err_t err;
-        char *body;
-        size_t len;
-};
-
-static void kvault_raw_resp_cb(rd_kafka_t *rk,
-                               rd_kafka_broker_t *rkb,
-                               rd_kafka_resp_err_t err,
-                               rd_kafka_buf_t *reply,
-                               rd_kafka_buf_t *request,
-                               void *opaque) {
-        struct kvault_raw *st = opaque;
-        (void)rk;
-        (void)rkb;
-        (void)request;
-        /* The waiting call has given up and its state is gone (as in
-         * librdkafka's own rd_kafka_query_watermark_offsets). */
-        if (err == RD_KAFKA_RESP_ERR__DESTROY)
-                return;
-        if (!err && reply) {
-                size_t n = rd_slice_remains(&reply->rkbuf_reader);
-                st->body = rd_malloc(n ? n : 1);
-                st->len  = rd_slice_read(&reply->rkbuf_reader, st->body, n);
-        }
-        st->err = err ? err : RD_KAFKA_RESP_ERR_NO_ERROR;
-}
 
 /* Fetches from `offset` of `topic` [`partition`] with the isolation level
  * `isolation` (0: read_uncommitted), at most `max_bytes`. On success
@@ -65,10 +35,8 @@ rd_kafka_resp_err_t kvault_fetch_raw(rd_kafka_t *rk,
         rd_kafka_topic_partition_list_t *parts;
         struct rd_kafka_partition_leader *leader;
         rd_list_t leaders;
-        rd_kafka_q_t *rkq;
         rd_kafka_buf_t *rkbuf;
         rd_kafka_resp_err_t err;
-        struct kvault_raw st = {RD_KAFKA_RESP_ERR__IN_PROGRESS, NULL, 0};
         /* The request times out first and answers __TIMED_OUT; the wait
          * lasts a second longer. */
         rd_ts_t ts_end = rd_timeout_init(timeout_ms + 1000);
@@ -89,17 +57,9 @@ rd_kafka_resp_err_t kvault_fetch_raw(rd_kafka_t *rk,
         leader = rd_list_elem(&leaders, 0);
         /* The versions the leader speaks are known once its connection is
          * up: connect it now if the client has not yet. */
-        while (!rd_kafka_broker_is_up(leader->rkb)) {
-                int left  = rd_timeout_remains(ts_end);
-                int state = rd_kafka_brokers_get_state_version(rk);
-                if (rd_timeout_expired(left)) {
-                        rd_list_destroy(&leaders);
-                        return RD_KAFKA_RESP_ERR__TIMED_OUT;
-                }
-                rd_kafka_broker_schedule_connection(leader->rkb);
-                if (rd_kafka_broker_is_up(leader->rkb))
-                        break;
-                rd_kafka_brokers_wait_state_change(rk, state, left);
+        if (!kvault_broker_wait_up(rk, leader->rkb, ts_end)) {
+                rd_list_destroy(&leaders);
+                return RD_KAFKA_RESP_ERR__TIMED_OUT;
         }
         ver = rd_kafka_broker_ApiVersion_supported(leader->rkb,
                                                       RD_KAFKAP_Fetch, 4, 11,
@@ -137,29 +97,10 @@ rd_kafka_resp_err_t kvault_fetch_raw(rd_kafka_t *rk,
         rd_kafka_buf_ApiVersion_set(rkbuf, ver, 0);
         rd_kafka_buf_set_abs_timeout(rkbuf, timeout_ms, 0);
 
-        rkq = rd_kafka_q_new(rk);
-        rd_kafka_broker_buf_enq_replyq(leader->rkb, rkbuf,
-                                       RD_KAFKA_REPLYQ(rkq, 0),
-                                       kvault_raw_resp_cb, &st);
-        while (st.err == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
-                int left = rd_timeout_remains(ts_end);
-                if (rd_timeout_expired(left)) {
-                        /* A late reply finds the queue gone and its
-                         * callback is told __DESTROY. */
-                        st.err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-                        break;
-                }
-                rd_kafka_q_serve(rkq, left, 0, RD_KAFKA_Q_CB_CALLBACK,
-                                 rd_kafka_poll_cb, NULL);
-        }
-        rd_kafka_q_destroy_owner(rkq);
+        err = kvault_send_wait(rk, leader->rkb, rkbuf, ts_end, body, len);
         rd_list_destroy(&leaders);
-        if (st.err) {
-                rd_free(st.body);
-                return st.err;
-        }
-        *body    = st.body;
-        *len     = st.len;
+        if (err)
+                return err;
         *version = ver;
         return RD_KAFKA_RESP_ERR_NO_ERROR;
 }

@@ -13,9 +13,7 @@
  * Compiled against the private headers of the very librdkafka source tree
  * that rdkafka-sys built and links (build.rs), like fetch.c.
  */
-#include "rdkafka_int.h"
-#include "rdkafka_buf.h"
-#include "rdkafka_broker.h"
+#include "kvault_raw.h"
 #include "rdkafka_request.h"
 
 struct kvault_req {
@@ -34,7 +32,8 @@ static void kvault_req_resp_cb(rd_kafka_t *rk,
         (void)rk;
         (void)rkb;
         (void)request;
-        /* The waiting call has given up and its state is gone. */
+        /* The waiting call has given up and its state is gone (as in
+         * librdkafka's own rd_kafka_query_watermark_offsets). */
         if (err == RD_KAFKA_RESP_ERR__DESTROY)
                 return;
         if (!err && reply) {
@@ -45,31 +44,67 @@ static void kvault_req_resp_cb(rd_kafka_t *rk,
         st->err = err ? err : RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
+int kvault_broker_wait_up(rd_kafka_t *rk, rd_kafka_broker_t *rkb,
+                          rd_ts_t ts_end) {
+        while (!rd_kafka_broker_is_up(rkb)) {
+                int state = rd_kafka_brokers_get_state_version(rk);
+                int left  = rd_timeout_remains(ts_end);
+                if (rd_timeout_expired(left))
+                        return 0;
+                rd_kafka_broker_schedule_connection(rkb);
+                if (rd_kafka_broker_is_up(rkb))
+                        break;
+                rd_kafka_brokers_wait_state_change(rk, state, left);
+        }
+        return 1;
+}
+
+rd_kafka_resp_err_t kvault_send_wait(rd_kafka_t *rk,
+                                     rd_kafka_broker_t *rkb,
+                                     rd_kafka_buf_t *rkbuf,
+                                     rd_ts_t ts_end,
+                                     char **body,
+                                     size_t *len) {
+        struct kvault_req st = {RD_KAFKA_RESP_ERR__IN_PROGRESS, NULL, 0};
+        rd_kafka_q_t *rkq    = rd_kafka_q_new(rk);
+        rd_kafka_broker_buf_enq_replyq(rkb, rkbuf, RD_KAFKA_REPLYQ(rkq, 0),
+                                       kvault_req_resp_cb, &st);
+        while (st.err == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+                int left = rd_timeout_remains(ts_end);
+                if (rd_timeout_expired(left)) {
+                        /* A late reply finds the queue gone and its
+                         * callback is told __DESTROY. */
+                        st.err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+                        break;
+                }
+                rd_kafka_q_serve(rkq, left, 0, RD_KAFKA_Q_CB_CALLBACK,
+                                 rd_kafka_poll_cb, NULL);
+        }
+        rd_kafka_q_destroy_owner(rkq);
+        if (st.err) {
+                rd_free(st.body);
+                return st.err;
+        }
+        *body = st.body;
+        *len  = st.len;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 /* Broker `broker_id` (any usable one when negative), connected, with a
  * reference the caller releases; NULL when none is up by `ts_end`. */
 static rd_kafka_broker_t *kvault_broker_up(rd_kafka_t *rk,
                                            int32_t broker_id,
                                            rd_ts_t ts_end) {
         rd_kafka_broker_t *rkb;
-        int left = rd_timeout_remains(ts_end);
         if (broker_id >= 0)
                 rkb = rd_kafka_broker_find_by_nodeid(rk, broker_id);
         else
-                rkb = rd_kafka_broker_any_usable(rk, left, RD_DO_LOCK, 0,
-                                                 "kvault request");
-        if (!rkb)
+                rkb = rd_kafka_broker_any_usable(
+                    rk, rd_timeout_remains(ts_end), RD_DO_LOCK, 0,
+                    "kvault request");
+        if (rkb && !kvault_broker_wait_up(rk, rkb, ts_end)) {
+                rd_kafka_broker_destroy(rkb);
                 return NULL;
-        while (!rd_kafka_broker_is_up(rkb)) {
-                int state = rd_kafka_brokers_get_state_version(rk);
-                left      = rd_timeout_remains(ts_end);
-                if (rd_timeout_expired(left)) {
-                        rd_kafka_broker_destroy(rkb);
-                        return NULL;
-                }
-                rd_kafka_broker_schedule_connection(rkb);
-                if (rd_kafka_broker_is_up(rkb))
-                        break;
-                rd_kafka_brokers_wait_state_change(rk, state, left);
         }
         return rkb;
 }
@@ -110,13 +145,12 @@ rd_kafka_resp_err_t kvault_request_raw(rd_kafka_t *rk,
                                        int timeout_ms,
                                        char **body,
                                        size_t *len) {
-        struct kvault_req st = {RD_KAFKA_RESP_ERR__IN_PROGRESS, NULL, 0};
         /* The request times out first and answers __TIMED_OUT; the wait
          * lasts a second longer. */
         rd_ts_t ts_end = rd_timeout_init(timeout_ms + 1000);
         rd_kafka_broker_t *rkb;
         rd_kafka_buf_t *rkbuf;
-        rd_kafka_q_t *rkq;
+        rd_kafka_resp_err_t err;
 
         *body = NULL;
         *len  = 0;
@@ -135,28 +169,9 @@ rd_kafka_resp_err_t kvault_request_raw(rd_kafka_t *rk,
         rd_kafka_buf_write(rkbuf, req, req_len);
         rd_kafka_buf_ApiVersion_set(rkbuf, ver, 0);
         rd_kafka_buf_set_abs_timeout(rkbuf, timeout_ms, 0);
-
-        rkq = rd_kafka_q_new(rk);
-        rd_kafka_broker_buf_enq_replyq(rkb, rkbuf, RD_KAFKA_REPLYQ(rkq, 0),
-                                       kvault_req_resp_cb, &st);
-        while (st.err == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
-                int left = rd_timeout_remains(ts_end);
-                if (rd_timeout_expired(left)) {
-                        st.err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-                        break;
-                }
-                rd_kafka_q_serve(rkq, left, 0, RD_KAFKA_Q_CB_CALLBACK,
-                                 rd_kafka_poll_cb, NULL);
-        }
-        rd_kafka_q_destroy_owner(rkq);
+        err = kvault_send_wait(rk, rkb, rkbuf, ts_end, body, len);
         rd_kafka_broker_destroy(rkb);
-        if (st.err) {
-                rd_free(st.body);
-                return st.err;
-        }
-        *body = st.body;
-        *len  = st.len;
-        return RD_KAFKA_RESP_ERR_NO_ERROR;
+        return err;
 }
 
 void kvault_request_free(char *body) {
