@@ -53,11 +53,7 @@ fn line(out: &str, message_type: &str) -> Value {
 
 #[test]
 fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster() {
-    let (src, tgt, tgt_scram) = (
-        env("KVAULT_KAFKA_AUTHZ"),
-        env("KVAULT_KAFKA_AUTHZ_TARGET"),
-        env("KVAULT_KAFKA_AUTHZ_TARGET_SCRAM"),
-    );
+    let (src, tgt) = (env("KVAULT_KAFKA_AUTHZ"), env("KVAULT_KAFKA_AUTHZ_TARGET"));
     let tag = unique("cs");
     helper(&["setup", &src, &tag]);
     let dir = tempfile::tempdir().unwrap();
@@ -95,54 +91,7 @@ fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster
     )
     .unwrap();
     let creds = creds.to_str().unwrap();
-    let before = helper(&["describe", &tgt, &tag]);
-    // A dry run lists every change and makes none.
-    let (code, out, err) = kvault(
-        &repo,
-        &[
-            "restore",
-            "-b",
-            &tgt,
-            "--metadata-only",
-            "--scram-credentials",
-            creds,
-            "--dry-run",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let planned = &line(&out, "restore_plan")["metadata"];
-    assert!(
-        planned["acls_created"].as_array().unwrap().len() >= 10,
-        "{planned}"
-    );
-    assert_eq!(
-        helper(&["describe", &tgt, &tag]),
-        before,
-        "a dry run changes nothing"
-    );
-    // Prefix and principal map rename what they should (dry run).
-    let (_, out, _) = kvault(
-        &repo,
-        &[
-            "restore",
-            "-b",
-            &tgt,
-            "--metadata-only",
-            "--dry-run",
-            "--json",
-            "--prefix",
-            "dr-",
-            "--acl-principal-map",
-            &format!("User:{tag}-alice=User:{tag}-carol"),
-        ],
-    );
-    let acls = line(&out, "restore_plan")["metadata"]["acls_created"].to_string();
-    assert!(
-        acls.contains(&format!("ALLOW User:{tag}-carol WRITE topic:dr-{tag}-t from *")),
-        "{acls}"
-    );
-    assert!(!acls.contains(&format!("User:{tag}-alice ")), "{acls}");
+    dry_runs_change_nothing(&repo, &tgt, &tag, creds);
 
     let (code, out, err) = kvault(
         &repo,
@@ -165,31 +114,7 @@ fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster
             .contains(&serde_json::json!(format!("{tag}-alice SCRAM-SHA-512"))),
         "{done}"
     );
-    // The independent tools see the same state on both clusters.
-    let (a, b): (Value, Value) = (
-        serde_json::from_str(&helper(&["describe", &src, &tag])).unwrap(),
-        serde_json::from_str(&helper(&["describe", &tgt, &tag])).unwrap(),
-    );
-    for kind in ["acls", "scram_users", "quotas", "broker_configs"] {
-        assert_eq!(a[kind], b[kind], "{kind} differ");
-    }
-    assert_eq!(a["acls"].as_array().unwrap().len(), 10);
-    // A client authenticating as a restored user: allowed where its ACLs
-    // allow, refused where they deny, and only with its own password.
-    helper(&["topics", &tgt, &tag]);
-    let produce = |pw: &str, topic: &str| {
-        helper(&[
-            "produce",
-            &tgt_scram,
-            &format!("{tag}-alice"),
-            pw,
-            "SCRAM-SHA-512",
-            &format!("{tag}-{topic}"),
-        ])
-    };
-    assert_eq!(produce("alice-pw", "t"), "ok");
-    assert_eq!(produce("alice-pw", "denied"), "TOPIC_AUTHORIZATION_FAILED");
-    assert_eq!(produce("wrong", "t"), "_AUTHENTICATION");
+    same_state_and_access(&src, &tgt, &tag);
     // Again: nothing to do, the users reported as existing.
     let (code, out, _) = kvault(
         &repo,
@@ -212,6 +137,91 @@ fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster
     );
 
     restricted_principal_is_warned_per_kind(&repo, &tag);
+}
+
+/// A dry run lists every change and makes none; the prefix and the
+/// principal map rename what they should.
+fn dry_runs_change_nothing(repo: &Path, tgt: &str, tag: &str, creds: &str) {
+    let before = helper(&["describe", tgt, tag]);
+    // A dry run lists every change and makes none.
+    let (code, out, err) = kvault(
+        repo,
+        &[
+            "restore",
+            "-b",
+            tgt,
+            "--metadata-only",
+            "--scram-credentials",
+            creds,
+            "--dry-run",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let planned = &line(&out, "restore_plan")["metadata"];
+    assert!(
+        planned["acls_created"].as_array().unwrap().len() >= 10,
+        "{planned}"
+    );
+    assert_eq!(
+        helper(&["describe", tgt, tag]),
+        before,
+        "a dry run changes nothing"
+    );
+    // Prefix and principal map rename what they should (dry run).
+    let (_, out, _) = kvault(
+        repo,
+        &[
+            "restore",
+            "-b",
+            tgt,
+            "--metadata-only",
+            "--dry-run",
+            "--json",
+            "--prefix",
+            "dr-",
+            "--acl-principal-map",
+            &format!("User:{tag}-alice=User:{tag}-carol"),
+        ],
+    );
+    let acls = line(&out, "restore_plan")["metadata"]["acls_created"].to_string();
+    assert!(
+        acls.contains(&format!("ALLOW User:{tag}-carol WRITE topic:dr-{tag}-t from *")),
+        "{acls}"
+    );
+    assert!(!acls.contains(&format!("User:{tag}-alice ")), "{acls}");
+}
+
+/// The independent tools see the same state on both clusters, and a
+/// client authenticating as a restored user is allowed where its ACLs
+/// allow, refused where they deny, and only with its own password.
+fn same_state_and_access(src: &str, tgt: &str, tag: &str) {
+    let tgt_scram = env("KVAULT_KAFKA_AUTHZ_TARGET_SCRAM");
+    // The independent tools see the same state on both clusters.
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&helper(&["describe", src, tag])).unwrap(),
+        serde_json::from_str(&helper(&["describe", tgt, tag])).unwrap(),
+    );
+    for kind in ["acls", "scram_users", "quotas", "broker_configs"] {
+        assert_eq!(a[kind], b[kind], "{kind} differ");
+    }
+    assert_eq!(a["acls"].as_array().unwrap().len(), 10);
+    // A client authenticating as a restored user: allowed where its ACLs
+    // allow, refused where they deny, and only with its own password.
+    helper(&["topics", tgt, tag]);
+    let produce = |pw: &str, topic: &str| {
+        helper(&[
+            "produce",
+            &tgt_scram,
+            &format!("{tag}-alice"),
+            pw,
+            "SCRAM-SHA-512",
+            &format!("{tag}-{topic}"),
+        ])
+    };
+    assert_eq!(produce("alice-pw", "t"), "ok");
+    assert_eq!(produce("alice-pw", "denied"), "TOPIC_AUTHORIZATION_FAILED");
+    assert_eq!(produce("wrong", "t"), "_AUTHENTICATION");
 }
 
 /// A snapshot by a principal that may describe the cluster (ACLs, SCRAM

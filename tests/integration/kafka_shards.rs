@@ -330,6 +330,29 @@ fn restore_line(out: &Output) -> serde_json::Value {
         .expect("a restore line")
 }
 
+/// Each `(topic, partitions)` under `prefix` on the first cluster holds
+/// the same records (offsets, keys, values, timestamps) and the same
+/// committed offsets of `groups` as under its prefix on the second.
+fn same_logs(x: (&str, &str), y: (&str, &str), topics: &[(&str, i32)], groups: &[&String]) {
+    for (t, n) in topics {
+        let (tx, ty) = (format!("{}{t}", x.1), format!("{}{t}", y.1));
+        for p in 0..*n {
+            assert_eq!(
+                read_partition(x.0, &tx, p, None),
+                read_partition(y.0, &ty, p, None),
+                "{t}/{p}"
+            );
+        }
+        for g in groups {
+            assert_eq!(
+                committed(x.0, g, &tx, *n),
+                committed(y.0, g, &ty, *n),
+                "group {g} on {t}"
+            );
+        }
+    }
+}
+
 /// `restore --shard K/3` as an Indexed Job runs it: worker 0 alone first
 /// (its groups wait: their other partitions are not in), then workers 1
 /// and 2 at once. The records land as a single-process restore puts them,
@@ -411,22 +434,8 @@ async fn a_restore_by_three_workers_equals_one_and_commits_each_group_once_it_is
         .map(|r| r["records_written"].as_u64().unwrap())
         .sum();
     assert_eq!(written, 490, "every record once, by one worker");
-    for (t, n) in [(&plain, 4), (&lat, 3)] {
-        for p in 0..n {
-            assert_eq!(
-                read_partition(&tgt, &format!("sh-{t}"), p, None),
-                read_partition(&tgt, &format!("one-{t}"), p, None),
-                "{t}/{p}"
-            );
-        }
-        for g in [&wide, &narrow] {
-            assert_eq!(
-                committed(&tgt, g, &format!("sh-{t}"), n),
-                committed(&tgt, g, &format!("one-{t}"), n),
-                "group {g} on {t}"
-            );
-        }
-    }
+    let topics = [(plain.as_str(), 4), (lat.as_str(), 3)];
+    same_logs((&tgt, "sh-"), (&tgt, "one-"), &topics, &[&wide, &narrow]);
     assert_eq!(
         committed(&tgt, &wide, &format!("sh-{plain}"), 4),
         vec![Some(10), Some(11), Some(12), Some(13)]
@@ -444,19 +453,7 @@ async fn a_restore_by_three_workers_equals_one_and_commits_each_group_once_it_is
     for c in exact {
         restore_line(&done(c));
     }
-    for (t, n) in [(&plain, 4), (&lat, 3)] {
-        for p in 0..n {
-            assert_eq!(
-                read_partition(&tgt, &format!("ex-{t}"), p, None),
-                read_partition(&b, t, p, None),
-                "{t}/{p}"
-            );
-        }
-        assert_eq!(
-            committed(&tgt, &wide, &format!("ex-{t}"), n),
-            committed(&b, &wide, t, n)
-        );
-    }
+    same_logs((&tgt, "ex-"), (&b, ""), &topics, &[&wide]);
     // A worker run again after the whole restore refuses, like any
     // completed restore.
     let again = done(worker(1));

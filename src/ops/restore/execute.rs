@@ -116,24 +116,34 @@ pub(super) async fn execute(
         Err(e) => return Err(left_behind(cluster, e, &targets, &starts, &res, &state_path).await),
     }
 
-    // Groups, only after every record is confirmed (verbatim when the
-    // offsets are the source's); sharded, once every worker's are.
-    if let Some(run) = &run {
-        super::shard::finish(cluster, run, opts.offsets, &mut res).await?;
-    } else {
-        if !exact {
-            fill_group_targets(&mut res);
-        }
-        super::shard::commit_groups(cluster, &res.groups).await?;
-        // Topics created with CreateTime for their original timestamps
-        // take the source's LogAppendTime now that every record is in.
-        for (topic, configs) in &state.log_append_time {
-            cluster.set_topic_configs(topic, configs).await?;
-        }
-    }
+    finish(cluster, opts, run.as_ref(), &state, &mut res).await?;
     state.completed = true;
     state.save(&state_path)?;
     Ok(res)
+}
+
+/// Once every record is confirmed: the groups (verbatim when the offsets
+/// are the source's), and topics created with CreateTime for their
+/// original timestamps switched to the source's LogAppendTime; sharded,
+/// once every worker's partitions are in.
+async fn finish(
+    cluster: &Cluster,
+    opts: &RestoreOptions,
+    run: Option<&super::plan::Run>,
+    state: &ResumeState,
+    res: &mut RestoreResult,
+) -> Result<()> {
+    if let Some(run) = run {
+        return super::shard::finish(cluster, run, opts.offsets, res).await;
+    }
+    if opts.offsets == Offsets::Translate {
+        fill_group_targets(res);
+    }
+    super::shard::commit_groups(cluster, &res.groups).await?;
+    for (topic, configs) in &state.log_append_time {
+        cluster.set_topic_configs(topic, configs).await?;
+    }
+    Ok(())
 }
 /// Produces every selected record in the chosen mode, every delivery
 /// confirmed: after what the target holds (waiting, on failure, for what
