@@ -971,7 +971,9 @@ fn restore_text(r: &kvault::ops::restore::RestoreResult) -> String {
         }
         s.push('\n');
     }
-    if !r.dry_run {
+    // `--metadata-only` writes no record: no line about records.
+    let records = !(r.partitions.is_empty() && r.spread.is_empty() && r.metadata.is_some());
+    if !r.dry_run && records {
         s.push_str(&format!(
             "{} records written and confirmed by the target",
             r.records_written

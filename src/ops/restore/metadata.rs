@@ -22,7 +22,7 @@ use crate::image::cluster::{
     AclBinding, ClusterState, QuotaEntry, ScramUser, mechanism_code, mechanism_name, pattern, resource,
 };
 use crate::kafka::admin::Cluster;
-use crate::kafka::protocol::{ScramUpsert, salted_password};
+use crate::kafka::protocol::{ProtoError, ScramUpsert, code, salted_password};
 
 /// Parses a credentials file: one `USER MECHANISM PASSWORD` a line
 /// (blank lines and `#` comments skipped; the password is the rest of the
@@ -296,11 +296,25 @@ pub(super) async fn apply(cluster: &Cluster, plan: MetadataPlan) -> Result<Metad
         }
     }
     let described: Vec<String> = acls.iter().map(AclBinding::describe).collect();
+    let mut no_authorizer = 0;
     for (a, r) in described.iter().zip(cluster.create_acls(acls).await?) {
-        if let Err(e) = r {
-            res.not_restored.push(format!("ACL {a}: {e}"));
-            res.acls_created.retain(|x| x != a);
+        match r {
+            Ok(()) => {}
+            Err(ProtoError::Broker {
+                code: code::SECURITY_DISABLED,
+                ..
+            }) => no_authorizer += 1,
+            Err(e) => {
+                res.not_restored.push(format!("ACL {a}: {e}"));
+                res.acls_created.retain(|x| x != a);
+            }
         }
+    }
+    if no_authorizer > 0 {
+        res.not_restored.push(format!(
+            "{no_authorizer} ACL binding(s): the target has no authorizer (SECURITY_DISABLED)"
+        ));
+        res.acls_created.clear();
     }
     Ok(res)
 }
