@@ -167,6 +167,9 @@ async fn four_shards_make_one_snapshot_that_survives_kill_overlap_and_prune() {
     assert!(incomplete.is_empty(), "{incomplete:?}");
     assert_eq!(snaps[0]["snapshot"]["run"]["shards"], 4);
     assert_eq!(snaps[0]["snapshot"]["run"]["parts"].as_array().unwrap().len(), 4);
+    // The cluster's own state, captured once (by shard 0), is the run's.
+    let ls = repo.ok(&["ls", "latest"]);
+    assert_eq!(ls.matches("\ncluster ").count(), 1, "{ls}");
     // It restores equal to the single-process snapshot: records, byte for
     // byte, and group offsets.
     let g_single = restore(&single, "latest", "one-");
