@@ -7,6 +7,7 @@ with SCRAM.
 
 usage:
   cluster_state.py setup BROKERS TAG           ACLs, SCRAM users, quotas, broker configs, topics
+  cluster_state.py late-acl BROKERS TAG        one more ACL binding (User:TAG-late READ topic TAG-t)
   cluster_state.py describe BROKERS TAG        the state as JSON (only TAG's entities, and the defaults)
   cluster_state.py topics BROKERS TAG          create TAG-t and TAG-denied
   cluster_state.py produce SCRAM_BROKERS USER PASSWORD MECHANISM TOPIC
@@ -86,6 +87,12 @@ def setup(brokers, tag):
                    "--entity-type", "brokers", "--entity-name", "1")
 
 
+def late_acl(brokers, tag):
+    a = AdminClient({"bootstrap.servers": brokers})
+    wait(a.create_acls([AclBinding(ResourceType.TOPIC, f"{tag}-t", ResourcePatternType.LITERAL,
+                                   f"User:{tag}-late", "*", AclOperation.READ, AclPermissionType.ALLOW)]))
+
+
 def describe(brokers, tag):
     a = AdminClient({"bootstrap.servers": brokers})
     f = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
@@ -136,4 +143,5 @@ def produce(brokers, user, password, mechanism, topic):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"setup": setup, "describe": describe, "topics": topics, "produce": produce}[cmd](*args)
+    {"setup": setup, "late-acl": late_acl, "describe": describe, "topics": topics,
+     "produce": produce}[cmd](*args)

@@ -390,3 +390,43 @@ fn make_cluster_state_fixture() {
         &format!("{FIXTURE_TARBALL}.new"),
     );
 }
+
+/// `restore --at T` takes the cluster state of the latest snapshot at or
+/// before T: an ACL added after the first snapshot is not in a restore as
+/// of a time between the two, and is in one as of now.
+#[test]
+fn a_restore_at_a_time_takes_the_state_of_the_snapshot_before_it() {
+    let (src, tgt) = (env("KVAULT_KAFKA_AUTHZ"), env("KVAULT_KAFKA_AUTHZ_TARGET"));
+    let tag = unique("cs-at");
+    helper(&["setup", &src, &tag]);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    assert_eq!(kvault(&repo, &["init", "--insecure-fast-kdf"]).0, 0);
+    let pattern = format!("{tag}-*");
+    let snap = |repo: &Path| {
+        let (code, _, err) = kvault(
+            repo,
+            &["snapshot", "-b", &src, "--topic", &pattern, "--group", "none"],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    snap(&repo);
+    let between = crate::common::clock_after(crate::kafka::now_ms());
+    crate::common::clock_after(between);
+    helper(&["late-acl", &src, &tag]);
+    snap(&repo);
+    let planned = |at: &str| {
+        let mut args = vec!["restore", "-b", &tgt, "--metadata-only", "--dry-run", "--json"];
+        if !at.is_empty() {
+            args.extend(["--at", at]);
+        }
+        let (code, out, err) = kvault(&repo, &args);
+        assert_eq!(code, 0, "{err}");
+        line(&out, "restore_plan")["metadata"]["acls_created"].to_string()
+    };
+    let late = format!("ALLOW User:{tag}-late READ topic:{tag}-t from *");
+    let then = planned(&between.to_string());
+    assert!(then.contains(&format!("User:{tag}-alice")), "{then}");
+    assert!(!then.contains(&late), "{then}");
+    assert!(planned("").contains(&late));
+}
