@@ -13,12 +13,8 @@
 # source / target), kcat and python3.
 set -euo pipefail
 bin=$1 records=${2:-200000} keys=${3:-10000}
-: "${KVAULT_KAFKA_SOURCE:?start a broker: eval \"\$(scripts/kafka start source)\"}"
-: "${KVAULT_KAFKA_TARGET:?start a target: eval \"\$(scripts/kafka start target)\"}"
-export KVAULT_PASSWORD=bench
+. "$(dirname "$0")/support/restore-bench.sh"
 src=$KVAULT_KAFKA_SOURCE tgt=$KVAULT_KAFKA_TARGET
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
 run=$(date +%s)
 topic="bench-compact-$run"
 # One record in records/keys has a key of its own (kept by compaction);
@@ -52,8 +48,7 @@ for _ in $(seq 120); do
 done
 echo "source: $records records written, $left survive compaction"
 kcat -C -b "$src" -t "$topic" -p 0 -o beginning -e -q -f '%k|kvaultK|%s|kvaultD|' >"$d/survivors"
-"$bin" -r "$d/repo" --no-progress init >/dev/null
-"$bin" -r "$d/repo" --no-progress snapshot -b "$src" --topic "$topic" --group none >/dev/null
+snapshot_into "$bin" "$topic"
 for mode in translate exact; do
   /usr/bin/time -f "kvault --offsets $mode: %e s, peak RSS %M KiB" "$bin" -r "$d/repo" --no-progress \
     restore latest -b "$tgt" --topic "$topic" --prefix "$mode-" --offsets "$mode" \

@@ -11,13 +11,8 @@
 # source / target) and the topics on the source.
 set -euo pipefail
 bin=$1 topics=$2 counts=${3:-"1 2 4"} mode=${4:-translate}
-: "${KVAULT_KAFKA_SOURCE:?start a broker: eval \"\$(scripts/kafka start source)\"}"
-: "${KVAULT_KAFKA_TARGET:?start a target: eval \"\$(scripts/kafka start target)\"}"
-export KVAULT_PASSWORD=bench
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-"$bin" -r "$d/repo" --no-progress init >/dev/null
-"$bin" -r "$d/repo" --no-progress snapshot -b "$KVAULT_KAFKA_SOURCE" --topic "$topics" --group none >/dev/null
+. "$(dirname "$0")/support/restore-bench.sh"
+snapshot_into "$bin" "$topics"
 run=$(date +%s)
 for n in $counts; do
   start=$(date +%s.%N)

@@ -989,33 +989,26 @@ fn metadata_text(m: &kvault::ops::restore::MetadataResult, dry_run: bool) -> Str
     } else {
         ("created", "set")
     };
+    let lists: [(String, &[String]); 7] = [
+        (format!("{created} ACL"), &m.acls_created),
+        (format!("{created} SCRAM user"), &m.users_created),
+        (format!("{set} quota"), &m.quotas_set),
+        (format!("{set} broker config"), &m.configs_set),
+        ("conflict:".into(), &m.conflicts),
+        ("not re-created: SCRAM user".into(), &m.users_not_created),
+        ("not restored:".into(), &m.not_restored),
+    ];
     let mut s = String::new();
-    for a in &m.acls_created {
-        s.push_str(&format!("{created} ACL {a}\n"));
-    }
-    if m.acls_present > 0 {
-        s.push_str(&format!(
-            "{} ACL binding(s) already on the target\n",
-            m.acls_present
-        ));
-    }
-    for u in &m.users_created {
-        s.push_str(&format!("{created} SCRAM user {u}\n"));
-    }
-    for q in &m.quotas_set {
-        s.push_str(&format!("{set} quota {q}\n"));
-    }
-    for c in &m.configs_set {
-        s.push_str(&format!("{set} broker config {c}\n"));
-    }
-    for c in &m.conflicts {
-        s.push_str(&format!("conflict: {c}\n"));
-    }
-    for u in &m.users_not_created {
-        s.push_str(&format!("not re-created: SCRAM user {u}\n"));
-    }
-    for n in &m.not_restored {
-        s.push_str(&format!("not restored: {n}\n"));
+    for (i, (what, items)) in lists.iter().enumerate() {
+        for x in *items {
+            s.push_str(&format!("{what} {x}\n"));
+        }
+        if i == 0 && m.acls_present > 0 {
+            s.push_str(&format!(
+                "{} ACL binding(s) already on the target\n",
+                m.acls_present
+            ));
+        }
     }
     s
 }

@@ -29,6 +29,32 @@ pub struct ClusterState {
     pub missing: Vec<Missing>,
 }
 
+/// How much of the cluster's own state a snapshot captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterCounts {
+    /// ACL bindings.
+    pub acls: usize,
+    /// SCRAM users.
+    pub scram_users: usize,
+    /// Client quota entities.
+    pub quotas: usize,
+    /// Dynamic broker configs (the cluster default's and every broker's).
+    pub broker_configs: usize,
+}
+
+impl ClusterState {
+    /// How many bindings, users, quota entities and broker configs it
+    /// holds (the root node's meta, the snapshot's summary).
+    pub fn counts(&self) -> ClusterCounts {
+        ClusterCounts {
+            acls: self.acls.len(),
+            scram_users: self.scram_users.len(),
+            quotas: self.quotas.len(),
+            broker_configs: self.broker_configs.iter().map(|b| b.configs.len()).sum(),
+        }
+    }
+}
+
 impl ClusterState {
     /// The state as `ls` prints it: a summary line, then one line per
     /// binding, user credential, quota entity and broker config.

@@ -464,12 +464,7 @@ impl<'s> ManifestWriter<'s> {
         let bytes = super::cluster::encode(s).map_err(Error::encode)?;
         let size = bytes.len() as u64;
         let id = self.session.save_blob(BlobType::Data, bytes).await?;
-        let meta = to_meta(&serde_json::json!({
-            "acls": s.acls.len(),
-            "scram_users": s.scram_users.len(),
-            "quotas": s.quotas.len(),
-            "broker_configs": s.broker_configs.iter().map(|b| b.configs.len()).sum::<usize>(),
-        }))?;
+        let meta = to_meta(&s.counts())?;
         Ok(NodeKind::Cluster.node("cluster".into(), size, None, vec![id], meta))
     }
 

@@ -69,20 +69,11 @@ impl<'a> Cursor<'a> {
     }
     /// A classic string: i16 length, then bytes (-1: null, read as "").
     pub fn string(&mut self, what: &str) -> Result<String, WireError> {
-        let n = self.i16(what)?;
-        if n < 0 {
-            return Ok(String::new());
-        }
-        self.utf8(n as usize, what)
+        Ok(self.nullable_string(what)?.unwrap_or_default())
     }
     /// A compact string: unsigned varint length + 1, then bytes (0: null).
     pub fn compact_string(&mut self, what: &str) -> Result<String, WireError> {
-        let n = self.uvarint(what)?;
-        if n == 0 {
-            return Ok(String::new());
-        }
-        let n = usize::try_from(n - 1).map_err(|_| WireError(format!("{what}: length")))?;
-        self.utf8(n, what)
+        Ok(self.compact_nullable_string(what)?.unwrap_or_default())
     }
     /// A boolean (one byte, nonzero true).
     pub fn bool(&mut self, what: &str) -> Result<bool, WireError> {

@@ -551,34 +551,26 @@ impl Cluster {
     ) -> Result<std::result::Result<T, ProtoError>> {
         self.blocking(move |i| {
             let client = i.consumer.client();
-            let failed = |e: RequestError, attempts: u32| Error::Kafka {
-                op: format!("{} request", api.name),
-                transient: matches!(&e, RequestError::Kafka(c) if super::retry::is_transient_code(*c, Transient::Usual)),
-                code: match &e {
-                    RequestError::Kafka(c) => Some(format!("{c:?}")),
-                    RequestError::Unavailable => None,
-                },
-                detail: if attempts > 1 {
-                    format!("{e} (tried {attempts} times)")
-                } else {
-                    e.to_string()
-                },
-            };
+            let failed =
+                |e: RequestError, attempts: u32| raw_error(format!("{} request", api.name), &e, attempts);
             let mut backoff = Backoff::until(Instant::now() + i.opts.retry_timeout());
             let mut attempts = 0;
             loop {
                 attempts += 1;
                 let t = backoff.remaining().min(i.opts.request_timeout());
-                let sent = request::api_version(client, broker, api.key, (api.min, api.max), t).and_then(|v| {
-                    request::request_raw(client, broker, (api.key, v, api.flexible(v)), &encode(v), t)
-                        .map(|b| (v, b))
-                });
+                let sent =
+                    request::api_version(client, broker, api.key, (api.min, api.max), t).and_then(|v| {
+                        request::request_raw(client, broker, (api.key, v, api.flexible(v)), &encode(v), t)
+                            .map(|b| (v, b))
+                    });
                 match sent {
                     Ok((v, body)) => return Ok(decode(v, &body)),
                     Err(RequestError::Kafka(RDKafkaErrorCode::UnsupportedFeature)) => {
                         return Ok(Err(ProtoError::Unsupported { api: api.name }));
                     }
-                    Err(e @ RequestError::Kafka(c)) if super::retry::is_transient_code(c, Transient::Usual) => {
+                    Err(e @ RequestError::Kafka(c))
+                        if super::retry::is_transient_code(c, Transient::Usual) =>
+                    {
                         match backoff.next_pause() {
                             Some(d) => std::thread::sleep(d),
                             None => return Err(failed(e, attempts)),
@@ -605,16 +597,15 @@ impl Cluster {
         self.blocking(move |i| {
             let what = format!("reading the batches of {tp} from {from}");
             let timeout = i.opts.request_timeout();
-            let raw = fetch::fetch_raw(i.consumer.client(), &tp.topic, tp.partition, from, max_bytes, timeout)
-                .map_err(|e| Error::Kafka {
-                    op: what.clone(),
-                    transient: matches!(&e, fetch::FetchError::Kafka(c) if super::retry::is_transient_code(*c, Transient::Usual)),
-                    code: match &e {
-                        fetch::FetchError::Kafka(c) => Some(format!("{c:?}")),
-                        fetch::FetchError::Unavailable => None,
-                    },
-                    detail: e.to_string(),
-                })?;
+            let raw = fetch::fetch_raw(
+                i.consumer.client(),
+                &tp.topic,
+                tp.partition,
+                from,
+                max_bytes,
+                timeout,
+            )
+            .map_err(|e| raw_error(what.clone(), &e, 1))?;
             batches::decode(raw.version, &raw.body).map_err(|e| Error::Kafka {
                 op: what,
                 detail: e.to_string(),
@@ -1110,6 +1101,24 @@ impl Cluster {
             }
         })
         .await
+    }
+}
+
+/// An [`Error::Kafka`] for a raw request (a Fetch or any other) that
+/// failed after `attempts`.
+fn raw_error(op: String, e: &RequestError, attempts: u32) -> Error {
+    Error::Kafka {
+        op,
+        transient: matches!(e, RequestError::Kafka(c) if super::retry::is_transient_code(*c, Transient::Usual)),
+        code: match e {
+            RequestError::Kafka(c) => Some(format!("{c:?}")),
+            RequestError::Unavailable => None,
+        },
+        detail: if attempts > 1 {
+            format!("{e} (tried {attempts} times)")
+        } else {
+            e.to_string()
+        },
     }
 }
 

@@ -245,6 +245,16 @@ impl<'a> Dec<'a> {
         }
         Ok(())
     }
+    /// An error code and its message: none, or the broker's error.
+    fn error(&mut self) -> Result<Result<(), ProtoError>, WireError> {
+        let (code, msg) = (self.c.i16("error code")?, self.nstr("error message")?);
+        Ok(check(code, msg))
+    }
+    /// The throttle time and the answer's own error, which fails it.
+    fn header(&mut self) -> Result<(), ProtoError> {
+        self.c.i32("throttle time")?;
+        self.error()?
+    }
 }
 
 /// DescribeAcls for every binding (every filter ANY).
@@ -266,9 +276,7 @@ pub fn describe_acls_request(v: i16) -> Vec<u8> {
 /// Malformed bytes; the broker's error.
 pub fn describe_acls_response(v: i16, b: &[u8]) -> Result<Vec<AclBinding>, ProtoError> {
     let mut d = Dec::new(DESCRIBE_ACLS, v, b);
-    d.c.i32("throttle time")?;
-    let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
-    check(code, msg)?;
+    d.header()?;
     let mut out = Vec::new();
     for _ in 0..d.len("resources")? {
         let resource_type = d.c.i8("resource type")?;
@@ -316,9 +324,9 @@ pub fn create_acls_response(v: i16, b: &[u8]) -> Result<Vec<Result<(), ProtoErro
     d.c.i32("throttle time")?;
     let mut out = Vec::new();
     for _ in 0..d.len("results")? {
-        let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
+        let r = d.error()?;
         d.tags()?;
-        out.push(check(code, msg));
+        out.push(r);
     }
     Ok(out)
 }
@@ -337,13 +345,11 @@ pub fn describe_scram_request() -> Vec<u8> {
 /// other than "no credentials").
 pub fn describe_scram_response(b: &[u8]) -> Result<Vec<ScramUser>, ProtoError> {
     let mut d = Dec::new(DESCRIBE_SCRAM, 0, b);
-    d.c.i32("throttle time")?;
-    let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
-    check(code, msg)?;
+    d.header()?;
     let mut out = Vec::new();
     for _ in 0..d.len("results")? {
         let name = d.str("user")?;
-        let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
+        let r = d.error()?;
         let mut credentials = Vec::new();
         for _ in 0..d.len("credential infos")? {
             credentials.push(ScramCredential {
@@ -353,10 +359,13 @@ pub fn describe_scram_response(b: &[u8]) -> Result<Vec<ScramUser>, ProtoError> {
             d.tags()?;
         }
         d.tags()?;
-        match code {
-            0 => out.push(ScramUser { name, credentials }),
-            code::RESOURCE_NOT_FOUND => {}
-            _ => check(code, msg)?,
+        match r {
+            Ok(()) => out.push(ScramUser { name, credentials }),
+            Err(ProtoError::Broker {
+                code: code::RESOURCE_NOT_FOUND,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -409,9 +418,9 @@ pub fn alter_scram_response(b: &[u8]) -> Result<Vec<PerUser>, ProtoError> {
     let mut out = Vec::new();
     for _ in 0..d.len("results")? {
         let user = d.str("user")?;
-        let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
+        let r = d.error()?;
         d.tags()?;
-        out.push((user, check(code, msg)));
+        out.push((user, r));
     }
     Ok(out)
 }
@@ -430,9 +439,7 @@ pub fn describe_quotas_request(v: i16) -> Vec<u8> {
 /// Malformed bytes; the broker's error.
 pub fn describe_quotas_response(v: i16, b: &[u8]) -> Result<Vec<QuotaEntry>, ProtoError> {
     let mut d = Dec::new(DESCRIBE_CLIENT_QUOTAS, v, b);
-    d.c.i32("throttle time")?;
-    let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
-    check(code, msg)?;
+    d.header()?;
     let mut out = Vec::new();
     for _ in 0..d.len("entries")? {
         let mut entity = Vec::new();
@@ -491,14 +498,14 @@ pub fn alter_quotas_response(v: i16, b: &[u8]) -> Result<Vec<Result<(), ProtoErr
     d.c.i32("throttle time")?;
     let mut out = Vec::new();
     for _ in 0..d.len("entries")? {
-        let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
+        let r = d.error()?;
         for _ in 0..d.len("entity")? {
             d.str("entity type")?;
             d.nstr("entity name")?;
             d.tags()?;
         }
         d.tags()?;
-        out.push(check(code, msg));
+        out.push(r);
     }
     Ok(out)
 }
@@ -554,7 +561,7 @@ pub fn describe_configs_response(v: i16, b: &[u8]) -> Result<Vec<PerResource>, P
     d.c.i32("throttle time")?;
     let mut out = Vec::new();
     for _ in 0..d.len("results")? {
-        let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
+        let r = d.error()?;
         d.c.i8("resource type")?;
         let name = d.str("resource name")?;
         let mut entries = Vec::new();
@@ -583,7 +590,7 @@ pub fn describe_configs_response(v: i16, b: &[u8]) -> Result<Vec<PerResource>, P
             });
         }
         d.tags()?;
-        out.push((name, check(code, msg).map(|()| entries)));
+        out.push((name, r.map(|()| entries)));
     }
     Ok(out)
 }
@@ -615,11 +622,11 @@ pub fn alter_configs_response(v: i16, b: &[u8]) -> Result<(), ProtoError> {
     let mut d = Dec::new(INCREMENTAL_ALTER_CONFIGS, v, b);
     d.c.i32("throttle time")?;
     for _ in 0..d.len("responses")? {
-        let (code, msg) = (d.c.i16("error code")?, d.nstr("error message")?);
+        let r = d.error()?;
         d.c.i8("resource type")?;
         d.str("resource name")?;
         d.tags()?;
-        check(code, msg)?;
+        r?;
     }
     Ok(())
 }

@@ -221,6 +221,16 @@ pub fn watermarks_if_exists(brokers: &str, topic: &str, partition: i32) -> Optio
     c.fetch_watermarks(topic, partition, Duration::from_secs(2)).ok()
 }
 
+/// Topic configs under which the broker's cleaner compacts within seconds
+/// (`scripts/kafka` runs it every 500 ms): small segments, any dirt.
+pub const COMPACT_SOON: [(&str, &str); 5] = [
+    ("cleanup.policy", "compact"),
+    ("segment.ms", "200"),
+    ("min.cleanable.dirty.ratio", "0.001"),
+    ("min.compaction.lag.ms", "0"),
+    ("delete.retention.ms", "100"),
+];
+
 /// Produces `n` keyed JSON-event records round-robin over `partitions`,
 /// with timestamps one millisecond apart ending a minute ago.
 pub fn produce_events(brokers: &str, topic: &str, partitions: i32, n: i64) {

@@ -51,14 +51,21 @@ fn line(out: &str, message_type: &str) -> Value {
         .unwrap_or_else(|| panic!("no {message_type} line in {out}"))
 }
 
-#[test]
-fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster() {
-    let (src, tgt) = (env("KVAULT_KAFKA_AUTHZ"), env("KVAULT_KAFKA_AUTHZ_TARGET"));
-    let tag = unique("cs");
-    helper(&["setup", &src, &tag]);
+/// A new tag (`prefix-…`) whose state `cluster_state.py setup` puts on
+/// `src`, and an empty repository: (tag, its directory, the repository).
+fn set_up(src: &str, prefix: &str) -> (String, tempfile::TempDir, std::path::PathBuf) {
+    let tag = unique(prefix);
+    helper(&["setup", src, &tag]);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     assert_eq!(kvault(&repo, &["init", "--insecure-fast-kdf"]).0, 0);
+    (tag, dir, repo)
+}
+
+#[test]
+fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster() {
+    let (src, tgt) = (env("KVAULT_KAFKA_AUTHZ"), env("KVAULT_KAFKA_AUTHZ_TARGET"));
+    let (tag, dir, repo) = set_up(&src, "cs");
     let pattern = format!("{tag}-*");
     let (code, out, err) = kvault(&repo, &["snapshot", "-b", &src, "--topic", &pattern, "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -397,11 +404,7 @@ fn make_cluster_state_fixture() {
 #[test]
 fn a_restore_at_a_time_takes_the_state_of_the_snapshot_before_it() {
     let (src, tgt) = (env("KVAULT_KAFKA_AUTHZ"), env("KVAULT_KAFKA_AUTHZ_TARGET"));
-    let tag = unique("cs-at");
-    helper(&["setup", &src, &tag]);
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    assert_eq!(kvault(&repo, &["init", "--insecure-fast-kdf"]).0, 0);
+    let (tag, _dir, repo) = set_up(&src, "cs-at");
     let pattern = format!("{tag}-*");
     let snap = |repo: &Path| {
         let (code, _, err) = kvault(

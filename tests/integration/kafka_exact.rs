@@ -144,6 +144,38 @@ fn assert_same_log(got: &serde_json::Value) -> usize {
     moved
 }
 
+/// A snapshot of `topic` (with `group`) into a memory repository, restored
+/// with `--offsets exact` into `x-TOPIC` on `target`: the repository, the
+/// snapshot, the restore's options and its result.
+async fn snapshot_then_restore_exact(
+    source: &str,
+    target: &str,
+    topic: &str,
+    group: &str,
+) -> (
+    kvault::Repository,
+    kvault::SnapshotResult,
+    kvault::RestoreOptions,
+    kvault::RestoreResult,
+) {
+    let repo =
+        crate::common::init_on(std::sync::Arc::new(kvault::backend::memory::MemoryBackend::new())).await;
+    let s = kvault::ops::snapshot::snapshot(
+        &repo,
+        &crate::kafka_restore::snap_opts(source, topic, group),
+        &kvault::NoProgress,
+    )
+    .await
+    .unwrap();
+    let mut o = crate::kafka_restore::ropts("x-", topic);
+    o.kafka = KafkaOptions::new(target);
+    o.offsets = kvault::ops::restore::Offsets::Exact;
+    let r = kvault::ops::restore::restore(&repo, &s.snapshot, &o, &kvault::NoProgress)
+        .await
+        .unwrap();
+    (repo, s, o, r)
+}
+
 /// A topic with every kind of gap a plain log has — a committed
 /// transaction's marker, an aborted transaction, a log start moved by
 /// DeleteRecords — and a group positioned inside a gap, restored with
@@ -180,21 +212,7 @@ async fn an_exact_restore_puts_every_record_at_its_source_offset() {
     // offsets 0..=11, its log start moved to 2; offset 7 is an aborted
     // record's.
     commit_group(&b, &group, &[(&topic, 0, 7, "inside a gap"), (&topic, 1, 1, "")]);
-    let repo =
-        crate::common::init_on(std::sync::Arc::new(kvault::backend::memory::MemoryBackend::new())).await;
-    let s = kvault::ops::snapshot::snapshot(
-        &repo,
-        &crate::kafka_restore::snap_opts(&b, &topic, &group),
-        &kvault::NoProgress,
-    )
-    .await
-    .unwrap();
-    let mut o = crate::kafka_restore::ropts("x-", &topic);
-    o.kafka = KafkaOptions::new(&t);
-    o.offsets = kvault::ops::restore::Offsets::Exact;
-    let r = kvault::ops::restore::restore(&repo, &s.snapshot, &o, &kvault::NoProgress)
-        .await
-        .unwrap();
+    let (repo, s, o, r) = snapshot_then_restore_exact(&b, &t, &topic, &group).await;
     assert_eq!(r.records_written, 8, "{r:?}");
     let got = compare((&b, &topic), (&t, &format!("x-{topic}")), 2, &group);
     assert_same_log(&got);
@@ -258,14 +276,7 @@ async fn an_exact_restore_of_a_compacted_topic_keeps_its_holes() {
     let b = source();
     let t = crate::kafka_restore::target();
     let topic = unique("exact-compact");
-    let cfg = [
-        ("cleanup.policy", "compact"),
-        ("segment.ms", "200"),
-        ("min.cleanable.dirty.ratio", "0.001"),
-        ("min.compaction.lag.ms", "0"),
-        ("delete.retention.ms", "100"),
-    ];
-    create_topic(&b, &topic, 1, &cfg).await;
+    create_topic(&b, &topic, 1, &COMPACT_SOON).await;
     let base = now_ms() - 60_000;
     // Unique keys kept, one repeated key between them removed but its last.
     let n = 300i64;
@@ -310,21 +321,7 @@ async fn an_exact_restore_of_a_compacted_topic_keeps_its_holes() {
         cleaned,
         "the log cleaner did not remove every repeated key within 60 s"
     );
-    let repo =
-        crate::common::init_on(std::sync::Arc::new(kvault::backend::memory::MemoryBackend::new())).await;
-    let s = kvault::ops::snapshot::snapshot(
-        &repo,
-        &crate::kafka_restore::snap_opts(&b, &topic, "none"),
-        &kvault::NoProgress,
-    )
-    .await
-    .unwrap();
-    let mut o = crate::kafka_restore::ropts("x-", &topic);
-    o.kafka = KafkaOptions::new(&t);
-    o.offsets = kvault::ops::restore::Offsets::Exact;
-    let r = kvault::ops::restore::restore(&repo, &s.snapshot, &o, &kvault::NoProgress)
-        .await
-        .unwrap();
+    let (repo, s, o, r) = snapshot_then_restore_exact(&b, &t, &topic, "none").await;
     let e = r.partitions[0].exact.unwrap();
     assert!(e.transactions as i64 >= n - 1, "{e:?}");
     let moved = assert_same_log(&compare((&b, &topic), (&t, &format!("x-{topic}")), 1, ""));

@@ -356,14 +356,7 @@ async fn unknown_topics_and_unreachable_brokers_fail_clearly() {
 async fn a_compacted_topic_keeps_its_holes_as_recorded_gaps() {
     let b = source();
     let topic = unique("compact");
-    let cfg = [
-        ("cleanup.policy", "compact"),
-        ("segment.ms", "200"),
-        ("min.cleanable.dirty.ratio", "0.001"),
-        ("min.compaction.lag.ms", "0"),
-        ("delete.retention.ms", "100"),
-    ];
-    create_topic(&b, &topic, 1, &cfg).await;
+    create_topic(&b, &topic, 1, &COMPACT_SOON).await;
     let base = now_ms() - 10_000;
     let mut sent = Vec::new();
     for round in 0..20 {

@@ -295,7 +295,8 @@ pub(super) async fn apply(cluster: &Cluster, plan: MetadataPlan) -> Result<Metad
                 .retain(|u| u.split(' ').next() != Some(user.as_str()));
         }
     }
-    let described: Vec<String> = acls.iter().map(AclBinding::describe).collect();
+    // The plan described each binding, in order.
+    let described = res.acls_created.clone();
     let mut no_authorizer = 0;
     for (a, r) in described.iter().zip(cluster.create_acls(acls).await?) {
         match r {

@@ -67,10 +67,11 @@ pub async fn restore(
         }
         // The cluster's own state first (one worker of a sharded restore
         // does it): records land in a cluster its clients can use.
-        let source = match (opts.metadata, opts.shard) {
-            (Metadata::With, None) => Some(p.m.cluster_state(repo).await?),
-            (Metadata::With, Some(s)) if s.index == 0 => Some(p.m.cluster_state(repo).await?),
-            _ => None,
+        let first_worker = opts.shard.is_none_or(|s| s.index == 0);
+        let source = if opts.metadata == Metadata::With && first_worker {
+            Some(p.m.cluster_state(repo).await?)
+        } else {
+            None
         };
         let meta = match &source {
             Some(s) => Some(plan_metadata(&cluster, s.as_ref(), opts).await?),

@@ -25,7 +25,7 @@ use super::progress::Progress;
 use super::with_lock;
 use crate::error::Result;
 use crate::id::Id;
-use crate::image::cluster::ClusterState;
+use crate::image::cluster::{ClusterCounts, ClusterState};
 use crate::image::manifest::{
     self, KAFKA_KIND, KAFKA_SHARD_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
 };
@@ -306,26 +306,8 @@ async fn cluster_state(cluster: &Cluster, res: &mut SnapshotResult) -> Result<Cl
             m.kind.needs()
         ));
     }
-    res.cluster_state = Some(ClusterCounts {
-        acls: s.acls.len(),
-        scram_users: s.scram_users.len(),
-        quotas: s.quotas.len(),
-        broker_configs: s.broker_configs.iter().map(|b| b.configs.len()).sum(),
-    });
+    res.cluster_state = Some(s.counts());
     Ok(s)
-}
-
-/// How much of the cluster's own state a snapshot captured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ClusterCounts {
-    /// ACL bindings.
-    pub acls: usize,
-    /// SCRAM users.
-    pub scram_users: usize,
-    /// Client quota entities.
-    pub quotas: usize,
-    /// Dynamic broker configs (the cluster default's and every broker's).
-    pub broker_configs: usize,
 }
 
 /// The planned group offsets on `parts` (a shard's own); groups left with
