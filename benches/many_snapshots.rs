@@ -197,6 +197,7 @@ impl Builder {
                 logical_bytes: logical,
                 ..Default::default()
             },
+            erasures: Vec::new(),
         };
         self.parent = Some(self.repo.save_snapshot(&snap).await.unwrap());
         self.n += 1;

@@ -13,6 +13,7 @@ pub mod metrics;
 mod output;
 mod password;
 mod repair;
+mod rewrite;
 mod size;
 mod stream;
 mod version;
@@ -395,6 +396,8 @@ enum Command {
     Prune(lifecycle::PruneCmd),
     /// Copy snapshots from another repository (e.g. local to S3), storing only what is missing.
     Copy(lifecycle::CopyArgs),
+    /// Erase records by key from snapshots (an erasure request): new snapshots without them.
+    Rewrite(rewrite::RewriteArgs),
     /// Repair a damaged repository: rebuild the index, mend snapshots.
     Repair {
         #[command(subcommand)]
@@ -539,6 +542,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Forget(a) => lifecycle::run_forget(&ctx, a).await,
         Command::Prune(a) => lifecycle::run_prune(&ctx, a).await,
         Command::Copy(a) => lifecycle::run_copy(&ctx, a).await,
+        Command::Rewrite(a) => rewrite::run(&ctx, a).await,
         Command::Repair { cmd } => repair::run(&ctx, cmd).await,
         Command::Cat(a) => inspect::cat(&ctx, a).await,
         Command::Completions { shell } => {

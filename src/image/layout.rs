@@ -11,7 +11,9 @@
 //! - a gap of k ≥ 2 offsets: a transaction of k − 1 placeholders that
 //!   aborts, whose marker takes the last one (read_committed consumers never
 //!   see aborted records; a compacted topic's cleaner removes them);
-//! - every record else, written plainly in order.
+//! - every record else, written plainly in order;
+//! - where records were erased (`kvault rewrite`), placeholders written
+//!   plainly and kept: the offsets stay taken, the records are gone.
 //!
 //! A gap of one offset at offset 0 has no record before it to commit: it
 //! cannot be reproduced.
@@ -43,7 +45,7 @@ impl Layout {
         self.steps
             .iter()
             .map(|s| match *s {
-                Step::Below { count, .. } | Step::Abort { count, .. } => count,
+                Step::Below { count, .. } | Step::Abort { count, .. } | Step::Erased { count, .. } => count,
                 Step::Commit { placeholder, .. } => u64::from(placeholder),
                 Step::Records { .. } => 0,
             })
@@ -79,6 +81,10 @@ impl Layout {
                     first: at,
                     count: left,
                 },
+                Step::Erased { first, .. } if first < at && at < s.end() => Step::Erased {
+                    first: at,
+                    count: left,
+                },
                 _ => continue,
             };
             return Some(std::iter::once(partial).chain(rest()).collect());
@@ -95,13 +101,19 @@ pub struct Unreproducible {
     pub offset: i64,
 }
 
-/// Plans a partition whose records to restore are at `wanted` (runs of
-/// `[first, count]`, in order, inside `[log_start, end)`), with the source's
-/// log start and end.
+/// Plans a partition whose records to restore are at `wanted` and whose
+/// erased records were at `erased` (both runs of `[first, count]`, in
+/// order, disjoint, inside `[log_start, end)`), with the source's log start
+/// and end.
 ///
 /// # Errors
 /// A gap of one offset at offset 0.
-pub fn layout(wanted: &[[i64; 2]], log_start: i64, end: i64) -> Result<Layout, Unreproducible> {
+pub fn layout(
+    wanted: &[[i64; 2]],
+    erased: &[[i64; 2]],
+    log_start: i64,
+    end: i64,
+) -> Result<Layout, Unreproducible> {
     let mut steps: VecDeque<Step> = VecDeque::new();
     if log_start > 0 {
         steps.push_back(Step::Below {
@@ -109,16 +121,32 @@ pub fn layout(wanted: &[[i64; 2]], log_start: i64, end: i64) -> Result<Layout, U
             count: log_start as u64,
         });
     }
+    let mut runs: Vec<Step> = wanted
+        .iter()
+        .filter(|r| r[1] > 0)
+        .map(|&[first, count]| Step::Records {
+            first,
+            count: count as u64,
+        })
+        .chain(
+            erased
+                .iter()
+                .filter(|r| r[1] > 0)
+                .map(|&[first, count]| Step::Erased {
+                    first,
+                    count: count as u64,
+                }),
+        )
+        .collect();
+    runs.sort_by_key(Step::end);
     let mut at = log_start;
-    for &[first, count] in wanted.iter().filter(|r| r[1] > 0) {
+    for step in runs {
+        let first = step.end() - step_len(&step);
         if first > at {
             gap(&mut steps, at, first - at)?;
         }
-        steps.push_back(Step::Records {
-            first,
-            count: count as u64,
-        });
-        at = first + count;
+        steps.push_back(step);
+        at = step.end();
     }
     if end > at {
         gap(&mut steps, at, end - at)?;
@@ -128,6 +156,14 @@ pub fn layout(wanted: &[[i64; 2]], log_start: i64, end: i64) -> Result<Layout, U
         log_start,
         end: end.max(at),
     })
+}
+
+/// Offsets a plain step covers.
+fn step_len(s: &Step) -> i64 {
+    match *s {
+        Step::Records { count, .. } | Step::Erased { count, .. } | Step::Below { count, .. } => count as i64,
+        _ => 0,
+    }
 }
 
 /// Fills the gap `[first, first + len)` after `steps`.
@@ -145,7 +181,7 @@ fn gap(steps: &mut VecDeque<Step>, first: i64, len: i64) -> Result<(), Unreprodu
             *count -= 1;
             false
         }
-        Some(Step::Below { count, .. }) => {
+        Some(Step::Below { count, .. } | Step::Erased { count, .. }) => {
             *count -= 1;
             true
         }
@@ -153,7 +189,7 @@ fn gap(steps: &mut VecDeque<Step>, first: i64, len: i64) -> Result<(), Unreprodu
     };
     if matches!(
         steps.back(),
-        Some(Step::Records { count: 0, .. } | Step::Below { count: 0, .. })
+        Some(Step::Records { count: 0, .. } | Step::Below { count: 0, .. } | Step::Erased { count: 0, .. })
     ) {
         steps.pop_back();
     }
@@ -176,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_log_without_gaps_is_one_plain_run() {
-        let l = layout(&[[0, 10]], 0, 10).unwrap();
+        let l = layout(&[[0, 10]], &[], 0, 10).unwrap();
         assert_eq!(steps(&l), vec![Records { first: 0, count: 10 }]);
         assert_eq!((l.transactions(), l.placeholders()), (0, 0));
     }
@@ -185,7 +221,7 @@ mod tests {
     fn each_gap_takes_a_commit_or_an_abort_and_steps_tile_the_log() {
         // 0..=2 records, 3 a marker, 4..=6 records, 7..=8 an aborted record
         // and its marker, 9 a record, 10 its transaction's marker.
-        let l = layout(&[[0, 3], [4, 3], [9, 1]], 0, 11).unwrap();
+        let l = layout(&[[0, 3], [4, 3], [9, 1]], &[], 0, 11).unwrap();
         assert_eq!(
             steps(&l),
             vec![
@@ -205,7 +241,9 @@ mod tests {
         let mut at = 0;
         for s in &l.steps {
             let first = match *s {
-                Records { first, .. } | Below { first, .. } | Abort { first, .. } => first,
+                Records { first, .. } | Below { first, .. } | Abort { first, .. } | Erased { first, .. } => {
+                    first
+                }
                 Commit { offset, .. } => offset,
             };
             assert_eq!(first, at, "{s:?}");
@@ -217,13 +255,13 @@ mod tests {
 
     #[test]
     fn a_log_start_is_placeholders_then_delete_records() {
-        let l = layout(&[[5, 2]], 5, 7).unwrap();
+        let l = layout(&[[5, 2]], &[], 5, 7).unwrap();
         assert_eq!(
             steps(&l),
             vec![Below { first: 0, count: 5 }, Records { first: 5, count: 2 }]
         );
         // A one-offset gap at the log start: the last placeholder commits.
-        let l = layout(&[[6, 2]], 5, 8).unwrap();
+        let l = layout(&[[6, 2]], &[], 5, 8).unwrap();
         assert_eq!(
             steps(&l),
             vec![
@@ -240,19 +278,19 @@ mod tests {
 
     #[test]
     fn only_a_one_offset_gap_at_zero_cannot_be_reproduced() {
-        assert_eq!(layout(&[[1, 3]], 0, 4), Err(Unreproducible { offset: 0 }));
-        assert!(layout(&[[2, 3]], 0, 5).is_ok(), "two offsets: an abort");
+        assert_eq!(layout(&[[1, 3]], &[], 0, 4), Err(Unreproducible { offset: 0 }));
+        assert!(layout(&[[2, 3]], &[], 0, 5).is_ok(), "two offsets: an abort");
         // An empty log with a gap: an abort, or nothing.
         assert_eq!(
-            steps(&layout(&[], 0, 3).unwrap()),
+            steps(&layout(&[], &[], 0, 3).unwrap()),
             vec![Abort { first: 0, count: 2 }]
         );
-        assert_eq!(steps(&layout(&[], 0, 0).unwrap()), vec![]);
+        assert_eq!(steps(&layout(&[], &[], 0, 0).unwrap()), vec![]);
     }
 
     #[test]
     fn a_rerun_goes_on_after_the_last_step_it_finished() {
-        let l = layout(&[[0, 3], [4, 3], [9, 1]], 0, 11).unwrap();
+        let l = layout(&[[0, 3], [4, 3], [9, 1]], &[], 0, 11).unwrap();
         assert_eq!(l.after(0).unwrap().len(), 5);
         assert_eq!(l.after(7).unwrap().front(), Some(&Abort { first: 7, count: 1 }));
         assert_eq!(l.after(11).unwrap().len(), 0);
@@ -262,5 +300,25 @@ mod tests {
         assert_eq!(rest.front(), Some(&Records { first: 5, count: 2 }));
         assert_eq!(rest.len(), 3);
         assert_eq!(l.after(1).unwrap().front(), Some(&Records { first: 1, count: 1 }));
+    }
+
+    #[test]
+    fn erased_records_become_kept_placeholders_and_carry_a_one_offset_gap() {
+        // Records 0..3, 3 erased, a marker at 4, records 5..7, 7..9 erased.
+        let l = layout(&[[0, 3], [5, 2]], &[[3, 1], [7, 2]], 0, 9).unwrap();
+        assert_eq!(
+            steps(&l),
+            vec![
+                Records { first: 0, count: 3 },
+                Commit {
+                    offset: 3,
+                    placeholder: true
+                },
+                Records { first: 5, count: 2 },
+                Erased { first: 7, count: 2 },
+            ]
+        );
+        assert_eq!(l.placeholders(), 3);
+        assert_eq!(l.after(8).unwrap().front(), Some(&Erased { first: 8, count: 1 }));
     }
 }

@@ -121,6 +121,10 @@ pub struct SegmentMeta {
     /// segment with gaps: not captured, so `--at` cuts it by record time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txns: Option<Vec<TxnSpan>>,
+    /// Offsets inside `[start, end)` whose records `kvault rewrite` erased,
+    /// as sorted `[first, end)` ranges (format-spec §14 "Erased records").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<[i64; 2]>,
 }
 
 /// A partition as captured.
@@ -407,6 +411,7 @@ impl<'s> ManifestWriter<'s> {
             runs: meta_of.runs,
             chunks,
             txns: meta_of.txns,
+            erased: Vec::new(),
         };
         Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, None, ids, to_meta(&meta)?))
     }

@@ -9,6 +9,8 @@
 //!   groups), read and built;
 //! - [`commits`]: consumer group commit history (`__consumer_offsets`
 //!   decoded, and the commit log a snapshot stores);
+//! - [`erase`]: records erased by key from chunks and segments
+//!   (`kvault rewrite`);
 //! - [`layout`]: how an offset-exact restore writes a partition (its
 //!   gaps as placeholders and transaction markers);
 //! - [`txnlog`]: transaction coordinators' completions
@@ -27,6 +29,7 @@
 
 pub mod cluster;
 pub mod commits;
+pub mod erase;
 pub mod layout;
 pub mod manifest;
 pub mod reader;

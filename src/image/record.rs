@@ -76,6 +76,12 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// An encoder whose previous timestamp is `prev_ts` (a chunk's
+    /// `ts_base`: re-encoding part of a stream from there).
+    pub fn starting_at(prev_ts: i64) -> Encoder {
+        Encoder { prev_ts }
+    }
+
     /// Appends one record's encoding to `out`.
     pub fn encode(&mut self, r: &RecordRef<'_>, out: &mut Vec<u8>) {
         let mut flags = 0u8;

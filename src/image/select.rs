@@ -34,6 +34,9 @@ pub struct Selection {
     pub runs: Vec<[i64; 2]>,
     /// Records left out by compaction.
     pub compacted_away: u64,
+    /// Offsets in `[start, cut)` whose records were erased (`kvault
+    /// rewrite`), as runs `[first, count]`.
+    pub erased: Vec<[i64; 2]>,
 }
 
 impl Selection {
@@ -95,6 +98,22 @@ fn offsets_between(p: &Partition, start: i64, cut: Option<i64>) -> Vec<[i64; 2]>
     runs
 }
 
+/// The erased offsets of `p`'s segments in `[start, cut)`, as runs.
+fn erased_between(p: &Partition, start: i64, cut: Option<i64>) -> Vec<[i64; 2]> {
+    let ranges: Vec<[i64; 2]> = p
+        .segments
+        .iter()
+        .flat_map(|s| s.meta.erased.iter().copied())
+        .collect();
+    crate::image::erase::merge_ranges(ranges)
+        .into_iter()
+        .filter_map(|[a, b]| {
+            let (lo, hi) = (a.max(start), b.min(cut.unwrap_or(i64::MAX)));
+            (hi > lo).then_some([lo, hi - lo])
+        })
+        .collect()
+}
+
 /// Selects the records of partition `p` of topic `t` to restore.
 ///
 /// # Errors
@@ -123,6 +142,7 @@ pub async fn select(
     let mut sel = Selection {
         start,
         cut,
+        erased: erased_between(p, start, cut),
         ..Default::default()
     };
     if compact && o.compact {
@@ -630,6 +650,7 @@ mod tests {
                 runs: OffsetRuns(runs),
                 chunks: vec![],
                 txns,
+                erased: vec![],
             },
             chunks: vec![],
             size: 0,
@@ -671,6 +692,7 @@ mod tests {
             kept: Some(vec![1, 3, 5, 9]),
             runs: vec![[3, 1], [5, 1]],
             compacted_away: 0,
+            erased: vec![],
         };
         assert!(!s.wants(1) && s.wants(3) && !s.wants(4) && s.wants(5) && !s.wants(9));
         assert_eq!(s.records(), 2);

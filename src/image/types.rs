@@ -167,13 +167,22 @@ pub enum Step {
         /// How many.
         count: u64,
     },
-    /// The record at `offset` (a placeholder below the log start) in a
+    /// The record at `offset` (a placeholder below the log start or where a
+    /// record was erased) in a
     /// transaction that commits: its marker takes `offset + 1`.
     Commit {
         /// The record's offset.
         offset: i64,
         /// Whether it is a placeholder (below the log start).
         placeholder: bool,
+    },
+    /// Placeholders at `first..first + count` where records were erased
+    /// (`kvault rewrite`), written plainly and kept.
+    Erased {
+        /// First offset.
+        first: i64,
+        /// How many.
+        count: u64,
     },
     /// Placeholders at `first..first + count` in a transaction that aborts:
     /// its marker takes `first + count`.
@@ -189,7 +198,9 @@ impl Step {
     /// The offset after the step (its marker included).
     pub fn end(&self) -> i64 {
         match *self {
-            Step::Records { first, count } | Step::Below { first, count } => first + count as i64,
+            Step::Records { first, count } | Step::Below { first, count } | Step::Erased { first, count } => {
+                first + count as i64
+            }
             Step::Commit { offset, .. } => offset + 2,
             Step::Abort { first, count } => first + count as i64 + 1,
         }

@@ -162,7 +162,7 @@ impl ExactPartition<'_> {
             }
             let ts = self.last_ts.unwrap_or(next_ts);
             match step {
-                Step::Below { first, count } => {
+                Step::Below { first, count } | Step::Erased { first, count } => {
                     for o in first..first + count as i64 {
                         self.w
                             .plain

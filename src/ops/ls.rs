@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::id::Id;
+use crate::image::erase::{merge_ranges, subtract_ranges};
 use crate::image::manifest::{self, KAFKA_KIND, Manifest, TopicMeta};
 use crate::image::types::CleanupPolicy;
 pub use crate::image::types::GroupOffset;
@@ -61,7 +62,8 @@ pub struct PartitionListing {
     /// compaction or transaction markers.
     pub gaps: Vec<[i64; 2]>,
     /// The same gaps by cause: `retention` (expired before any snapshot
-    /// read them), `damage` (lost to repaired damage), `compaction` (a
+    /// read them), `damage` (lost to repaired damage), `erasure` (records
+    /// `kvault rewrite` erased), `compaction` (a
     /// compacted topic's holes), `transactions` (control records and
     /// aborted transactions of a topic that is not compacted).
     pub gap_causes: std::collections::BTreeMap<&'static str, Vec<[i64; 2]>>,
@@ -115,15 +117,20 @@ pub fn ls(m: &Manifest) -> Listing {
                     let mut gaps: Vec<[i64; 2]> = p.meta.expired.clone();
                     gaps.extend(p.meta.lost.iter().copied());
                     let mut holes = Vec::new();
+                    let mut erased = Vec::new();
                     for s in &p.segments {
                         holes.extend(s.meta.runs.gaps(s.meta.start.max(p.meta.log_start), s.meta.end));
+                        erased.extend(s.meta.erased.iter().filter(|e| e[1] > p.meta.log_start).copied());
                     }
                     gaps.extend(holes.iter().copied());
+                    let erased = merge_ranges(erased);
+                    let holes = subtract_ranges(&holes, &erased);
                     let compacted = CleanupPolicy::of(&t.meta.configs).compact;
                     let mut gap_causes = std::collections::BTreeMap::new();
                     for (cause, v) in [
                         ("retention", p.meta.expired.clone()),
                         ("damage", p.meta.lost.clone()),
+                        ("erasure", erased),
                         (if compacted { "compaction" } else { "transactions" }, holes),
                     ] {
                         if !v.is_empty() {

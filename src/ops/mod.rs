@@ -16,6 +16,7 @@ pub mod prune;
 pub mod repair;
 #[cfg(feature = "kafka")]
 pub mod restore;
+pub mod rewrite;
 #[cfg(feature = "kafka")]
 pub mod snapshot;
 pub mod stats;

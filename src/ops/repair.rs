@@ -360,6 +360,7 @@ async fn mend_segments(
             runs,
             chunks: keep_meta,
             txns: meta.txns.clone(),
+            erased: meta.erased.clone(),
         };
         records += new_meta.records;
         bytes += kept_bytes;

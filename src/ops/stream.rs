@@ -98,6 +98,7 @@ pub async fn put<R: AsyncRead + Unpin>(
             parent: None,
             original: None,
             run: None,
+            erasures: Vec::new(),
             summary: SnapshotSummary {
                 logical_bytes: result.size,
                 data_blobs: data_stats.blobs,

@@ -30,6 +30,8 @@ pub const CONTEXT_ENCRYPTION: &str = "kvault 2026-11-28 v1 encryption key";
 pub const CONTEXT_BLOB_ID: &str = "kvault 2026-11-28 v1 blob id key";
 /// Context for the chunker key.
 pub const CONTEXT_CHUNKER: &str = "kvault 2026-11-28 v1 chunker gear table";
+/// Context of the key that hashes erased record keys (`kvault rewrite`).
+pub const CONTEXT_ERASED_KEY: &str = "kvault 2026-12-07 v1 erased key hash";
 
 /// Fills `buf` from the operating system's random source.
 ///
@@ -94,6 +96,14 @@ impl Keys {
     /// The chunker key.
     pub fn chunker_key(&self) -> &[u8; 32] {
         &self.chunker
+    }
+
+    /// The hash a rewrite records for a record key it erased: keyed
+    /// BLAKE3-256 under a subkey of its own, so the key is never stored in
+    /// clear and the hash cannot be tested without the repository key.
+    pub fn erased_key_hash(&self, key: &[u8]) -> Id {
+        let k = blake3::derive_key(CONTEXT_ERASED_KEY, &self.master);
+        Id(*blake3::keyed_hash(&k, key).as_bytes())
     }
 
     /// The id of a blob: keyed BLAKE3-256 of its plaintext.

@@ -44,6 +44,21 @@ pub struct RunInfo {
     pub parts: Vec<Id>,
 }
 
+/// An erasure `kvault rewrite` made in a snapshot (format-spec §14
+/// "Erased records"): never the keys themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// RFC 3339 time of the rewrite.
+    pub time: String,
+    /// The snapshot rewritten.
+    pub from: Id,
+    /// Records erased.
+    pub records: u64,
+    /// The erased keys, each as its keyed hash (`Keys::erased_key_hash`),
+    /// sorted.
+    pub keys: Vec<Id>,
+}
+
 /// A decrypted snapshot file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -77,6 +92,9 @@ pub struct Snapshot {
     /// The sharded run this snapshot belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunInfo>,
+    /// Erasures made by `kvault rewrite`, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<Erasure>,
 }
 
 impl std::ops::AddAssign<&SnapshotSummary> for SnapshotSummary {

@@ -92,6 +92,7 @@ async fn check_errors(repo: &Repository) -> Vec<String> {
         &CheckOptions {
             read_data: true,
             subset_percent: None,
+            ..Default::default()
         },
         &NoProgress,
     )

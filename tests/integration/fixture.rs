@@ -30,6 +30,7 @@ async fn errors(repo: &Repository) -> Vec<String> {
     let opts = kvault::ops::check::CheckOptions {
         read_data: true,
         subset_percent: None,
+        ..Default::default()
     };
     kvault::ops::check::check(repo, &opts, &NoProgress)
         .await

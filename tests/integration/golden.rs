@@ -126,6 +126,10 @@ fn compute() -> Value {
         "gear_table_first_4": table[..4].iter().map(|g| format!("{g:016x}")).collect::<Vec<_>>(),
         "segment_meta": {"note": "format-spec §14: a segment's node meta with two committed transactions' runs (txns), the second dated by its coordinator's completion",
                          "json": segment_meta_json()},
+        "segment_meta_erased": {"note": "format-spec §14 \"Erased records\": a segment of offsets 100..110 whose records at 102 and 105..107 were erased; its chunks became one of 7 records keeping the first chunk's ts_base",
+                                "json": segment_meta_erased_json()},
+        "erased_key_hash": {"note": "format-spec §3: BLAKE3-256 keyed(erased-key key of master_key, \"customer-42\")",
+                            "hash": Keys::from_master(m).erased_key_hash(b"customer-42").to_hex()},
         "cluster_state": {"note": "format-spec §14 \"Cluster state\": a prefixed allow and a cluster deny, one SCRAM user with both mechanisms, a user+client quota and the default client quota, a cluster default and a hidden (sensitive) per-broker config",
                           "json": cluster_state_json()},
         "chunker": {"input": "first 1 MiB of BLAKE3 XOF of \"kvault chunker test vector\"",
@@ -153,6 +157,26 @@ fn segment_meta_json() -> String {
             s.set_commit_ts(1_802);
             s
         }]),
+        erased: vec![],
+    };
+    let json = serde_json::to_string(&m).unwrap();
+    assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);
+    json
+}
+
+/// A segment's node meta after an erasure (format-spec §14 "Erased records").
+fn segment_meta_erased_json() -> String {
+    use kvault::image::manifest::SegmentMeta;
+    use kvault::image::record::OffsetRuns;
+    use kvault::image::types::ChunkMeta;
+    let m = SegmentMeta {
+        start: 100,
+        end: 110,
+        records: 7,
+        runs: OffsetRuns(vec![[100, 2], [103, 2], [107, 3]]),
+        chunks: vec![ChunkMeta([100, 7, 5_000, 5_900, 4_999])],
+        txns: None,
+        erased: vec![[102, 103], [105, 107]],
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);

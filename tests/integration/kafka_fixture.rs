@@ -32,6 +32,7 @@ async fn the_kafka_v1_fixture_still_reads() {
     let opts = kvault::ops::check::CheckOptions {
         read_data: true,
         subset_percent: None,
+        ..Default::default()
     };
     let rep = kvault::ops::check::check(&repo, &opts, &NoProgress)
         .await

@@ -31,6 +31,7 @@ mod kafka_operations;
 mod kafka_restart;
 mod kafka_restore;
 mod kafka_restore_select;
+mod kafka_rewrite;
 mod kafka_security;
 mod kafka_shards;
 mod kafka_snapshot;

@@ -36,6 +36,7 @@ pub async fn assert_clean(repo: &Repository, read_data: bool) -> kvault::ops::ch
         &CheckOptions {
             read_data,
             subset_percent: None,
+            ..Default::default()
         },
         &NoProgress,
     )

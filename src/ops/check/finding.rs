@@ -135,6 +135,14 @@ pub enum Finding {
     },
     /// Records or bytes a snapshot lost to damaged blobs.
     Lost(Affected),
+    /// Bytes that must be absent (`check --absent`: an erased key or
+    /// value) are in a stored object, decrypted.
+    ErasedBytesPresent {
+        /// The object (`blob … in pack …`, `index file …`, `snapshot file …`).
+        object: String,
+        /// Which of the given byte strings (1-based, in the order given; never the bytes).
+        needle: usize,
+    },
 }
 
 impl std::fmt::Display for Finding {
@@ -198,6 +206,9 @@ impl std::fmt::Display for Finding {
             }
             F::BlobOutsidePack { pack, blob } => write!(f, "pack {pack}: blob {blob} lies outside the pack"),
             F::Lost(a) => write!(f, "lost: {a}"),
+            F::ErasedBytesPresent { object, needle } => {
+                write!(f, "{object} still holds erased bytes #{needle}")
+            }
         }
     }
 }

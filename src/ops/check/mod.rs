@@ -17,6 +17,7 @@
 mod finding;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -26,6 +27,7 @@ use super::progress::{Progress, Unit};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repo::crypto::SEAL_OVERHEAD;
+use crate::repo::envelope::FileType;
 use crate::repo::pack::{BlobType, HEADER_ENTRY_LEN, decode_pack_entries, open_blob};
 use crate::repo::walk::{TreeWalker, Visit};
 use crate::repo::{FileKind, IndexFiles, Repository};
@@ -75,6 +77,11 @@ pub struct CheckOptions {
     pub read_data: bool,
     /// With `read_data`, only this percentage (0 < p <= 100) of packs.
     pub subset_percent: Option<f64>,
+    /// Bytes that must be nowhere in the repository (erased keys and
+    /// values, after `rewrite` and `prune`): every blob of every pack read,
+    /// and every index and snapshot file, is searched once decrypted and
+    /// decompressed; each hit is a [`Finding::ErasedBytesPresent`].
+    pub absent: Arc<Vec<Vec<u8>>>,
 }
 
 /// The outcome; the repository is sound when `errors` is empty.
@@ -173,6 +180,10 @@ pub async fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progre
             progress,
         )
         .await?;
+    }
+
+    if !opts.absent.is_empty() {
+        absent_in_files(repo, &opts.absent, &mut rep).await?;
     }
 
     // 5. What the damage costs.
@@ -408,6 +419,7 @@ async fn read_data(
             let Some(pid) = queue.next() else { break };
             let r = repo.clone();
             let expected = index_packs.get(&pid).cloned();
+            let absent = opts.absent.clone();
             // A pack is at most what its index entries imply (the size
             // check above reports a larger one); unindexed ones at most a
             // full pack plus a largest chunk. Never a hostile 3 GiB read.
@@ -418,18 +430,19 @@ async fn read_data(
             set.spawn(async move {
                 let bytes = r.backend().read_max(&FileKind::Pack.path(&pid), max).await;
                 let len = bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
-                let out = tokio::task::spawn_blocking(move || verify_pack(&r, &pid, bytes, expected))
-                    .await
-                    .unwrap_or_else(|e| {
-                        (
-                            Vec::new(),
-                            vec![Finding::VerifierCrashed {
-                                pack: pid,
-                                error: e.to_string(),
-                            }],
-                            Vec::new(),
-                        )
-                    });
+                let out =
+                    tokio::task::spawn_blocking(move || verify_pack(&r, &pid, bytes, expected, &absent))
+                        .await
+                        .unwrap_or_else(|e| {
+                            (
+                                Vec::new(),
+                                vec![Finding::VerifierCrashed {
+                                    pack: pid,
+                                    error: e.to_string(),
+                                }],
+                                Vec::new(),
+                            )
+                        });
                 (pid, len, out)
             });
         }
@@ -448,6 +461,36 @@ async fn read_data(
     Ok(())
 }
 
+/// A finding for each of `absent` that `plain` holds.
+fn present(absent: &[Vec<u8>], plain: &[u8], object: impl Fn() -> String) -> Vec<Finding> {
+    absent
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !n.is_empty() && memchr::memmem::find(plain, n).is_some())
+        .map(|(i, _)| Finding::ErasedBytesPresent {
+            object: object(),
+            needle: i + 1,
+        })
+        .collect()
+}
+
+/// Searches every index and snapshot file, decrypted, for `absent`.
+async fn absent_in_files(repo: &Repository, absent: &[Vec<u8>], rep: &mut CheckReport) -> Result<()> {
+    for (kind, t) in [
+        (FileKind::Index, FileType::Index),
+        (FileKind::Snapshot, FileType::Snapshot),
+    ] {
+        for id in repo.list_ids(kind).await? {
+            // Unreadable files are findings of their own (above).
+            if let Ok(plain) = repo.load_file(t, &id).await {
+                rep.errors
+                    .extend(present(absent, &plain, || format!("{} file {id}", kind.name())));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Verifies one pack: `(blobs verified, errors, blobs damaged)`. When the
 /// pack cannot be read or decoded every blob the index puts in it is damaged.
 fn verify_pack(
@@ -455,6 +498,7 @@ fn verify_pack(
     pid: &Id,
     bytes: std::result::Result<Vec<u8>, crate::backend::BackendError>,
     expected: Option<Vec<(crate::repo::pack::BlobEntry, u32)>>,
+    absent: &[Vec<u8>],
 ) -> (Vec<Id>, Vec<Finding>, Vec<Id>) {
     let mut errors = Vec::new();
     let mut ok = Vec::new();
@@ -511,7 +555,10 @@ fn verify_pack(
             continue;
         };
         match open_blob(repo.keys(), e, sealed, &object) {
-            Ok(_) => ok.push(e.id),
+            Ok(plain) => {
+                ok.push(e.id);
+                errors.extend(present(absent, &plain, || format!("blob {} in pack {pid}", e.id)));
+            }
             Err(err) => {
                 errors.push(Finding::CorruptBlob {
                     pack: *pid,

@@ -598,7 +598,7 @@ fn exact_layouts(
             continue;
         };
         let end = sel.cut.unwrap_or(p.meta.end);
-        let l = layout(&sel.runs, sel.start.min(end), end).map_err(|u| {
+        let l = layout(&sel.runs, &sel.erased, sel.start.min(end), end).map_err(|u| {
             Error::Refused(Refusal::GapNotReproducible {
                 partition: tp.to_string(),
                 offset: u.offset,

@@ -454,5 +454,6 @@ fn snapshot_file(
             new_raw_bytes: data.new_raw_bytes,
             new_stored_bytes: data.new_stored_bytes,
         },
+        erasures: Vec::new(),
     }
 }

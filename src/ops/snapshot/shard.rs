@@ -398,6 +398,7 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
             shards,
             parts: parts.values().map(|(id, _)| *id).collect(),
         }),
+        erasures: Vec::new(),
     };
     let mine = repo.save_snapshot(&snap).await?;
     // Another shard may have combined the run at the same moment: keep the
