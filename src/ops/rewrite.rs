@@ -189,19 +189,24 @@ async fn rewrite_locked(
 async fn selected(repo: &Repository, ids: &[Id]) -> Result<Vec<(Id, Snapshot)>> {
     let all = repo.load_snapshots().await?;
     for id in ids {
-        if !all.iter().any(|(s, _)| s == id) {
-            return Err(Error::NotFound(format!("snapshot {}", id.short())));
+        match all.iter().find(|(s, _)| s == id) {
+            None => return Err(Error::NotFound(format!("snapshot {}", id.short()))),
+            Some((_, s)) if s.kind != KAFKA_KIND => {
+                return Err(Error::bad_value(
+                    "snapshot",
+                    id.short(),
+                    format!(
+                        "a Kafka snapshot (this is a {} snapshot; a run's part goes with its run)",
+                        s.kind
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
     }
     Ok(all
         .into_iter()
-        .filter(|(id, s)| {
-            if ids.is_empty() {
-                s.kind == KAFKA_KIND
-            } else {
-                ids.contains(id) && s.kind.starts_with(KAFKA_KIND)
-            }
-        })
+        .filter(|(id, s)| s.kind == KAFKA_KIND && (ids.is_empty() || ids.contains(id)))
         .collect())
 }
 
@@ -286,12 +291,14 @@ async fn forget_originals(repo: &Repository, done: &[SnapshotRewrite]) -> Result
     Ok(removed)
 }
 
-/// A chunk erased: what went, its replacement's id, its old length.
+/// A chunk erased: what went (without the new bytes, stored already),
+/// its replacement's id, its old and new lengths.
 #[derive(Debug)]
 struct ErasedChunk {
     erasure: ChunkErasure,
     new_id: Option<Id>,
     old_len: u64,
+    new_len: u64,
 }
 
 /// A partition subtree erased: the new subtree, records and bytes left,
@@ -362,11 +369,10 @@ impl Eraser<'_> {
                 })
                 .collect();
             if let Some((new_meta, ids, gone)) = erase_segment(&meta, &n.content, &fates) {
-                let delta = done.iter().flatten().map(|d| {
-                    let new = d.erasure.data.as_ref().map_or(0, |b| b.len() as u64);
-                    (d.old_len, new)
-                });
-                n.size = delta.fold(n.size, |s, (old, new)| s.saturating_sub(old) + new);
+                n.size = done
+                    .iter()
+                    .flatten()
+                    .fold(n.size, |s, d| s.saturating_sub(d.old_len) + d.new_len);
                 n.content = ids;
                 n.meta = manifest::to_meta(&new_meta)?;
                 erased.extend(gone);
@@ -407,18 +413,22 @@ impl Eraser<'_> {
         let what = format!("chunk {}", id.short());
         let done = match erase_chunk(&data, ts_base, self.keys, &what)? {
             None => None,
-            Some(erasure) => {
+            Some(mut erasure) => {
                 self.rep.chunks_rewritten += u64::from(erasure.data.is_some());
                 self.rep.bytes_erased += erasure.erased_bytes;
-                let new_id = match (&erasure.data, self.session.as_deref_mut()) {
-                    (Some(b), Some(s)) => Some(s.save_blob(BlobType::Data, b.clone()).await?),
-                    (Some(b), None) => Some(self.repo.keys().blob_id(b)),
+                // The new bytes go to storage now; only their id stays.
+                let new = erasure.data.take();
+                let new_len = new.as_ref().map_or(0, |b| b.len() as u64);
+                let new_id = match (new, self.session.as_deref_mut()) {
+                    (Some(b), Some(s)) => Some(s.save_blob(BlobType::Data, b).await?),
+                    (Some(b), None) => Some(self.repo.keys().blob_id(&b)),
                     (None, _) => None,
                 };
                 Some(Arc::new(ErasedChunk {
                     erasure,
                     new_id,
                     old_len: data.len() as u64,
+                    new_len,
                 }))
             }
         };

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Erasing one key from a topic backed up by many incremental snapshots:
+# `kvault rewrite --forget` (read every chunk of the topic once, re-encode
+# the chunks holding the key, store new trees and snapshots) and the
+# `prune --max-unused 0` that deletes the erased bytes, against the
+# baseline of taking the whole topic again: a full snapshot into a new
+# repository (what a tool without rewrite must do, after deleting every
+# backup that held the key). Wall time, bytes written and peak RSS by
+# /usr/bin/time (BENCHMARKS.md).
+#
+#   benches/rewrite.sh KVAULT_BIN [MB_PER_SNAPSHOT] [SNAPSHOTS] [EVERY]
+#
+# The topic (one partition) grows by MB_PER_SNAPSHOT (default 100) of
+# ~1 KiB JSON records (mb × 1024 of them) before each of SNAPSHOTS (default 10) snapshots; one
+# record in EVERY (default 100,000: a customer among many) has the key
+# `person-42`. Needs KVAULT_KAFKA_SOURCE
+# and KVAULT_KAFKA_TARGET (scripts/kafka start source / target), kcat and
+# python3.
+set -euo pipefail
+bin=$1 mb=${2:-100} snaps=${3:-10} every=${4:-100000}
+. "$(dirname "$0")/support/restore-bench.sh"
+src=$KVAULT_KAFKA_SOURCE
+topic="bench-rewrite-$(date +%s)"
+python3 - "$src" "$topic" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+for f in a.create_topics([NewTopic(sys.argv[2], 1, 1, config={"retention.ms": "-1"})]).values():
+    f.result()
+PY
+kv() { "$bin" -r "$1" --no-progress "${@:2}"; }
+kv "$d/repo" init >/dev/null
+for round in $(seq "$snaps"); do
+  python3 - "$mb" "$round" "$every" >"$d/in" <<'PY'
+import random, sys
+mb, rnd, every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(rnd)
+n = mb * 1024
+for i in range(n):
+    key = "person-42" if (rnd * n + i) % every == 7 else f"user-{r.randrange(100000)}"
+    words = " ".join(r.choice(["order", "paid", "shipped", "cart", "view", "click", "refund"]) for _ in range(130))
+    sys.stdout.write(f'{key}|kvaultK|{{"seq":{rnd * n + i},"user":"{key}","events":"{words}","n":{r.random()}}}|kvaultD|')
+PY
+  kcat -P -b "$src" -t "$topic" -p 0 -K '|kvaultK|' -D '|kvaultD|' -l "$d/in"
+  kv "$d/repo" snapshot -b "$src" --topic "$topic" --group none >/dev/null
+done
+size() { du -sb "$1" | cut -f1; }
+records=$(kcat -C -b "$src" -t "$topic" -p 0 -o beginning -e -q -f '.\n' | wc -l)
+echo "topic: $records records over $snaps snapshots; repository $(size "$d/repo") bytes"
+before=$(size "$d/repo")
+/usr/bin/time -f "kvault rewrite --forget: %e s, peak RSS %M KiB" "$bin" -r "$d/repo" --no-progress rewrite --topic "$topic" \
+  --drop-key person-42 --forget --json | python3 -c '
+import json, sys
+r = [json.loads(l) for l in sys.stdin if "\"rewrite\"" in l][0]
+w = r["rewritten"]
+print("  %d snapshots rewritten, %d records erased (over all snapshots), %d chunks read, %d re-encoded, %d bytes written"
+      % (len(w), sum(s["records"] for s in w), r["chunks_read"], r["chunks_rewritten"], r["bytes_written"]))'
+echo "  repository grew by $(( $(size "$d/repo") - before )) bytes"
+/usr/bin/time -f "kvault prune --max-unused 0: %e s, peak RSS %M KiB" "$bin" -r "$d/repo" --no-progress prune --max-unused 0 >/dev/null
+echo "  repository after prune: $(size "$d/repo") bytes"
+kv "$d/repo" check --absent person-42 >/dev/null && echo "  check --absent person-42: no object holds the key"
+kv "$d/full" init >/dev/null
+/usr/bin/time -f "baseline, a full snapshot of the topic: %e s, peak RSS %M KiB" \
+  "$bin" -r "$d/full" --no-progress snapshot -b "$src" --topic "$topic" --group none >/dev/null
+echo "  full snapshot wrote $(size "$d/full") bytes"
