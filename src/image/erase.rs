@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::manifest::SegmentMeta;
-use super::record::{Decoder, Encoder, OffsetRuns, Record, RecordRef};
+use super::record::{Decoder, Encoder, OffsetRuns, Record};
 use super::types::ChunkMeta;
 use crate::error::Result;
 
@@ -81,7 +81,7 @@ pub fn erase_chunk(data: &[u8], ts_base: i64, keys: &KeySet, what: &str) -> Resu
                 (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64;
             continue;
         }
-        enc.encode(&as_ref(r), &mut out);
+        enc.encode(&r.as_ref(), &mut out);
         ts_range = Some(ts_range.map_or((r.timestamp, r.timestamp), |(lo, hi)| {
             (lo.min(r.timestamp), hi.max(r.timestamp))
         }));
@@ -92,20 +92,6 @@ pub fn erase_chunk(data: &[u8], ts_base: i64, keys: &KeySet, what: &str) -> Resu
         ts_range,
         erased_bytes,
     }))
-}
-
-fn as_ref(r: &Record) -> RecordRef<'_> {
-    RecordRef {
-        timestamp: r.timestamp,
-        timestamp_type: r.timestamp_type,
-        key: r.key.as_deref(),
-        value: r.value.as_deref(),
-        headers: r
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_deref()))
-            .collect(),
-    }
 }
 
 /// One chunk of a segment after erasure: kept as it was, replaced, or gone.
@@ -225,7 +211,7 @@ mod tests {
         let mut enc = Encoder::starting_at(ts_base);
         let mut out = Vec::new();
         for r in records {
-            enc.encode(&as_ref(r), &mut out);
+            enc.encode(&r.as_ref(), &mut out);
         }
         out
     }

@@ -118,6 +118,23 @@ impl Encoder {
     }
 }
 
+impl Record {
+    /// The record borrowed, to encode.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .collect(),
+        }
+    }
+}
+
 /// A borrowed record (what a consumer hands out), to encode without copying.
 #[derive(Debug, Clone)]
 pub struct RecordRef<'a> {
@@ -334,18 +351,7 @@ mod tests {
         let mut e = Encoder::default();
         let mut out = Vec::new();
         for r in rs {
-            let rr = RecordRef {
-                timestamp: r.timestamp,
-                timestamp_type: r.timestamp_type,
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_deref()))
-                    .collect(),
-            };
-            e.encode(&rr, &mut out);
+            e.encode(&r.as_ref(), &mut out);
         }
         out
     }

@@ -13,8 +13,8 @@
 //! originals (and a run's parts) are removed, and a `prune --max-unused 0`
 //! afterwards deletes the erased bytes from storage.
 //!
-//! Two phases: [`Eraser`] erases partitions (reads chunks, stores the new
-//! ones) and remembers each partition subtree's result; [`rebuild`] then
+//! Two phases: `Eraser` erases partitions (reads chunks, stores the new
+//! ones) and remembers each partition subtree's result; `rebuild` then
 //! writes each snapshot's trees above them.
 
 use std::collections::HashMap;
