@@ -8,7 +8,7 @@
 //! computed once per chunk id and applied to every segment holding it with
 //! [`erase_segment`].
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use super::manifest::SegmentMeta;
 use super::record::{Decoder, Encoder, OffsetRuns, Record};
@@ -30,10 +30,15 @@ impl KeySet {
         key.is_some_and(|k| self.0.contains(k))
     }
 
-    /// The keys, in a stable order.
-    pub fn sorted(&self) -> Vec<&[u8]> {
-        let s: BTreeSet<&[u8]> = self.0.iter().map(Vec::as_slice).collect();
-        s.into_iter().collect()
+    /// The keys.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(Vec::as_slice)
+    }
+
+    /// Whether any key's bytes occur anywhere in `data` (when none does,
+    /// no record there can have one as its key).
+    pub fn any_in(&self, data: &[u8]) -> bool {
+        self.0.iter().any(|k| memchr::memmem::find(data, k).is_some())
     }
 
     /// Whether there are none.
@@ -62,6 +67,10 @@ pub struct ChunkErasure {
 /// # Errors
 /// A chunk that does not decode.
 pub fn erase_chunk(data: &[u8], ts_base: i64, keys: &KeySet, what: &str) -> Result<Option<ChunkErasure>> {
+    // Most chunks hold no key's bytes at all: no decoding for them.
+    if !keys.any_in(data) {
+        return Ok(None);
+    }
     let records: Vec<Record> = Decoder::new(data, ts_base, what).collect::<Result<_>>()?;
     let erased: Vec<usize> = records
         .iter()
@@ -116,12 +125,9 @@ pub fn erase_segment<I: Copy>(
     if fates.iter().all(|f| matches!(f, ChunkFate::Kept)) {
         return None;
     }
-    let mut offsets = meta.runs.offsets();
     let (mut runs, mut chunks, mut new_ids, mut gone) =
         (OffsetRuns::default(), Vec::new(), Vec::new(), Vec::new());
-    for ((id, cm), fate) in ids.iter().zip(&meta.chunks).zip(fates) {
-        let n = usize::try_from(cm.records()).unwrap_or(0);
-        let offs: Vec<i64> = offsets.by_ref().take(n).collect();
+    for ((id, (cm, offs)), fate) in ids.iter().zip(meta.chunk_offsets()).zip(fates) {
         let (new_id, e) = match *fate {
             ChunkFate::Kept => {
                 offs.iter().for_each(|&o| runs.push(o));

@@ -138,10 +138,10 @@ pub fn layout(
                 }),
         )
         .collect();
-    runs.sort_by_key(Step::end);
+    runs.sort_by_key(Step::first);
     let mut at = log_start;
     for step in runs {
-        let first = step.end() - step_len(&step);
+        let first = step.first();
         if first > at {
             gap(&mut steps, at, first - at)?;
         }
@@ -156,14 +156,6 @@ pub fn layout(
         log_start,
         end: end.max(at),
     })
-}
-
-/// Offsets a plain step covers.
-fn step_len(s: &Step) -> i64 {
-    match *s {
-        Step::Records { count, .. } | Step::Erased { count, .. } | Step::Below { count, .. } => count as i64,
-        _ => 0,
-    }
 }
 
 /// Fills the gap `[first, first + len)` after `steps`.
@@ -240,12 +232,7 @@ mod tests {
         );
         let mut at = 0;
         for s in &l.steps {
-            let first = match *s {
-                Records { first, .. } | Below { first, .. } | Abort { first, .. } | Erased { first, .. } => {
-                    first
-                }
-                Commit { offset, .. } => offset,
-            };
+            let first = s.first();
             assert_eq!(first, at, "{s:?}");
             at = s.end();
         }

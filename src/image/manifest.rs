@@ -127,6 +127,18 @@ pub struct SegmentMeta {
     pub erased: Vec<[i64; 2]>,
 }
 
+impl SegmentMeta {
+    /// Each chunk's metadata with the source offsets of its records (taken
+    /// from the runs, in order).
+    pub fn chunk_offsets(&self) -> impl Iterator<Item = (&ChunkMeta, Vec<i64>)> + '_ {
+        let mut offsets = self.runs.offsets();
+        self.chunks.iter().map(move |cm| {
+            let n = usize::try_from(cm.records()).unwrap_or(0);
+            (cm, offsets.by_ref().take(n).collect())
+        })
+    }
+}
+
 /// A partition as captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMeta {
@@ -197,11 +209,10 @@ impl Segment {
     /// Each chunk with its metadata and the source offsets of its records
     /// (taken from the segment's runs, in order).
     pub fn chunks_with_offsets(&self) -> impl Iterator<Item = (&Id, &ChunkMeta, Vec<i64>)> + '_ {
-        let mut offsets = self.meta.runs.offsets();
-        self.chunks.iter().zip(&self.meta.chunks).map(move |(id, cm)| {
-            let n = usize::try_from(cm.records()).unwrap_or(0);
-            (id, cm, offsets.by_ref().take(n).collect())
-        })
+        self.chunks
+            .iter()
+            .zip(self.meta.chunk_offsets())
+            .map(|(id, (cm, offs))| (id, cm, offs))
     }
 }
 
@@ -371,6 +382,50 @@ pub async fn load_segments(repo: &Repository, node: &Node) -> Result<Vec<Segment
         }
     }
     Ok(out)
+}
+
+/// Writes a Kafka image's trees above its partition nodes again, for the
+/// commands that change partitions of stored snapshots (`rewrite`, `repair
+/// snapshots`): `edit` is given each partition node with its topic's name
+/// and says whether it changed it; a topic with a changed partition gets a
+/// new partitions tree and size, and the root is stored anew (groups, the
+/// commit log and the cluster state are its nodes as they were). Returns
+/// the new root and the image's logical size.
+///
+/// # Errors
+/// Unreadable trees; `edit`'s errors; storage errors.
+pub async fn rebuild_partitions(
+    repo: &Repository,
+    session: &mut SaveSession,
+    root: &Id,
+    edit: &mut (dyn FnMut(&str, &mut Node) -> Result<bool> + Send),
+) -> Result<(Id, u64)> {
+    let mut root_tree = repo.load_tree(root).await?;
+    let mut logical = 0;
+    for rn in &mut root_tree.nodes {
+        if let (true, Some(tt)) = (NodeKind::Topics.is(rn), rn.subtree) {
+            let mut topics = repo.load_tree(&tt).await?;
+            for tn in &mut topics.nodes {
+                let Some(pt) = tn.subtree else { continue };
+                let mut parts = repo.load_tree(&pt).await?;
+                let mut changed = false;
+                for pn in &mut parts.nodes {
+                    changed |= edit(&tn.name, pn)?;
+                }
+                if changed {
+                    tn.size = parts.nodes.iter().map(|n| n.size).sum();
+                    tn.subtree = Some(session.save_blob(BlobType::Tree, parts.encode()?).await?);
+                }
+            }
+            rn.size = topics.nodes.iter().map(|n| n.size).sum();
+            rn.subtree = Some(session.save_blob(BlobType::Tree, topics.encode()?).await?);
+        }
+        logical += rn.size;
+    }
+    Ok((
+        session.save_blob(BlobType::Tree, root_tree.encode()?).await?,
+        logical,
+    ))
 }
 
 /// Writes a Kafka image's trees, bottom up, through a save session:

@@ -85,17 +85,20 @@ pub fn cleanup_policy(t: &TopicMeta) -> (bool, bool) {
 
 /// The offsets of a partition at or above `start` and below `cut`.
 fn offsets_between(p: &Partition, start: i64, cut: Option<i64>) -> Vec<[i64; 2]> {
-    let mut runs = Vec::new();
-    for s in &p.segments {
-        for r in &s.meta.runs.0 {
-            let lo = r[0].max(start);
-            let hi = (r[0] + r[1]).min(cut.unwrap_or(i64::MAX));
-            if hi > lo {
-                runs.push([lo, hi - lo]);
-            }
-        }
-    }
-    runs
+    clip(
+        p.segments.iter().flat_map(|s| s.meta.runs.0.iter().copied()),
+        start,
+        cut,
+    )
+}
+
+/// Runs `[first, count]` cut to `[start, cut)`.
+fn clip(runs: impl Iterator<Item = [i64; 2]>, start: i64, cut: Option<i64>) -> Vec<[i64; 2]> {
+    runs.filter_map(|[first, count]| {
+        let (lo, hi) = (first.max(start), (first + count).min(cut.unwrap_or(i64::MAX)));
+        (hi > lo).then_some([lo, hi - lo])
+    })
+    .collect()
 }
 
 /// The erased offsets of `p`'s segments in `[start, cut)`, as runs.
@@ -105,13 +108,8 @@ fn erased_between(p: &Partition, start: i64, cut: Option<i64>) -> Vec<[i64; 2]> 
         .iter()
         .flat_map(|s| s.meta.erased.iter().copied())
         .collect();
-    crate::image::erase::merge_ranges(ranges)
-        .into_iter()
-        .filter_map(|[a, b]| {
-            let (lo, hi) = (a.max(start), b.min(cut.unwrap_or(i64::MAX)));
-            (hi > lo).then_some([lo, hi - lo])
-        })
-        .collect()
+    let merged = crate::image::erase::merge_ranges(ranges);
+    clip(merged.into_iter().map(|[a, b]| [a, b - a]), start, cut)
 }
 
 /// Selects the records of partition `p` of topic `t` to restore.

@@ -195,6 +195,17 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step's first offset.
+    pub fn first(&self) -> i64 {
+        match *self {
+            Step::Records { first, .. }
+            | Step::Below { first, .. }
+            | Step::Erased { first, .. }
+            | Step::Abort { first, .. } => first,
+            Step::Commit { offset, .. } => offset,
+        }
+    }
+
     /// The offset after the step (its marker included).
     pub fn end(&self) -> i64 {
         match *self {

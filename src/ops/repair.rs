@@ -30,7 +30,7 @@ use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use crate::image::record::OffsetRuns;
 use crate::repo::index::IndexPack;
 use crate::repo::pack::BlobType;
-use crate::repo::tree::Tree;
+use crate::repo::tree::{Node, Tree};
 use crate::repo::writer::SaveSession;
 use crate::repo::{FileKind, Repository};
 
@@ -255,53 +255,47 @@ async fn mend_kafka(
     sid: Id,
     dry_run: bool,
 ) -> Result<Id> {
-    let mut root_tree = repo.load_tree(root).await?;
-    for rn in root_tree.nodes.iter_mut().filter(|n| n.kind == "topics") {
-        let Some(tt) = rn.subtree else { continue };
-        let mut topics = repo.load_tree(&tt).await?;
-        let mut logical = 0;
-        for tn in &mut topics.nodes {
-            let Some(pt) = tn.subtree else { continue };
-            let mut parts = repo.load_tree(&pt).await?;
-            let mut size = 0;
-            for pn in &mut parts.nodes {
-                if let Some(st) = pn.subtree {
-                    if let std::collections::hash_map::Entry::Vacant(v) = mended.entry(st) {
-                        v.insert(mend_segments(repo, session, &st, damaged, dry_run).await?);
-                    }
-                    if let Some((new_sub, records, bytes, lost)) = mended.get(&st) {
-                        if !lost.is_empty() {
-                            let mut pm: PartitionMeta = manifest::from_meta(pn)?;
-                            for l in lost {
-                                rep.lost.push(format!(
-                                    "snapshot {}: {}/{} offsets {}..{}",
-                                    sid.short(),
-                                    tn.name,
-                                    pm.partition,
-                                    l[0],
-                                    l[1]
-                                ));
-                                if !pm.lost.contains(l) {
-                                    pm.lost.push(*l);
-                                }
-                            }
-                            pm.records = *records;
-                            pn.meta = manifest::to_meta(&pm)?;
-                            pn.subtree = *new_sub;
-                            pn.size = *bytes;
-                        }
-                    }
-                }
-                size += pn.size;
-            }
-            tn.size = size;
-            logical += size;
-            tn.subtree = Some(session.save_blob(BlobType::Tree, parts.encode()?).await?);
+    // Each partition subtree mended once (incremental snapshots share them).
+    let m = manifest::load(repo, root, false).await?;
+    for st in m
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .filter_map(|p| p.node.subtree)
+    {
+        if let std::collections::hash_map::Entry::Vacant(v) = mended.entry(st) {
+            v.insert(mend_segments(repo, session, &st, damaged, dry_run).await?);
         }
-        rn.size = logical;
-        rn.subtree = Some(session.save_blob(BlobType::Tree, topics.encode()?).await?);
     }
-    session.save_blob(BlobType::Tree, root_tree.encode()?).await
+    let mut edit = |topic: &str, pn: &mut Node| -> Result<bool> {
+        let Some((new_sub, records, bytes, lost)) = pn.subtree.and_then(|st| mended.get(&st)) else {
+            return Ok(false);
+        };
+        if lost.is_empty() {
+            return Ok(false);
+        }
+        let mut pm: PartitionMeta = manifest::from_meta(pn)?;
+        for l in lost {
+            rep.lost.push(format!(
+                "snapshot {}: {topic}/{} offsets {}..{}",
+                sid.short(),
+                pm.partition,
+                l[0],
+                l[1]
+            ));
+            if !pm.lost.contains(l) {
+                pm.lost.push(*l);
+            }
+        }
+        pm.records = *records;
+        pn.meta = manifest::to_meta(&pm)?;
+        pn.subtree = *new_sub;
+        pn.size = *bytes;
+        Ok(true)
+    };
+    Ok(manifest::rebuild_partitions(repo, session, root, &mut edit)
+        .await?
+        .0)
 }
 
 /// One partition's segments without damaged chunks.

@@ -14,8 +14,9 @@
 //! afterwards deletes the erased bytes from storage.
 //!
 //! Two phases: `Eraser` erases partitions (reads chunks, stores the new
-//! ones) and remembers each partition subtree's result; `rebuild` then
-//! writes each snapshot's trees above them.
+//! ones) and remembers each partition subtree's result; then each
+//! snapshot's trees above them are written again
+//! ([`manifest::rebuild_partitions`], shared with `repair snapshots`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,13 +28,13 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 pub use crate::image::erase::KeySet;
 use crate::image::erase::{ChunkErasure, ChunkFate, erase_chunk, erase_segment, merge_ranges};
-use crate::image::manifest::{self, KAFKA_KIND, NodeKind, PartitionMeta, SegmentMeta};
+use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use crate::kafka::filter::NameFilter;
 use crate::repo::pack::BlobType;
 use crate::repo::snapshot::{Erasure, Snapshot};
 use crate::repo::tree::{Node, Tree};
 use crate::repo::writer::SaveSession;
-use crate::repo::{FileKind, Repository, now_rfc3339};
+use crate::repo::{Repository, now_rfc3339};
 
 /// What to erase, and where.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +86,7 @@ pub struct RewriteReport {
     pub rewritten: Vec<SnapshotRewrite>,
     /// Snapshots examined that held none.
     pub untouched: Vec<Id>,
-    /// Originals removed (`forget`), their parts included.
+    /// Originals removed (`forget`; a run's parts go with it).
     pub forgotten: Vec<Id>,
     /// Distinct chunks read.
     pub chunks_read: u64,
@@ -166,20 +167,40 @@ async fn rewrite_locked(
     let mut new_ids: HashMap<Id, Id> = HashMap::new();
     let mut trees = Vec::new();
     for (sid, snap, erased) in found {
-        let root = rebuild(repo, &mut session, &snap.tree, &partitions).await?;
+        let mut edit = |_: &str, pn: &mut Node| erased_node(pn, &partitions);
+        let root = manifest::rebuild_partitions(repo, &mut session, &snap.tree, &mut edit).await?;
         trees.push((sid, snap, root, erased));
     }
     let stats = session.commit().await?;
     rep.bytes_written = stats.new_stored_bytes;
+    let mut hashes: Vec<Id> = opts.keys.iter().map(|k| repo.keys().erased_key_hash(k)).collect();
+    hashes.sort();
     // Oldest first: a rewritten parent's new id is known before its child's.
-    for (sid, snap, (root, logical), erased) in trees {
-        let s = new_snapshot(repo, snap, root, logical, sid, &opts.keys, &erased, &new_ids);
-        let new = repo.save_snapshot(&s).await?;
+    for (sid, snap, root, erased) in trees {
+        let erasure = Erasure {
+            time: now_rfc3339(),
+            from: sid,
+            records: erased.iter().map(|e| e.2.len() as u64).sum(),
+            keys: hashes.clone(),
+        };
+        let new = repo
+            .save_snapshot(&new_snapshot(snap, root, erasure, &new_ids))
+            .await?;
         new_ids.insert(sid, new);
         rep.rewritten.push(report(sid, snap, Some(new), erased));
     }
     if opts.forget && !rep.rewritten.is_empty() {
-        rep.forgotten = forget_originals(repo, &rep.rewritten).await?;
+        // forget's own removal: a run's parts go with it.
+        let ids = rep.rewritten.iter().map(|r| r.snapshot).collect();
+        let f = super::forget::forget(
+            repo,
+            &super::forget::ForgetOptions {
+                ids,
+                ..Default::default()
+            },
+        )
+        .await?;
+        rep.forgotten = f.removed;
     }
     Ok(rep)
 }
@@ -235,15 +256,10 @@ fn report(sid: Id, s: &Snapshot, new: Option<Id>, erased: Erased) -> SnapshotRew
 /// The new snapshot: the original's, with the new tree, the rewritten
 /// parent's new id, no run (its parts keep the erased records), and the
 /// erasure recorded.
-#[allow(clippy::too_many_arguments)]
 fn new_snapshot(
-    repo: &Repository,
     snap: &Snapshot,
-    root: Id,
-    logical: u64,
-    from: Id,
-    keys: &KeySet,
-    erased: &Erased,
+    (root, logical): (Id, u64),
+    erasure: Erasure,
     new_ids: &HashMap<Id, Id>,
 ) -> Snapshot {
     let mut s = snap.clone();
@@ -252,43 +268,8 @@ fn new_snapshot(
     s.run = None;
     s.parent = snap.parent.map(|p| new_ids.get(&p).copied().unwrap_or(p));
     s.summary.logical_bytes = logical;
-    let mut hashes: Vec<Id> = keys
-        .sorted()
-        .into_iter()
-        .map(|k| repo.keys().erased_key_hash(k))
-        .collect();
-    hashes.sort();
-    s.erasures.push(Erasure {
-        time: now_rfc3339(),
-        from,
-        records: erased.iter().map(|e| e.2.len() as u64).sum(),
-        keys: hashes,
-    });
+    s.erasures.push(erasure);
     s
-}
-
-/// Removes the rewritten originals and their runs' parts.
-async fn forget_originals(repo: &Repository, done: &[SnapshotRewrite]) -> Result<Vec<Id>> {
-    let parts: Vec<(Id, Snapshot)> = repo
-        .load_snapshots()
-        .await?
-        .into_iter()
-        .filter(|(_, s)| s.is_shard_part())
-        .collect();
-    let mut removed = Vec::new();
-    for r in done {
-        let orig = repo.load_snapshot(&r.snapshot).await?;
-        repo.remove_file(FileKind::Snapshot, &r.snapshot).await?;
-        removed.push(r.snapshot);
-        for (pid, _) in parts
-            .iter()
-            .filter(|(_, p)| orig.is_run() && p.run_key() == orig.run_key())
-        {
-            repo.remove_file(FileKind::Snapshot, pid).await?;
-            removed.push(*pid);
-        }
-    }
-    Ok(removed)
 }
 
 /// A chunk erased: what went (without the new bytes, stored already),
@@ -368,6 +349,7 @@ impl Eraser<'_> {
                     Some(ErasedChunk { erasure, .. }) => ChunkFate::Gone(erasure),
                 })
                 .collect();
+            let mut seg_records = meta.records;
             if let Some((new_meta, ids, gone)) = erase_segment(&meta, &n.content, &fates) {
                 n.size = done
                     .iter()
@@ -375,9 +357,10 @@ impl Eraser<'_> {
                     .fold(n.size, |s, d| s.saturating_sub(d.old_len) + d.new_len);
                 n.content = ids;
                 n.meta = manifest::to_meta(&new_meta)?;
+                seg_records = new_meta.records;
                 erased.extend(gone);
             }
-            records += manifest::from_meta::<SegmentMeta>(&n)?.records;
+            records += seg_records;
             size += n.size;
             nodes.push(n);
         }
@@ -437,61 +420,16 @@ impl Eraser<'_> {
     }
 }
 
-/// Writes a snapshot's trees above its erased partitions: `(new root,
-/// logical bytes)`. Groups, the commit log and the cluster state are the
-/// original's nodes.
-async fn rebuild(
-    repo: &Repository,
-    session: &mut SaveSession,
-    root: &Id,
-    partitions: &HashMap<Id, Option<NewPartition>>,
-) -> Result<(Id, u64)> {
-    let mut root_tree = repo.load_tree(root).await?;
-    let mut logical = 0;
-    for rn in root_tree.nodes.iter_mut() {
-        if NodeKind::Topics.is(rn) {
-            if let Some(tt) = rn.subtree {
-                let mut topics = repo.load_tree(&tt).await?;
-                let mut size = 0;
-                for tn in &mut topics.nodes {
-                    size += rebuild_topic(repo, session, tn, partitions).await?;
-                }
-                rn.size = size;
-                rn.subtree = Some(session.save_blob(BlobType::Tree, topics.encode()?).await?);
-            }
-        }
-        logical += rn.size;
-    }
-    Ok((
-        session.save_blob(BlobType::Tree, root_tree.encode()?).await?,
-        logical,
-    ))
-}
-
-/// One topic node with its erased partitions' new subtrees; returns its size.
-async fn rebuild_topic(
-    repo: &Repository,
-    session: &mut SaveSession,
-    tn: &mut Node,
-    partitions: &HashMap<Id, Option<NewPartition>>,
-) -> Result<u64> {
-    let Some(pt) = tn.subtree else { return Ok(tn.size) };
-    let mut parts = repo.load_tree(&pt).await?;
-    let mut changed = false;
-    for pn in &mut parts.nodes {
-        let Some(Some(np)) = pn.subtree.and_then(|s| partitions.get(&s)) else {
-            continue;
-        };
-        let mut pm: PartitionMeta = manifest::from_meta(pn)?;
-        pm.records = np.records;
-        pn.meta = manifest::to_meta(&pm)?;
-        pn.subtree = Some(np.subtree);
-        pn.size = np.size;
-        changed = true;
-    }
-    if changed {
-        tn.size = parts.nodes.iter().map(|n| n.size).sum();
-        tn.subtree = Some(session.save_blob(BlobType::Tree, parts.encode()?).await?);
-    }
-    Ok(tn.size)
+/// A partition node with its erased subtree, if it has one; whether it
+/// changed (for [`manifest::rebuild_partitions`]).
+fn erased_node(pn: &mut Node, partitions: &HashMap<Id, Option<NewPartition>>) -> Result<bool> {
+    let Some(Some(np)) = pn.subtree.and_then(|s| partitions.get(&s)) else {
+        return Ok(false);
+    };
+    let mut pm: PartitionMeta = manifest::from_meta(pn)?;
+    pm.records = np.records;
+    pn.meta = manifest::to_meta(&pm)?;
+    pn.subtree = Some(np.subtree);
+    pn.size = np.size;
+    Ok(true)
 }

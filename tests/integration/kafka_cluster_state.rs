@@ -100,18 +100,21 @@ fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster
     let creds = creds.to_str().unwrap();
     dry_runs_change_nothing(&repo, &tgt, &tag, creds);
 
-    let (code, out, err) = kvault(
-        &repo,
-        &[
-            "restore",
-            "-b",
-            &tgt,
-            "--metadata-only",
-            "--scram-credentials",
-            creds,
-            "--json",
-        ],
-    );
+    let restore_metadata = || {
+        kvault(
+            &repo,
+            &[
+                "restore",
+                "-b",
+                &tgt,
+                "--metadata-only",
+                "--scram-credentials",
+                creds,
+                "--json",
+            ],
+        )
+    };
+    let (code, out, err) = restore_metadata();
     assert_eq!(code, 0, "{err}");
     let done = &line(&out, "restore")["metadata"];
     assert!(
@@ -123,18 +126,7 @@ fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster
     );
     same_state_and_access(&src, &tgt, &tag);
     // Again: nothing to do, the users reported as existing.
-    let (code, out, _) = kvault(
-        &repo,
-        &[
-            "restore",
-            "-b",
-            &tgt,
-            "--metadata-only",
-            "--scram-credentials",
-            creds,
-            "--json",
-        ],
-    );
+    let (code, out, _) = restore_metadata();
     assert_eq!(code, 0);
     let again = &line(&out, "restore")["metadata"];
     assert!(again["acls_created"].as_array().unwrap().is_empty(), "{again}");

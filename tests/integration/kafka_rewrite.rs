@@ -230,9 +230,8 @@ async fn rewrite_erases_a_key_from_every_snapshot_and_prune_leaves_no_byte_of_it
     let t = target();
     let state = dir.path().join("state");
     let st = state.to_str().unwrap();
-    ok(
-        &repo,
-        &[
+    let restore = |prefix: &str, extra: &[&str]| {
+        let args = [
             "restore",
             "latest",
             "-b",
@@ -240,11 +239,13 @@ async fn rewrite_erases_a_key_from_every_snapshot_and_prune_leaves_no_byte_of_it
             "--topic",
             &topic,
             "--prefix",
-            "e-",
+            prefix,
             "--state-dir",
             st,
-        ],
-    );
+        ];
+        ok(&repo, &[&args[..], extra].concat())
+    };
+    restore("e-", &[]);
     let restored = format!("e-{topic}");
     let mut got = Vec::new();
     for p in 0..2 {
@@ -260,23 +261,7 @@ async fn rewrite_erases_a_key_from_every_snapshot_and_prune_leaves_no_byte_of_it
 
     // Offset-exact: every record at its source offset, placeholders where
     // the erased ones were.
-    ok(
-        &repo,
-        &[
-            "restore",
-            "latest",
-            "-b",
-            &t,
-            "--topic",
-            &topic,
-            "--prefix",
-            "x-",
-            "--offsets",
-            "exact",
-            "--state-dir",
-            st,
-        ],
-    );
+    restore("x-", &["--offsets", "exact"]);
     let exact = format!("x-{topic}");
     for p in 0..2 {
         let src = read_partition(&b, &topic, p, None);
