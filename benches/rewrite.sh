@@ -2,30 +2,32 @@
 # Erasing one key from a topic backed up by many incremental snapshots:
 # `kvault rewrite --forget` (read every chunk of the topic once, re-encode
 # the chunks holding the key, store new trees and snapshots) and the
-# `prune --max-unused 0` that deletes the erased bytes, against the
-# baseline of taking the whole topic again: a full snapshot into a new
-# repository (what a tool without rewrite must do, after deleting every
-# backup that held the key). Wall time, bytes written and peak RSS by
-# /usr/bin/time (BENCHMARKS.md).
+# `prune --max-unused 0` that deletes the erased bytes, against two
+# baselines: kcat reading the whole topic with its own defaults (`kcat -C
+# -e`; rewrite must read every record once too), and taking the whole
+# topic again, a full `kvault snapshot` into a new repository (what a tool
+# without rewrite must do, after deleting every backup that held the key).
+# Wall time, bytes written and peak RSS by /usr/bin/time (BENCHMARKS.md).
 #
-#   benches/rewrite.sh KVAULT_BIN [MB_PER_SNAPSHOT] [SNAPSHOTS] [EVERY]
+#   benches/rewrite.sh KVAULT_BIN [MB_PER_SNAPSHOT] [SNAPSHOTS] [EVERY] [PARTITIONS]
 #
-# The topic (one partition) grows by MB_PER_SNAPSHOT (default 100) of
+# The topic (PARTITIONS partitions, default 100; kcat's default
+# partitioner spreads the keys) grows by MB_PER_SNAPSHOT (default 100) of
 # ~1 KiB JSON records (mb × 1024 of them) before each of SNAPSHOTS (default 10) snapshots; one
 # record in EVERY (default 100,000: a customer among many) has the key
 # `person-42`. Needs KVAULT_KAFKA_SOURCE
-# and KVAULT_KAFKA_TARGET (scripts/kafka start source / target), kcat and
-# python3.
+# and KVAULT_KAFKA_TARGET (scripts/kafka start source / target), kcat,
+# /usr/bin/time and python3 with confluent-kafka.
 set -euo pipefail
-bin=$1 mb=${2:-100} snaps=${3:-10} every=${4:-100000}
+bin=$1 mb=${2:-100} snaps=${3:-10} every=${4:-100000} partitions=${5:-100}
 . "$(dirname "$0")/support/restore-bench.sh"
 src=$KVAULT_KAFKA_SOURCE
 topic="bench-rewrite-$(date +%s)"
-python3 - "$src" "$topic" <<'PY'
+python3 - "$src" "$topic" "$partitions" <<'PY'
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 a = AdminClient({"bootstrap.servers": sys.argv[1]})
-for f in a.create_topics([NewTopic(sys.argv[2], 1, 1, config={"retention.ms": "-1"})]).values():
+for f in a.create_topics([NewTopic(sys.argv[2], int(sys.argv[3]), 1, config={"retention.ms": "-1"})]).values():
     f.result()
 PY
 kv() { "$bin" -r "$1" --no-progress "${@:2}"; }
@@ -41,12 +43,13 @@ for i in range(n):
     words = " ".join(r.choice(["order", "paid", "shipped", "cart", "view", "click", "refund"]) for _ in range(130))
     sys.stdout.write(f'{key}|kvaultK|{{"seq":{rnd * n + i},"user":"{key}","events":"{words}","n":{r.random()}}}|kvaultD|')
 PY
-  kcat -P -b "$src" -t "$topic" -p 0 -K '|kvaultK|' -D '|kvaultD|' -l "$d/in"
+  kcat -P -b "$src" -t "$topic" -K '|kvaultK|' -D '|kvaultD|' -l "$d/in"
   kv "$d/repo" snapshot -b "$src" --topic "$topic" --group none >/dev/null
 done
 size() { du -sb "$1" | cut -f1; }
-records=$(kcat -C -b "$src" -t "$topic" -p 0 -o beginning -e -q -f '.\n' | wc -l)
-echo "topic: $records records over $snaps snapshots; repository $(size "$d/repo") bytes"
+/usr/bin/time -f "baseline, kcat -C -e reading the topic: %e s, peak RSS %M KiB" \
+  kcat -C -b "$src" -t "$topic" -o beginning -e -q -f '%k %s\n' >/dev/null
+echo "topic: $partitions partitions, $((mb * 1024 * snaps)) records over $snaps snapshots; repository $(size "$d/repo") bytes"
 before=$(size "$d/repo")
 /usr/bin/time -f "kvault rewrite --forget: %e s, peak RSS %M KiB" "$bin" -r "$d/repo" --no-progress rewrite --topic "$topic" \
   --drop-key person-42 --forget --json | python3 -c '
