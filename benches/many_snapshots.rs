@@ -198,6 +198,7 @@ impl Builder {
                 ..Default::default()
             },
             erasures: Vec::new(),
+            retained_until: None,
         };
         self.parent = Some(self.repo.save_snapshot(&snap).await.unwrap());
         self.n += 1;

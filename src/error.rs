@@ -248,6 +248,13 @@ pub enum Refusal {
         /// Its end.
         end: i64,
     },
+    /// A locked repository's storage refuses this credential deletes (an
+    /// append-only writer's): forget and prune need one that may.
+    #[error("the storage at {location} refuses this credential deletes; nothing was removed")]
+    CannotDelete {
+        /// The repository.
+        location: String,
+    },
     /// An offset-exact restore into a different partition layout.
     #[error("an offset-exact restore keeps every partition: it cannot spread {topic} by key")]
     ExactNeedsPartitions {

@@ -38,6 +38,7 @@ pub mod repo;
 pub use backend::Backend;
 pub use backend::location::{BackendOptions, Location, LocationError, open_backend};
 pub use backend::services::{AzureOptions, GcsOptions, S3Options};
+pub use backend::worm::LockMode;
 pub use error::{Error, Refusal, Result};
 pub use id::Id;
 pub use image::cluster::ClusterState;
@@ -55,4 +56,5 @@ pub use ops::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotResult, snapshot}
 pub use ops::stats::{Stats, stats};
 pub use ops::stream::{PutOptions, PutSummary, get, put};
 pub use repo::keyfile::KdfParams;
+pub use repo::retention::LockPolicy;
 pub use repo::{FileKind, InitOptions, Repository};

@@ -245,4 +245,8 @@ impl<B: Backend> Backend for FaultBackend<B> {
         }
         self.inner.remove(path).await
     }
+
+    fn object_lock(&self) -> Option<super::worm::SharedLock> {
+        self.inner.object_lock()
+    }
 }

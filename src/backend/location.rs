@@ -23,6 +23,7 @@ use opendal::Operator;
 
 use super::Backend;
 use super::memory::MemoryBackend;
+use super::objectlock::S3ObjectLock;
 use super::opendal::OpendalBackend;
 use super::retry::RetryBackend;
 use super::services::{AzureOptions, GcsOptions, S3Options};
@@ -169,6 +170,17 @@ fn remote(op: opendal::Result<Operator>, location: &str) -> Result<Arc<dyn Backe
     ))))
 }
 
+/// An S3 backend with its bucket's Object Lock, behind the retry decorator.
+fn s3(opts: &BackendOptions, bucket: &str, prefix: &str, location: &str) -> Result<Arc<dyn Backend>> {
+    let op = opts
+        .s3
+        .operator(bucket, prefix)
+        .map_err(|e| refused(location, &e))?;
+    let lock = S3ObjectLock::new(&opts.s3.target(bucket, prefix), op.clone());
+    let b = OpendalBackend::new(op, location.to_string(), true).with_lock(Arc::new(lock));
+    Ok(Arc::new(RetryBackend::new(b)))
+}
+
 /// The provider refused the settings of `location`.
 fn refused(location: &str, e: &opendal::Error) -> Error {
     Error::Refused {
@@ -199,7 +211,7 @@ pub fn open_backend(location: &str, opts: &BackendOptions) -> Result<Arc<dyn Bac
             let op = Operator::new(b).map_err(|e| refused(location, &e))?;
             Arc::new(OpendalBackend::local(op, location.to_string(), abs))
         }
-        Location::S3 { bucket, prefix } => remote(opts.s3.operator(&bucket, &prefix), location)?,
+        Location::S3 { bucket, prefix } => s3(opts, &bucket, &prefix, location)?,
         Location::Gcs { bucket, prefix } => remote(opts.gcs.operator(&bucket, &prefix), location)?,
         Location::Azblob { container, prefix } => remote(opts.azure.operator(&container, &prefix), location)?,
     };

@@ -35,9 +35,11 @@
 pub mod fault;
 pub mod location;
 pub mod memory;
+pub mod objectlock;
 pub mod opendal;
 pub mod retry;
 pub mod services;
+pub mod worm;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -59,6 +61,9 @@ pub enum BackendErrorKind {
     Permanent,
     /// Not a regular file, or larger than its kind of object may be.
     Refused,
+    /// The storage refused the credential this operation (a writer
+    /// credential asked to delete, a locked object version).
+    Denied,
 }
 
 /// A storage failure, naming the operation and the path.
@@ -293,6 +298,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Removes an object; removing a missing object succeeds.
     async fn remove(&self, path: &str) -> BackendResult<()>;
+
+    /// The storage's Object Lock, when it has one (S3).
+    fn object_lock(&self) -> Option<worm::SharedLock> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct OpendalBackend {
     list_has_size: bool,
     /// The repository directory, on local disk.
     fs_root: Option<PathBuf>,
+    /// The bucket's Object Lock (S3).
+    lock: Option<super::worm::SharedLock>,
 }
 
 impl OpendalBackend {
@@ -41,7 +43,20 @@ impl OpendalBackend {
             location,
             list_has_size,
             fs_root: None,
+            lock: None,
         }
+    }
+
+    /// The same backend with the bucket's Object Lock.
+    #[must_use]
+    pub fn with_lock(mut self, lock: super::worm::SharedLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// The operator (shared: cloning it is cheap).
+    pub fn operator(&self) -> &Operator {
+        &self.op
     }
 
     /// Wraps an fs operator rooted at `root`.
@@ -51,6 +66,7 @@ impl OpendalBackend {
             location,
             list_has_size: false,
             fs_root: Some(root),
+            lock: None,
         }
     }
 }
@@ -201,12 +217,13 @@ fn set_mode(_path: &std::path::Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn map_err(op: &'static str, path: &str, e: &opendal::Error) -> BackendError {
+pub(super) fn map_err(op: &'static str, path: &str, e: &opendal::Error) -> BackendError {
     let kind = match e.kind() {
         ErrorKind::NotFound => BackendErrorKind::NotFound,
         ErrorKind::AlreadyExists | ErrorKind::ConditionNotMatch => BackendErrorKind::AlreadyExists,
         _ if e.is_temporary() => BackendErrorKind::Transient,
         ErrorKind::RateLimited => BackendErrorKind::Transient,
+        ErrorKind::PermissionDenied => BackendErrorKind::Denied,
         _ => BackendErrorKind::Permanent,
     };
     BackendError::new(kind, op, path, short_reason(e)).with_detail(e)
@@ -405,5 +422,9 @@ impl Backend for OpendalBackend {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(map_err("remove", path, &e)),
         }
+    }
+
+    fn object_lock(&self) -> Option<super::worm::SharedLock> {
+        self.lock.clone()
     }
 }

@@ -115,6 +115,10 @@ impl<B: Backend> Backend for RetryBackend<B> {
     async fn remove(&self, path: &str) -> BackendResult<()> {
         retrying!(self, self.inner.remove(path))
     }
+
+    fn object_lock(&self) -> Option<super::worm::SharedLock> {
+        self.inner.object_lock()
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,19 @@ impl S3Options {
         }
         Operator::new(b)
     }
+
+    /// Where Object Lock requests go for `bucket` and `prefix`.
+    pub fn target(&self, bucket: &str, prefix: &str) -> super::objectlock::S3Target {
+        super::objectlock::S3Target {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            session_token: self.session_token.clone(),
+        }
+    }
 }
 
 /// Google Cloud Storage.

@@ -123,12 +123,26 @@ fn prune_metrics(r: &PruneReport) {
     );
 }
 
+/// The line naming objects a locked repository keeps until their
+/// retention ends ("" for none).
+fn waiting_text<'a>(what: &str, untils: impl Iterator<Item = &'a str>) -> String {
+    let untils: Vec<&str> = untils.collect();
+    match (untils.iter().min(), untils.iter().max()) {
+        (Some(first), Some(last)) => format!(
+            "\n{} {what} locked (Object Lock) kept: the first can go at {first}, the last at {last}",
+            untils.len()
+        ),
+        _ => String::new(),
+    }
+}
+
 fn prune_text(r: &PruneReport) -> String {
     let verb = if r.dry_run { "would " } else { "" };
+    let waiting = waiting_text("objects", r.waiting.iter().map(|w| w.until.as_str()));
     format!(
         "{} snapshots, {} blobs in use; {} packs ({}) before\n\
          {verb}delete {} unused packs, {verb}repack {} partly used packs into {} new, {verb}delete {} packs and {} temporary files left by interrupted writes{}\n\
-         {} unused left in kept packs; {} after, {} {}freed",
+         {} unused left in kept packs; {} after, {} {}freed{waiting}",
         r.snapshots,
         r.blobs_used,
         r.packs_before,
@@ -219,6 +233,10 @@ pub async fn run_forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         } else {
             s.push_str(&format!("removed {} snapshot(s)", f.removed.len()));
         }
+        s.push_str(&waiting_text(
+            "snapshots",
+            f.waiting.iter().map(|w| w.until.as_str()),
+        ));
         s
     });
     super::metrics::set(

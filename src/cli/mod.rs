@@ -362,6 +362,21 @@ enum Command {
         compression: i32,
         #[command(flatten)]
         kdf: KdfArgs,
+        /// Lock every object on an S3 bucket with Object Lock enabled: no
+        /// snapshot (nor anything it needs) can be deleted or overwritten,
+        /// by any credential, until DURATION after it was taken.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        object_lock: Option<std::time::Duration>,
+        /// compliance: binding on everyone; governance: a principal with
+        /// s3:BypassGovernanceRetention may lift it.
+        #[arg(long, value_name = "MODE", default_value = "compliance", requires = "object_lock",
+              value_parser = ["compliance", "governance"])]
+        object_lock_mode: String,
+        /// How much longer than --object-lock new objects are locked, so
+        /// that the objects snapshots reuse are extended once per this
+        /// (default: a quarter of --object-lock).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "object_lock")]
+        object_lock_slack: Option<std::time::Duration>,
     },
     /// Manage the keys (passwords) of a repository.
     Key {
@@ -511,6 +526,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
             pack_size,
             compression,
             kdf,
+            object_lock,
+            object_lock_mode,
+            object_lock_slack,
         } => {
             let loc = ctx.location()?;
             let chunker = ChunkerParams::with_average(chunk_size.saturating_mul(1024))
@@ -520,6 +538,18 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 pack_size: pack_size.saturating_mul(1024 * 1024),
                 compression_level: compression,
                 kdf: kdf.params(),
+                object_lock: object_lock.map(|period| {
+                    let mode = if object_lock_mode == "governance" {
+                        kvault::LockMode::Governance
+                    } else {
+                        kvault::LockMode::Compliance
+                    };
+                    let mut p = kvault::LockPolicy::new(mode, period);
+                    if let Some(s) = object_lock_slack {
+                        p.slack_secs = s.as_secs();
+                    }
+                    p
+                }),
             };
             let pw = password::repository_password(&ctx.global, true)?;
             let (_, s) = kvault::ops::init::init(loc, &ctx.global.storage.options()?, &pw, &opts).await?;
@@ -617,6 +647,9 @@ pub fn hint(e: &kvault::Error) -> Option<&'static str> {
             Refusal::RunIncomplete { .. } => "run every shard of it again, or start a new run",
             Refusal::UnreadableIndex { .. } => "run `kvault repair index`",
             Refusal::IdempotenceOff => "remove -X enable.idempotence",
+            Refusal::CannotDelete { .. } => {
+                "forget and prune need the admin credential, not the append-only writer's"
+            }
             Refusal::TargetUsed { .. } => {
                 "restore into new topics (--prefix, --rename), or use --offsets translate"
             }

@@ -306,6 +306,10 @@ pub struct ForgetReport {
     pub groups: Vec<GroupReport>,
     /// Snapshot files removed (none on a dry run).
     pub removed: Vec<Id>,
+    /// Snapshots the policy would remove that a locked repository keeps
+    /// until their retention ends (they stay in their group's `keep`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<crate::repo::retention::Waiting>,
     /// Whether nothing was changed.
     pub dry_run: bool,
 }
@@ -356,6 +360,9 @@ fn seconds(s: &Snapshot) -> i64 {
 /// # Errors
 /// Storage errors; an explicit id that is not a snapshot.
 pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
+    if !opts.dry_run {
+        crate::repo::retention::require_delete(repo).await?;
+    }
     let snaps = repo.load_snapshots().await?;
     for id in &opts.ids {
         if !snaps.iter().any(|(s, _)| s == id) {
@@ -439,6 +446,7 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
         }
         rep.groups.push(g);
     }
+    hold_locked(repo, &mut rep).await?;
     if !opts.dry_run {
         for g in &rep.groups {
             for v in &g.remove {
@@ -452,6 +460,31 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
         }
     }
     Ok(rep)
+}
+
+/// In a locked repository, moves each snapshot to remove whose retention
+/// has not ended to its group's `keep`, saying until when.
+async fn hold_locked(repo: &Repository, rep: &mut ForgetReport) -> Result<()> {
+    if repo.lock_policy().is_none() {
+        return Ok(());
+    }
+    for g in &mut rep.groups {
+        let mut remove = Vec::new();
+        for mut v in std::mem::take(&mut g.remove) {
+            let path = crate::repo::FileKind::Snapshot.path(&v.id);
+            match crate::repo::retention::locked_until(repo, &path).await? {
+                Some(until) => {
+                    let w = crate::repo::retention::Waiting::new(path, until);
+                    v.reasons.push(format!("locked until {}", w.until));
+                    rep.waiting.push(w);
+                    g.keep.push(v);
+                }
+                None => remove.push(v),
+            }
+        }
+        g.remove = remove;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ use crate::error::{Error, Refusal, Result};
 use crate::id::Id;
 use crate::repo::index::IndexPack;
 use crate::repo::pack::BlobType;
+use crate::repo::retention::{Waiting, locked_until};
 use crate::repo::walk::{TreeWalker, Visit};
 use crate::repo::writer::SaveSession;
 use crate::repo::{FileKind, IndexFiles, Repository};
@@ -111,6 +112,10 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Whether nothing was changed.
     pub dry_run: bool,
+    /// In a locked repository: objects prune would remove whose retention
+    /// has not ended, kept until then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiting>,
 }
 
 /// The bytes of every pack in storage.
@@ -288,7 +293,8 @@ pub async fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneP
             "indexed but missing from storage; run `kvault check` (prune changes nothing)",
         ));
     }
-    let choice = decide_repack(decide_packs(&ids, &packs, &used, &opts.repack), opts);
+    let mut choice = decide_repack(decide_packs(&ids, &packs, &used, &opts.repack), opts);
+    let mut waiting = hold_locked_packs(repo, &mut choice, &packs, &used).await?;
 
     let now = storage_now(repo).await;
     let old_enough = |t: Option<SystemTime>| match (t, now) {
@@ -307,6 +313,8 @@ pub async fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneP
         }
     }
     unindexed.sort();
+    waiting.extend(hold_locked(repo, &mut unindexed).await?);
+    report.waiting = waiting;
     let tmp: Vec<ObjectInfo> = repo
         .list_temp()
         .await?
@@ -456,6 +464,7 @@ pub async fn execute_prune(
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
     let mut rep = plan.report.clone();
+    crate::repo::retention::require_delete(repo).await?;
     // First what needs no new index (a full disk frees this way).
     repo.verify_locks().await?;
     for o in &plan.tmp {
@@ -483,6 +492,12 @@ pub async fn execute_prune(
     rep.index_files_written = written.len();
     repo.verify_locks().await?;
     for id in before.iter().filter(|id| !written.contains(id)) {
+        // A locked one stays, superseded, until its retention ends.
+        let path = FileKind::Index.path(id);
+        if let Some(until) = locked_until(repo, &path).await? {
+            rep.waiting.push(Waiting::new(path, until));
+            continue;
+        }
         repo.remove_file(FileKind::Index, id).await?;
         rep.index_files_removed += 1;
     }
@@ -498,6 +513,75 @@ pub async fn execute_prune(
     progress.finish();
     repo.load_index().await?;
     finish(repo, rep).await
+}
+
+/// In a locked repository, drops from `ids` the packs whose retention has
+/// not ended, and says until when.
+async fn hold_locked(repo: &Repository, ids: &mut Vec<Id>) -> Result<Vec<Waiting>> {
+    use futures_util::StreamExt as _;
+    let mut waiting = Vec::new();
+    if repo.lock_policy().is_none() {
+        return Ok(waiting);
+    }
+    let mut dates = futures_util::stream::iter(std::mem::take(ids))
+        .map(|id| async move {
+            let path = FileKind::Pack.path(&id);
+            let until = locked_until(repo, &path).await;
+            (id, path, until)
+        })
+        .buffered(crate::repo::retention::RETAIN_CONCURRENCY);
+    while let Some((id, path, until)) = dates.next().await {
+        match until? {
+            Some(until) => waiting.push(Waiting::new(path, until)),
+            None => ids.push(id),
+        }
+    }
+    Ok(waiting)
+}
+
+/// Keeps, as they are, the packs to delete or repack that are still locked
+/// (their blobs stay indexed, so a later prune finds them again).
+async fn hold_locked_packs(
+    repo: &Repository,
+    c: &mut PackChoice,
+    packs: &HashMap<Id, IndexPack>,
+    used: &HashSet<Id>,
+) -> Result<Vec<Waiting>> {
+    let mut waiting = hold_locked(repo, &mut c.delete).await?;
+    let repack_waiting = hold_locked(repo, &mut c.repack).await?;
+    for w in &waiting {
+        let Some(p) = pack_of(&w.path, packs) else {
+            continue;
+        };
+        c.blobs_removed = c.blobs_removed.saturating_sub(p.1.blobs.len());
+        c.keep.push((p.0, 0));
+    }
+    for w in &repack_waiting {
+        let Some((id, p)) = pack_of(&w.path, packs) else {
+            continue;
+        };
+        let (mut used_b, mut unused_b) = (0u64, 0u64);
+        for (e, _) in &p.blobs {
+            if used.contains(&e.id) {
+                used_b += u64::from(e.stored_len);
+            } else {
+                unused_b += u64::from(e.stored_len);
+                c.blobs_removed = c.blobs_removed.saturating_sub(1);
+            }
+        }
+        c.repack_bytes = c.repack_bytes.saturating_sub(used_b + unused_b);
+        c.moved_bytes = c.moved_bytes.saturating_sub(used_b);
+        c.unused_left += unused_b;
+        c.keep.push((id, used_b));
+    }
+    waiting.extend(repack_waiting);
+    Ok(waiting)
+}
+
+/// The pack stored at `path`, from the index.
+fn pack_of<'a>(path: &str, packs: &'a HashMap<Id, IndexPack>) -> Option<(Id, &'a IndexPack)> {
+    let id: Id = path.rsplit('/').next()?.parse().ok()?;
+    packs.get(&id).map(|p| (id, p))
 }
 
 /// The report with the storage's bytes after.

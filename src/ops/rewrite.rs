@@ -88,6 +88,10 @@ pub struct RewriteReport {
     pub untouched: Vec<Id>,
     /// Originals removed (`forget`; a run's parts go with it).
     pub forgotten: Vec<Id>,
+    /// Originals `forget` keeps until their retention ends (a locked
+    /// repository).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<crate::repo::retention::Waiting>,
     /// Distinct chunks read.
     pub chunks_read: u64,
     /// Chunks re-encoded without their erased records.
@@ -201,6 +205,7 @@ async fn rewrite_locked(
         )
         .await?;
         rep.forgotten = f.removed;
+        rep.waiting = f.waiting;
     }
     Ok(rep)
 }

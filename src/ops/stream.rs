@@ -99,6 +99,7 @@ pub async fn put<R: AsyncRead + Unpin>(
             original: None,
             run: None,
             erasures: Vec::new(),
+            retained_until: None,
             summary: SnapshotSummary {
                 logical_bytes: result.size,
                 data_blobs: data_stats.blobs,

@@ -14,7 +14,10 @@ use crate::id::Id;
 /// The repository format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature flags this build understands (none yet in version 1).
-pub const KNOWN_FEATURES: &[&str] = &[];
+pub const KNOWN_FEATURES: &[&str] = &[OBJECT_LOCK_FEATURE];
+/// The feature of a repository on an Object Lock bucket: a kvault that does
+/// not know it would write objects without retention dates.
+pub const OBJECT_LOCK_FEATURE: &str = "object-lock";
 
 /// Default target pack size: 16 MiB.
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
@@ -39,6 +42,9 @@ pub struct Config {
     pub compression_level: i32,
     /// Features a reader must understand.
     pub features: Vec<String>,
+    /// Object Lock retention (with the feature `object-lock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<super::retention::LockPolicy>,
 }
 
 impl Config {
@@ -55,6 +61,7 @@ impl Config {
             pack_size,
             compression_level,
             features: Vec::new(),
+            object_lock: None,
         };
         c.validate()?;
         Ok(c)
@@ -77,6 +84,17 @@ impl Config {
             .find(|f| !KNOWN_FEATURES.contains(&f.as_str()))
         {
             return Err(Error::Unsupported(format!("repository needs feature {f:?}")));
+        }
+        if self.object_lock.is_some() != self.features.iter().any(|f| f == OBJECT_LOCK_FEATURE) {
+            return Err(Error::corrupt(
+                "config",
+                "object lock settings without their feature, or the reverse",
+            ));
+        }
+        if let Some(p) = &self.object_lock
+            && p.period_secs == 0
+        {
+            return Err(Error::bad_value("object lock period", "0 s", "at least 1 s"));
         }
         self.chunker.validate()?;
         if !(64 * 1024..=1024 * 1024 * 1024).contains(&self.pack_size) {

@@ -25,6 +25,7 @@ pub mod index;
 pub mod keyfile;
 pub mod lock;
 pub mod pack;
+pub mod retention;
 pub mod snapshot;
 pub mod tree;
 pub mod walk;
@@ -140,7 +141,12 @@ pub struct IndexFiles {
 
 /// The current time, RFC 3339 with nanoseconds, UTC.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time, RFC 3339 with nanoseconds, UTC.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
 }
 
 /// Whether a process of this host is alive (for lock staleness), by
@@ -226,6 +232,8 @@ struct Inner {
     config: Config,
     chunker: Chunker,
     key_id: Id,
+    /// The backend itself, when the repository is locked (Object Lock).
+    retaining: Option<Arc<retention::RetainingBackend>>,
     index: RwLock<Arc<MasterIndex>>,
     /// How long lock acquisition retries while a conflicting lock is held
     /// (milliseconds; 0: fail at once).
@@ -267,6 +275,9 @@ pub struct InitOptions {
     pub compression_level: i32,
     /// Argon2id parameters of the first key.
     pub kdf: KdfParams,
+    /// Object Lock retention of every object (an S3 bucket with Object
+    /// Lock enabled).
+    pub object_lock: Option<retention::LockPolicy>,
 }
 
 impl Default for InitOptions {
@@ -276,6 +287,7 @@ impl Default for InitOptions {
             pack_size: config::DEFAULT_PACK_SIZE,
             compression_level: config::DEFAULT_COMPRESSION_LEVEL,
             kdf: KdfParams::default(),
+            object_lock: None,
         }
     }
 }
@@ -335,8 +347,18 @@ impl Repository {
         if backend.stat(CONFIG_PATH).await?.is_some() {
             return Err(Error::AlreadyInitialized(backend.location()));
         }
-        let config = Config::new(opts.chunker, opts.pack_size, opts.compression_level)?;
+        let mut config = Config::new(opts.chunker, opts.pack_size, opts.compression_level)?;
         opts.kdf.validate()?;
+        let raw = backend.clone();
+        let backend = match opts.object_lock {
+            None => backend,
+            Some(policy) => {
+                config.features.push(config::OBJECT_LOCK_FEATURE.to_string());
+                config.object_lock = Some(policy);
+                config.validate()?;
+                retention::locking_backend(backend, policy).await?
+            }
+        };
         backend.prepare_new().await?;
         let keys = Keys::generate()?;
         let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf).await?;
@@ -348,11 +370,31 @@ impl Repository {
             }
             r => r?,
         }
-        Repository::assemble(backend, keys, config, key_id)
+        Repository::assemble(raw, keys, config, key_id)
     }
 
     fn assemble(backend: Arc<dyn Backend>, keys: Keys, config: Config, key_id: Id) -> Result<Repository> {
         let chunker = Chunker::new(keys.chunker_key(), config.chunker)?;
+        let retaining = match config.object_lock {
+            None => None,
+            Some(policy) => {
+                let lock = backend.object_lock().ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "Object Lock on {} (the repository's config asks for it)",
+                        backend.location()
+                    ))
+                })?;
+                Some(Arc::new(retention::RetainingBackend::new(
+                    backend.clone(),
+                    lock,
+                    policy,
+                )))
+            }
+        };
+        let backend = match &retaining {
+            Some(r) => r.clone() as Arc<dyn Backend>,
+            None => backend,
+        };
         Ok(Repository {
             inner: Arc::new(Inner {
                 backend,
@@ -360,6 +402,7 @@ impl Repository {
                 config,
                 chunker,
                 key_id,
+                retaining,
                 index: RwLock::new(Arc::new(MasterIndex::default())),
                 lock_wait_ms: std::sync::atomic::AtomicU64::new(0),
                 lock_timing: Mutex::new(lock::LockTiming::default()),
@@ -965,9 +1008,29 @@ impl Repository {
     /// # Errors
     /// Storage errors.
     pub async fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
-        // Nothing is reported saved unless the lock still protected its data.
+        let Some(rb) = &self.inner.retaining else {
+            // Nothing is reported saved unless the lock still protected its data.
+            self.verify_locks().await?;
+            return self.save_file(FileType::Snapshot, &s.encode()?).await;
+        };
+        let (until, sealed) = retention::seal(self, rb, s.tree, s.parent).await?;
+        log::info!(
+            "retention: {} objects extended, {} locked long enough, all until {}",
+            sealed.extended,
+            sealed.already,
+            sealed.until
+        );
+        let mut s = s.clone();
+        s.retained_until = Some(sealed.until);
         self.verify_locks().await?;
-        self.save_file(FileType::Snapshot, &s.encode()?).await
+        let id = self.save_file(FileType::Snapshot, &s.encode()?).await?;
+        rb.retain(&FileKind::Snapshot.path(&id), until).await?;
+        Ok(id)
+    }
+
+    /// The repository's Object Lock policy, when it is locked.
+    pub fn lock_policy(&self) -> Option<retention::LockPolicy> {
+        self.inner.config.object_lock
     }
 }
 

@@ -95,6 +95,10 @@ pub struct Snapshot {
     /// Erasures made by `kvault rewrite`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub erasures: Vec<Erasure>,
+    /// In a locked repository: the RFC 3339 date until which this snapshot
+    /// and every object it needs cannot be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_until: Option<String>,
 }
 
 impl std::ops::AddAssign<&SnapshotSummary> for SnapshotSummary {

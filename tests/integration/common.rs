@@ -65,6 +65,7 @@ pub fn small_opts() -> InitOptions {
         pack_size: 64 * 1024,
         compression_level: 3,
         kdf: KdfParams::insecure_fast(),
+        object_lock: None,
     }
 }
 

@@ -105,6 +105,7 @@ async fn make_fixture() {
         pack_size: 64 * 1024,
         compression_level: 3,
         kdf: KdfParams::insecure_fast(),
+        object_lock: None,
     };
     let b = kvault::open_backend(root.to_str().unwrap(), &Default::default()).unwrap();
     let repo = Repository::init(Arc::clone(&b), PASSWORD, &opts).await.unwrap();

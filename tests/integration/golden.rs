@@ -130,6 +130,8 @@ fn compute() -> Value {
                                 "json": segment_meta_erased_json()},
         "erased_key_hash": {"note": "format-spec §3: BLAKE3-256 keyed(erased-key key of master_key, \"customer-42\")",
                             "hash": Keys::from_master(m).erased_key_hash(b"customer-42").to_hex()},
+        "config_object_lock": {"note": "format-spec §6 and §18: a config with the object-lock feature, compliance for 30 days and the default slack (a quarter)",
+                               "json": config_object_lock_json()},
         "cluster_state": {"note": "format-spec §14 \"Cluster state\": a prefixed allow and a cluster deny, one SCRAM user with both mechanisms, a user+client quota and the default client quota, a cluster default and a hidden (sensitive) per-broker config",
                           "json": cluster_state_json()},
         "chunker": {"input": "first 1 MiB of BLAKE3 XOF of \"kvault chunker test vector\"",
@@ -266,6 +268,28 @@ fn cluster_state_json() -> String {
     };
     let json = String::from_utf8(encode(&s).unwrap()).unwrap();
     assert_eq!(decode(json.as_bytes()).unwrap(), s);
+    json
+}
+
+/// A locked repository's config (§6, §18), as `init --object-lock 30d`
+/// writes it and as every reader must parse it.
+fn config_object_lock_json() -> String {
+    use kvault::repo::config::{Config, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, OBJECT_LOCK_FEATURE};
+    let c = Config {
+        version: 1,
+        id: "ab".repeat(32).parse().unwrap(),
+        created: "2026-12-07T00:00:00Z".into(),
+        chunker: ChunkerParams::default(),
+        pack_size: DEFAULT_PACK_SIZE,
+        compression_level: DEFAULT_COMPRESSION_LEVEL,
+        features: vec![OBJECT_LOCK_FEATURE.into()],
+        object_lock: Some(kvault::LockPolicy::new(
+            kvault::LockMode::Compliance,
+            std::time::Duration::from_secs(30 * 86_400),
+        )),
+    };
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(Config::decode(json.as_bytes()).unwrap(), c, "it reads back");
     json
 }
 

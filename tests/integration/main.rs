@@ -38,4 +38,5 @@ mod kafka_snapshot;
 mod kafka_target;
 mod kafka_txn;
 mod lifecycle;
+mod object_lock;
 mod repository;

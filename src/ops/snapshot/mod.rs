@@ -455,5 +455,6 @@ fn snapshot_file(
             new_stored_bytes: data.new_stored_bytes,
         },
         erasures: Vec::new(),
+        retained_until: None,
     }
 }

@@ -399,6 +399,7 @@ pub async fn complete_run(repo: &Repository, run: &str, cluster: &str, shards: u
             parts: parts.values().map(|(id, _)| *id).collect(),
         }),
         erasures: Vec::new(),
+        retained_until: None,
     };
     let mine = repo.save_snapshot(&snap).await?;
     // Another shard may have combined the run at the same moment: keep the
