@@ -127,10 +127,20 @@ fn prune_metrics(r: &PruneReport) {
 /// retention ends ("" for none).
 fn waiting_text<'a>(what: &str, untils: impl Iterator<Item = &'a str>) -> String {
     let untils: Vec<&str> = untils.collect();
+    let wait = |date: &str| {
+        let left = humantime::parse_rfc3339(date)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+            .unwrap_or_default();
+        let left = std::time::Duration::from_secs(left.as_secs());
+        format!("{date} (in {})", humantime::format_duration(left))
+    };
     match (untils.iter().min(), untils.iter().max()) {
         (Some(first), Some(last)) => format!(
-            "\n{} {what} locked (Object Lock) kept: the first can go at {first}, the last at {last}",
-            untils.len()
+            "\n{} {what} locked (Object Lock) kept: the first can go at {}, the last at {}",
+            untils.len(),
+            wait(first),
+            wait(last)
         ),
         _ => String::new(),
     }
