@@ -291,6 +291,9 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// The command finished but could not do everything (e.g. some files unreadable).
     pub const INCOMPLETE: i32 = 3;
+    /// `verify` or `drill` found the cluster different from the snapshot;
+    /// `verify-report` found a report edited.
+    pub const DIFFERS: i32 = 4;
     /// No repository at the location.
     pub const NO_REPOSITORY: i32 = 10;
     /// The repository is locked by another process.

@@ -136,7 +136,7 @@ fn built_with_features(o: &KafkaOptions, builtin: &[String]) -> Result<()> {
 }
 
 /// Topic globs plus `--topic-regex` expressions, as one pattern list.
-fn with_regexes(mut globs: Vec<String>, regexes: &[String]) -> Vec<String> {
+pub(super) fn with_regexes(mut globs: Vec<String>, regexes: &[String]) -> Vec<String> {
     globs.extend(
         regexes
             .iter()
@@ -777,7 +777,7 @@ fn shard_arg(shard: &Option<String>, shards: Option<u32>) -> Result<Option<(Stri
 }
 
 /// Parses `--at`: RFC 3339, epoch milliseconds, or "DURATION ago".
-fn parse_at(s: &str) -> Result<i64> {
+pub(super) fn parse_at(s: &str) -> Result<i64> {
     if let Some(d) = s.trim().strip_suffix("ago") {
         let d = humantime::parse_duration(d.trim()).map_err(|e| anyhow::anyhow!("--at {s:?}: {e}"))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;

@@ -16,6 +16,7 @@ mod repair;
 mod rewrite;
 mod size;
 mod stream;
+mod verify;
 mod version;
 
 use anyhow::{Context, Result};
@@ -387,6 +388,14 @@ enum Command {
     Snapshot(kafka::SnapshotArgs),
     /// Restore a Kafka snapshot to a cluster, translating consumer-group offsets.
     Restore(kafka::RestoreArgs),
+    /// Compare a cluster with what a restore of a snapshot writes: records,
+    /// offsets, group positions; exit 4 when they differ.
+    Verify(verify::VerifyArgs),
+    /// Check a verification report's signature with the repository key.
+    VerifyReport(verify::VerifyReportArgs),
+    /// Restore into a scratch prefix, verify, write the report, delete what
+    /// was restored; exit 4 when anything differs.
+    Drill(verify::DrillArgs),
     /// List a Kafka snapshot: topics, partitions, offset ranges, gaps, groups.
     Ls(kafka::LsArgs),
     /// Print a Kafka snapshot's records as JSON lines.
@@ -561,6 +570,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Key { cmd } => keys::run(&ctx, cmd).await,
         Command::Snapshot(a) => kafka::run_snapshot(&ctx, a).await,
         Command::Restore(a) => kafka::run_restore(&ctx, a).await,
+        Command::Verify(a) => verify::run_verify(&ctx, a).await,
+        Command::VerifyReport(a) => verify::run_verify_report(&ctx, a).await,
+        Command::Drill(a) => verify::run_drill(&ctx, a).await,
         Command::Ls(a) => kafka::run_ls(&ctx, a).await,
         Command::Dump(a) => kafka::run_dump(&ctx, a).await,
         Command::Diff(a) => kafka::run_diff(&ctx, a).await,

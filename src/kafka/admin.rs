@@ -966,6 +966,85 @@ impl Cluster {
         Ok(())
     }
 
+    /// Every consumer group the cluster knows, sorted.
+    ///
+    /// # Errors
+    /// Listing failing past the deadline.
+    pub async fn group_names(&self) -> Result<Vec<String>> {
+        self.blocking(|i| Ok(Self::groups(i)?.into_iter().map(|(g, _)| g).collect()))
+            .await
+    }
+
+    /// Deletes topics (a drill's scratch topics); a topic already gone is
+    /// not an error.
+    ///
+    /// # Errors
+    /// The cluster refusing (authorization) or not answering.
+    pub async fn delete_topics(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let opts = &self.inner.opts;
+        let admin_opts = AdminOptions::new()
+            .request_timeout(Some(opts.request_timeout()))
+            .operation_timeout(Some(opts.request_timeout()));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let results = self
+            .admin()
+            .await?
+            .delete_topics(&refs, &admin_opts)
+            .await
+            .map_err(|e| kafka_error(opts, "deleting topics", &e, 1))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, c)) => {
+                    return Err(Error::Kafka {
+                        op: format!("deleting topic {t}"),
+                        detail: c.to_string(),
+                        code: Some(format!("{c:?}")),
+                        transient: false,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes consumer groups (a drill's); a group already gone is not an
+    /// error.
+    ///
+    /// # Errors
+    /// The cluster refusing (a group with members, authorization).
+    pub async fn delete_groups(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let opts = &self.inner.opts;
+        let admin_opts = AdminOptions::new().request_timeout(Some(opts.request_timeout()));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let results = self
+            .admin()
+            .await?
+            .delete_groups(&refs, &admin_opts)
+            .await
+            .map_err(|e| kafka_error(opts, "deleting groups", &e, 1))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                Err((g, c)) => {
+                    return Err(Error::Kafka {
+                        op: format!("deleting group {g}"),
+                        detail: c.to_string(),
+                        code: Some(format!("{c:?}")),
+                        transient: false,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sets a topic's configs (AlterConfigs: the whole set; configs not
     /// named return to their defaults).
     ///

@@ -32,6 +32,8 @@ pub const CONTEXT_BLOB_ID: &str = "kvault 2026-11-28 v1 blob id key";
 pub const CONTEXT_CHUNKER: &str = "kvault 2026-11-28 v1 chunker gear table";
 /// Context of the key that hashes erased record keys (`kvault rewrite`).
 pub const CONTEXT_ERASED_KEY: &str = "kvault 2026-12-07 v1 erased key hash";
+/// Context of the key that signs verification reports (`kvault verify --report`).
+pub const CONTEXT_REPORT: &str = "kvault 2026-12-07 v1 report signature";
 
 /// Fills `buf` from the operating system's random source.
 ///
@@ -104,6 +106,15 @@ impl Keys {
     pub fn erased_key_hash(&self, key: &[u8]) -> Id {
         let k = blake3::derive_key(CONTEXT_ERASED_KEY, &self.master);
         Id(*blake3::keyed_hash(&k, key).as_bytes())
+    }
+
+    /// The detached signature of a verification report: keyed BLAKE3-256
+    /// of its bytes under a subkey of its own, so anyone holding the
+    /// repository password can tell an edited report from the one kvault
+    /// wrote, and nobody without it can sign one.
+    pub fn report_signature(&self, report: &[u8]) -> Id {
+        let k = blake3::derive_key(CONTEXT_REPORT, &self.master);
+        Id(*blake3::keyed_hash(&k, report).as_bytes())
     }
 
     /// The id of a blob: keyed BLAKE3-256 of its plaintext.

@@ -128,6 +128,8 @@ fn compute() -> Value {
                          "json": segment_meta_json()},
         "segment_meta_erased": {"note": "format-spec §14 \"Erased records\": a segment of offsets 100..110 whose records at 102 and 105..107 were erased; its chunks became one of 7 records keeping the first chunk's ts_base",
                                 "json": segment_meta_erased_json()},
+        "report_signature": {"note": "format-spec §3: BLAKE3-256 keyed(report key of master_key, the bytes \"{\\\"equal\\\":true}\\n\")",
+                             "signature": Keys::from_master(m).report_signature(b"{\"equal\":true}\n").to_hex()},
         "erased_key_hash": {"note": "format-spec §3: BLAKE3-256 keyed(erased-key key of master_key, \"customer-42\")",
                             "hash": Keys::from_master(m).erased_key_hash(b"customer-42").to_hex()},
         "config_object_lock": {"note": "format-spec §6 and §18: a config with the object-lock feature, compliance for 30 days and the default slack (a quarter)",

@@ -37,6 +37,7 @@ mod kafka_shards;
 mod kafka_snapshot;
 mod kafka_target;
 mod kafka_txn;
+mod kafka_verify;
 mod lifecycle;
 mod object_lock;
 mod repository;

@@ -21,6 +21,7 @@
 //! - `shard`: `--shard K/N`, one worker's share of the partitions, and
 //!   group commits once every worker's partitions of a group are in.
 
+pub mod drill;
 mod exact;
 mod execute;
 mod inputs;
@@ -28,6 +29,7 @@ mod metadata;
 pub mod plan;
 mod shard;
 pub(crate) mod state;
+pub mod verify;
 
 pub use self::metadata::parse_scram_credentials;
 pub use self::plan::{
