@@ -141,6 +141,23 @@ fn report_text(r: &VerifyReport) -> String {
             g.group, g.partition, g.expected, g.found
         ));
     }
+    for t in r.topics.iter().filter(|t| !t.equal) {
+        s.push_str(&format!(
+            "DIFFERS topic {}: {} partition(s) in the snapshot, {}{}\n",
+            t.topic,
+            t.partitions.0,
+            t.partitions
+                .1
+                .map_or("absent on the target".to_string(), |n| format!(
+                    "{n} on the target"
+                )),
+            if t.configs_differing.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", t.configs_differing.join("; "))
+            }
+        ));
+    }
     let differing = r.partitions.iter().filter(|p| !p.equal).count();
     s.push_str(&format!(
         "{}: {} partition(s), {} record(s), {} group offset(s) compared in {:.1} s{}",

@@ -130,6 +130,10 @@ async fn verify_names_every_difference_and_a_drill_leaves_nothing_behind() {
     assert_eq!(v["records"], 900);
     assert_eq!(v["groups"].as_array().unwrap().len(), 2, "{v}");
     assert!(v["groups"].as_array().unwrap().iter().all(|g| g["equal"] == true));
+    assert_eq!(
+        v["topics"][0]["equal"], true,
+        "partitions and configs as the snapshot's: {v}"
+    );
     assert!(!v["cluster_id"].as_str().unwrap().is_empty());
     ok(&repo, &["verify-report", report.to_str().unwrap()]);
     let text = std::fs::read_to_string(&report).unwrap();
@@ -195,6 +199,12 @@ async fn verify_names_every_difference_and_a_drill_leaves_nothing_behind() {
         "{v}"
     );
     assert_eq!(partition(&v, &format!("{copy}/2"))["equal"], true);
+    // The copy was created without the source's retention.ms.
+    let differing = v["topics"][0]["configs_differing"].to_string();
+    assert!(
+        differing.contains("retention.ms: snapshot -1, target unset"),
+        "{v}"
+    );
 
     // Offset-exact: verified at the source offsets.
     ok(

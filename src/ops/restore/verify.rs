@@ -104,6 +104,21 @@ pub struct GroupCheck {
     pub equal: bool,
 }
 
+/// One restored topic's shape and configs verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicCheck {
+    /// Target topic.
+    pub topic: String,
+    /// Its partitions: the snapshot's, and the target's (`None`: absent).
+    pub partitions: (i32, Option<i32>),
+    /// Configs the snapshot's topic sets that the target's lacks or sets
+    /// otherwise: `key: snapshot VALUE, target VALUE`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs_differing: Vec<String>,
+    /// Whether they match.
+    pub equal: bool,
+}
+
 /// What `verify` found: the evidence report (`--report`).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -137,6 +152,8 @@ pub struct VerifyReport {
     pub partitions: Vec<PartitionCheck>,
     /// Per group offset.
     pub groups: Vec<GroupCheck>,
+    /// Per topic: partition count and configs.
+    pub topics: Vec<TopicCheck>,
     /// Whether everything matched.
     pub equal: bool,
     /// Warnings of the plan.
@@ -277,7 +294,10 @@ pub async fn verify(
             partitions.push(compare(repo, &plan, &opts.restore, pp, (e, f), &bounds, modes).await?);
         }
         let groups = check_groups(&cluster, &mut plan, &bounds, exact).await?;
-        let equal = partitions.iter().all(|p| p.equal) && groups.iter().all(|g| g.equal);
+        let topics = check_topics(&cluster, &plan).await?;
+        let equal = partitions.iter().all(|p| p.equal)
+            && groups.iter().all(|g| g.equal)
+            && topics.iter().all(|t| t.equal);
         let snap = match plan.res.snapshot {
             Some(id) => repo.load_snapshot(&id).await?,
             None => repo.load_snapshot(snapshot).await?,
@@ -297,6 +317,7 @@ pub async fn verify(
             offsets: opts.restore.offsets,
             partitions,
             groups,
+            topics,
             equal,
             warnings: plan.res.warnings.clone(),
         })
@@ -666,6 +687,49 @@ fn first_in_block(mine: &[Parts], theirs: &[Parts], exact: bool, target_start: O
             fields: Vec::new(),
         }
     }
+}
+
+/// Each restored topic's partition count and the configs its snapshot
+/// sets (a LogAppendTime source is created with CreateTime and switched
+/// once restored, so the source's value is expected after a whole
+/// restore).
+async fn check_topics(cluster: &Cluster, plan: &RestorePlan) -> Result<Vec<TopicCheck>> {
+    let mut names: BTreeMap<String, &str> = BTreeMap::new();
+    for pp in &plan.res.partitions {
+        names.insert(pp.target_topic.clone(), &pp.source_topic);
+    }
+    let wanted: Vec<String> = names.keys().cloned().collect();
+    let found: BTreeMap<String, crate::image::types::TopicInfo> = cluster
+        .topics(&wanted, &[])
+        .await?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let mut out = Vec::new();
+    for (target, source) in names {
+        let Some(t) = plan.m.topics.get(source) else {
+            continue;
+        };
+        let f = found.get(&target);
+        let configs_differing: Vec<String> = t
+            .meta
+            .configs
+            .iter()
+            .filter(|(k, v)| f.and_then(|f| f.configs.get(*k)) != Some(*v))
+            .map(|(k, v)| {
+                let there = f.and_then(|f| f.configs.get(k)).map_or("unset", String::as_str);
+                format!("{k}: snapshot {v}, target {there}")
+            })
+            .collect();
+        let partitions = (t.meta.partitions, f.map(|f| f.partitions));
+        out.push(TopicCheck {
+            equal: configs_differing.is_empty() && partitions.1 == Some(partitions.0),
+            topic: target,
+            partitions,
+            configs_differing,
+        });
+    }
+    Ok(out)
 }
 
 /// Group offsets a restore commits, against the target's committed ones.
