@@ -3,6 +3,7 @@
 
 mod check;
 mod config;
+mod find;
 mod inspect;
 mod kafka;
 mod keys;
@@ -396,6 +397,9 @@ enum Command {
     /// Restore into a scratch prefix, verify, write the report, delete what
     /// was restored; exit 4 when anything differs.
     Drill(verify::DrillArgs),
+    /// Every version of a record key across all snapshots (topic,
+    /// partition, offset, time, value, the snapshots holding it).
+    Find(find::FindArgs),
     /// List a Kafka snapshot: topics, partitions, offset ranges, gaps, groups.
     Ls(kafka::LsArgs),
     /// Print a Kafka snapshot's records as JSON lines.
@@ -573,6 +577,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Verify(a) => verify::run_verify(&ctx, a).await,
         Command::VerifyReport(a) => verify::run_verify_report(&ctx, a).await,
         Command::Drill(a) => verify::run_drill(&ctx, a).await,
+        Command::Find(a) => find::run(&ctx, a).await,
         Command::Ls(a) => kafka::run_ls(&ctx, a).await,
         Command::Dump(a) => kafka::run_dump(&ctx, a).await,
         Command::Diff(a) => kafka::run_diff(&ctx, a).await,

@@ -7,6 +7,7 @@ pub mod cat;
 pub mod check;
 pub mod copy;
 pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod init;
 pub mod key;

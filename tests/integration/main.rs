@@ -25,6 +25,7 @@ mod kafka;
 mod kafka_cluster_state;
 mod kafka_every;
 mod kafka_exact;
+mod kafka_find;
 mod kafka_fixture;
 mod kafka_history;
 mod kafka_operations;
