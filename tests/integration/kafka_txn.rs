@@ -425,16 +425,21 @@ async fn an_exactly_once_pipeline_comes_back_consistent_as_of_any_time() {
         groups: vec![group.clone()],
         ..Default::default()
     };
-    snapshot(&repo, &so, &NoProgress).await.unwrap(); // the history starts here
+    // Every snapshot's warnings (a transaction scan that fell back to
+    // record time) are shown with any failure below.
+    let mut warnings: Vec<String> = Vec::new();
+    let first = snapshot(&repo, &so, &NoProgress).await.unwrap(); // the history starts here
+    warnings.extend(first.warnings);
     let started = now_ms();
     let mut run = pipeline(&b, &group, &input, &output);
     while run.try_wait().unwrap().is_none() {
-        snapshot(&repo, &so, &NoProgress).await.unwrap();
+        warnings.extend(snapshot(&repo, &so, &NoProgress).await.unwrap().warnings);
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     finished(run);
     let ended = now_ms();
     let last = snapshot(&repo, &so, &NoProgress).await.unwrap();
+    warnings.extend(last.warnings.clone());
     assert_eq!(values_of(&b, &output).len(), 180, "the pipeline ran to its end");
 
     let t = target();
@@ -468,7 +473,9 @@ async fn an_exactly_once_pipeline_comes_back_consistent_as_of_any_time() {
         assert_eq!(
             values_of(&t, &format!("{prefix}{output}")),
             want,
-            "as of {at} (T{k})"
+            "as of {at} (T{k}); groups from {:?}; restore warnings {:?}; snapshot warnings {warnings:?}",
+            r.groups_from,
+            r.warnings
         );
     }
     // Resumed on the target from T10: every input's output, once.
