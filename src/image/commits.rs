@@ -7,7 +7,7 @@
 //!
 //! Pure data: no rdkafka; the decoder is fuzzed (`fuzz/fuzz_targets/consumer_offsets.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -243,6 +243,39 @@ pub fn apply(groups: &mut BTreeMap<String, Vec<GroupOffset>>, commits: &[Commit]
     groups.retain(|_, o| !o.is_empty());
 }
 
+/// Takes back, in groups fetched from the cluster, every position that a
+/// commit dated after `t` set (and no commit at or before `t` set too): an
+/// offset committed inside a transaction is visible to OffsetFetch once
+/// the coordinator has written its marker to the commit log, which can be
+/// before it logs the transaction complete, the time the commit is dated
+/// by. Such a position goes back to the last commit at or before `t` in
+/// `history` (in log order), when there is one.
+pub fn roll_back_late(groups: &mut BTreeMap<String, Vec<GroupOffset>>, history: &[Commit], t: i64) {
+    let mut by_place: HashMap<(&str, &str, i32), Vec<&Commit>> = HashMap::new();
+    for c in history {
+        if let (Some(topic), Some(partition)) = (c.topic.as_deref(), c.partition) {
+            by_place.entry((&c.group, topic, partition)).or_default().push(c);
+        }
+    }
+    for (g, offs) in groups.iter_mut() {
+        for o in offs.iter_mut() {
+            let Some(cs) = by_place.get(&(g.as_str(), o.topic.as_str(), o.partition)) else {
+                continue;
+            };
+            let set_by = |on_time: bool| {
+                cs.iter()
+                    .any(|c| c.offset == Some(o.offset) && (c.ts <= t) == on_time)
+            };
+            if set_by(false) && !set_by(true) {
+                if let Some(c) = cs.iter().rev().find(|c| c.ts <= t && c.offset.is_some()) {
+                    o.offset = c.offset.unwrap_or(o.offset);
+                    o.metadata = c.metadata.clone();
+                }
+            }
+        }
+    }
+}
+
 /// Encodes commits as JSON lines.
 ///
 /// # Errors
@@ -272,6 +305,44 @@ pub fn decode_log(bytes: &[u8]) -> Result<Vec<Commit>, DecodeError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_from_a_commit_completed_after_t_goes_back_to_the_one_before() {
+        let c = |ts: i64, offset: i64| Commit {
+            ts,
+            group: "g".into(),
+            topic: Some("t".into()),
+            partition: Some(0),
+            offset: Some(offset),
+            metadata: String::new(),
+        };
+        let fetched = |offset: i64| {
+            BTreeMap::from([(
+                "g".to_string(),
+                vec![GroupOffset {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset,
+                    metadata: String::new(),
+                }],
+            )])
+        };
+        let history = [c(100, 6), c(200, 12), c(300, 18)];
+        // Fetched at 18, whose transaction completed at 300: as of 250, 12.
+        let mut g = fetched(18);
+        roll_back_late(&mut g, &history, 250);
+        assert_eq!(g["g"][0].offset, 12);
+        // A position also set on time is kept; one the history never saw too.
+        for (start, want) in [(12, 12), (7, 7)] {
+            let mut g = fetched(start);
+            roll_back_late(&mut g, &history, 250);
+            assert_eq!(g["g"][0].offset, want);
+        }
+        // Nothing on time to go back to: kept as it is.
+        let mut g = fetched(6);
+        roll_back_late(&mut g, &history, 50);
+        assert_eq!(g["g"][0].offset, 6);
+    }
 
     fn s16(s: &str) -> Vec<u8> {
         let mut v = (s.len() as i16).to_be_bytes().to_vec();

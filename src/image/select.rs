@@ -460,6 +460,9 @@ async fn group_positions(
     t: i64,
 ) -> Result<String> {
     let mut logs = Vec::new();
+    // The log before the starting groups' fetch: where the position a
+    // late-completed commit replaced is found.
+    let mut earlier = None;
     let mut history_complete = true;
     if base.unix_ms() <= t {
         let next = match next {
@@ -479,9 +482,13 @@ async fn group_positions(
             .first()
             .and_then(|m| m.commits.as_ref())
             .filter(|c| c.meta.complete);
-        if let (Some(c), Some(prev)) = (own, before) {
-            *groups = prev.groups;
-            logs.push(c.clone());
+        match (own, before) {
+            (Some(c), Some(prev)) => {
+                *groups = prev.groups;
+                earlier = prev.commits;
+                logs.push(c.clone());
+            }
+            _ => earlier = pending.first().and_then(|m| m.commits.clone()),
         }
         for other in pending.iter().skip(1).chain(next.as_ref()) {
             match &other.commits {
@@ -499,11 +506,20 @@ async fn group_positions(
             base_id.short()
         ));
     }
-    let mut n = 0usize;
+    let mut loaded = Vec::with_capacity(logs.len());
     for log in &logs {
-        let commits = log.load(repo).await?;
+        loaded.push(log.load(repo).await?);
+    }
+    let mut history = match &earlier {
+        Some(log) => log.load(repo).await?,
+        None => Vec::new(),
+    };
+    history.extend(loaded.iter().flatten().cloned());
+    super::commits::roll_back_late(groups, &history, t);
+    let mut n = 0usize;
+    for commits in &loaded {
         n += commits.iter().filter(|c| c.ts <= t).count();
-        super::commits::apply(groups, &commits, t);
+        super::commits::apply(groups, commits, t);
     }
     Ok(if history_complete {
         format!(

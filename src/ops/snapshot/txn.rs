@@ -160,7 +160,48 @@ impl<'a> TxnClock<'a> {
                 n - undated
             );
         }
+        self.await_completions(spans).await;
     }
+
+    /// Reads the log again, a few times, while a recent span has no
+    /// completion: its markers are written (the span was read), and the
+    /// coordinator logs the completion after the last of them, which takes
+    /// longer under load. Dating it by its marker instead would put its
+    /// commit on another partition at another time.
+    async fn await_completions(&mut self, mut spans: Vec<&mut TxnSpan>) {
+        let recent = now_ms() - RECENT_MS;
+        for attempt in 1..=COMPLETION_READS {
+            let Some((since, c)) = &self.read else { return };
+            let waiting = spans
+                .iter()
+                .filter(|s| s.marker_ts() > recent && c.commit_time(s).is_none())
+                .count();
+            if waiting == 0 {
+                return;
+            }
+            let since = *since;
+            log::debug!("{waiting} transaction run(s) await their completion (read {attempt})");
+            tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+            let Ok(c) = completions_since(self.kafka, self.cluster, since).await else {
+                return;
+            };
+            c.date(spans.iter_mut().map(|s| &mut **s));
+            self.read = Some((since, c));
+        }
+    }
+}
+
+/// Markers newer than this (ms before now) have a completion coming.
+const RECENT_MS: i64 = 120_000;
+
+/// Reads of the log, after the first, while a recent span has no
+/// completion (200, 400, ... ms apart: 3 s in all).
+const COMPLETION_READS: u32 = 5;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The commit completions logged in `__transaction_state` at or after
