@@ -48,6 +48,31 @@ pub(crate) fn kvault_through(wrapper: &[&str], repo: &Path) -> Command {
     c
 }
 
+/// kvault on `repo` with `args`: (exit code, stdout, stderr).
+pub(crate) fn kvault_args(repo: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = kvault(repo).args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// [`kvault_args`] that must succeed; its stdout.
+pub(crate) fn ok_args(repo: &Path, args: &[&str]) -> String {
+    let (code, out, err) = kvault_args(repo, args);
+    assert_eq!(code, 0, "kvault {args:?}: {out}{err}");
+    out
+}
+
+/// The JSON line of `message_type` in a `--json` output.
+pub(crate) fn json_line(out: &str, message_type: &str) -> serde_json::Value {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message_type"] == message_type)
+        .unwrap_or_else(|| panic!("no {message_type} line in {out}"))
+}
+
 pub(crate) fn run(c: &mut Command) -> Output {
     c.output().expect("kvault runs")
 }

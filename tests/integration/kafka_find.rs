@@ -5,30 +5,10 @@
 //! with the snapshots that hold it, oldest first; `--at` names the value a
 //! compacted-topic consumer saw then; `--from/--to` narrow by time.
 
-use std::path::Path;
-
-use serde_json::Value;
-
+use crate::cli::{json_line as line, ok_args as kvault};
 use crate::kafka::*;
 
 const SCAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/key_versions.py");
-
-fn kvault(repo: &Path, args: &[&str]) -> String {
-    let o = crate::cli::kvault(repo).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "kvault {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn line(out: &str, message_type: &str) -> Value {
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message_type"] == message_type)
-        .unwrap_or_else(|| panic!("no {message_type} line in {out}"))
-}
 
 /// Every record of `key` in the topic now: (partition, offset, timestamp, value).
 fn scan(b: &str, topic: &str, key: &str) -> Vec<(i64, i64, i64, Option<String>)> {

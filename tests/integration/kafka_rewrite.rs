@@ -18,35 +18,12 @@ use kvault::repo::pack::{decode_pack_entries, open_blob};
 use kvault::{BackendOptions, FileKind, Repository};
 use serde_json::Value;
 
+use crate::cli::{json_line as line, kvault_args as kvault, ok_args as ok};
 use crate::kafka::*;
 use crate::kafka_restore::{read_partition, target};
 
-/// Runs kvault; (exit code, stdout, stderr).
-fn kvault(repo: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = crate::cli::kvault(repo).args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(repo: &Path, args: &[&str]) -> String {
-    let (code, out, err) = kvault(repo, args);
-    assert_eq!(code, 0, "kvault {args:?}: {err}");
-    out
-}
-
 fn json_lines(out: &str) -> Vec<Value> {
     out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-}
-
-/// The JSON line of `message_type`.
-fn line(out: &str, message_type: &str) -> Value {
-    json_lines(out)
-        .into_iter()
-        .find(|l| l["message_type"] == message_type)
-        .unwrap_or_else(|| panic!("no {message_type} line in {out}"))
 }
 
 /// The records a test produces: 10% keyed `alice`, whose values carry

@@ -5,35 +5,11 @@
 //! partition, offset and kind; the signed report refused once edited; and a
 //! drill that leaves no topic and no group behind.
 
-use std::path::Path;
-
 use serde_json::Value;
 
+use crate::cli::{json_line as line, kvault_args as kvault, ok_args as ok};
 use crate::kafka::*;
 use crate::kafka_restore::{read_partition, target};
-
-/// Runs kvault; (exit code, stdout, stderr).
-fn kvault(repo: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = crate::cli::kvault(repo).args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(repo: &Path, args: &[&str]) -> String {
-    let (code, out, err) = kvault(repo, args);
-    assert_eq!(code, 0, "kvault {args:?}: {out}{err}");
-    out
-}
-
-fn line(out: &str, message_type: &str) -> Value {
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message_type"] == message_type)
-        .unwrap_or_else(|| panic!("no {message_type} line in {out}"))
-}
 
 /// The partition entry of a verify report for target `t`.
 fn partition<'a>(v: &'a Value, t: &str) -> &'a Value {

@@ -17,6 +17,7 @@ use kvault::backend::BackendErrorKind;
 use kvault::{Backend, BackendOptions, LockMode};
 use serde_json::Value;
 
+use crate::cli::json_line as json;
 use crate::kafka::*;
 
 /// An environment variable the suite's S3 server sets.
@@ -71,13 +72,6 @@ fn ok(repo: &str, writer: bool, args: &[&str]) -> String {
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "kvault {args:?}: {err}");
     out
-}
-
-fn json(out: &str, message_type: &str) -> Value {
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message_type"] == message_type)
-        .unwrap_or_else(|| panic!("no {message_type} line in {out}"))
 }
 
 fn backend(repo: &str, writer: bool) -> Arc<dyn Backend> {

@@ -28,19 +28,30 @@ impl Inputs<'_> {
         &self,
         pp: &super::plan::PartitionPlan,
     ) -> Result<(&Partition, &crate::image::select::Selection, String)> {
-        let what = format!("{}/{}", pp.source_topic, pp.partition);
-        let part = self
-            .m
-            .topics
-            .get(&pp.source_topic)
-            .and_then(|t| t.partitions.get(&pp.partition))
-            .ok_or_else(|| Error::bug(format!("plan names {what} not in the manifest")))?;
-        let sel = self
-            .sel_of
-            .get(&TopicPartition::new(pp.source_topic.clone(), pp.partition))
-            .ok_or_else(|| Error::bug(format!("no selection for {what}")))?;
-        Ok((part, sel, what))
+        source_of(self.m, self.sel_of, pp)
     }
+}
+
+/// The source partition of a planned one in `m`, its selection and its
+/// name (`topic/partition`).
+///
+/// # Errors
+/// A plan naming a partition the manifest or the selections lack (a bug).
+pub(super) fn source_of<'a>(
+    m: &'a Manifest,
+    sel_of: &'a Selections,
+    pp: &super::plan::PartitionPlan,
+) -> Result<(&'a Partition, &'a crate::image::select::Selection, String)> {
+    let what = format!("{}/{}", pp.source_topic, pp.partition);
+    let part = m
+        .topics
+        .get(&pp.source_topic)
+        .and_then(|t| t.partitions.get(&pp.partition))
+        .ok_or_else(|| Error::bug(format!("plan names {what} not in the manifest")))?;
+    let sel = sel_of
+        .get(&TopicPartition::new(pp.source_topic.clone(), pp.partition))
+        .ok_or_else(|| Error::bug(format!("no selection for {what}")))?;
+    Ok((part, sel, what))
 }
 
 /// Reports a restored partition as typed events.

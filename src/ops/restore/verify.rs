@@ -395,6 +395,7 @@ async fn partition_digests(
     Ok(d.finish())
 }
 
+/// The source partition of a planned one, its selection and its name.
 fn source_of<'a>(
     plan: &'a RestorePlan,
     pp: &PartitionPlan,
@@ -403,19 +404,7 @@ fn source_of<'a>(
     &'a crate::image::select::Selection,
     String,
 )> {
-    let what = format!("{}/{}", pp.source_topic, pp.partition);
-    let tp = TopicPartition::new(pp.source_topic.clone(), pp.partition);
-    let part = plan
-        .m
-        .topics
-        .get(&pp.source_topic)
-        .and_then(|t| t.partitions.get(&pp.partition))
-        .ok_or_else(|| Error::bug(format!("plan names {what} not in the manifest")))?;
-    let sel = plan
-        .sel_of
-        .get(&tp)
-        .ok_or_else(|| Error::bug(format!("no selection for {what}")))?;
-    Ok((part, sel, what))
+    super::inputs::source_of(&plan.m, &plan.sel_of, pp)
 }
 
 /// The snapshot reader's handler: digests per job, the first `limit` of
