@@ -1,5 +1,5 @@
 //! Inputs and a storage sink shared by the benches.
-#![allow(dead_code, clippy::indexing_slicing)]
+#![allow(dead_code, clippy::indexing_slicing, clippy::panic)]
 
 use async_trait::async_trait;
 use kvault::backend::memory::MemoryBackend;
@@ -91,4 +91,22 @@ pub fn wait_sampling_rss(mut child: std::process::Child) -> std::io::Result<(f64
     }
     let out = child.wait_with_output()?;
     Ok((peak_kib / 1024.0, out))
+}
+
+/// The suite's S3 server (`scripts/s3-server`) with the admin's keys.
+pub fn s3_options() -> kvault::BackendOptions {
+    let env = |k: &str| {
+        std::env::var(k)
+            .unwrap_or_else(|_| panic!("{k} is not set: run `eval \"$(scripts/s3-server start)\"` first"))
+    };
+    kvault::BackendOptions {
+        s3: kvault::S3Options {
+            endpoint: Some(env("KVAULT_TEST_S3_ENDPOINT")),
+            region: Some("us-east-1".into()),
+            access_key_id: Some(env("KVAULT_TEST_S3_KEY")),
+            secret_access_key: Some(env("KVAULT_TEST_S3_SECRET")),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }

@@ -84,10 +84,6 @@ fn put(repo: &Path, file: &Path) -> String {
     v["snapshot"].as_str().unwrap().to_string()
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "the benchmark's script: each scenario and its measurement in the order BENCHMARKS.md reports them"
-)]
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
@@ -160,16 +156,7 @@ fn main() {
     let stored = c["bytes_stored"].as_u64().unwrap();
     let copy_rate = stored as f64 / csecs / 1e6;
 
-    let opts = kvault::BackendOptions {
-        s3: kvault::S3Options {
-            endpoint: Some(env("KVAULT_TEST_S3_ENDPOINT")),
-            region: Some("us-east-1".into()),
-            access_key_id: Some(env("KVAULT_TEST_S3_KEY")),
-            secret_access_key: Some(env("KVAULT_TEST_S3_SECRET")),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = common::s3_options();
     let raw = kvault::open_backend(&format!("s3://{bucket}/bench-raw-{id}"), &opts).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let objects = stored.div_ceil(4 << 20) as usize;

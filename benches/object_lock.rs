@@ -15,6 +15,9 @@
 //! count. Results in BENCHMARKS.md ("Object Lock").
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt as _;
@@ -68,16 +71,7 @@ async fn main() {
     })
     .await;
 
-    let opts = kvault::BackendOptions {
-        s3: kvault::S3Options {
-            endpoint: Some(env("KVAULT_TEST_S3_ENDPOINT")),
-            region: Some("us-east-1".into()),
-            access_key_id: Some(env("KVAULT_TEST_S3_KEY")),
-            secret_access_key: Some(env("KVAULT_TEST_S3_SECRET")),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = common::s3_options();
     let backend = kvault::open_backend(&format!("s3://{bucket}/{prefix}"), &opts).unwrap();
     let lock = backend.object_lock().unwrap();
     let until = SystemTime::now() + Duration::from_secs(60);

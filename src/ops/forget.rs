@@ -448,18 +448,31 @@ pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRep
     }
     hold_locked(repo, &mut rep).await?;
     if !opts.dry_run {
-        for g in &rep.groups {
-            for v in &g.remove {
-                repo.remove_file(crate::repo::FileKind::Snapshot, &v.id).await?;
-                rep.removed.push(v.id);
-                // The run's parts, and any rerun of a shard it superseded.
-                for pid in run_parts.get(&v.id).into_iter().flatten() {
-                    repo.remove_file(crate::repo::FileKind::Snapshot, pid).await?;
-                }
-            }
-        }
+        remove_verdicts(repo, &mut rep, &run_parts).await?;
     }
     Ok(rep)
+}
+
+/// Removes every snapshot a group's verdict removes, with its run's parts
+/// (and any rerun of a shard it superseded).
+async fn remove_verdicts(
+    repo: &Repository,
+    rep: &mut ForgetReport,
+    run_parts: &BTreeMap<Id, Vec<Id>>,
+) -> Result<()> {
+    let ids: Vec<Id> = rep
+        .groups
+        .iter()
+        .flat_map(|g| g.remove.iter().map(|v| v.id))
+        .collect();
+    for id in ids {
+        repo.remove_file(crate::repo::FileKind::Snapshot, &id).await?;
+        rep.removed.push(id);
+        for pid in run_parts.get(&id).into_iter().flatten() {
+            repo.remove_file(crate::repo::FileKind::Snapshot, pid).await?;
+        }
+    }
+    Ok(())
 }
 
 /// In a locked repository, moves each snapshot to remove whose retention
