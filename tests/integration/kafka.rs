@@ -202,9 +202,20 @@ pub fn count_records(brokers: &str, topic: &str, partition: i32) -> usize {
         match c.poll(Duration::from_secs(10)) {
             Some(Ok(_)) => n += 1,
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => return n,
+            // A connection lost under load is librdkafka's to re-establish.
+            Some(Err(e)) if is_connection_event(&e) => eprintln!("count_records: {e}"),
             Some(Err(e)) => panic!("{e}"),
         }
     }
+}
+
+/// A client-wide event of a connection lost, which librdkafka retries itself.
+pub fn is_connection_event(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::AllBrokersDown | C::BrokerTransportFailure | C::OperationTimedOut)
+    )
 }
 
 /// Deletes a topic.

@@ -59,6 +59,7 @@ fn read_back(b: &str, topic: &str, p: i32, group: Option<&str>) -> Vec<(i64, Rec
                 ));
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => return out,
+            Some(Err(e)) if crate::kafka::is_connection_event(&e) => eprintln!("read_partition: {e}"),
             Some(Err(e)) => panic!("{e}"),
         }
     }
