@@ -333,9 +333,11 @@ pub struct AsOf {
 /// cluster at or before `t` (else the earliest), plus the topics created
 /// after it that have records at or before `t` (with the settings of the
 /// first snapshot that holds them), segments from the base and the
-/// snapshots after it up to the first one after `t`, and per partition the
-/// first offset whose record is newer than `t` (the cut). Each snapshot's trees are read once, and each partition's
-/// segments once however many snapshots share them.
+/// snapshots after it up to the one after the first one after `t`, and
+/// per partition the first offset a read_committed consumer could not have
+/// read at `t` (the cut, [`visible_cut`]). Each snapshot's trees are read
+/// once, and each partition's segments once however many snapshots share
+/// them.
 ///
 /// # Errors
 /// No snapshot of the cluster; unreadable trees.
@@ -358,11 +360,12 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     });
     let mut m = Manifest::default();
     // Only the base and the snapshots after it up to the first one after
-    // `t` can hold what the log was at `t`: records below the base's log
-    // start are not restored, and the base's segments hold everything from
-    // there to its end; later snapshots read on from its end (format-spec
-    // §14 "Restore selection"). However many snapshots the cluster has,
-    // planning reads a few.
+    // `t` (and the one after that, `next` below) can hold what the log was
+    // at `t`: records below the base's log start are not restored, and the
+    // base's segments hold everything from there to its end; later
+    // snapshots read on from its end (format-spec §14 "Restore
+    // selection"). However many snapshots the cluster has, planning reads
+    // a few.
     let last = snaps
         .iter()
         .enumerate()
@@ -387,20 +390,34 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         }
         pending.push(other);
     }
-    // The log of the snapshot after the first one after `t` can still hold
-    // commits made before `t`: the first one read the commit log's ends
-    // before its own time.
+    // The snapshot after the first one after `t` can still hold what was
+    // decided before `t`: commits in its commit log (the first one read
+    // the log's ends before its own time), and transactions committed by
+    // their coordinator before `t` whose markers reached a partition only
+    // after the first one read it (their records were not yet readable).
     let next = match window.last() {
-        Some((_, s)) if s.unix_ms() > t => snaps.get(last + 1),
+        Some((_, s)) if s.unix_ms() > t && base.unix_ms() <= t => match snaps.get(last + 1) {
+            Some((_, s)) => Some(manifest::load(repo, &s.tree, false).await?),
+            None => None,
+        },
         _ => None,
     };
     let before = base_idx.checked_sub(1).and_then(|i| snaps.get(i));
-    let groups_from =
-        group_positions(repo, &mut m.groups, (base_id, base), (before, next), &pending, t).await?;
+    let groups_from = group_positions(
+        repo,
+        &mut m.groups,
+        (base_id, base),
+        (before, next.as_ref()),
+        &pending,
+        t,
+    )
+    .await?;
     // Topics born between the base and `t`: kept below only if one of
     // their records is that old.
     let born = add_born_topics(&mut m, &pending);
-    // Every segment any snapshot holds: the log as the repository knows it.
+    // Every segment any snapshot holds: the log as the repository knows it
+    // (the cut below keeps what was visible at `t`).
+    pending.extend(next);
     gather_segments(repo, &mut m, pending).await?;
     let born = keep_born_before(&mut m, born, t);
     let cuts = cuts_at(repo, &m, t).await?;
@@ -436,8 +453,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     })
 }
 
-/// A snapshot next to the base (the one before it, the one after the
-/// first after `t`), when there is one.
+/// The snapshot before the base, when there is one.
 type Neighbour<'a> = Option<&'a (Id, crate::repo::snapshot::Snapshot)>;
 
 /// Group positions as of `t` into `groups` (the base's): every commit up
@@ -455,7 +471,7 @@ async fn group_positions(
     repo: &Repository,
     groups: &mut BTreeMap<String, Vec<crate::image::types::GroupOffset>>,
     (base_id, base): (&Id, &crate::repo::snapshot::Snapshot),
-    (before, next): (Neighbour<'_>, Neighbour<'_>),
+    (before, next): (Neighbour<'_>, Option<&Manifest>),
     pending: &[Manifest],
     t: i64,
 ) -> Result<String> {
@@ -465,10 +481,6 @@ async fn group_positions(
     let mut earlier = None;
     let mut history_complete = true;
     if base.unix_ms() <= t {
-        let next = match next {
-            Some((_, s)) => Some(manifest::load(repo, &s.tree, false).await?),
-            None => None,
-        };
         let before = match before {
             Some((_, s)) => Some(manifest::load(repo, &s.tree, false).await?),
             None => None,
@@ -490,7 +502,7 @@ async fn group_positions(
             }
             _ => earlier = pending.first().and_then(|m| m.commits.clone()),
         }
-        for other in pending.iter().skip(1).chain(next.as_ref()) {
+        for other in pending.iter().skip(1).chain(next) {
             match &other.commits {
                 Some(c) => {
                     history_complete &= c.meta.complete;
@@ -668,6 +680,7 @@ mod tests {
             },
             chunks: vec![],
             size: 0,
+            filter: None,
         };
         // No gaps: no transaction can be there, captured or not.
         assert!(!uncaptured(&[seg(vec![[0, 10]], None)]));

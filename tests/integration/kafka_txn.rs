@@ -400,14 +400,11 @@ fn finished(child: std::process::Child) {
 /// transaction in part); the pipeline resumed on the target finishes its
 /// input with every output once.
 ///
-/// Ignored in the suite until issue 29's last cause is fixed: under CPU
-/// load (the whole suite, or two busy loops beside it) an output
+/// Under CPU load (the whole suite, or two busy loops beside it) an output
 /// transaction's markers can reach its partition after the first snapshot
-/// past T, whose window the as-of selection stops at, while its offset
-/// commit is dated before T; the position then comes back ahead of the
-/// outputs (2 of 5 full runs). Run it with `-- --ignored kafka_txn::an_exactly`.
+/// past T while its coordinator committed it, and its offset commit, before
+/// T: the as-of selection takes it from the snapshot after that one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 29: flaky under load until late output markers are taken from the next snapshot"]
 async fn an_exactly_once_pipeline_comes_back_consistent_as_of_any_time() {
     let b = source();
     let base = unique("eos");
