@@ -100,6 +100,7 @@ impl Builder {
                 txns: None,
             },
             bytes,
+            None,
         )
         .unwrap();
         self.segments[p].push(seg);

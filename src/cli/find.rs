@@ -30,6 +30,9 @@ pub struct FindArgs {
     /// Also say which version a compacted-topic consumer saw at this time.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// Read every chunk, ignoring the chunks' key filters.
+    #[arg(long)]
+    no_filters: bool,
 }
 
 /// One line per version, and the value as of `--at`.
@@ -57,12 +60,19 @@ fn text(r: &FindReport) -> String {
         });
     }
     s.push_str(&format!(
-        "{} version(s) in {} snapshot(s); {} chunk(s) read, {} skipped by time (chunks carry no key filter yet: every chunk in range is read)",
+        "{} version(s) in {} snapshot(s); {} chunk(s) read, {} skipped by their key filters, {} by time",
         r.versions.len(),
         r.snapshots,
         r.chunks_read,
+        r.chunks_filtered,
         r.chunks_skipped
     ));
+    if r.segments_unfiltered > 0 {
+        s.push_str(&format!(
+            "\n{} segment(s) without key filters (older snapshots, copies, or --no-filters) were read in full",
+            r.segments_unfiltered
+        ));
+    }
     s
 }
 
@@ -83,6 +93,7 @@ pub async fn run(ctx: &Ctx, a: FindArgs) -> Result<i32> {
         from: a.from.as_deref().map(parse_at).transpose()?,
         to: a.to.as_deref().map(parse_at).transpose()?,
         at: a.at.as_deref().map(parse_at).transpose()?,
+        no_filters: a.no_filters,
     };
     let repo = ctx.open().await?;
     let r = find(&repo, &opts).await?;

@@ -177,10 +177,11 @@ fn text(r: &RewriteReport) -> String {
         }
     }
     s.push_str(&format!(
-        "{} snapshot(s) rewritten, {} without the keys; {} chunk(s) read, {} re-encoded, {} of keys and values {verb}, {} written",
+        "{} snapshot(s) rewritten, {} without the keys; {} chunk(s) read ({} skipped by their key filters), {} re-encoded, {} of keys and values {verb}, {} written",
         r.rewritten.len(),
         r.untouched.len(),
         r.chunks_read,
+        r.chunks_skipped,
         r.chunks_rewritten,
         human_bytes(r.bytes_erased),
         human_bytes(r.bytes_written)

@@ -6,7 +6,9 @@
 //! topics      one node per topic (type topic): partitions, replication factor, configs
 //! topic       one node per partition (type partition): log_start, end, records, expired gaps
 //! partition   one node per segment (type segment): content = chunk ids,
-//!             meta start, end, records, runs, chunks
+//!             meta start, end, records, runs, chunks; subtree (segments of
+//!             4 chunks or more) = a tree of one node (type key-filter)
+//!             whose content is the segment's key filter blob
 //! groups      one node per consumer group (type group): offsets
 //! commits     (a root node, type commits) content = the commit log's chunks
 //!             (JSON lines), meta = CommitsMeta (positions in __consumer_offsets)
@@ -25,6 +27,7 @@ use serde_json::Value;
 
 use super::cluster::ClusterState;
 use super::commits::{Commit, CommitsMeta};
+use super::keyfilter::{self, KeyHasher, SegmentFilter};
 use super::record::OffsetRuns;
 use super::types::{ChunkMeta, GroupOffset, OpenTxn, TxnSpan};
 use crate::error::{Error, Result};
@@ -61,6 +64,9 @@ pub enum NodeKind {
     /// The root's node of the cluster's own state (ACLs, users, quotas,
     /// broker configs).
     Cluster,
+    /// A segment's key filters (its subtree's one node; format-spec §14
+    /// "Key filters").
+    KeyFilter,
 }
 
 impl NodeKind {
@@ -75,6 +81,7 @@ impl NodeKind {
             NodeKind::Group => "group",
             NodeKind::Commits => "commits",
             NodeKind::Cluster => "cluster",
+            NodeKind::KeyFilter => "key-filter",
         }
     }
 
@@ -203,6 +210,8 @@ pub struct Segment {
     pub chunks: Vec<Id>,
     /// Encoded bytes.
     pub size: u64,
+    /// The tree of its key filters, when it has them.
+    pub filter: Option<Id>,
 }
 
 impl Segment {
@@ -378,10 +387,38 @@ pub async fn load_segments(repo: &Repository, node: &Node) -> Result<Vec<Segment
                 meta: from_meta(&sn)?,
                 chunks: sn.content.clone(),
                 size: sn.size,
+                filter: sn.subtree,
             });
         }
     }
     Ok(out)
+}
+
+/// The key filters of a segment whose node's subtree is `filter`, when
+/// they are usable: present, one per chunk of its `chunks`, made under
+/// `hasher`'s key (a segment copied from another repository has filters
+/// under that one's key, which say nothing here). `None`: read every chunk.
+///
+/// # Errors
+/// Unreadable or corrupt trees and blobs.
+pub async fn load_filter(
+    repo: &Repository,
+    filter: Option<Id>,
+    chunks: usize,
+    hasher: &KeyHasher,
+) -> Result<Option<SegmentFilter>> {
+    let Some(tree) = filter else { return Ok(None) };
+    let t = repo.load_tree(&tree).await?;
+    let Some(blob) = t
+        .nodes
+        .iter()
+        .find(|n| NodeKind::KeyFilter.is(n))
+        .and_then(|n| n.content.first())
+    else {
+        return Ok(None);
+    };
+    let f = SegmentFilter::decode(&repo.read_blob(blob).await?, &blob.short())?;
+    Ok((f.fingerprint == hasher.fingerprint() && f.chunks.len() == chunks).then_some(f))
 }
 
 /// Writes a Kafka image's trees above its partition nodes again, for the
@@ -452,12 +489,31 @@ impl<'s> ManifestWriter<'s> {
         self.session
     }
 
+    /// A segment's key filters, stored when it has at least
+    /// [`keyfilter::MIN_CHUNKS`] chunks: the filter blob (data) under a
+    /// tree of one `key-filter` node, whose id becomes the segment node's
+    /// subtree (so every walk keeps, checks and copies it).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn key_filter(&mut self, filter: &SegmentFilter) -> Result<Option<Id>> {
+        if filter.chunks.len() < keyfilter::MIN_CHUNKS {
+            return Ok(None);
+        }
+        let bytes = filter.encode();
+        let size = bytes.len() as u64;
+        let blob = self.session.save_blob(BlobType::Data, bytes).await?;
+        let node = NodeKind::KeyFilter.node("keys".into(), size, None, vec![blob], BTreeMap::new());
+        let tree = Tree { nodes: vec![node] }.encode()?;
+        Ok(Some(self.session.save_blob(BlobType::Tree, tree).await?))
+    }
+
     /// A segment node: the chunks of `[meta.start, meta.end)`, each id with
-    /// its metadata.
+    /// its metadata, and its key filters' tree ([`ManifestWriter::key_filter`]).
     ///
     /// # Errors
     /// Never in practice.
-    pub fn segment(meta_of: SegmentParts, bytes: u64) -> Result<Node> {
+    pub fn segment(meta_of: SegmentParts, bytes: u64, filter: Option<Id>) -> Result<Node> {
         let (ids, chunks): (Vec<Id>, Vec<ChunkMeta>) = meta_of.chunks.into_iter().unzip();
         let meta = SegmentMeta {
             start: meta_of.start,
@@ -468,7 +524,7 @@ impl<'s> ManifestWriter<'s> {
             txns: meta_of.txns,
             erased: Vec::new(),
         };
-        Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, None, ids, to_meta(&meta)?))
+        Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, filter, ids, to_meta(&meta)?))
     }
 
     /// A partition node over its segments (stored as a tree when any).

@@ -11,6 +11,7 @@
 //!   decoded, and the commit log a snapshot stores);
 //! - [`erase`]: records erased by key from chunks and segments
 //!   (`kvault rewrite`);
+//! - [`keyfilter`]: per-chunk filters of record keys (`find`, `rewrite`);
 //! - [`layout`]: how an offset-exact restore writes a partition (its
 //!   gaps as placeholders and transaction markers);
 //! - [`txnlog`]: transaction coordinators' completions
@@ -30,6 +31,7 @@
 pub mod cluster;
 pub mod commits;
 pub mod erase;
+pub mod keyfilter;
 pub mod layout;
 pub mod manifest;
 pub mod reader;

@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 
+use super::keyfilter::{ChunkFilter, KeyHash, KeyHasher};
 use super::record::{Encoder, OffsetRuns, RecordRef};
 use super::types::ChunkMeta;
 use crate::repo::chunker::{Chunker, ScanState};
@@ -22,6 +23,8 @@ pub struct Chunk {
     pub data: Bytes,
     /// First offset, record count, timestamps.
     pub meta: ChunkMeta,
+    /// Its records' key filter, when the writer hashes keys.
+    pub filter: Option<ChunkFilter>,
 }
 
 /// Builds one segment's chunks from records in offset order.
@@ -39,6 +42,9 @@ pub struct SegmentWriter {
     runs: OffsetRuns,
     bytes: u64,
     last_chunk: usize,
+    /// Hashes keys into each chunk's filter when set.
+    hasher: Option<KeyHasher>,
+    key_hashes: Vec<KeyHash>,
 }
 
 impl Default for SegmentWriter {
@@ -56,11 +62,21 @@ impl Default for SegmentWriter {
             runs: OffsetRuns::default(),
             bytes: 0,
             last_chunk: 64 * 1024,
+            hasher: None,
+            key_hashes: Vec::new(),
         }
     }
 }
 
 impl SegmentWriter {
+    /// A writer whose chunks carry a key filter made with `hasher`.
+    pub fn with_key_filters(hasher: KeyHasher) -> SegmentWriter {
+        SegmentWriter {
+            hasher: Some(hasher),
+            ..SegmentWriter::default()
+        }
+    }
+
     /// Adds the record at `offset`; returns a chunk when one is complete.
     pub fn push(&mut self, chunker: &Chunker, offset: i64, r: &RecordRef<'_>) -> Option<Chunk> {
         if self.records == 0 {
@@ -80,6 +96,9 @@ impl SegmentWriter {
         self.max_ts = self.max_ts.max(r.timestamp);
         self.last_ts = r.timestamp;
         self.runs.push(offset);
+        if let (Some(h), Some(k)) = (&self.hasher, r.key) {
+            self.key_hashes.push(h.hash(k));
+        }
         chunker.scan(&mut self.scan, &self.buf).and_then(|_| self.cut())
     }
 
@@ -103,7 +122,12 @@ impl SegmentWriter {
         self.min_ts = i64::MAX;
         self.max_ts = i64::MIN;
         self.scan = ScanState::default();
-        Some(Chunk { data, meta })
+        let filter = self.hasher.as_ref().map(|_| {
+            let f = ChunkFilter::build(&mut self.key_hashes);
+            self.key_hashes.clear();
+            f
+        });
+        Some(Chunk { data, meta, filter })
     }
 
     /// Bytes buffered for the current chunk.

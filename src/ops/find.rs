@@ -9,8 +9,11 @@
 //! first. `--at T` adds the value a consumer of a compacted topic saw at T:
 //! the latest version stamped at or before T (a null value: deleted).
 //!
-//! Chunks carry no key filter yet, so every chunk in the time range is
-//! read (the report counts them).
+//! A segment with key filters (format-spec §14 "Key filters") reads only
+//! the chunks whose filter may hold the key; a segment without (older
+//! snapshots, segments of few chunks, filters made under another
+//! repository's key) reads every chunk in the time range. The report
+//! counts both.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +22,7 @@ use serde::Serialize;
 use super::dump::DumpedRecord;
 use crate::error::Result;
 use crate::id::Id;
+use crate::image::keyfilter::{self, KeyHash, KeyHasher, SegmentFilter};
 use crate::image::manifest::{self, KAFKA_KIND, Segment};
 use crate::image::record::{Decoder, Record};
 use crate::kafka::filter::NameFilter;
@@ -37,6 +41,8 @@ pub struct FindOptions {
     pub to: Option<i64>,
     /// The value as of this time (ms).
     pub at: Option<i64>,
+    /// Read every chunk, ignoring key filters.
+    pub no_filters: bool,
 }
 
 /// One version of the key.
@@ -64,6 +70,11 @@ pub struct FindReport {
     pub chunks_read: u64,
     /// Chunks skipped by their times.
     pub chunks_skipped: u64,
+    /// Chunks skipped by their key filters.
+    pub chunks_filtered: u64,
+    /// Segments of [`keyfilter::MIN_CHUNKS`] chunks or more read without
+    /// key filters (older snapshots, copies, `no_filters`).
+    pub segments_unfiltered: u64,
 }
 
 /// The key as of a time.
@@ -83,6 +94,16 @@ type Place = (String, i32, i64, [u8; 32]);
 
 /// Records of the key per chunk: `(offset, record)`.
 type ChunkHits = Vec<(i64, Record)>;
+
+/// What one run of `find` reads once: chunks (by id, timestamp base and
+/// first offset: the same bytes can sit at other offsets), key filters
+/// (by their tree), and the key's hash in filters.
+struct Seen {
+    chunks: HashMap<(Id, i64, i64), ChunkHits>,
+    filters: HashMap<Id, Option<SegmentFilter>>,
+    hasher: KeyHasher,
+    key_hash: KeyHash,
+}
 
 /// Lists every version of `opts.key`.
 ///
@@ -106,14 +127,20 @@ async fn find_locked(repo: &Repository, opts: &FindOptions) -> Result<FindReport
         snapshots: snaps.len(),
         ..Default::default()
     };
-    let mut chunks: HashMap<Id, ChunkHits> = HashMap::new();
+    let hasher = KeyHasher::new(repo.keys().key_filter_key());
+    let mut seen = Seen {
+        chunks: HashMap::new(),
+        filters: HashMap::new(),
+        key_hash: hasher.hash(&opts.key),
+        hasher,
+    };
     let mut found: BTreeMap<Place, (Record, Vec<Id>)> = BTreeMap::new();
     for (sid, s) in &snaps {
         let m = manifest::load(repo, &s.tree, true).await?;
         for t in m.topics.values().filter(|t| topics.matches(&t.name)) {
             for p in t.partitions.values() {
                 for seg in &p.segments {
-                    let hits = segment_hits(repo, seg, opts, &mut chunks, &mut rep).await?;
+                    let hits = segment_hits(repo, seg, opts, &mut seen, &mut rep).await?;
                     for (offset, r) in hits.into_iter().filter(|(o, _)| *o >= p.meta.log_start) {
                         let place = (t.name.clone(), p.meta.partition, offset, record_id(&r));
                         let entry = found.entry(place).or_insert_with(|| (r, Vec::new()));
@@ -160,38 +187,62 @@ async fn find_locked(repo: &Repository, opts: &FindOptions) -> Result<FindReport
     Ok(rep)
 }
 
+/// A segment's usable key filters (each filter tree read once per run).
+async fn filter_of<'s>(
+    repo: &Repository,
+    seg: &Segment,
+    opts: &FindOptions,
+    seen: &'s mut Seen,
+    rep: &mut FindReport,
+) -> Result<Option<&'s SegmentFilter>> {
+    let wanted = seg.chunks.len() >= keyfilter::MIN_CHUNKS;
+    let tree = match seg.filter {
+        Some(t) if !opts.no_filters => t,
+        _ => {
+            rep.segments_unfiltered += u64::from(wanted);
+            return Ok(None);
+        }
+    };
+    if !seen.filters.contains_key(&tree) {
+        let f = manifest::load_filter(repo, Some(tree), seg.chunks.len(), &seen.hasher).await?;
+        rep.segments_unfiltered += u64::from(wanted && f.is_none());
+        seen.filters.insert(tree, f);
+    }
+    Ok(seen.filters.get(&tree).and_then(Option::as_ref))
+}
+
 /// The records of the key in a segment's chunks (each chunk read once per
-/// run of `find`: shared chunks come from `chunks`).
+/// run of `find`: shared chunks come from `seen`), skipping chunks outside
+/// the time range and those whose key filter does not hold the key.
 async fn segment_hits(
     repo: &Repository,
     seg: &Segment,
     opts: &FindOptions,
-    chunks: &mut HashMap<Id, ChunkHits>,
+    seen: &mut Seen,
     rep: &mut FindReport,
 ) -> Result<ChunkHits> {
+    let key_hash = seen.key_hash;
+    let holds: Option<Vec<bool>> = filter_of(repo, seg, opts, seen, rep)
+        .await?
+        .map(|f| f.chunks.iter().map(|c| c.may_hold(key_hash)).collect());
     let mut out = Vec::new();
-    for (id, cm, offsets) in seg.chunks_with_offsets() {
+    for (i, (id, cm, offsets)) in seg.chunks_with_offsets().enumerate() {
         let outside = opts.from.is_some_and(|f| cm.max_ts() < f) || opts.to.is_some_and(|t| cm.min_ts() > t);
         if outside {
             rep.chunks_skipped += 1;
             continue;
         }
-        if !chunks.contains_key(id) {
+        if holds.as_ref().is_some_and(|h| !h.get(i).copied().unwrap_or(true)) {
+            rep.chunks_filtered += 1;
+            continue;
+        }
+        let at = (*id, cm.ts_base(), offsets.first().copied().unwrap_or(-1));
+        if let std::collections::hash_map::Entry::Vacant(v) = seen.chunks.entry(at) {
             let data = repo.read_blob(id).await?;
             rep.chunks_read += 1;
-            let what = format!("chunk {}", id.short());
-            let mut dec = Decoder::new(&data, cm.ts_base(), &what);
-            let mut hits = Vec::new();
-            for o in &offsets {
-                let Some(r) = dec.next() else { break };
-                let r = r?;
-                if r.key.as_deref() == Some(opts.key.as_slice()) {
-                    hits.push((*o, r));
-                }
-            }
-            chunks.insert(*id, hits);
+            v.insert(key_records(&data, cm.ts_base(), &offsets, &opts.key, id)?);
         }
-        if let Some(hits) = chunks.get(id) {
+        if let Some(hits) = seen.chunks.get(&at) {
             out.extend(
                 hits.iter()
                     .filter(|(_, r)| {
@@ -202,6 +253,21 @@ async fn segment_hits(
         }
     }
     Ok(out)
+}
+
+/// The records of a chunk (`offsets` theirs) whose key is `key`.
+fn key_records(data: &[u8], ts_base: i64, offsets: &[i64], key: &[u8], id: &Id) -> Result<ChunkHits> {
+    let what = format!("chunk {}", id.short());
+    let mut dec = Decoder::new(data, ts_base, &what);
+    let mut hits = Vec::new();
+    for o in offsets {
+        let Some(r) = dec.next() else { break };
+        let r = r?;
+        if r.key.as_deref() == Some(key) {
+            hits.push((*o, r));
+        }
+    }
+    Ok(hits)
 }
 
 /// A record's identity beside its place: BLAKE3 of its encoding.

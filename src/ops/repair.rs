@@ -322,6 +322,7 @@ async fn mend_segments(
             meta: meta.clone(),
             chunks: n.content.clone(),
             size: n.size,
+            filter: n.subtree,
         };
         let mut keep_ids = Vec::new();
         let mut keep_meta = Vec::new();
@@ -359,6 +360,8 @@ async fn mend_segments(
         records += new_meta.records;
         bytes += kept_bytes;
         n.content = keep_ids;
+        // The key filters were per chunk of the segment as it was.
+        n.subtree = None;
         n.size = kept_bytes;
         n.meta = manifest::to_meta(&new_meta)?;
         nodes.push(n);

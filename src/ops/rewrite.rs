@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 pub use crate::image::erase::KeySet;
 use crate::image::erase::{ChunkErasure, ChunkFate, erase_chunk, erase_segment, merge_ranges};
+use crate::image::keyfilter::{KeyHash, KeyHasher};
 use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use crate::kafka::filter::NameFilter;
 use crate::repo::pack::BlobType;
@@ -94,6 +95,8 @@ pub struct RewriteReport {
     pub waiting: Vec<crate::repo::retention::Waiting>,
     /// Distinct chunks read.
     pub chunks_read: u64,
+    /// Chunks not read: their key filter holds none of the keys.
+    pub chunks_skipped: u64,
     /// Chunks re-encoded without their erased records.
     pub chunks_rewritten: u64,
     /// Plaintext bytes of keys and values erased (each chunk counted once).
@@ -138,12 +141,15 @@ async fn rewrite_locked(
     let snaps = selected(repo, &opts.snapshots).await?;
     repo.load_index().await?;
     let mut session = (!opts.dry_run).then(|| SaveSession::new(repo));
+    let hasher = KeyHasher::new(repo.keys().key_filter_key());
     let mut eraser = Eraser {
         repo,
         keys: &opts.keys,
         session: session.as_mut(),
         chunks: HashMap::new(),
         partitions: HashMap::new(),
+        hashes: opts.keys.iter().map(|k| hasher.hash(k)).collect(),
+        hasher,
         rep: RewriteReport {
             dry_run: opts.dry_run,
             ..Default::default()
@@ -307,6 +313,10 @@ struct Eraser<'a> {
     chunks: HashMap<(Id, i64), Option<Arc<ErasedChunk>>>,
     /// By partition subtree id; `None`: nothing erased.
     partitions: HashMap<Id, Option<NewPartition>>,
+    /// The keys' hashes in key filters: chunks whose filter holds none
+    /// are not read.
+    hasher: KeyHasher,
+    hashes: Vec<KeyHash>,
     rep: RewriteReport,
 }
 
@@ -338,8 +348,18 @@ impl Eraser<'_> {
         let (mut records, mut size, mut erased) = (0u64, 0u64, Vec::new());
         for mut n in tree.nodes {
             let meta: SegmentMeta = manifest::from_meta(&n)?;
+            let filter = manifest::load_filter(self.repo, n.subtree, n.content.len(), &self.hasher).await?;
             let mut done = Vec::with_capacity(n.content.len());
-            for (id, cm) in n.content.iter().zip(&meta.chunks) {
+            for (i, (id, cm)) in n.content.iter().zip(&meta.chunks).enumerate() {
+                let skip = filter
+                    .as_ref()
+                    .and_then(|f| f.chunks.get(i))
+                    .is_some_and(|f| !self.hashes.iter().any(|h| f.may_hold(*h)));
+                if skip {
+                    self.rep.chunks_skipped += 1;
+                    done.push(None);
+                    continue;
+                }
                 done.push(self.chunk(id, cm.ts_base(), progress).await?);
             }
             let fates: Vec<ChunkFate<'_, Id>> = done
@@ -361,6 +381,9 @@ impl Eraser<'_> {
                     .flatten()
                     .fold(n.size, |s, d| s.saturating_sub(d.old_len) + d.new_len);
                 n.content = ids;
+                // Its key filters were per chunk and still answer for the
+                // erased keys: the new segment has none.
+                n.subtree = None;
                 n.meta = manifest::to_meta(&new_meta)?;
                 seg_records = new_meta.records;
                 erased.extend(gone);

@@ -34,6 +34,8 @@ pub const CONTEXT_CHUNKER: &str = "kvault 2026-11-28 v1 chunker gear table";
 pub const CONTEXT_ERASED_KEY: &str = "kvault 2026-12-07 v1 erased key hash";
 /// Context of the key that signs verification reports (`kvault verify --report`).
 pub const CONTEXT_REPORT: &str = "kvault 2026-12-07 v1 report signature";
+/// Context of the key that hashes record keys into chunk key filters.
+pub const CONTEXT_KEY_FILTER: &str = "kvault 2026-12-07 v1 key filter";
 
 /// Fills `buf` from the operating system's random source.
 ///
@@ -115,6 +117,12 @@ impl Keys {
     pub fn report_signature(&self, report: &[u8]) -> Id {
         let k = blake3::derive_key(CONTEXT_REPORT, &self.master);
         Id(*blake3::keyed_hash(&k, report).as_bytes())
+    }
+
+    /// The key-filter key (`find` and `rewrite` skip chunks by it): record
+    /// keys hashed under a subkey of its own.
+    pub fn key_filter_key(&self) -> [u8; 32] {
+        blake3::derive_key(CONTEXT_KEY_FILTER, &self.master)
     }
 
     /// The id of a blob: keyed BLAKE3-256 of its plaintext.

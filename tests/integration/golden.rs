@@ -132,6 +132,8 @@ fn compute() -> Value {
                              "signature": Keys::from_master(m).report_signature(b"{\"equal\":true}\n").to_hex()},
         "erased_key_hash": {"note": "format-spec §3: BLAKE3-256 keyed(erased-key key of master_key, \"customer-42\")",
                             "hash": Keys::from_master(m).erased_key_hash(b"customer-42").to_hex()},
+        "key_filter": {"note": "format-spec §14 \"Key filters\": the filter blob of a segment of two chunks under the key-filter key of master_key, the first chunk holding keys \"a\" and \"b\" (and \"a\" again), the second only null keys",
+                       "hex": key_filter_hex(&m)},
         "config_object_lock": {"note": "format-spec §6 and §18: a config with the object-lock feature, compliance for 30 days and the default slack (a quarter)",
                                "json": config_object_lock_json()},
         "cluster_state": {"note": "format-spec §14 \"Cluster state\": a prefixed allow and a cluster deny, one SCRAM user with both mechanisms, a user+client quota and the default client quota, a cluster default and a hidden (sensitive) per-broker config",
@@ -166,6 +168,24 @@ fn segment_meta_json() -> String {
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);
     json
+}
+
+/// A segment's key-filter blob (format-spec §14 "Key filters").
+fn key_filter_hex(m: &[u8; 32]) -> String {
+    use kvault::image::keyfilter::{ChunkFilter, KeyHasher, SegmentFilter};
+    let h = KeyHasher::new(Keys::from_master(*m).key_filter_key());
+    let f = SegmentFilter {
+        fingerprint: h.fingerprint(),
+        chunks: vec![
+            ChunkFilter::build(&mut vec![h.hash(b"a"), h.hash(b"b"), h.hash(b"a")]),
+            ChunkFilter::build(&mut Vec::new()),
+        ],
+    };
+    let b = f.encode();
+    let back = SegmentFilter::decode(&b, "golden").unwrap();
+    assert!(back.chunks[0].may_hold(h.hash(b"a")) && back.chunks[0].may_hold(h.hash(b"b")));
+    assert!(!back.chunks[1].may_hold(h.hash(b"a")));
+    hex::encode(b)
 }
 
 /// A segment's node meta after an erasure (format-spec §14 "Erased records").

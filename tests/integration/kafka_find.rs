@@ -129,3 +129,102 @@ async fn find_lists_every_version_an_independent_scan_saw_across_snapshots() {
     );
     assert_eq!(f["versions"].as_array().unwrap().len(), 2, "{f}");
 }
+
+/// Key filters (format-spec §14 "Key filters"): a segment of many chunks
+/// has one, so find and rewrite read only the chunks that may hold the
+/// key; `--no-filters`, a copy under other keys and a rewritten segment
+/// read every chunk, and all give the same versions.
+#[tokio::test(flavor = "multi_thread")]
+async fn find_and_rewrite_read_only_the_chunks_whose_key_filter_may_hold_the_key() {
+    let b = source();
+    let topic = unique("filt");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    let needle = unique("needle");
+    let records: Vec<(i32, kvault::image::record::Record)> = (0..2000u32)
+        .map(|i| {
+            let k = if i == 1500 {
+                needle.clone()
+            } else {
+                format!("key-{i}")
+            };
+            let mut v = vec![0u8; 600];
+            blake3::Hasher::new()
+                .update(&i.to_le_bytes())
+                .finalize_xof()
+                .fill(&mut v);
+            (0, rec(now_ms(), Some(k.as_bytes()), Some(&v), &[]))
+        })
+        .collect();
+    produce(&b, &topic, &records);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    crate::cli::init(&repo);
+    kvault(
+        &repo,
+        &["snapshot", "-b", &b, "--topic", &topic, "--group", "none"],
+    );
+    let find = |repo: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["find", "--topic", &topic, "--key", &needle, "--json"];
+        args.extend_from_slice(extra);
+        line(&kvault(repo, &args), "find")
+    };
+    let offsets = |f: &serde_json::Value| -> Vec<i64> {
+        f["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["offset"].as_i64().unwrap())
+            .collect()
+    };
+    let all = find(&repo, &["--no-filters"]);
+    let chunks = all["chunks_read"].as_u64().unwrap();
+    assert!(chunks >= 10, "a segment of many chunks: {all}");
+    assert_eq!(offsets(&all), vec![1500]);
+    assert_eq!(all["segments_unfiltered"], 1);
+    let f = find(&repo, &[]);
+    assert_eq!(offsets(&f), vec![1500], "{f}");
+    assert!(f["chunks_read"].as_u64().unwrap() <= 2, "{f}");
+    assert_eq!(
+        f["chunks_read"].as_u64().unwrap() + f["chunks_filtered"].as_u64().unwrap(),
+        chunks
+    );
+    assert_eq!(f["segments_unfiltered"], 0);
+
+    // A copy under other keys keeps the filter blob but cannot use it.
+    let dst = dir.path().join("dst");
+    crate::cli::ok(crate::cli::kvault(&dst).args(["init", "--insecure-fast-kdf"]));
+    crate::cli::ok(
+        crate::cli::kvault(&dst)
+            .args(["copy", "--from-repo"])
+            .arg(&repo)
+            .env("KVAULT_FROM_PASSWORD", "pw"),
+    );
+    let c = find(&dst, &[]);
+    assert_eq!(offsets(&c), vec![1500], "{c}");
+    assert_eq!(c["segments_unfiltered"], 1, "{c}");
+    crate::cli::ok(crate::cli::kvault(&dst).args(["check", "--read-data"]));
+
+    // A rewrite skips the chunks the filter clears, and its new segment
+    // has no filter (it would still answer for the erased key).
+    let r = line(
+        &kvault(
+            &repo,
+            &[
+                "rewrite",
+                "--topic",
+                &topic,
+                "--drop-key",
+                &needle,
+                "--forget",
+                "--json",
+            ],
+        ),
+        "rewrite",
+    );
+    assert!(r["chunks_read"].as_u64().unwrap() <= 2, "{r}");
+    assert!(r["chunks_skipped"].as_u64().unwrap() >= chunks - 2, "{r}");
+    let after = find(&repo, &[]);
+    assert_eq!(offsets(&after), Vec::<i64>::new(), "{after}");
+    assert_eq!(after["segments_unfiltered"], 1, "{after}");
+    crate::cli::ok(crate::cli::kvault(&repo).args(["check", "--read-data"]));
+}

@@ -207,3 +207,89 @@ fn topic(root: &std::path::Path) -> String {
     let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     first["topic"].as_str().unwrap().to_string()
 }
+
+const FILTER_PASSWORD: &[u8] = b"kvault key filter fixture v1";
+const FILTER_TARBALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kafka-keyfilter-v1.tar.gz"
+);
+
+/// The key-filter fixture's records: 3,000 keys `key-N` with compressible
+/// values, one partition, so one segment of many 16 KiB chunks.
+fn filter_fixture_records() -> Vec<(i32, Record)> {
+    (0..3000)
+        .map(|i| {
+            let v = format!("value {i} {}", "x".repeat(100));
+            (
+                0,
+                crate::kafka::rec(
+                    1_765_000_000_000 + i,
+                    Some(format!("key-{i}").as_bytes()),
+                    Some(v.as_bytes()),
+                    &[],
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The committed key-filter fixture (tests/fixtures/kafka-keyfilter-v1,
+/// format-spec §14 "Key filters"): its segment's filters still decode
+/// under its key, and find reads only the chunks they allow.
+#[tokio::test]
+async fn the_key_filter_fixture_still_finds_by_its_filters() {
+    let (_dir, root) = crate::common::extract_fixture(FILTER_TARBALL, "kafka-keyfilter-v1");
+    let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), FILTER_PASSWORD)
+        .await
+        .unwrap();
+    let opts = kvault::ops::check::CheckOptions {
+        read_data: true,
+        subset_percent: None,
+        ..Default::default()
+    };
+    let rep = kvault::ops::check::check(&repo, &opts, &NoProgress)
+        .await
+        .unwrap();
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    let find = |key: &str, no_filters: bool| kvault::ops::find::FindOptions {
+        key: key.as_bytes().to_vec(),
+        no_filters,
+        ..Default::default()
+    };
+    let all = kvault::ops::find::find(&repo, &find("key-2345", true))
+        .await
+        .unwrap();
+    let f = kvault::ops::find::find(&repo, &find("key-2345", false))
+        .await
+        .unwrap();
+    assert_eq!(f.versions.len(), 1);
+    assert_eq!(f.versions[0].record.offset, 2345);
+    assert!(all.chunks_read >= 10, "{all:?}");
+    assert!(f.chunks_read <= 2 && f.segments_unfiltered == 0, "{f:?}");
+    assert_eq!(f.chunks_read + f.chunks_filtered, all.chunks_read);
+}
+
+/// Regenerates the key-filter fixture (needs a broker):
+/// `cargo test -- --ignored make_key_filter_fixture`.
+#[tokio::test]
+#[ignore]
+async fn make_key_filter_fixture() {
+    use crate::kafka::*;
+    let b = source();
+    let topic = unique("keyfilter");
+    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
+    produce(&b, &topic, &filter_fixture_records());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("kafka-keyfilter-v1");
+    let repo = crate::common::fixture_repo(&root, FILTER_PASSWORD).await;
+    let so = kvault::ops::snapshot::SnapshotOptions {
+        kafka: kvault::kafka::KafkaOptions::new(&b),
+        topics: vec![topic.clone()],
+        groups: vec!["none".into()],
+        ..Default::default()
+    };
+    kvault::ops::snapshot::snapshot(&repo, &so, &NoProgress)
+        .await
+        .unwrap();
+    crate::common::tar_fixture(dir.path(), "kafka-keyfilter-v1", &format!("{FILTER_TARBALL}.new"));
+}

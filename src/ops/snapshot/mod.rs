@@ -26,6 +26,7 @@ use super::with_lock;
 use crate::error::Result;
 use crate::id::Id;
 use crate::image::cluster::{ClusterCounts, ClusterState};
+use crate::image::keyfilter::{KeyHasher, SegmentFilter};
 use crate::image::manifest::{
     self, KAFKA_KIND, KAFKA_SHARD_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
 };
@@ -232,7 +233,8 @@ async fn execute(
     // Trees: segments -> partitions -> topics -> root.
     let mut w = ManifestWriter::new(&mut session);
     let found = read.partitions.into_iter().zip(txns).zip(open).collect();
-    let nodes = partition_nodes(&mut w, &plan, found, &read.gone_topics, &mut res).await?;
+    let fingerprint = KeyHasher::new(repo.keys().key_filter_key()).fingerprint();
+    let nodes = partition_nodes(&mut w, &plan, found, &read.gone_topics, fingerprint, &mut res).await?;
     let topics: Vec<_> = plan
         .topics
         .iter()
@@ -345,6 +347,7 @@ async fn partition_nodes(
     plan: &SnapshotPlan,
     found: Vec<Found>,
     gone_topics: &BTreeSet<String>,
+    fingerprint: [u8; 8],
     res: &mut SnapshotResult,
 ) -> Result<BTreeMap<TopicPartition, crate::repo::tree::Node>> {
     let mut nodes = BTreeMap::new();
@@ -366,6 +369,11 @@ async fn partition_nodes(
         res.bytes_read += r.bytes;
         let mut segments = pp.kept.clone();
         if pp.reads() {
+            let filter = SegmentFilter {
+                fingerprint,
+                chunks: r.filters,
+            };
+            let filter = w.key_filter(&filter).await?;
             let parts = SegmentParts {
                 start: pp.start,
                 end: pp.end,
@@ -373,7 +381,7 @@ async fn partition_nodes(
                 chunks: r.chunks,
                 txns,
             };
-            segments.push(ManifestWriter::segment(parts, r.bytes)?);
+            segments.push(ManifestWriter::segment(parts, r.bytes, filter)?);
         }
         let meta = PartitionMeta {
             partition: pp.partition,

@@ -15,6 +15,7 @@ use super::txn::TxnClock;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::commits::{self, Commit, CommitsMeta};
+use crate::image::keyfilter::{ChunkFilter, KeyHasher};
 use crate::image::record::{OffsetRuns, RecordRef};
 use crate::image::segment::{Chunk, SegmentWriter};
 use crate::image::types::{ChunkMeta, TopicPartition};
@@ -41,6 +42,8 @@ pub struct ReadPartition {
     pub bytes: u64,
     /// Each chunk's id with its metadata, in order.
     pub chunks: Vec<(Id, ChunkMeta)>,
+    /// Each chunk's key filter, in the same order.
+    pub filters: Vec<ChunkFilter>,
 }
 
 /// What a read found.
@@ -65,6 +68,8 @@ enum Event {
 /// budget that decides how many partitions are read at once.
 struct Cutter {
     chunker: Chunker,
+    /// Hashes record keys into each chunk's filter.
+    hasher: KeyHasher,
     tx: mpsc::Sender<Event>,
     /// Per job (tags are job indices): its writer while it is read.
     writers: Vec<Option<SegmentWriter>>,
@@ -143,7 +148,7 @@ impl Handler for Cutter {
         let Some(slot) = self.writers.get_mut(tag as usize) else {
             return Err(Error::bug(format!("record for unknown job {tag}")));
         };
-        let w = slot.get_or_insert_with(SegmentWriter::default);
+        let w = slot.get_or_insert_with(|| SegmentWriter::with_key_filters(self.hasher.clone()));
         let (before, bytes_before) = (w.buffered(), w.bytes());
         let chunk = w.push(&self.chunker, offset, r);
         self.seen_bytes += w.bytes() - bytes_before;
@@ -215,6 +220,7 @@ pub async fn read(
     let (tx, mut rx) = mpsc::channel::<Event>(4);
     let mut cutter = Cutter {
         chunker: repo.chunker().clone(),
+        hasher: KeyHasher::new(repo.keys().key_filter_key()),
         tx,
         writers: (0..plan.len()).map(|_| None).collect(),
         reserved: vec![0; plan.len()],
@@ -227,7 +233,7 @@ pub async fn read(
     let reader = tokio::task::spawn_blocking(move || source::read(&k, read_jobs, &mut cutter));
 
     // Chunk metadata waits here until its id comes back (in submission order).
-    let mut metas: VecDeque<ChunkMeta> = VecDeque::new();
+    let mut metas: VecDeque<(ChunkMeta, ChunkFilter)> = VecDeque::new();
     let (mut parts_done, mut bytes_done) = (0usize, 0u64);
     while let Some(ev) = rx.recv().await {
         match ev {
@@ -238,7 +244,7 @@ pub async fn read(
                     records,
                     bytes: chunk.data.len() as u64,
                 });
-                metas.push_back(chunk.meta);
+                metas.push_back((chunk.meta, chunk.filter.unwrap_or_default()));
                 session.submit(tag, chunk.data).await?;
                 let done = session.take_completed();
                 place(&mut res.partitions, &mut metas, done);
@@ -308,11 +314,12 @@ fn partition_read(
 }
 
 /// Gives finished chunk ids their metadata (both in submission order).
-fn place(parts: &mut [ReadPartition], metas: &mut VecDeque<ChunkMeta>, done: Vec<(u64, Id)>) {
+fn place(parts: &mut [ReadPartition], metas: &mut VecDeque<(ChunkMeta, ChunkFilter)>, done: Vec<(u64, Id)>) {
     for (tag, id) in done {
         let meta = metas.pop_front();
-        if let (Some(p), Some(m)) = (parts.get_mut(tag as usize), meta) {
+        if let (Some(p), Some((m, f))) = (parts.get_mut(tag as usize), meta) {
             p.chunks.push((id, m));
+            p.filters.push(f);
         }
     }
 }

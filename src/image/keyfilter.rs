@@ -1,0 +1,251 @@
+//! Key filters (format-spec §14 "Key filters"): per chunk, a Bloom filter
+//! of its records' keyed key hashes, so `find` and `rewrite` read only the
+//! chunks that may hold a key. A segment's filters are one data blob.
+//!
+//! A record key is hashed once, keyed BLAKE3 under the repository's
+//! key-filter key ([`KeyHasher`]); the first 16 bytes give the two halves
+//! of Kirsch–Mitzenmacher double hashing: bit `i` of `k` is `(h1 + i·h2)
+//! mod m`. The blob starts with a fingerprint of the key that made it, so
+//! a filter copied into a repository with other keys is recognised and
+//! not trusted (the chunks are then read). Pure: no storage.
+
+use crate::error::{Error, Result};
+
+/// Bits per distinct key (1 % false positives with [`HASHES`]).
+pub const BITS_PER_KEY: usize = 10;
+/// Bits set per key.
+pub const HASHES: u8 = 7;
+/// Segments with fewer chunks get no filter: reading its blob would cost
+/// about what reading their chunks does.
+pub const MIN_CHUNKS: usize = 4;
+const MAGIC: &[u8; 4] = b"KVKF";
+const VERSION: u8 = 1;
+/// Context of the fingerprint of a key-filter key.
+const CONTEXT_FINGERPRINT: &str = "kvault 2026-12-07 v1 key filter fingerprint";
+
+/// A record key's hash in a filter: the first 16 bytes of its keyed
+/// BLAKE3, as two little-endian u64.
+pub type KeyHash = [u64; 2];
+
+/// Hashes record keys under a repository's key-filter key.
+#[derive(Clone)]
+pub struct KeyHasher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyHasher(..)")
+    }
+}
+
+impl Drop for KeyHasher {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.zeroize();
+    }
+}
+
+impl KeyHasher {
+    /// A hasher under `key` (the repository's key-filter key).
+    pub fn new(key: [u8; 32]) -> KeyHasher {
+        KeyHasher { key }
+    }
+
+    /// The hash of record key `k`.
+    pub fn hash(&self, k: &[u8]) -> KeyHash {
+        let h = blake3::keyed_hash(&self.key, k);
+        let b = h.as_bytes();
+        [u64_le(&b[..8]), u64_le(&b[8..16])]
+    }
+
+    /// The 8 bytes that tell filters made under this key.
+    pub fn fingerprint(&self) -> [u8; 8] {
+        let d = blake3::derive_key(CONTEXT_FINGERPRINT, &self.key);
+        let mut f = [0u8; 8];
+        f.copy_from_slice(&d[..8]);
+        f
+    }
+}
+
+/// The little-endian u64 of the first 8 bytes of `b` (0 when shorter).
+fn u64_le(b: &[u8]) -> u64 {
+    b.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// One chunk's Bloom filter: `m = 64 · words.len()` bits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkFilter {
+    words: Vec<u64>,
+}
+
+impl ChunkFilter {
+    /// The filter of `hashes` (repeats allowed): [`BITS_PER_KEY`] bits per
+    /// distinct hash, rounded up to whole 64-bit words; none for none.
+    pub fn build(hashes: &mut Vec<KeyHash>) -> ChunkFilter {
+        hashes.sort_unstable();
+        hashes.dedup();
+        let words = (hashes.len() * BITS_PER_KEY).div_ceil(64);
+        let mut f = ChunkFilter {
+            words: vec![0; words],
+        };
+        let m = (words * 64) as u64;
+        for h in hashes.iter() {
+            for bit in bits(m, *h) {
+                if let Some(w) = f.words.get_mut(bit / 64) {
+                    *w |= 1 << (bit % 64);
+                }
+            }
+        }
+        f
+    }
+
+    /// Whether a record with key hash `h` may be in the chunk (never false
+    /// for one that is).
+    pub fn may_hold(&self, h: KeyHash) -> bool {
+        let m = (self.words.len() * 64) as u64;
+        m > 0 && bits(m, h).all(|b| self.words.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0))
+    }
+}
+
+/// The bits of `m` a key hash sets (`m > 0`).
+fn bits(m: u64, [h1, h2]: KeyHash) -> impl Iterator<Item = usize> {
+    (0..u64::from(HASHES)).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+}
+
+/// A segment's key filters, one per chunk in order, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFilter {
+    /// [`KeyHasher::fingerprint`] of the key the hashes were made under.
+    pub fingerprint: [u8; 8],
+    /// Per chunk, in the segment's order.
+    pub chunks: Vec<ChunkFilter>,
+}
+
+impl SegmentFilter {
+    /// The blob's plaintext: `"KVKF"`, version 1, hashes per key, the
+    /// fingerprint, the chunk count (u32 LE), then per chunk its word count
+    /// (u32 LE) and words (u64 LE).
+    pub fn encode(&self) -> Vec<u8> {
+        let words: usize = self.chunks.iter().map(|c| 4 + 8 * c.words.len()).sum();
+        let mut out = Vec::with_capacity(18 + words);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.push(HASHES);
+        out.extend_from_slice(&self.fingerprint);
+        out.extend_from_slice(&(self.chunks.len() as u32).to_le_bytes());
+        for c in &self.chunks {
+            out.extend_from_slice(&(c.words.len() as u32).to_le_bytes());
+            for w in &c.words {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Decodes a filter blob; `what` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for anything but what [`SegmentFilter::encode`] writes.
+    pub fn decode(b: &[u8], what: &str) -> Result<SegmentFilter> {
+        let bad = |why: &str| Error::corrupt(format!("key filter {what}"), why);
+        let mut r = Reader { b, at: 0 };
+        if r.take(4).ok_or_else(|| bad("truncated"))? != MAGIC {
+            return Err(bad("not a key filter"));
+        }
+        let head = r.take(2).ok_or_else(|| bad("truncated"))?;
+        if head != [VERSION, HASHES] {
+            return Err(bad("unknown version or hash count"));
+        }
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(r.take(8).ok_or_else(|| bad("truncated"))?);
+        let n = r.u32().ok_or_else(|| bad("truncated"))?;
+        let mut chunks = Vec::new();
+        for _ in 0..n {
+            let w = r.u32().ok_or_else(|| bad("truncated"))? as usize;
+            let bytes = r.take(w.checked_mul(8).ok_or_else(|| bad("too long"))?);
+            let bytes = bytes.ok_or_else(|| bad("truncated"))?;
+            chunks.push(ChunkFilter {
+                words: bytes.chunks_exact(8).map(u64_le).collect(),
+            });
+        }
+        if r.at != b.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(SegmentFilter { fingerprint, chunks })
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher() -> KeyHasher {
+        KeyHasher::new([7; 32])
+    }
+
+    #[test]
+    fn every_key_put_in_is_found_and_few_others_are() {
+        let h = hasher();
+        let mut hs: Vec<KeyHash> = (0..1000).map(|i| h.hash(format!("k{i}").as_bytes())).collect();
+        let f = ChunkFilter::build(&mut hs);
+        assert!((0..1000).all(|i| f.may_hold(h.hash(format!("k{i}").as_bytes()))));
+        let false_hits = (0..10_000)
+            .filter(|i| f.may_hold(h.hash(format!("other{i}").as_bytes())))
+            .count();
+        assert!(false_hits < 300, "{false_hits} of 10000 (about 1 % expected)");
+    }
+
+    #[test]
+    fn a_chunk_without_keys_holds_none() {
+        let f = ChunkFilter::build(&mut Vec::new());
+        assert!(!f.may_hold(hasher().hash(b"k")));
+    }
+
+    #[test]
+    fn filters_round_trip_and_damage_is_refused() {
+        let h = hasher();
+        let s = SegmentFilter {
+            fingerprint: h.fingerprint(),
+            chunks: vec![
+                ChunkFilter::build(&mut vec![h.hash(b"a"), h.hash(b"b")]),
+                ChunkFilter::default(),
+            ],
+        };
+        let b = s.encode();
+        assert_eq!(SegmentFilter::decode(&b, "t").unwrap(), s);
+        for cut in 0..b.len() {
+            assert!(SegmentFilter::decode(&b[..cut], "t").is_err(), "{cut}");
+        }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(SegmentFilter::decode(&longer, "t").is_err());
+        assert!(SegmentFilter::decode(&[b"KVKF".as_slice(), &[2, 7]].concat(), "t").is_err());
+    }
+
+    #[test]
+    fn another_key_has_another_fingerprint() {
+        assert_ne!(hasher().fingerprint(), KeyHasher::new([8; 32]).fingerprint());
+    }
+}
