@@ -805,24 +805,22 @@ pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// The library's restore options from the command line.
-fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOptions> {
-    let mut rename = Vec::new();
-    for r in &a.rename {
-        let (f, t) = r
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--rename {r:?} is not FROM=TO"))?;
-        rename.push((f.to_string(), t.to_string()));
-    }
-    let acl_principal_map = a
-        .acl_principal_map
+/// `FROM=TO` values of `flag` (`--rename`, `--acl-principal-map`) as pairs.
+pub(super) fn from_to_pairs(flag: &str, values: &[String]) -> Result<Vec<(String, String)>> {
+    values
         .iter()
         .map(|m| {
             m.split_once('=')
                 .map(|(f, t)| (f.to_string(), t.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("--acl-principal-map {m:?} is not FROM=TO"))
+                .ok_or_else(|| anyhow::anyhow!("{flag} {m:?} is not FROM=TO"))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// The library's restore options from the command line.
+fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOptions> {
+    let rename = from_to_pairs("--rename", &a.rename)?;
+    let acl_principal_map = from_to_pairs("--acl-principal-map", &a.acl_principal_map)?;
     let scram_credentials = match &a.scram_credentials {
         Some(f) => {
             let text = std::fs::read_to_string(f)

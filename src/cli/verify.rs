@@ -60,6 +60,14 @@ pub struct VerifyArgs {
     /// Records after the restored ones on the target are not a difference.
     #[arg(long)]
     allow_newer: bool,
+    /// Leave the cluster state (ACLs, SCRAM users, quotas, broker configs)
+    /// uncompared, as for a restore with `--no-metadata`.
+    #[arg(long)]
+    no_metadata: bool,
+    /// The principal map of the restore's ACLs and quota users:
+    /// `User:alice=User:dr-alice` (repeatable).
+    #[arg(long = "acl-principal-map", value_name = "FROM=TO")]
+    acl_principal_map: Vec<String>,
 }
 
 /// `kvault drill`.
@@ -87,17 +95,10 @@ pub struct VerifyReportArgs {
 
 impl Selection {
     fn options(&self, rename: &[String], prefix: &str) -> Result<kvault::ops::restore::RestoreOptions> {
-        let mut pairs = Vec::new();
-        for r in rename {
-            let (f, t) = r
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--rename {r:?} is not FROM=TO"))?;
-            pairs.push((f.to_string(), t.to_string()));
-        }
         Ok(kvault::ops::restore::RestoreOptions {
             kafka: self.kafka.options()?,
             topics: with_regexes(self.topics.clone(), &self.topic_regex),
-            rename: pairs,
+            rename: super::kafka::from_to_pairs("--rename", rename)?,
             prefix: prefix.to_string(),
             groups: self.groups.clone(),
             no_groups: self.no_groups,
@@ -157,6 +158,18 @@ fn report_text(r: &VerifyReport) -> String {
                 format!("; {}", t.configs_differing.join("; "))
             }
         ));
+    }
+    if let Some(c) = r.cluster_state.as_ref().filter(|c| !c.equal) {
+        for (what, items) in [
+            ("ACL missing", &c.acls_missing),
+            ("SCRAM user missing", &c.users_missing),
+            ("quota", &c.quotas_differing),
+            ("broker config", &c.configs_differing),
+        ] {
+            for i in items {
+                s.push_str(&format!("DIFFERS {what}: {i}\n"));
+            }
+        }
     }
     let differing = r.partitions.iter().filter(|p| !p.equal).count();
     s.push_str(&format!(
@@ -226,8 +239,13 @@ fn verify_metrics(r: &VerifyReport) {
 pub async fn run_verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let repo = ctx.open().await?;
     let id = repo.find_id(kvault::FileKind::Snapshot, &a.sel.snapshot).await?;
+    let mut restore = a.sel.options(&a.rename, &a.prefix)?;
+    restore.acl_principal_map = super::kafka::from_to_pairs("--acl-principal-map", &a.acl_principal_map)?;
+    if a.no_metadata {
+        restore.metadata = kvault::ops::restore::Metadata::Without;
+    }
     let opts = VerifyOptions {
-        restore: a.sel.options(&a.rename, &a.prefix)?,
+        restore,
         allow_newer: a.allow_newer,
     };
     let bar = ctx.out.progress();

@@ -8,6 +8,7 @@ with SCRAM.
 usage:
   cluster_state.py setup BROKERS TAG           ACLs, SCRAM users, quotas, broker configs, topics
   cluster_state.py late-acl BROKERS TAG        one more ACL binding (User:TAG-late READ topic TAG-t)
+  cluster_state.py drop-acls BROKERS PRINCIPAL delete every ACL binding of PRINCIPAL
   cluster_state.py describe BROKERS TAG        the state as JSON (only TAG's entities, and the defaults)
   cluster_state.py topics BROKERS TAG          create TAG-t and TAG-denied
   cluster_state.py produce SCRAM_BROKERS USER PASSWORD MECHANISM TOPIC
@@ -93,6 +94,12 @@ def late_acl(brokers, tag):
                                    f"User:{tag}-late", "*", AclOperation.READ, AclPermissionType.ALLOW)]))
 
 
+def drop_acls(brokers, principal):
+    a = AdminClient({"bootstrap.servers": brokers})
+    wait(a.delete_acls([AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal,
+                                         None, AclOperation.ANY, AclPermissionType.ANY)]))
+
+
 def describe(brokers, tag):
     a = AdminClient({"bootstrap.servers": brokers})
     f = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
@@ -143,5 +150,5 @@ def produce(brokers, user, password, mechanism, topic):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"setup": setup, "late-acl": late_acl, "describe": describe, "topics": topics,
+    {"setup": setup, "late-acl": late_acl, "drop-acls": drop_acls, "describe": describe, "topics": topics,
      "produce": produce}[cmd](*args)

@@ -134,8 +134,42 @@ fn acls_users_quotas_and_broker_configs_come_back_on_an_empty_authorizer_cluster
         again["conflicts"].to_string().contains(&format!("{tag}-alice")),
         "{again}"
     );
+    state_is_verified(&repo, &tgt, &tag);
 
     restricted_principal_is_warned_per_kind(&repo, &tag);
+}
+
+/// `verify` compares the cluster state too (beside the topic's records,
+/// not restored here): equal once restored; with one principal's ACLs
+/// deleted on the target, each named as missing (exit 4); `--no-metadata`
+/// leaves the state uncompared.
+fn state_is_verified(repo: &Path, tgt: &str, tag: &str) {
+    let topic = format!("{tag}-t");
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "-b", tgt, "--topic", &topic, "--no-groups", "--json"];
+        args.extend_from_slice(extra);
+        kvault(repo, &args)
+    };
+    let (_, out, err) = verify(&[]);
+    let c = &line(&out, "verify")["cluster_state"];
+    assert_eq!(c["equal"], true, "{c} {err}");
+    helper(&["drop-acls", tgt, &format!("User:{tag}-alice")]);
+    let (code, out, _) = verify(&[]);
+    assert_eq!(code, 4);
+    let v = line(&out, "verify");
+    let c = &v["cluster_state"];
+    assert_eq!(c["equal"], false, "{c}");
+    let missing = c["acls_missing"].as_array().unwrap();
+    assert!(!missing.is_empty(), "{c}");
+    assert!(
+        missing
+            .iter()
+            .all(|a| a.as_str().unwrap().contains(&format!("User:{tag}-alice "))),
+        "{c}"
+    );
+    assert_eq!(c["users_missing"], serde_json::json!([]), "{c}");
+    let (_, out, _) = verify(&["--no-metadata"]);
+    assert!(line(&out, "verify").get("cluster_state").is_none(), "{out}");
 }
 
 /// A dry run lists every change and makes none; the prefix and the

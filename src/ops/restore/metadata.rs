@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{IfExists, MetadataResult, RestoreOptions, ScramPassword, target_name};
+use super::verify::ClusterCheck;
 use crate::error::{Error, Result};
 use crate::image::cluster::{
     AclBinding, ClusterState, QuotaEntry, ScramUser, mechanism_code, mechanism_name, pattern, resource,
@@ -88,6 +89,61 @@ pub(super) fn plan(
     plan_quotas(source, target, opts, &mut p);
     plan_configs(source, target, opts, &mut p);
     Ok(p)
+}
+
+/// What `target` lacks or holds otherwise of `source` as a restore with
+/// `opts` would set it (`verify`): the restore's plan, with every entry
+/// that differs to be replaced, is the list of differences. SCRAM users
+/// are compared by name and mechanism only.
+///
+/// # Errors
+/// Never in practice (the plan needs no password).
+pub(super) fn differences(
+    source: &ClusterState,
+    target: &ClusterState,
+    opts: &RestoreOptions,
+) -> Result<ClusterCheck> {
+    let opts = RestoreOptions {
+        if_exists: IfExists::Replace,
+        scram_credentials: Vec::new(),
+        ..opts.clone()
+    };
+    let p = plan(source, target, &opts)?;
+    let users_missing: Vec<String> = source
+        .scram_users
+        .iter()
+        .flat_map(|u| {
+            u.credentials
+                .iter()
+                .filter(|c| {
+                    !target
+                        .scram_users
+                        .iter()
+                        .any(|t| t.name == u.name && t.credentials.iter().any(|x| x.mechanism == c.mechanism))
+                })
+                .map(|c| format!("{} {}", u.name, mechanism_name(c.mechanism)))
+        })
+        .collect();
+    let mut not_compared = p.res.not_restored;
+    not_compared.extend(target.missing.iter().map(|m| {
+        format!(
+            "{}: the target refused to describe them ({})",
+            m.kind.name(),
+            m.reason
+        )
+    }));
+    let r = ClusterCheck {
+        equal: p.res.acls_created.is_empty()
+            && users_missing.is_empty()
+            && p.res.quotas_set.is_empty()
+            && p.res.configs_set.is_empty(),
+        acls_missing: p.res.acls_created,
+        users_missing,
+        quotas_differing: p.res.quotas_set,
+        configs_differing: p.res.configs_set,
+        not_compared,
+    };
+    Ok(r)
 }
 
 /// A principal as `--acl-principal-map` says.

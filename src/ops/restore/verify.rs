@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::plan::{GroupOffsetPlan, Offsets, PartitionPlan, RestoreOptions, RestorePlan, fill_group_targets};
+use super::plan::{
+    GroupOffsetPlan, Metadata, Offsets, PartitionPlan, RestoreOptions, RestorePlan, fill_group_targets,
+};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::image::reader::{RecordFilter, for_each_record};
@@ -119,6 +121,28 @@ pub struct TopicCheck {
     pub equal: bool,
 }
 
+/// The cluster's own state verified against the snapshot's, as a restore
+/// would set it (principal map, topic renames): what the target lacks or
+/// holds otherwise. Extra entries on the target are not differences.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterCheck {
+    /// ACL bindings the target lacks.
+    pub acls_missing: Vec<String>,
+    /// SCRAM users (`user mechanism`) the target lacks (their passwords
+    /// cannot be compared: Kafka returns none).
+    pub users_missing: Vec<String>,
+    /// Client quotas the target lacks or sets otherwise.
+    pub quotas_differing: Vec<String>,
+    /// Dynamic broker configs the target lacks or sets otherwise.
+    pub configs_differing: Vec<String>,
+    /// What could not be compared (sensitive configs, absent brokers,
+    /// kinds the snapshot lacks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_compared: Vec<String>,
+    /// Whether the target holds all of it.
+    pub equal: bool,
+}
+
 /// What `verify` found: the evidence report (`--report`).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -154,6 +178,10 @@ pub struct VerifyReport {
     pub groups: Vec<GroupCheck>,
     /// Per topic: partition count and configs.
     pub topics: Vec<TopicCheck>,
+    /// The cluster's own state, when the snapshot has one and it is
+    /// compared (not `--no-metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_state: Option<ClusterCheck>,
     /// Whether everything matched.
     pub equal: bool,
     /// Warnings of the plan.
@@ -295,9 +323,18 @@ pub async fn verify(
         }
         let groups = check_groups(&cluster, &mut plan, &bounds, exact).await?;
         let topics = check_topics(&cluster, &plan).await?;
+        let cluster_state = match (opts.restore.metadata, plan.m.cluster_state(repo).await?) {
+            (Metadata::Without, _) | (_, None) => None,
+            (_, Some(s)) => Some(super::metadata::differences(
+                &s,
+                &cluster.cluster_state().await?,
+                &opts.restore,
+            )?),
+        };
         let equal = partitions.iter().all(|p| p.equal)
             && groups.iter().all(|g| g.equal)
-            && topics.iter().all(|t| t.equal);
+            && topics.iter().all(|t| t.equal)
+            && cluster_state.as_ref().is_none_or(|c| c.equal);
         let snap = match plan.res.snapshot {
             Some(id) => repo.load_snapshot(&id).await?,
             None => repo.load_snapshot(snapshot).await?,
@@ -318,6 +355,7 @@ pub async fn verify(
             partitions,
             groups,
             topics,
+            cluster_state,
             equal,
             warnings: plan.res.warnings.clone(),
         })
