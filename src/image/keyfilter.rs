@@ -2,10 +2,10 @@
 //! of its records' keyed key hashes, so `find` and `rewrite` read only the
 //! chunks that may hold a key. A segment's filters are one data blob.
 //!
-//! A record key is hashed once, keyed BLAKE3 under the repository's
-//! key-filter key ([`KeyHasher`]); the first 16 bytes give the two halves
-//! of Kirsch–Mitzenmacher double hashing: bit `i` of `k` is `(h1 + i·h2)
-//! mod m`. The blob starts with a fingerprint of the key that made it, so
+//! A record key is hashed once, SipHash-1-3-128 under the repository's
+//! key-filter key ([`KeyHasher`]); its two halves drive Kirsch–Mitzenmacher
+//! double hashing: the `i`th of `k` bits is `h1 + i·h2` mapped onto the `m`
+//! bits by a multiplication. The blob starts with a fingerprint of the key that made it, so
 //! a filter copied into a repository with other keys is recognised and
 //! not trusted (the chunks are then read). Pure: no storage.
 
@@ -23,14 +23,15 @@ const VERSION: u8 = 1;
 /// Context of the fingerprint of a key-filter key.
 const CONTEXT_FINGERPRINT: &str = "kvault 2026-12-07 v1 key filter fingerprint";
 
-/// A record key's hash in a filter: the first 16 bytes of its keyed
-/// BLAKE3, as two little-endian u64.
+/// A record key's hash in a filter: its keyed SipHash-1-3-128, as two
+/// little-endian u64.
 pub type KeyHash = [u64; 2];
 
 /// Hashes record keys under a repository's key-filter key.
 #[derive(Clone)]
 pub struct KeyHasher {
     key: [u8; 32],
+    sip: [u8; 16],
 }
 
 impl std::fmt::Debug for KeyHasher {
@@ -43,19 +44,25 @@ impl Drop for KeyHasher {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         self.key.zeroize();
+        self.sip.zeroize();
     }
 }
 
 impl KeyHasher {
     /// A hasher under `key` (the repository's key-filter key).
     pub fn new(key: [u8; 32]) -> KeyHasher {
-        KeyHasher { key }
+        let mut sip = [0u8; 16];
+        sip.copy_from_slice(&key[..16]);
+        KeyHasher { key, sip }
     }
 
-    /// The hash of record key `k`.
+    /// The hash of record key `k`: SipHash-1-3-128 under the key's first
+    /// 16 bytes, as its two little-endian u64 halves.
     pub fn hash(&self, k: &[u8]) -> KeyHash {
-        let h = blake3::keyed_hash(&self.key, k);
-        let b = h.as_bytes();
+        use std::hash::Hasher;
+        let mut h = siphasher::sip128::SipHasher13::new_with_key(&self.sip);
+        h.write(k);
+        let b = siphasher::sip128::Hasher128::finish128(&h).as_bytes();
         [u64_le(&b[..8]), u64_le(&b[8..16])]
     }
 
@@ -82,11 +89,11 @@ pub struct ChunkFilter {
 }
 
 impl ChunkFilter {
-    /// The filter of `hashes` (repeats allowed): [`BITS_PER_KEY`] bits per
-    /// distinct hash, rounded up to whole 64-bit words; none for none.
-    pub fn build(hashes: &mut Vec<KeyHash>) -> ChunkFilter {
-        hashes.sort_unstable();
-        hashes.dedup();
+    /// The filter of `hashes`: [`BITS_PER_KEY`] bits per hash (a repeated
+    /// key counts each time: sorting them out cost more on the reader's
+    /// thread than the bits save), rounded up to whole 64-bit words; none
+    /// for none.
+    pub fn build(hashes: &[KeyHash]) -> ChunkFilter {
         let words = (hashes.len() * BITS_PER_KEY).div_ceil(64);
         let mut f = ChunkFilter {
             words: vec![0; words],
@@ -110,9 +117,13 @@ impl ChunkFilter {
     }
 }
 
-/// The bits of `m` a key hash sets (`m > 0`).
+/// The bits of `m` a key hash sets: `x_i = h1 + i·h2` (wrapping) mapped
+/// onto `0..m` by `(x_i · m) >> 64` (a multiplication, not a division).
 fn bits(m: u64, [h1, h2]: KeyHash) -> impl Iterator<Item = usize> {
-    (0..u64::from(HASHES)).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+    (0..u64::from(HASHES)).map(move |i| {
+        let x = h1.wrapping_add(i.wrapping_mul(h2));
+        ((u128::from(x) * u128::from(m)) >> 64) as usize
+    })
 }
 
 /// A segment's key filters, one per chunk in order, as stored.
@@ -208,8 +219,8 @@ mod tests {
     #[test]
     fn every_key_put_in_is_found_and_few_others_are() {
         let h = hasher();
-        let mut hs: Vec<KeyHash> = (0..1000).map(|i| h.hash(format!("k{i}").as_bytes())).collect();
-        let f = ChunkFilter::build(&mut hs);
+        let hs: Vec<KeyHash> = (0..1000).map(|i| h.hash(format!("k{i}").as_bytes())).collect();
+        let f = ChunkFilter::build(&hs);
         assert!((0..1000).all(|i| f.may_hold(h.hash(format!("k{i}").as_bytes()))));
         let false_hits = (0..10_000)
             .filter(|i| f.may_hold(h.hash(format!("other{i}").as_bytes())))
@@ -219,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_chunk_without_keys_holds_none() {
-        let f = ChunkFilter::build(&mut Vec::new());
+        let f = ChunkFilter::build(&[]);
         assert!(!f.may_hold(hasher().hash(b"k")));
     }
 
@@ -229,7 +240,7 @@ mod tests {
         let s = SegmentFilter {
             fingerprint: h.fingerprint(),
             chunks: vec![
-                ChunkFilter::build(&mut vec![h.hash(b"a"), h.hash(b"b")]),
+                ChunkFilter::build(&[h.hash(b"a"), h.hash(b"b")]),
                 ChunkFilter::default(),
             ],
         };

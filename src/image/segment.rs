@@ -123,7 +123,7 @@ impl SegmentWriter {
         self.max_ts = i64::MIN;
         self.scan = ScanState::default();
         let filter = self.hasher.as_ref().map(|_| {
-            let f = ChunkFilter::build(&mut self.key_hashes);
+            let f = ChunkFilter::build(&self.key_hashes);
             self.key_hashes.clear();
             f
         });

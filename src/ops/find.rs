@@ -15,7 +15,7 @@
 //! repository's key) reads every chunk in the time range. The report
 //! counts both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -68,9 +68,9 @@ pub struct FindReport {
     pub snapshots: usize,
     /// Distinct chunks read.
     pub chunks_read: u64,
-    /// Chunks skipped by their times.
+    /// Distinct chunks skipped by their times.
     pub chunks_skipped: u64,
-    /// Chunks skipped by their key filters.
+    /// Distinct chunks skipped by their key filters.
     pub chunks_filtered: u64,
     /// Segments of [`keyfilter::MIN_CHUNKS`] chunks or more read without
     /// key filters (older snapshots, copies, `no_filters`).
@@ -100,6 +100,12 @@ type ChunkHits = Vec<(i64, Record)>;
 /// (by their tree), and the key's hash in filters.
 struct Seen {
     chunks: HashMap<(Id, i64, i64), ChunkHits>,
+    /// Chunks skipped by their times and by a filter, and segments read
+    /// without one (by their first chunk), each counted once however many
+    /// snapshots share it.
+    skipped: HashSet<(Id, i64, i64)>,
+    filtered: HashSet<(Id, i64, i64)>,
+    unfiltered: HashSet<Id>,
     filters: HashMap<Id, Option<SegmentFilter>>,
     hasher: KeyHasher,
     key_hash: KeyHash,
@@ -130,6 +136,9 @@ async fn find_locked(repo: &Repository, opts: &FindOptions) -> Result<FindReport
     let hasher = KeyHasher::new(repo.keys().key_filter_key());
     let mut seen = Seen {
         chunks: HashMap::new(),
+        skipped: HashSet::new(),
+        filtered: HashSet::new(),
+        unfiltered: HashSet::new(),
         filters: HashMap::new(),
         key_hash: hasher.hash(&opts.key),
         hasher,
@@ -195,18 +204,29 @@ async fn filter_of<'s>(
     seen: &'s mut Seen,
     rep: &mut FindReport,
 ) -> Result<Option<&'s SegmentFilter>> {
-    let wanted = seg.chunks.len() >= keyfilter::MIN_CHUNKS;
+    let mut unfiltered = |seen: &mut Seen| {
+        if let Some(first) = seg
+            .chunks
+            .first()
+            .filter(|_| seg.chunks.len() >= keyfilter::MIN_CHUNKS)
+            && seen.unfiltered.insert(*first)
+        {
+            rep.segments_unfiltered += 1;
+        }
+    };
     let tree = match seg.filter {
         Some(t) if !opts.no_filters => t,
         _ => {
-            rep.segments_unfiltered += u64::from(wanted);
+            unfiltered(seen);
             return Ok(None);
         }
     };
     if !seen.filters.contains_key(&tree) {
         let f = manifest::load_filter(repo, Some(tree), seg.chunks.len(), &seen.hasher).await?;
-        rep.segments_unfiltered += u64::from(wanted && f.is_none());
         seen.filters.insert(tree, f);
+    }
+    if seen.filters.get(&tree).is_some_and(Option::is_none) {
+        unfiltered(seen);
     }
     Ok(seen.filters.get(&tree).and_then(Option::as_ref))
 }
@@ -227,16 +247,16 @@ async fn segment_hits(
         .map(|f| f.chunks.iter().map(|c| c.may_hold(key_hash)).collect());
     let mut out = Vec::new();
     for (i, (id, cm, offsets)) in seg.chunks_with_offsets().enumerate() {
+        let at = (*id, cm.ts_base(), offsets.first().copied().unwrap_or(-1));
         let outside = opts.from.is_some_and(|f| cm.max_ts() < f) || opts.to.is_some_and(|t| cm.min_ts() > t);
         if outside {
-            rep.chunks_skipped += 1;
+            rep.chunks_skipped += u64::from(seen.skipped.insert(at));
             continue;
         }
         if holds.as_ref().is_some_and(|h| !h.get(i).copied().unwrap_or(true)) {
-            rep.chunks_filtered += 1;
+            rep.chunks_filtered += u64::from(seen.filtered.insert(at));
             continue;
         }
-        let at = (*id, cm.ts_base(), offsets.first().copied().unwrap_or(-1));
         if let std::collections::hash_map::Entry::Vacant(v) = seen.chunks.entry(at) {
             let data = repo.read_blob(id).await?;
             rep.chunks_read += 1;

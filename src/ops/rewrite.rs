@@ -18,7 +18,7 @@
 //! snapshot's trees above them are written again
 //! ([`manifest::rebuild_partitions`], shared with `repair snapshots`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -95,7 +95,7 @@ pub struct RewriteReport {
     pub waiting: Vec<crate::repo::retention::Waiting>,
     /// Distinct chunks read.
     pub chunks_read: u64,
-    /// Chunks not read: their key filter holds none of the keys.
+    /// Distinct chunks not read: their key filter holds none of the keys.
     pub chunks_skipped: u64,
     /// Chunks re-encoded without their erased records.
     pub chunks_rewritten: u64,
@@ -150,6 +150,7 @@ async fn rewrite_locked(
         partitions: HashMap::new(),
         hashes: opts.keys.iter().map(|k| hasher.hash(k)).collect(),
         hasher,
+        skipped: HashSet::new(),
         rep: RewriteReport {
             dry_run: opts.dry_run,
             ..Default::default()
@@ -317,6 +318,8 @@ struct Eraser<'a> {
     /// are not read.
     hasher: KeyHasher,
     hashes: Vec<KeyHash>,
+    /// Chunks skipped by their filters (counted once).
+    skipped: HashSet<(Id, i64)>,
     rep: RewriteReport,
 }
 
@@ -356,7 +359,7 @@ impl Eraser<'_> {
                     .and_then(|f| f.chunks.get(i))
                     .is_some_and(|f| !self.hashes.iter().any(|h| f.may_hold(*h)));
                 if skip {
-                    self.rep.chunks_skipped += 1;
+                    self.rep.chunks_skipped += u64::from(self.skipped.insert((*id, cm.ts_base())));
                     done.push(None);
                     continue;
                 }

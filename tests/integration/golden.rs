@@ -177,8 +177,8 @@ fn key_filter_hex(m: &[u8; 32]) -> String {
     let f = SegmentFilter {
         fingerprint: h.fingerprint(),
         chunks: vec![
-            ChunkFilter::build(&mut vec![h.hash(b"a"), h.hash(b"b"), h.hash(b"a")]),
-            ChunkFilter::build(&mut Vec::new()),
+            ChunkFilter::build(&[h.hash(b"a"), h.hash(b"b"), h.hash(b"a")]),
+            ChunkFilter::build(&[]),
         ],
     };
     let b = f.encode();
