@@ -4,7 +4,7 @@
 //! says). Used by `dump`, restore and repair.
 
 use super::manifest::{Partition, Segment};
-use super::record::{Decoder, Record};
+use super::record::{Decoder, Record, RecordRef};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 
@@ -43,6 +43,21 @@ pub async fn for_each_record(
     filter: &RecordFilter,
     f: &mut (dyn FnMut(i64, Record) -> Result<()> + Send),
 ) -> Result<()> {
+    for_each_record_ref(repo, what, p, filter, &mut |o, r| f(o, r.to_record())).await
+}
+
+/// [`for_each_record`] handing out each record borrowed from its chunk (no
+/// copy of its key, value and headers).
+///
+/// # Errors
+/// As [`for_each_record`].
+pub async fn for_each_record_ref(
+    repo: &Repository,
+    what: &str,
+    p: &Partition,
+    filter: &RecordFilter,
+    f: &mut (dyn FnMut(i64, &RecordRef<'_>) -> Result<()> + Send),
+) -> Result<()> {
     for seg in &p.segments {
         for_each_in_segment(repo, what, seg, filter, f).await?;
     }
@@ -54,7 +69,7 @@ async fn for_each_in_segment(
     what: &str,
     seg: &Segment,
     filter: &RecordFilter,
-    f: &mut (dyn FnMut(i64, Record) -> Result<()> + Send),
+    f: &mut (dyn FnMut(i64, &RecordRef<'_>) -> Result<()> + Send),
 ) -> Result<()> {
     if seg.chunks.len() != seg.meta.chunks.len() {
         return Err(Error::corrupt(
@@ -78,13 +93,13 @@ async fn for_each_in_segment(
         let mut dec = Decoder::new(&data, cm.ts_base(), what);
         for off in &chunk_offsets {
             let r = dec
-                .next()
+                .next_ref()
                 .ok_or_else(|| Error::corrupt(what, "chunk holds fewer records than its metadata"))??;
             if filter.wants(*off, r.timestamp) {
-                f(*off, r)?;
+                f(*off, &r)?;
             }
         }
-        if dec.next().is_some() {
+        if dec.next_ref().is_some() {
             return Err(Error::corrupt(what, "chunk holds more records than its metadata"));
         }
     }

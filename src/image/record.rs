@@ -150,6 +150,23 @@ pub struct RecordRef<'a> {
     pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
 }
 
+impl RecordRef<'_> {
+    /// The record, owned.
+    pub fn to_record(&self) -> Record {
+        Record {
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+        }
+    }
+}
+
 /// Decodes records from a stream (or a chunk of one, given the previous
 /// timestamp the encoder had at the chunk's start).
 #[derive(Debug)]
@@ -194,18 +211,18 @@ impl<'a> Decoder<'a> {
         Err(self.err("varint too long"))
     }
 
-    fn bytes(&mut self, n: u64) -> Result<Vec<u8>> {
+    fn bytes(&mut self, n: u64) -> Result<&'a [u8]> {
         let n = usize::try_from(n).map_err(|_| self.err("length overflows"))?;
         let end = self
             .pos
             .checked_add(n)
             .ok_or_else(|| self.err("length overflows"))?;
-        let s = self
-            .buf
+        let buf: &'a [u8] = self.buf;
+        let s = buf
             .get(self.pos..end)
             .ok_or_else(|| self.err("length past the end"))?;
         self.pos = end;
-        Ok(s.to_vec())
+        Ok(s)
     }
 
     /// The timestamp of the last decoded record.
@@ -218,15 +235,20 @@ impl Iterator for Decoder<'_> {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
+        self.next_ref().map(|r| r.map(|r| r.to_record()))
+    }
+}
+
+impl<'a> Decoder<'a> {
+    /// The next record, borrowed from the buffer (no copy).
+    pub fn next_ref(&mut self) -> Option<Result<RecordRef<'a>>> {
         if self.pos >= self.buf.len() {
             return None;
         }
         Some(self.decode_one())
     }
-}
 
-impl Decoder<'_> {
-    fn decode_one(&mut self) -> Result<Record> {
+    fn decode_one(&mut self) -> Result<RecordRef<'a>> {
         let flags = self.byte()?;
         if flags & !(KEY | VALUE | LOG_APPEND | NO_TS) != 0
             || flags & (LOG_APPEND | NO_TS) == LOG_APPEND | NO_TS
@@ -250,7 +272,7 @@ impl Decoder<'_> {
         let mut headers = Vec::new();
         for _ in 0..n {
             let name = self.bytes_len()?;
-            let name = String::from_utf8(name).map_err(|_| self.err("header name is not UTF-8"))?;
+            let name = std::str::from_utf8(name).map_err(|_| self.err("header name is not UTF-8"))?;
             let vl = self.varint()?;
             let value = if vl == 0 { None } else { Some(self.bytes(vl - 1)?) };
             headers.push((name, value));
@@ -262,7 +284,7 @@ impl Decoder<'_> {
         } else {
             TimestampType::CreateTime
         };
-        Ok(Record {
+        Ok(RecordRef {
             timestamp,
             timestamp_type,
             key,
@@ -271,7 +293,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn bytes_len(&mut self) -> Result<Vec<u8>> {
+    fn bytes_len(&mut self) -> Result<&'a [u8]> {
         let n = self.varint()?;
         self.bytes(n)
     }

@@ -4,14 +4,16 @@
 //! each partition is digested twice, streaming: the records the restore
 //! writes, read from the repository, and the target partition, read
 //! assign-only and read_committed with the snapshot reader. A record's
-//! hash covers its timestamp, key, value and headers (and, with `--offsets
-//! exact`, its offset); a partition's digest chains them in order. Digests
-//! are also kept per block of [`BLOCK`] records, so a partition that
-//! differs is read again in its first differing block only, to name the
-//! first differing offset and what differs. Group offsets are compared
+//! encoding covers its timestamp, key, value and headers (and, with
+//! `--offsets exact`, its offset); each block of [`BLOCK`] records is
+//! hashed over its records' encodings in order, and a partition's digest
+//! over its block digests, so a partition that differs is read again in
+//! its first differing block only, to name the first differing offset and
+//! what differs. Group offsets are compared
 //! with the restore's translation (target log start + the group's index in
 //! the restored log; verbatim with exact offsets). Memory: 32 bytes per
-//! block per partition, and one block when a partition differs.
+//! block per partition, up to 8 KiB of encodings per partition being
+//! read, and one block when a partition differs.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,7 +24,7 @@ use super::plan::{
 };
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::image::reader::{RecordFilter, for_each_record};
+use crate::image::reader::{RecordFilter, for_each_record, for_each_record_ref};
 use crate::image::record::{Record, RecordRef};
 use crate::image::types::TopicPartition;
 use crate::kafka::admin::Cluster;
@@ -188,12 +190,18 @@ pub struct VerifyReport {
     pub warnings: Vec<String>,
 }
 
-/// Running digests of one partition's records.
+/// Running digests of one partition's records: each block's BLAKE3 over
+/// its records' encodings ([`encode_record`]), fed in slices of
+/// [`FEED`] bytes (BLAKE3 hashes a long input on every SIMD lane at once,
+/// a short one on one), and the whole partition's BLAKE3 over its block
+/// digests in order.
 #[derive(Debug, Clone, Default)]
 struct Digests {
     count: u64,
     whole: blake3::Hasher,
     block: blake3::Hasher,
+    /// Encodings not yet fed to `block`.
+    buf: Vec<u8>,
     blocks: Vec<[u8; 32]>,
     /// Offset of each block's first record.
     starts: Vec<i64>,
@@ -201,37 +209,52 @@ struct Digests {
     beyond: u64,
 }
 
+/// Bytes of record encodings fed to a block's hasher at once.
+const FEED: usize = 8 << 10;
+
+/// Appends a record's digest encoding to `out`: its offset (exact mode),
+/// timestamp, key, value and headers, each length-prefixed, so that
+/// encodings one after the other read back one way only.
+fn encode_record(r: &RecordRef<'_>, offset: Option<i64>, out: &mut Vec<u8>) {
+    let bytes = |out: &mut Vec<u8>, b: Option<&[u8]>| match b {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+    };
+    if let Some(o) = offset {
+        out.extend_from_slice(&o.to_le_bytes());
+    }
+    out.extend_from_slice(&r.timestamp.to_le_bytes());
+    bytes(out, r.key);
+    bytes(out, r.value);
+    out.extend_from_slice(&(r.headers.len() as u64).to_le_bytes());
+    for (k, v) in &r.headers {
+        out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+        out.extend_from_slice(k.as_bytes());
+        bytes(out, *v);
+    }
+}
+
 /// The hash of one record (with its offset in exact mode).
 fn record_hash(r: &RecordRef<'_>, offset: Option<i64>) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    if let Some(o) = offset {
-        h.update(&o.to_le_bytes());
-    }
-    h.update(&r.timestamp.to_le_bytes());
-    for part in [r.key, r.value] {
-        match part {
-            None => h.update(&[0]),
-            Some(b) => h.update(&[1]).update(&(b.len() as u64).to_le_bytes()).update(b),
-        };
-    }
-    h.update(&(r.headers.len() as u64).to_le_bytes());
-    for (k, v) in &r.headers {
-        h.update(&(k.len() as u64).to_le_bytes()).update(k.as_bytes());
-        match v {
-            None => h.update(&[0]),
-            Some(b) => h.update(&[1]).update(&(b.len() as u64).to_le_bytes()).update(b),
-        };
-    }
-    *h.finalize().as_bytes()
+    let mut buf = Vec::new();
+    encode_record(r, offset, &mut buf);
+    *blake3::hash(&buf).as_bytes()
 }
 
 impl Digests {
-    fn add(&mut self, offset: i64, hash: &[u8; 32]) {
+    fn add(&mut self, offset: i64, r: &RecordRef<'_>, exact: bool) {
         if self.count % BLOCK == 0 {
             self.starts.push(offset);
         }
-        self.whole.update(hash);
-        self.block.update(hash);
+        encode_record(r, exact.then_some(offset), &mut self.buf);
+        if self.buf.len() >= FEED {
+            self.block.update(&self.buf);
+            self.buf.clear();
+        }
         self.count += 1;
         if self.count % BLOCK == 0 {
             self.close_block();
@@ -239,7 +262,11 @@ impl Digests {
     }
 
     fn close_block(&mut self) {
-        self.blocks.push(*self.block.finalize().as_bytes());
+        self.block.update(&self.buf);
+        self.buf.clear();
+        let digest = *self.block.finalize().as_bytes();
+        self.whole.update(&digest);
+        self.blocks.push(digest);
         self.block = blake3::Hasher::new();
     }
 
@@ -248,6 +275,7 @@ impl Digests {
         if self.count % BLOCK != 0 {
             self.close_block();
         }
+        self.buf = Vec::new();
         self
     }
 
@@ -423,13 +451,13 @@ async fn partition_digests(
     exact: bool,
 ) -> Result<Digests> {
     let mut d = Digests::default();
-    let mut f = |o: i64, r: Record| -> Result<()> {
+    let mut f = |o: i64, r: &RecordRef<'_>| -> Result<()> {
         if sel.wants(o) {
-            d.add(o, &record_hash(&r.as_ref(), exact.then_some(o)));
+            d.add(o, r, exact);
         }
         Ok(())
     };
-    for_each_record(repo, what, part, &sel.filter(), &mut f).await?;
+    for_each_record_ref(repo, what, part, &sel.filter(), &mut f).await?;
     Ok(d.finish())
 }
 
@@ -467,7 +495,7 @@ impl Handler for TargetDigests {
         if limit.is_some_and(|l| d.count >= l) {
             d.beyond += 1;
         } else {
-            d.add(offset, &record_hash(r, self.exact.then_some(offset)));
+            d.add(offset, r, self.exact);
         }
         Ok(())
     }
