@@ -228,3 +228,78 @@ async fn find_and_rewrite_read_only_the_chunks_whose_key_filter_may_hold_the_key
     assert_eq!(after["segments_unfiltered"], 1, "{after}");
     crate::cli::ok(crate::cli::kvault(&repo).args(["check", "--read-data"]));
 }
+
+/// A compaction gap: the cleaner removes the key's first two versions
+/// from the topic between two snapshots (the second before any snapshot
+/// read it). find lists exactly the union of what the independent scan saw
+/// before each snapshot; the first version stays in the second snapshot's
+/// image too (compaction does not move the log start).
+#[tokio::test(flavor = "multi_thread")]
+async fn find_keeps_a_version_compaction_removed_after_a_snapshot() {
+    let b = source();
+    let topic = unique("findc");
+    create_topic(&b, &topic, 1, &COMPACT_SOON).await;
+    let key = unique("acct");
+    let t0 = now_ms() - 60_000;
+    let at = |i: i64, k: &str, v: &str| (0, rec(t0 + i, Some(k.as_bytes()), Some(v.as_bytes()), &[]));
+    produce(&b, &topic, &[at(0, &key, "v1"), at(1, "other", "x")]);
+    let mut want = scan(&b, &topic, &key);
+    assert_eq!(want.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    crate::cli::init(&repo);
+    let snapshot = || {
+        kvault(
+            &repo,
+            &["snapshot", "-b", &b, "--topic", &topic, "--group", "none"],
+        )
+    };
+    snapshot();
+    produce(&b, &topic, &[at(2, &key, "v2"), at(3, &key, "v3")]);
+    // Roll segments with ticks until the cleaner has kept only v3.
+    let mut now = scan(&b, &topic, &key);
+    for i in 0..120 {
+        if now.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        produce(
+            &b,
+            &topic,
+            &[(
+                0,
+                rec(now_ms(), Some(format!("tick{i}").as_bytes()), Some(b"t"), &[]),
+            )],
+        );
+        now = scan(&b, &topic, &key);
+    }
+    assert_eq!(now.len(), 1, "the cleaner did not compact within 60 s: {now:?}");
+    assert_eq!(now[0].3.as_deref(), Some("v3"));
+    want.extend(now);
+    snapshot();
+    let f = line(
+        &kvault(&repo, &["find", "--topic", &topic, "--key", &key, "--json"]),
+        "find",
+    );
+    let got: Vec<(i64, i64, i64, Option<String>)> = f["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["partition"].as_i64().unwrap(),
+                v["offset"].as_i64().unwrap(),
+                v["timestamp"].as_i64().unwrap(),
+                v["value"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "v1 from the first snapshot, v3 from the second: {f}");
+    let holders: Vec<usize> = f["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["snapshots"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(holders, vec![2, 1], "{f}");
+}

@@ -23,10 +23,15 @@ fn expected(partition: i32) -> Vec<Record> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_kafka_v1_fixture_still_reads() {
-    let (_dir, root) = crate::common::extract_fixture(TARBALL, "kafka-v1");
-    let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), PASSWORD)
+/// A committed fixture extracted and opened, after `check --read-data`
+/// found it whole.
+async fn open_checked(
+    tarball: &str,
+    name: &str,
+    password: &[u8],
+) -> (tempfile::TempDir, kvault::repo::Repository) {
+    let (dir, root) = crate::common::extract_fixture(tarball, name);
+    let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), password)
         .await
         .unwrap();
     let opts = kvault::ops::check::CheckOptions {
@@ -38,6 +43,12 @@ async fn the_kafka_v1_fixture_still_reads() {
         .await
         .unwrap();
     assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    (dir, repo)
+}
+
+#[tokio::test]
+async fn the_kafka_v1_fixture_still_reads() {
+    let (_dir, repo) = open_checked(TARBALL, "kafka-v1", PASSWORD).await;
     let snaps = repo.load_snapshots().await.unwrap();
     assert_eq!(snaps.len(), 2);
     assert_eq!(snaps[1].1.parent, Some(snaps[0].0));
@@ -238,19 +249,7 @@ fn filter_fixture_records() -> Vec<(i32, Record)> {
 /// under its key, and find reads only the chunks they allow.
 #[tokio::test]
 async fn the_key_filter_fixture_still_finds_by_its_filters() {
-    let (_dir, root) = crate::common::extract_fixture(FILTER_TARBALL, "kafka-keyfilter-v1");
-    let repo = kvault::ops::open(root.to_str().unwrap(), &Default::default(), FILTER_PASSWORD)
-        .await
-        .unwrap();
-    let opts = kvault::ops::check::CheckOptions {
-        read_data: true,
-        subset_percent: None,
-        ..Default::default()
-    };
-    let rep = kvault::ops::check::check(&repo, &opts, &NoProgress)
-        .await
-        .unwrap();
-    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    let (_dir, repo) = open_checked(FILTER_TARBALL, "kafka-keyfilter-v1", FILTER_PASSWORD).await;
     let find = |key: &str, no_filters: bool| kvault::ops::find::FindOptions {
         key: key.as_bytes().to_vec(),
         no_filters,

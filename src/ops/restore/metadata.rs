@@ -16,8 +16,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
+
 use super::plan::{IfExists, MetadataResult, RestoreOptions, ScramPassword, target_name};
-use super::verify::ClusterCheck;
 use crate::error::{Error, Result};
 use crate::image::cluster::{
     AclBinding, ClusterState, QuotaEntry, ScramUser, mechanism_code, mechanism_name, pattern, resource,
@@ -89,6 +90,28 @@ pub(super) fn plan(
     plan_quotas(source, target, opts, &mut p);
     plan_configs(source, target, opts, &mut p);
     Ok(p)
+}
+
+/// The cluster's own state verified against the snapshot's, as a restore
+/// would set it (principal map, topic renames): what the target lacks or
+/// holds otherwise. Extra entries on the target are not differences.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterCheck {
+    /// ACL bindings the target lacks.
+    pub acls_missing: Vec<String>,
+    /// SCRAM users (`user mechanism`) the target lacks (their passwords
+    /// cannot be compared: Kafka returns none).
+    pub users_missing: Vec<String>,
+    /// Client quotas the target lacks or sets otherwise.
+    pub quotas_differing: Vec<String>,
+    /// Dynamic broker configs the target lacks or sets otherwise.
+    pub configs_differing: Vec<String>,
+    /// What could not be compared (sensitive configs, absent brokers,
+    /// kinds the snapshot lacks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_compared: Vec<String>,
+    /// Whether the target holds all of it.
+    pub equal: bool,
 }
 
 /// What `target` lacks or holds otherwise of `source` as a restore with
