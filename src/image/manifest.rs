@@ -394,31 +394,62 @@ pub async fn load_segments(repo: &Repository, node: &Node) -> Result<Vec<Segment
     Ok(out)
 }
 
-/// The key filters of a segment whose node's subtree is `filter`, when
-/// they are usable: present, one per chunk of its `chunks`, made under
-/// `hasher`'s key (a segment copied from another repository has filters
-/// under that one's key, which say nothing here). `None`: read every chunk.
-///
-/// # Errors
-/// Unreadable or corrupt trees and blobs.
-pub async fn load_filter(
-    repo: &Repository,
-    filter: Option<Id>,
-    chunks: usize,
-    hasher: &KeyHasher,
-) -> Result<Option<SegmentFilter>> {
-    let Some(tree) = filter else { return Ok(None) };
-    let t = repo.load_tree(&tree).await?;
-    let Some(blob) = t
-        .nodes
-        .iter()
-        .find(|n| NodeKind::KeyFilter.is(n))
-        .and_then(|n| n.content.first())
-    else {
-        return Ok(None);
-    };
-    let f = SegmentFilter::decode(&repo.read_blob(blob).await?, &blob.short())?;
-    Ok((f.fingerprint == hasher.fingerprint() && f.chunks.len() == chunks).then_some(f))
+/// Segments' key filters as `find` and `rewrite` use them: each filter
+/// tree read once however many snapshots share its segment, and only
+/// those usable here (present, one per chunk, made under this
+/// repository's key: a segment copied from another repository has filters
+/// under that one's key, which say nothing here).
+#[derive(Debug)]
+pub struct FilterCache {
+    hasher: KeyHasher,
+    loaded: std::collections::HashMap<Id, Option<std::sync::Arc<SegmentFilter>>>,
+}
+
+impl FilterCache {
+    /// A cache for the repository's key-filter key.
+    pub fn new(repo: &Repository) -> FilterCache {
+        FilterCache {
+            hasher: KeyHasher::new(repo.keys().key_filter_key()),
+            loaded: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The hasher of record keys in this repository's filters.
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    /// The usable filters of a segment of `chunks` chunks whose node's
+    /// subtree is `filter`; `None`: read every chunk.
+    ///
+    /// # Errors
+    /// Unreadable or corrupt trees and blobs.
+    pub async fn get(
+        &mut self,
+        repo: &Repository,
+        filter: Option<Id>,
+        chunks: usize,
+    ) -> Result<Option<std::sync::Arc<SegmentFilter>>> {
+        let Some(tree) = filter else { return Ok(None) };
+        if let Some(f) = self.loaded.get(&tree) {
+            return Ok(f.clone());
+        }
+        let t = repo.load_tree(&tree).await?;
+        let blob = t
+            .nodes
+            .iter()
+            .find(|n| NodeKind::KeyFilter.is(n))
+            .and_then(|n| n.content.first());
+        let f = match blob {
+            Some(b) => Some(SegmentFilter::decode(&repo.read_blob(b).await?, &b.short())?),
+            None => None,
+        };
+        let usable = f
+            .filter(|f| f.fingerprint == self.hasher.fingerprint() && f.chunks.len() == chunks)
+            .map(std::sync::Arc::new);
+        self.loaded.insert(tree, usable.clone());
+        Ok(usable)
+    }
 }
 
 /// Writes a Kafka image's trees above its partition nodes again, for the

@@ -373,23 +373,7 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
         .find(|(_, (_, s))| s.unix_ms() > t)
         .map_or(snaps.len().saturating_sub(1), |(i, _)| i);
     let window = snaps.get(base_idx..=last).unwrap_or_default();
-    let mut pending = Vec::with_capacity(window.len());
-    for (i, (_, s)) in window.iter().enumerate() {
-        let other = manifest::load(repo, &s.tree, false).await?;
-        if i == 0 {
-            m.groups = other.groups.clone();
-            // The cluster's own state: the base's, as of at or before `t`.
-            m.cluster = other.cluster.clone();
-            for (name, t) in &other.topics {
-                let mut t = t.clone();
-                for p in t.partitions.values_mut() {
-                    p.segments.clear();
-                }
-                m.topics.insert(name.clone(), t);
-            }
-        }
-        pending.push(other);
-    }
+    let mut pending = load_window(repo, window, &mut m).await?;
     // The snapshot after the first one after `t` can still hold what was
     // decided before `t`: commits in its commit log (the first one read
     // the log's ends before its own time), and transactions committed by
@@ -422,7 +406,48 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
     let born = keep_born_before(&mut m, born, t);
     let cuts = cuts_at(repo, &m, t).await?;
     let late_transactions = late_transactions(&m, t);
-    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let warnings: Vec<String> = warning.into_iter().chain(uncaptured_warning(&m)).collect();
+    Ok(AsOf {
+        manifest: m,
+        cuts,
+        base: *base_id,
+        warnings,
+        late_transactions,
+        born,
+        groups_from,
+    })
+}
+
+/// Loads the manifests of `window` (the base first); `m` takes the base's
+/// groups, cluster state and topics (without segments).
+async fn load_window(
+    repo: &Repository,
+    window: &[(Id, crate::repo::snapshot::Snapshot)],
+    m: &mut Manifest,
+) -> Result<Vec<Manifest>> {
+    let mut pending = Vec::with_capacity(window.len());
+    for (i, (_, s)) in window.iter().enumerate() {
+        let other = manifest::load(repo, &s.tree, false).await?;
+        if i == 0 {
+            m.groups = other.groups.clone();
+            // The cluster's own state: the base's, as of at or before `t`.
+            m.cluster = other.cluster.clone();
+            for (name, t) in &other.topics {
+                let mut t = t.clone();
+                for p in t.partitions.values_mut() {
+                    p.segments.clear();
+                }
+                m.topics.insert(name.clone(), t);
+            }
+        }
+        pending.push(other);
+    }
+    Ok(pending)
+}
+
+/// The warning naming the partitions whose transactions were not
+/// captured ([`uncaptured`]), when there are any.
+fn uncaptured_warning(m: &Manifest) -> Option<String> {
     let uncaptured: Vec<String> = m
         .topics
         .values()
@@ -433,23 +458,14 @@ pub async fn as_of(repo: &Repository, cluster: &str, t: i64) -> Result<AsOf> {
                 .map(move |p| TopicPartition::new(t.name.clone(), p.meta.partition).to_string())
         })
         .collect();
-    if !uncaptured.is_empty() {
-        warnings.push(format!(
+    (!uncaptured.is_empty()).then(|| {
+        format!(
             "transactions of {} partition(s) were not captured (snapshots before kvault read transaction markers, \
              or the scan failed): cut by record time, which can split a transaction ({}{})",
             uncaptured.len(),
             uncaptured.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
             if uncaptured.len() > 5 { ", …" } else { "" }
-        ));
-    }
-    Ok(AsOf {
-        manifest: m,
-        cuts,
-        base: *base_id,
-        warnings,
-        late_transactions,
-        born,
-        groups_from,
+        )
     })
 }
 

@@ -16,14 +16,15 @@
 //! counts both.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::dump::DumpedRecord;
 use crate::error::Result;
 use crate::id::Id;
-use crate::image::keyfilter::{self, KeyHash, KeyHasher, SegmentFilter};
-use crate::image::manifest::{self, KAFKA_KIND, Segment};
+use crate::image::keyfilter::{self, KeyHash, SegmentFilter};
+use crate::image::manifest::{self, FilterCache, KAFKA_KIND, Segment};
 use crate::image::record::{Decoder, Record};
 use crate::kafka::filter::NameFilter;
 use crate::repo::Repository;
@@ -106,8 +107,7 @@ struct Seen {
     skipped: HashSet<(Id, i64, i64)>,
     filtered: HashSet<(Id, i64, i64)>,
     unfiltered: HashSet<Id>,
-    filters: HashMap<Id, Option<SegmentFilter>>,
-    hasher: KeyHasher,
+    filters: FilterCache,
     key_hash: KeyHash,
 }
 
@@ -133,15 +133,14 @@ async fn find_locked(repo: &Repository, opts: &FindOptions) -> Result<FindReport
         snapshots: snaps.len(),
         ..Default::default()
     };
-    let hasher = KeyHasher::new(repo.keys().key_filter_key());
+    let filters = FilterCache::new(repo);
     let mut seen = Seen {
         chunks: HashMap::new(),
         skipped: HashSet::new(),
         filtered: HashSet::new(),
         unfiltered: HashSet::new(),
-        filters: HashMap::new(),
-        key_hash: hasher.hash(&opts.key),
-        hasher,
+        key_hash: filters.hasher().hash(&opts.key),
+        filters,
     };
     let mut found: BTreeMap<Place, (Record, Vec<Id>)> = BTreeMap::new();
     for (sid, s) in &snaps {
@@ -197,38 +196,27 @@ async fn find_locked(repo: &Repository, opts: &FindOptions) -> Result<FindReport
 }
 
 /// A segment's usable key filters (each filter tree read once per run).
-async fn filter_of<'s>(
+async fn filter_of(
     repo: &Repository,
     seg: &Segment,
     opts: &FindOptions,
-    seen: &'s mut Seen,
+    seen: &mut Seen,
     rep: &mut FindReport,
-) -> Result<Option<&'s SegmentFilter>> {
-    let mut unfiltered = |seen: &mut Seen| {
-        if let Some(first) = seg
+) -> Result<Option<Arc<SegmentFilter>>> {
+    let f = match opts.no_filters {
+        true => None,
+        false => seen.filters.get(repo, seg.filter, seg.chunks.len()).await?,
+    };
+    if f.is_none()
+        && let Some(first) = seg
             .chunks
             .first()
             .filter(|_| seg.chunks.len() >= keyfilter::MIN_CHUNKS)
-            && seen.unfiltered.insert(*first)
-        {
-            rep.segments_unfiltered += 1;
-        }
-    };
-    let tree = match seg.filter {
-        Some(t) if !opts.no_filters => t,
-        _ => {
-            unfiltered(seen);
-            return Ok(None);
-        }
-    };
-    if !seen.filters.contains_key(&tree) {
-        let f = manifest::load_filter(repo, Some(tree), seg.chunks.len(), &seen.hasher).await?;
-        seen.filters.insert(tree, f);
+        && seen.unfiltered.insert(*first)
+    {
+        rep.segments_unfiltered += 1;
     }
-    if seen.filters.get(&tree).is_some_and(Option::is_none) {
-        unfiltered(seen);
-    }
-    Ok(seen.filters.get(&tree).and_then(Option::as_ref))
+    Ok(f)
 }
 
 /// The records of the key in a segment's chunks (each chunk read once per

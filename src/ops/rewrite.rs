@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 pub use crate::image::erase::KeySet;
 use crate::image::erase::{ChunkErasure, ChunkFate, erase_chunk, erase_segment, merge_ranges};
-use crate::image::keyfilter::{KeyHash, KeyHasher};
-use crate::image::manifest::{self, KAFKA_KIND, PartitionMeta, SegmentMeta};
+use crate::image::keyfilter::KeyHash;
+use crate::image::manifest::{self, FilterCache, KAFKA_KIND, PartitionMeta, SegmentMeta};
 use crate::kafka::filter::NameFilter;
 use crate::repo::pack::BlobType;
 use crate::repo::snapshot::{Erasure, Snapshot};
@@ -141,15 +141,15 @@ async fn rewrite_locked(
     let snaps = selected(repo, &opts.snapshots).await?;
     repo.load_index().await?;
     let mut session = (!opts.dry_run).then(|| SaveSession::new(repo));
-    let hasher = KeyHasher::new(repo.keys().key_filter_key());
+    let filters = FilterCache::new(repo);
     let mut eraser = Eraser {
         repo,
         keys: &opts.keys,
         session: session.as_mut(),
         chunks: HashMap::new(),
         partitions: HashMap::new(),
-        hashes: opts.keys.iter().map(|k| hasher.hash(k)).collect(),
-        hasher,
+        hashes: opts.keys.iter().map(|k| filters.hasher().hash(k)).collect(),
+        filters,
         skipped: HashSet::new(),
         rep: RewriteReport {
             dry_run: opts.dry_run,
@@ -316,7 +316,7 @@ struct Eraser<'a> {
     partitions: HashMap<Id, Option<NewPartition>>,
     /// The keys' hashes in key filters: chunks whose filter holds none
     /// are not read.
-    hasher: KeyHasher,
+    filters: FilterCache,
     hashes: Vec<KeyHash>,
     /// Chunks skipped by their filters (counted once).
     skipped: HashSet<(Id, i64)>,
@@ -351,7 +351,7 @@ impl Eraser<'_> {
         let (mut records, mut size, mut erased) = (0u64, 0u64, Vec::new());
         for mut n in tree.nodes {
             let meta: SegmentMeta = manifest::from_meta(&n)?;
-            let filter = manifest::load_filter(self.repo, n.subtree, n.content.len(), &self.hasher).await?;
+            let filter = self.filters.get(self.repo, n.subtree, n.content.len()).await?;
             let mut done = Vec::with_capacity(n.content.len());
             for (i, (id, cm)) in n.content.iter().zip(&meta.chunks).enumerate() {
                 let skip = filter

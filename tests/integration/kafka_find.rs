@@ -21,6 +21,24 @@ fn scan(b: &str, topic: &str, key: &str) -> Vec<(i64, i64, i64, Option<String>)>
     v
 }
 
+/// The versions of a find report as the scan gives them: (partition,
+/// offset, timestamp, value).
+fn versions(f: &serde_json::Value) -> Vec<(i64, i64, i64, Option<String>)> {
+    f["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["partition"].as_i64().unwrap(),
+                v["offset"].as_i64().unwrap(),
+                v["timestamp"].as_i64().unwrap(),
+                v["value"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn find_lists_every_version_an_independent_scan_saw_across_snapshots() {
     let b = source();
@@ -78,19 +96,7 @@ async fn find_lists_every_version_an_independent_scan_saw_across_snapshots() {
         &kvault(&repo, &["find", "--topic", &topic, "--key", &key, "--json"]),
         "find",
     );
-    let got: Vec<(i64, i64, i64, Option<String>)> = f["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["partition"].as_i64().unwrap(),
-                v["offset"].as_i64().unwrap(),
-                v["timestamp"].as_i64().unwrap(),
-                v["value"].as_str().map(String::from),
-            )
-        })
-        .collect();
+    let got = versions(&f);
     assert_eq!(got, want, "every version once, oldest first");
     let holders = |i: usize| f["versions"][i]["snapshots"].as_array().unwrap().len();
     assert_eq!(
@@ -281,19 +287,7 @@ async fn find_keeps_a_version_compaction_removed_after_a_snapshot() {
         &kvault(&repo, &["find", "--topic", &topic, "--key", &key, "--json"]),
         "find",
     );
-    let got: Vec<(i64, i64, i64, Option<String>)> = f["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["partition"].as_i64().unwrap(),
-                v["offset"].as_i64().unwrap(),
-                v["timestamp"].as_i64().unwrap(),
-                v["value"].as_str().map(String::from),
-            )
-        })
-        .collect();
+    let got = versions(&f);
     assert_eq!(got, want, "v1 from the first snapshot, v3 from the second: {f}");
     let holders: Vec<usize> = f["versions"]
         .as_array()
