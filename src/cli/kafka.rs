@@ -402,6 +402,12 @@ async fn run_every(ctx: &Ctx, a: SnapshotArgs, every: std::time::Duration) -> Re
     let mut code = exit::OK;
     let mut next = tokio::time::Instant::now();
     while signals.load(Ordering::SeqCst) == 0 {
+        // Printed once the loop has committed to this tick: a signal from
+        // here on finds the snapshot in progress.
+        ctx.out.note(&format!(
+            "snapshot started at {}",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        ));
         let bar = ctx.out.progress();
         let started = std::time::Instant::now();
         let taken = tokio::select! {

@@ -199,10 +199,10 @@ fn a_second_signal_aborts_snapshot_every_in_seconds_and_leaves_nothing() {
             }
         }
     };
-    // The schedule starts its first snapshot right after this line; it then
-    // connects for up to 60 s (librdkafka's own log lines come only when
-    // the client is polled, so they cannot tell when).
-    wait_for("taking a snapshot every");
+    // The loop prints this line once it has committed to the tick (a signal
+    // before it would stop the schedule with nothing in progress, exit 0);
+    // the snapshot then connects for up to 60 s.
+    wait_for("snapshot started at");
     sigterm(child.id());
     wait_for("stopping after the snapshot in progress");
     let t0 = std::time::Instant::now();
