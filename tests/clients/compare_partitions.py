@@ -11,8 +11,12 @@ usage: compare_partitions.py BROKERS_A TOPIC_A BROKERS_B TOPIC_B N [GROUP]
 """
 import json
 import sys
+import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+# Errors librdkafka reports and recovers from on its own.
+TRANSIENT = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT}
 
 
 def side(brokers, topic, n, group):
@@ -26,15 +30,19 @@ def side(brokers, topic, n, group):
     })
     out = []
     for p in range(n):
-        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
         c.assign([TopicPartition(topic, p, low)])
         records = []
+        deadline = time.monotonic() + 60
         while True:
             m = c.poll(10)
-            if m is None:
-                raise SystemExit(f"{topic}/{p}: no end of partition within 10 s")
+            if m is None or (m.error() and m.error().code() in TRANSIENT):
+                # A loaded broker: librdkafka reconnects by itself.
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{topic}/{p}: no end of partition within 60 s")
+                continue
             if m.error():
-                if m.error().code() == -191:  # _PARTITION_EOF
+                if m.error().code() == KafkaError._PARTITION_EOF:
                     break
                 raise SystemExit(str(m.error()))
             ts_type, ts = m.timestamp()
@@ -47,12 +55,12 @@ def side(brokers, topic, n, group):
         answers = {}
         for t in times:
             # One time per request: a request names each partition once.
-            f = c.offsets_for_times([TopicPartition(topic, p, t)], timeout=10)[0]
+            f = c.offsets_for_times([TopicPartition(topic, p, t)], timeout=30)[0]
             first = next((r[0] for r in records if r[0] >= f.offset), None) if f.offset >= 0 else None
             answers[str(t)] = [f.offset, first]
         committed = None
         if group:
-            committed = c.committed([TopicPartition(topic, p)], timeout=10)[0].offset
+            committed = c.committed([TopicPartition(topic, p)], timeout=30)[0].offset
         out.append({"low": low, "high": high, "records": records, "times": answers, "committed": committed})
     c.close()
     return out

@@ -11,8 +11,9 @@ usage: external_position.py BROKERS_A TOPIC_A BROKERS_B TOPIC_B P K FILE
 """
 import json
 import sys
+import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 ba, ta, bb, tb, p, k, path = sys.argv[1:8]
 p, k = int(p), int(k)
@@ -24,20 +25,27 @@ def consumer(brokers):
                      "enable.partition.eof": True})
 
 
+# Errors librdkafka reports and recovers from on its own (a loaded broker).
+TRANSIENT = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT}
+
+
 def next_record(c):
+    deadline = time.monotonic() + 60
     while True:
         m = c.poll(10)
-        if m is None:
-            raise SystemExit("no record within 10 s")
+        if m is None or (m.error() and m.error().code() in TRANSIENT):
+            if time.monotonic() > deadline:
+                raise SystemExit("no record within 60 s")
+            continue
         if m.error():
-            if m.error().code() == -191:
+            if m.error().code() == KafkaError._PARTITION_EOF:
                 return None
             raise SystemExit(str(m.error()))
         return [m.offset(), m.key().hex() if m.key() else None, m.value().hex() if m.value() else None]
 
 
 a = consumer(ba)
-low, _ = a.get_watermark_offsets(TopicPartition(ta, p), timeout=10)
+low, _ = a.get_watermark_offsets(TopicPartition(ta, p), timeout=30)
 a.assign([TopicPartition(ta, p, low)])
 for _ in range(k):
     r = next_record(a)

@@ -8,6 +8,7 @@ usage: key_versions.py BROKERS TOPIC KEY
 """
 import json
 import sys
+import time
 
 from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 
@@ -18,17 +19,20 @@ c = Consumer({
     "enable.auto.commit": False,
     "isolation.level": "read_committed",
 })
-parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+parts = c.list_topics(topic, timeout=30).topics[topic].partitions
 out = []
 for p in sorted(parts):
-    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
     if high <= low:
         continue
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING)])
+    deadline = time.monotonic() + 60
     while True:
         m = c.poll(10)
         if m is None:
-            sys.exit(f"no record from {topic}/{p} within 10 s")
+            if time.monotonic() > deadline:
+                sys.exit(f"no record from {topic}/{p} within 60 s")
+            continue
         if m.error():
             continue
         if m.key() == key:

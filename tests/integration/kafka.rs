@@ -48,9 +48,22 @@ pub async fn create_topic(brokers: &str, name: &str, partitions: i32, configs: &
     for (k, v) in configs {
         t = t.set(k, v);
     }
-    let r = admin.create_topics([&t], &AdminOptions::new()).await.unwrap();
-    for x in r {
-        x.unwrap();
+    // A request lost to a loaded broker is sent again; the topic it may
+    // have made meanwhile counts as made.
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for attempt in 1.. {
+        match admin.create_topics([&t], &opts).await {
+            Ok(r) => {
+                for x in r {
+                    if let Err((_, e)) = x {
+                        assert_eq!(e, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "{name}");
+                    }
+                }
+                break;
+            }
+            Err(e) if attempt < 3 => eprintln!("creating {name}: {e}; again"),
+            Err(e) => panic!("creating {name}: {e}"),
+        }
     }
     // Metadata propagates asynchronously.
     let c: BaseConsumer = config(brokers).create().unwrap();
