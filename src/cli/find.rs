@@ -69,7 +69,7 @@ fn text(r: &FindReport) -> String {
     ));
     if r.segments_unfiltered > 0 {
         s.push_str(&format!(
-            "\n{} segment(s) without key filters (older snapshots, copies, or --no-filters) were read in full",
+            "\n{} segment(s) without key filters (older snapshots, rewritten or repaired segments, copies, or --no-filters) were read in full",
             r.segments_unfiltered
         ));
     }

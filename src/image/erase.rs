@@ -158,6 +158,9 @@ pub fn erase_segment<I: Copy>(
         runs,
         chunks,
         erased: merge_ranges(erased),
+        // The segment's key filters are dropped with it (they would still
+        // answer for the erased keys).
+        filter_at: None,
         ..meta.clone()
     };
     Some((new, new_ids, gone))
@@ -274,6 +277,7 @@ mod tests {
             chunks: vec![ChunkMeta([10, 3, 1, 3, 0]), ChunkMeta([15, 3, 4, 6, 3])],
             txns: None,
             erased: vec![],
+            filter_at: None,
         };
         let first = ChunkErasure {
             erased: vec![1],

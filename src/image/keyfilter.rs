@@ -15,9 +15,12 @@ use crate::error::{Error, Result};
 pub const BITS_PER_KEY: usize = 10;
 /// Bits set per key.
 pub const HASHES: u8 = 7;
-/// Segments with fewer chunks get no filter: reading its blob would cost
-/// about what reading their chunks does.
+/// Segments with fewer chunks share filter blobs with the other small
+/// segments of their snapshot: a blob of their own would cost about what
+/// reading their chunks does.
 pub const MIN_CHUNKS: usize = 4;
+/// Encoded filter bytes a shared blob takes before the next one starts.
+pub const SHARED_BYTES: usize = 1 << 20;
 const MAGIC: &[u8; 4] = b"KVKF";
 const VERSION: u8 = 1;
 /// Context of the fingerprint of a key-filter key.
@@ -89,6 +92,11 @@ pub struct ChunkFilter {
 }
 
 impl ChunkFilter {
+    /// Its encoded bytes in a filter blob.
+    pub fn encoded_len(&self) -> usize {
+        4 + 8 * self.words.len()
+    }
+
     /// The filter of `hashes`: [`BITS_PER_KEY`] bits per hash (a repeated
     /// key counts each time: sorting them out cost more on the reader's
     /// thread than the bits save), rounded up to whole 64-bit words; none
@@ -126,7 +134,84 @@ fn bits(m: u64, [h1, h2]: KeyHash) -> impl Iterator<Item = usize> {
     })
 }
 
-/// A segment's key filters, one per chunk in order, as stored.
+/// Where a segment's key filters are stored (format-spec §14 "Key
+/// filters").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Nowhere: the segment has no chunk.
+    None,
+    /// A blob of its own.
+    Own,
+    /// Shared blob number `blob`, from its chunk filter `at` on.
+    Shared {
+        /// Which shared blob (in the order they are made).
+        blob: usize,
+        /// The index of the segment's first chunk filter in it.
+        at: u32,
+    },
+}
+
+/// Places a snapshot's segments' filters, given per segment its chunk
+/// count and the filters' encoded bytes: [`MIN_CHUNKS`] or more, a blob of
+/// their own; fewer, in order into shared blobs, the next one begun once
+/// one holds [`SHARED_BYTES`].
+pub fn place(segments: &[(usize, usize)]) -> Vec<Placement> {
+    let (mut blob, mut at, mut bytes) = (0usize, 0u32, 0usize);
+    let mut out = Vec::with_capacity(segments.len());
+    for &(chunks, size) in segments {
+        out.push(match chunks {
+            0 => Placement::None,
+            n if n >= MIN_CHUNKS => Placement::Own,
+            n => {
+                if bytes >= SHARED_BYTES {
+                    (blob, at, bytes) = (blob + 1, 0, 0);
+                }
+                let p = Placement::Shared { blob, at };
+                at += n as u32;
+                bytes += size;
+                p
+            }
+        });
+    }
+    out
+}
+
+/// A segment's key filters as a reader uses them: its chunks' slice of a
+/// filter blob, its own or shared.
+#[derive(Debug, Clone)]
+pub struct SegmentFilters {
+    blob: std::sync::Arc<SegmentFilter>,
+    at: usize,
+    len: usize,
+}
+
+impl SegmentFilters {
+    /// The filters of a segment of `chunks` chunks in `blob`: from `at`
+    /// when shared, else the whole blob; `None` when the counts do not fit.
+    pub fn of(blob: std::sync::Arc<SegmentFilter>, at: Option<u32>, chunks: usize) -> Option<SegmentFilters> {
+        let fits = match at {
+            None => blob.chunks.len() == chunks,
+            Some(a) => (a as usize)
+                .checked_add(chunks)
+                .is_some_and(|e| e <= blob.chunks.len()),
+        };
+        fits.then(|| SegmentFilters {
+            blob,
+            at: at.map_or(0, |a| a as usize),
+            len: chunks,
+        })
+    }
+
+    /// The filter of the segment's `i`th chunk.
+    pub fn chunk(&self, i: usize) -> Option<&ChunkFilter> {
+        (i < self.len)
+            .then(|| self.blob.chunks.get(self.at + i))
+            .flatten()
+    }
+}
+
+/// Key filters, one per chunk in order, as stored: one segment's, or
+/// several small segments' one after the other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentFilter {
     /// [`KeyHasher::fingerprint`] of the key the hashes were made under.
@@ -140,7 +225,7 @@ impl SegmentFilter {
     /// fingerprint, the chunk count (u32 LE), then per chunk its word count
     /// (u32 LE) and words (u64 LE).
     pub fn encode(&self) -> Vec<u8> {
-        let words: usize = self.chunks.iter().map(|c| 4 + 8 * c.words.len()).sum();
+        let words: usize = self.chunks.iter().map(ChunkFilter::encoded_len).sum();
         let mut out = Vec::with_capacity(18 + words);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
@@ -253,6 +338,51 @@ mod tests {
         longer.push(0);
         assert!(SegmentFilter::decode(&longer, "t").is_err());
         assert!(SegmentFilter::decode(&[b"KVKF".as_slice(), &[2, 7]].concat(), "t").is_err());
+    }
+
+    #[test]
+    fn small_segments_share_blobs_of_bounded_size_and_large_ones_have_their_own() {
+        use Placement::*;
+        let p = place(&[
+            (0, 0),
+            (1, 100),
+            (MIN_CHUNKS, 10),
+            (3, SHARED_BYTES),
+            (2, 8),
+            (1, 8),
+        ]);
+        assert_eq!(
+            p,
+            vec![
+                None,
+                Shared { blob: 0, at: 0 },
+                Own,
+                Shared { blob: 0, at: 1 },
+                Shared { blob: 1, at: 0 },
+                Shared { blob: 1, at: 2 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_segment_reads_only_its_own_slice_of_a_shared_blob() {
+        let h = hasher();
+        let blob = std::sync::Arc::new(SegmentFilter {
+            fingerprint: h.fingerprint(),
+            chunks: vec![
+                ChunkFilter::build(&[h.hash(b"a")]),
+                ChunkFilter::build(&[h.hash(b"b")]),
+                ChunkFilter::build(&[h.hash(b"c")]),
+            ],
+        });
+        let f = SegmentFilters::of(blob.clone(), Some(1), 2).unwrap();
+        assert!(f.chunk(0).unwrap().may_hold(h.hash(b"b")));
+        assert!(f.chunk(1).unwrap().may_hold(h.hash(b"c")));
+        assert!(f.chunk(2).is_none());
+        assert!(SegmentFilters::of(blob.clone(), Some(2), 2).is_none());
+        assert!(SegmentFilters::of(blob.clone(), None, 2).is_none());
+        assert!(SegmentFilters::of(blob.clone(), Some(u32::MAX), 2).is_none());
+        assert!(SegmentFilters::of(blob, None, 3).is_some());
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! topics      one node per topic (type topic): partitions, replication factor, configs
 //! topic       one node per partition (type partition): log_start, end, records, expired gaps
 //! partition   one node per segment (type segment): content = chunk ids,
-//!             meta start, end, records, runs, chunks; subtree (segments of
-//!             4 chunks or more) = a tree of one node (type key-filter)
-//!             whose content is the segment's key filter blob
+//!             meta start, end, records, runs, chunks (filter_at: its
+//!             first chunk's filter in a shared blob); subtree = a tree of
+//!             one node (type key-filter) whose content is the key filter
+//!             blob, the segment's own (4 chunks or more) or shared by the
+//!             snapshot's small segments
 //! groups      one node per consumer group (type group): offsets
 //! commits     (a root node, type commits) content = the commit log's chunks
 //!             (JSON lines), meta = CommitsMeta (positions in __consumer_offsets)
@@ -27,7 +29,7 @@ use serde_json::Value;
 
 use super::cluster::ClusterState;
 use super::commits::{Commit, CommitsMeta};
-use super::keyfilter::{self, KeyHasher, SegmentFilter};
+use super::keyfilter::{self, ChunkFilter, KeyHasher, Placement, SegmentFilter, SegmentFilters};
 use super::record::OffsetRuns;
 use super::types::{ChunkMeta, GroupOffset, OpenTxn, TxnSpan};
 use crate::error::{Error, Result};
@@ -132,6 +134,11 @@ pub struct SegmentMeta {
     /// as sorted `[first, end)` ranges (format-spec §14 "Erased records").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub erased: Vec<[i64; 2]>,
+    /// When its key-filter blob is shared with the other small segments of
+    /// its snapshot: the index of its first chunk's filter there (none: the
+    /// blob is its own; format-spec §14 "Key filters").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_at: Option<u32>,
 }
 
 impl SegmentMeta {
@@ -394,6 +401,10 @@ pub async fn load_segments(repo: &Repository, node: &Node) -> Result<Vec<Segment
     Ok(out)
 }
 
+/// Where a segment's key filters are: its filter tree, and its first
+/// chunk's index in the blob when the blob is shared.
+pub type FilterRef = (Id, Option<u32>);
+
 /// Segments' key filters as `find` and `rewrite` use them: each filter
 /// tree read once however many snapshots share its segment, and only
 /// those usable here (present, one per chunk, made under this
@@ -420,7 +431,8 @@ impl FilterCache {
     }
 
     /// The usable filters of a segment of `chunks` chunks whose node's
-    /// subtree is `filter`; `None`: read every chunk.
+    /// subtree is `filter`, from chunk filter `at` when it shares the blob;
+    /// `None`: read every chunk.
     ///
     /// # Errors
     /// Unreadable or corrupt trees and blobs.
@@ -428,12 +440,19 @@ impl FilterCache {
         &mut self,
         repo: &Repository,
         filter: Option<Id>,
+        at: Option<u32>,
         chunks: usize,
-    ) -> Result<Option<std::sync::Arc<SegmentFilter>>> {
+    ) -> Result<Option<SegmentFilters>> {
         let Some(tree) = filter else { return Ok(None) };
-        if let Some(f) = self.loaded.get(&tree) {
-            return Ok(f.clone());
-        }
+        let blob = match self.loaded.get(&tree) {
+            Some(f) => f.clone(),
+            None => self.load(repo, tree).await?,
+        };
+        Ok(blob.and_then(|b| SegmentFilters::of(b, at, chunks)))
+    }
+
+    /// A filter tree's blob, when made under this repository's key.
+    async fn load(&mut self, repo: &Repository, tree: Id) -> Result<Option<std::sync::Arc<SegmentFilter>>> {
         let t = repo.load_tree(&tree).await?;
         let blob = t
             .nodes
@@ -445,7 +464,7 @@ impl FilterCache {
             None => None,
         };
         let usable = f
-            .filter(|f| f.fingerprint == self.hasher.fingerprint() && f.chunks.len() == chunks)
+            .filter(|f| f.fingerprint == self.hasher.fingerprint())
             .map(std::sync::Arc::new);
         self.loaded.insert(tree, usable.clone());
         Ok(usable)
@@ -520,31 +539,71 @@ impl<'s> ManifestWriter<'s> {
         self.session
     }
 
-    /// A segment's key filters, stored when it has at least
-    /// [`keyfilter::MIN_CHUNKS`] chunks: the filter blob (data) under a
-    /// tree of one `key-filter` node, whose id becomes the segment node's
-    /// subtree (so every walk keeps, checks and copies it).
+    /// The key filters of a snapshot's new segments (per segment, one per
+    /// chunk), stored as [`keyfilter::place`] says: each blob (data) under
+    /// a tree of one `key-filter` node, whose id becomes the segment node's
+    /// subtree (so every walk keeps, checks and copies it). Returns per
+    /// segment its tree and, in a shared blob, its first chunk's index.
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn key_filter(&mut self, filter: &SegmentFilter) -> Result<Option<Id>> {
-        if filter.chunks.len() < keyfilter::MIN_CHUNKS {
-            return Ok(None);
+    pub async fn key_filters(
+        &mut self,
+        fingerprint: [u8; 8],
+        segments: Vec<Vec<ChunkFilter>>,
+    ) -> Result<Vec<Option<FilterRef>>> {
+        let sizes: Vec<(usize, usize)> = segments
+            .iter()
+            .map(|c| (c.len(), c.iter().map(ChunkFilter::encoded_len).sum()))
+            .collect();
+        let places = keyfilter::place(&sizes);
+        let mut shared: Vec<Vec<ChunkFilter>> = Vec::new();
+        let mut own: Vec<Option<Id>> = vec![None; segments.len()];
+        for ((chunks, p), own) in segments.into_iter().zip(&places).zip(own.iter_mut()) {
+            match *p {
+                Placement::None => {}
+                Placement::Own => *own = Some(self.key_filter(&SegmentFilter { fingerprint, chunks }).await?),
+                Placement::Shared { blob, .. } => {
+                    if shared.len() <= blob {
+                        shared.resize_with(blob + 1, Vec::new);
+                    }
+                    if let Some(s) = shared.get_mut(blob) {
+                        s.extend(chunks);
+                    }
+                }
+            }
         }
+        let mut trees = Vec::with_capacity(shared.len());
+        for chunks in shared {
+            trees.push(self.key_filter(&SegmentFilter { fingerprint, chunks }).await?);
+        }
+        Ok(places
+            .iter()
+            .zip(own)
+            .map(|(p, own)| match *p {
+                Placement::None => None,
+                Placement::Own => own.map(|t| (t, None)),
+                Placement::Shared { blob, at } => trees.get(blob).map(|t| (*t, Some(at))),
+            })
+            .collect())
+    }
+
+    /// One filter blob under its `key-filter` tree.
+    async fn key_filter(&mut self, filter: &SegmentFilter) -> Result<Id> {
         let bytes = filter.encode();
         let size = bytes.len() as u64;
         let blob = self.session.save_blob(BlobType::Data, bytes).await?;
         let node = NodeKind::KeyFilter.node("keys".into(), size, None, vec![blob], BTreeMap::new());
         let tree = Tree { nodes: vec![node] }.encode()?;
-        Ok(Some(self.session.save_blob(BlobType::Tree, tree).await?))
+        self.session.save_blob(BlobType::Tree, tree).await
     }
 
     /// A segment node: the chunks of `[meta.start, meta.end)`, each id with
-    /// its metadata, and its key filters' tree ([`ManifestWriter::key_filter`]).
+    /// its metadata, and its key filters ([`ManifestWriter::key_filters`]).
     ///
     /// # Errors
     /// Never in practice.
-    pub fn segment(meta_of: SegmentParts, bytes: u64, filter: Option<Id>) -> Result<Node> {
+    pub fn segment(meta_of: SegmentParts, bytes: u64, filter: Option<FilterRef>) -> Result<Node> {
         let (ids, chunks): (Vec<Id>, Vec<ChunkMeta>) = meta_of.chunks.into_iter().unzip();
         let meta = SegmentMeta {
             start: meta_of.start,
@@ -554,8 +613,10 @@ impl<'s> ManifestWriter<'s> {
             chunks,
             txns: meta_of.txns,
             erased: Vec::new(),
+            filter_at: filter.and_then(|f| f.1),
         };
-        Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, filter, ids, to_meta(&meta)?))
+        let subtree = filter.map(|f| f.0);
+        Ok(NodeKind::Segment.node(meta.start.to_string(), bytes, subtree, ids, to_meta(&meta)?))
     }
 
     /// A partition node over its segments (stored as a tree when any).

@@ -693,6 +693,7 @@ mod tests {
                 chunks: vec![],
                 txns,
                 erased: vec![],
+                filter_at: None,
             },
             chunks: vec![],
             size: 0,

@@ -16,14 +16,13 @@
 //! counts both.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::dump::DumpedRecord;
 use crate::error::Result;
 use crate::id::Id;
-use crate::image::keyfilter::{self, KeyHash, SegmentFilter};
+use crate::image::keyfilter::{KeyHash, SegmentFilters};
 use crate::image::manifest::{self, FilterCache, KAFKA_KIND, Segment};
 use crate::image::record::{Decoder, Record};
 use crate::kafka::filter::NameFilter;
@@ -73,8 +72,8 @@ pub struct FindReport {
     pub chunks_skipped: u64,
     /// Distinct chunks skipped by their key filters.
     pub chunks_filtered: u64,
-    /// Segments of [`keyfilter::MIN_CHUNKS`] chunks or more read without
-    /// key filters (older snapshots, copies, `no_filters`).
+    /// Segments read without key filters (snapshots older than them,
+    /// segments changed by `rewrite` or `repair`, copies, `no_filters`).
     pub segments_unfiltered: u64,
 }
 
@@ -202,16 +201,16 @@ async fn filter_of(
     opts: &FindOptions,
     seen: &mut Seen,
     rep: &mut FindReport,
-) -> Result<Option<Arc<SegmentFilter>>> {
+) -> Result<Option<SegmentFilters>> {
     let f = match opts.no_filters {
         true => None,
-        false => seen.filters.get(repo, seg.filter, seg.chunks.len()).await?,
+        false => {
+            let at = seg.meta.filter_at;
+            seen.filters.get(repo, seg.filter, at, seg.chunks.len()).await?
+        }
     };
     if f.is_none()
-        && let Some(first) = seg
-            .chunks
-            .first()
-            .filter(|_| seg.chunks.len() >= keyfilter::MIN_CHUNKS)
+        && let Some(first) = seg.chunks.first()
         && seen.unfiltered.insert(*first)
     {
         rep.segments_unfiltered += 1;
@@ -230,9 +229,7 @@ async fn segment_hits(
     rep: &mut FindReport,
 ) -> Result<ChunkHits> {
     let key_hash = seen.key_hash;
-    let holds: Option<Vec<bool>> = filter_of(repo, seg, opts, seen, rep)
-        .await?
-        .map(|f| f.chunks.iter().map(|c| c.may_hold(key_hash)).collect());
+    let filters = filter_of(repo, seg, opts, seen, rep).await?;
     let mut out = Vec::new();
     for (i, (id, cm, offsets)) in seg.chunks_with_offsets().enumerate() {
         let at = (*id, cm.ts_base(), offsets.first().copied().unwrap_or(-1));
@@ -241,7 +238,11 @@ async fn segment_hits(
             rep.chunks_skipped += u64::from(seen.skipped.insert(at));
             continue;
         }
-        if holds.as_ref().is_some_and(|h| !h.get(i).copied().unwrap_or(true)) {
+        if filters
+            .as_ref()
+            .and_then(|f| f.chunk(i))
+            .is_some_and(|c| !c.may_hold(key_hash))
+        {
             rep.chunks_filtered += u64::from(seen.filtered.insert(at));
             continue;
         }

@@ -356,6 +356,7 @@ async fn mend_segments(
             chunks: keep_meta,
             txns: meta.txns.clone(),
             erased: meta.erased.clone(),
+            filter_at: None,
         };
         records += new_meta.records;
         bytes += kept_bytes;

@@ -351,12 +351,16 @@ impl Eraser<'_> {
         let (mut records, mut size, mut erased) = (0u64, 0u64, Vec::new());
         for mut n in tree.nodes {
             let meta: SegmentMeta = manifest::from_meta(&n)?;
-            let filter = self.filters.get(self.repo, n.subtree, n.content.len()).await?;
+            let at = meta.filter_at;
+            let filter = self
+                .filters
+                .get(self.repo, n.subtree, at, n.content.len())
+                .await?;
             let mut done = Vec::with_capacity(n.content.len());
             for (i, (id, cm)) in n.content.iter().zip(&meta.chunks).enumerate() {
                 let skip = filter
                     .as_ref()
-                    .and_then(|f| f.chunks.get(i))
+                    .and_then(|f| f.chunk(i))
                     .is_some_and(|f| !self.hashes.iter().any(|h| f.may_hold(*h)));
                 if skip {
                     self.rep.chunks_skipped += u64::from(self.skipped.insert((*id, cm.ts_base())));

@@ -134,6 +134,8 @@ fn compute() -> Value {
                             "hash": Keys::from_master(m).erased_key_hash(b"customer-42").to_hex()},
         "key_filter": {"note": "format-spec §14 \"Key filters\": the filter blob of a segment of two chunks under the key-filter key of master_key, the first chunk holding keys \"a\" and \"b\" (and \"a\" again), the second only null keys",
                        "hex": key_filter_hex(&m)},
+        "segment_meta_shared_filter": {"note": "format-spec §14 \"Key filters\": a segment of two chunks whose key filters are chunk filters 3 and 4 of a blob shared with its snapshot's other small segments",
+                                       "json": segment_meta_shared_filter_json()},
         "config_object_lock": {"note": "format-spec §6 and §18: a config with the object-lock feature, compliance for 30 days and the default slack (a quarter)",
                                "json": config_object_lock_json()},
         "cluster_state": {"note": "format-spec §14 \"Cluster state\": a prefixed allow and a cluster deny, one SCRAM user with both mechanisms, a user+client quota and the default client quota, a cluster default and a hidden (sensitive) per-broker config",
@@ -164,6 +166,7 @@ fn segment_meta_json() -> String {
             s
         }]),
         erased: vec![],
+        filter_at: None,
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);
@@ -201,6 +204,32 @@ fn segment_meta_erased_json() -> String {
         chunks: vec![ChunkMeta([100, 7, 5_000, 5_900, 4_999])],
         txns: None,
         erased: vec![[102, 103], [105, 107]],
+        filter_at: None,
+    };
+    let json = serde_json::to_string(&m).unwrap();
+    assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);
+    json
+}
+
+/// A small segment's node meta whose key filters are in a blob shared
+/// with its snapshot's other small segments, from the blob's fourth chunk
+/// filter on (format-spec §14 "Key filters").
+fn segment_meta_shared_filter_json() -> String {
+    use kvault::image::manifest::SegmentMeta;
+    use kvault::image::record::OffsetRuns;
+    use kvault::image::types::ChunkMeta;
+    let m = SegmentMeta {
+        start: 40,
+        end: 46,
+        records: 6,
+        runs: OffsetRuns(vec![[40, 6]]),
+        chunks: vec![
+            ChunkMeta([40, 4, 7_000, 7_300, 6_999]),
+            ChunkMeta([44, 2, 7_400, 7_500, 7_399]),
+        ],
+        txns: None,
+        erased: vec![],
+        filter_at: Some(3),
     };
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<SegmentMeta>(&json).unwrap(), m);

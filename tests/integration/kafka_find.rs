@@ -297,3 +297,57 @@ async fn find_keeps_a_version_compaction_removed_after_a_snapshot() {
         .collect();
     assert_eq!(holders, vec![2, 1], "{f}");
 }
+
+/// Frequent snapshots write small segments (one chunk per partition
+/// here): they share one key-filter blob per snapshot, so find across
+/// many snapshots reads only the chunks that may hold the key, and lists
+/// what the independent scan and `--no-filters` list.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_segments_of_frequent_snapshots_share_filters_and_find_reads_only_their_hits() {
+    let b = source();
+    let topic = unique("small");
+    create_topic(&b, &topic, 3, &[("retention.ms", "-1")]).await;
+    let needle = unique("needle");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    crate::cli::init(&repo);
+    for round in 0..8i64 {
+        let records: Vec<(i32, kvault::image::record::Record)> = (0..60i64)
+            .map(|i| {
+                let k = match (round, i) {
+                    (2 | 5, 7) => needle.clone(),
+                    _ => format!("key-{round}-{i}"),
+                };
+                let v = format!("value {round} {i}");
+                (
+                    (i % 3) as i32,
+                    rec(now_ms(), Some(k.as_bytes()), Some(v.as_bytes()), &[]),
+                )
+            })
+            .collect();
+        produce(&b, &topic, &records);
+        kvault(
+            &repo,
+            &["snapshot", "-b", &b, "--topic", &topic, "--group", "none"],
+        );
+    }
+    let find = |extra: &[&str]| {
+        let mut args = vec!["find", "--topic", &topic, "--key", &needle, "--json"];
+        args.extend_from_slice(extra);
+        line(&kvault(&repo, &args), "find")
+    };
+    let all = find(&["--no-filters"]);
+    let f = find(&[]);
+    let expected = scan(&b, &topic, &needle);
+    assert_eq!(expected.len(), 2);
+    assert_eq!(versions(&all), expected, "{all}");
+    assert_eq!(versions(&f), expected, "{f}");
+    // 8 snapshots x 3 partitions, one chunk each; the key is in two.
+    assert_eq!(all["chunks_read"], 24, "{all}");
+    assert_eq!(all["segments_unfiltered"], 24, "{all}");
+    assert_eq!(f["segments_unfiltered"], 0, "{f}");
+    let read = f["chunks_read"].as_u64().unwrap();
+    assert!((2..=4).contains(&read), "{f}");
+    assert_eq!(read + f["chunks_filtered"].as_u64().unwrap(), 24, "{f}");
+    crate::cli::ok(crate::cli::kvault(&repo).args(["check", "--read-data"]));
+}

@@ -225,28 +225,36 @@ const FILTER_TARBALL: &str = concat!(
     "/tests/fixtures/kafka-keyfilter-v1.tar.gz"
 );
 
-/// The key-filter fixture's records: 3,000 keys `key-N` with compressible
-/// values, one partition, so one segment of many 16 KiB chunks.
+/// The key-filter fixture's first records: 3,000 keys `key-N` with
+/// compressible values in partition 0, so one segment of many 16 KiB
+/// chunks, and 30 keys `small-N` in partition 1, a segment of one chunk.
 fn filter_fixture_records() -> Vec<(i32, Record)> {
-    (0..3000)
-        .map(|i| {
-            let v = format!("value {i} {}", "x".repeat(100));
-            (
-                0,
-                crate::kafka::rec(
-                    1_765_000_000_000 + i,
-                    Some(format!("key-{i}").as_bytes()),
-                    Some(v.as_bytes()),
-                    &[],
-                ),
-            )
+    let big = (0..3000).map(|i| (0, format!("key-{i}"), format!("value {i} {}", "x".repeat(100))));
+    let small = (0..30).map(|i| (1, format!("small-{i}"), format!("small value {i}")));
+    fixture_records(big.chain(small), 1_765_000_000_000)
+}
+
+/// The key-filter fixture's second snapshot's records: 5 keys `late-N` in
+/// each partition (two small segments sharing one filter blob).
+fn filter_fixture_late_records() -> Vec<(i32, Record)> {
+    let late = (0..10).map(|i| (i % 2, format!("late-{i}"), format!("late value {i}")));
+    fixture_records(late, 1_765_000_100_000)
+}
+
+/// Records (partition, key, value) one millisecond apart from `t0`.
+fn fixture_records(rs: impl Iterator<Item = (i32, String, String)>, t0: i64) -> Vec<(i32, Record)> {
+    rs.enumerate()
+        .map(|(i, (p, k, v))| {
+            let r = crate::kafka::rec(t0 + i as i64, Some(k.as_bytes()), Some(v.as_bytes()), &[]);
+            (p, r)
         })
         .collect()
 }
 
 /// The committed key-filter fixture (tests/fixtures/kafka-keyfilter-v1,
-/// format-spec §14 "Key filters"): its segment's filters still decode
-/// under its key, and find reads only the chunks they allow.
+/// format-spec §14 "Key filters"): a large segment's own filters and the
+/// small segments' shared ones still decode under its key, and find reads
+/// only the chunks they allow.
 #[tokio::test]
 async fn the_key_filter_fixture_still_finds_by_its_filters() {
     let (_dir, repo) = open_checked(FILTER_TARBALL, "kafka-keyfilter-v1", FILTER_PASSWORD).await;
@@ -255,17 +263,19 @@ async fn the_key_filter_fixture_still_finds_by_its_filters() {
         no_filters,
         ..Default::default()
     };
-    let all = kvault::ops::find::find(&repo, &find("key-2345", true))
-        .await
-        .unwrap();
-    let f = kvault::ops::find::find(&repo, &find("key-2345", false))
-        .await
-        .unwrap();
-    assert_eq!(f.versions.len(), 1);
-    assert_eq!(f.versions[0].record.offset, 2345);
-    assert!(all.chunks_read >= 10, "{all:?}");
-    assert!(f.chunks_read <= 2 && f.segments_unfiltered == 0, "{f:?}");
-    assert_eq!(f.chunks_read + f.chunks_filtered, all.chunks_read);
+    for (key, partition, offset) in [("key-2345", 0, 2345), ("small-17", 1, 17), ("late-3", 1, 31)] {
+        let all = kvault::ops::find::find(&repo, &find(key, true)).await.unwrap();
+        let f = kvault::ops::find::find(&repo, &find(key, false)).await.unwrap();
+        assert_eq!(f.versions.len(), 1, "{key}");
+        assert_eq!(
+            (f.versions[0].record.partition, f.versions[0].record.offset),
+            (partition, offset)
+        );
+        assert_eq!(f.versions[0].snapshots, all.versions[0].snapshots, "{key}");
+        assert!(all.chunks_read >= 10 && all.segments_unfiltered == 4, "{all:?}");
+        assert!(f.chunks_read <= 2 && f.segments_unfiltered == 0, "{key}: {f:?}");
+        assert_eq!(f.chunks_read + f.chunks_filtered, all.chunks_read);
+    }
 }
 
 /// Regenerates the key-filter fixture (needs a broker):
@@ -276,8 +286,7 @@ async fn make_key_filter_fixture() {
     use crate::kafka::*;
     let b = source();
     let topic = unique("keyfilter");
-    create_topic(&b, &topic, 1, &[("retention.ms", "-1")]).await;
-    produce(&b, &topic, &filter_fixture_records());
+    create_topic(&b, &topic, 2, &[("retention.ms", "-1")]).await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("kafka-keyfilter-v1");
     let repo = crate::common::fixture_repo(&root, FILTER_PASSWORD).await;
@@ -287,8 +296,11 @@ async fn make_key_filter_fixture() {
         groups: vec!["none".into()],
         ..Default::default()
     };
-    kvault::ops::snapshot::snapshot(&repo, &so, &NoProgress)
-        .await
-        .unwrap();
+    for records in [filter_fixture_records(), filter_fixture_late_records()] {
+        produce(&b, &topic, &records);
+        kvault::ops::snapshot::snapshot(&repo, &so, &NoProgress)
+            .await
+            .unwrap();
+    }
     crate::common::tar_fixture(dir.path(), "kafka-keyfilter-v1", &format!("{FILTER_TARBALL}.new"));
 }

@@ -26,7 +26,7 @@ use super::with_lock;
 use crate::error::Result;
 use crate::id::Id;
 use crate::image::cluster::{ClusterCounts, ClusterState};
-use crate::image::keyfilter::{KeyHasher, SegmentFilter};
+use crate::image::keyfilter::KeyHasher;
 use crate::image::manifest::{
     self, KAFKA_KIND, KAFKA_SHARD_KIND, ManifestWriter, PartitionMeta, SegmentParts, TopicMeta,
 };
@@ -350,8 +350,20 @@ async fn partition_nodes(
     fingerprint: [u8; 8],
     res: &mut SnapshotResult,
 ) -> Result<BTreeMap<TopicPartition, crate::repo::tree::Node>> {
+    let mut found = found;
+    // The new segments' key filters first: small segments share blobs.
+    let filters = plan
+        .partitions
+        .iter()
+        .zip(found.iter_mut())
+        .map(|(pp, ((r, _), _))| match new_segment(pp, gone_topics) {
+            true => std::mem::take(&mut r.filters),
+            false => Vec::new(),
+        })
+        .collect();
+    let filters = w.key_filters(fingerprint, filters).await?;
     let mut nodes = BTreeMap::new();
-    for (pp, ((r, txns), open)) in plan.partitions.iter().zip(found) {
+    for ((pp, ((r, txns), open)), filter) in plan.partitions.iter().zip(found).zip(filters) {
         if gone_topics.contains(&pp.topic) {
             continue;
         }
@@ -369,11 +381,6 @@ async fn partition_nodes(
         res.bytes_read += r.bytes;
         let mut segments = pp.kept.clone();
         if pp.reads() {
-            let filter = SegmentFilter {
-                fingerprint,
-                chunks: r.filters,
-            };
-            let filter = w.key_filter(&filter).await?;
             let parts = SegmentParts {
                 start: pp.start,
                 end: pp.end,
@@ -395,6 +402,12 @@ async fn partition_nodes(
         nodes.insert(pp.key(), w.partition(meta, segments).await?);
     }
     Ok(nodes)
+}
+
+/// Whether a snapshot writes a new segment for a planned partition (read,
+/// not reused, its topic still there).
+fn new_segment(pp: &PartitionPlan, gone_topics: &BTreeSet<String>) -> bool {
+    pp.reads() && pp.reuse.is_none() && !gone_topics.contains(&pp.topic)
 }
 
 /// Each topic's tree node over its partitions' nodes.
