@@ -671,58 +671,90 @@ pub async fn run_diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// What a restore writes, as `restore`, `verify` and `drill` select it:
+/// the snapshot, the cluster, the topics and groups, the time and the
+/// offset mode.
 #[derive(Debug, Args)]
-pub struct RestoreArgs {
+pub struct RestoreSelection {
     /// Snapshot id, unique prefix, or `latest` (the default).
     #[arg(default_value = "latest")]
-    snapshot: String,
+    pub(super) snapshot: String,
     #[command(flatten)]
-    kafka: KafkaArgs,
-    /// Source topics to restore (glob, repeatable; default all).
+    pub(super) kafka: KafkaArgs,
+    /// Source topics (glob, repeatable; default all).
     #[arg(long = "topic", value_name = "PATTERN")]
     topics: Vec<String>,
-    /// Source topics to restore by regular expression matching the whole
-    /// name (repeatable; adds to --topic).
+    /// Source topics by regular expression matching the whole name
+    /// (repeatable; adds to --topic).
     #[arg(long = "topic-regex", value_name = "REGEX")]
     topic_regex: Vec<String>,
+    /// Consumer groups (glob, repeatable; default all).
+    #[arg(long = "group", value_name = "PATTERN")]
+    groups: Vec<String>,
+    /// No consumer-group offsets.
+    #[arg(long)]
+    no_groups: bool,
+    /// The log as of this time: RFC 3339, epoch milliseconds, or relative ("2h ago").
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Compacted topics with every record the repository holds, instead
+    /// of only the latest value per key.
+    #[arg(long)]
+    no_compact: bool,
+    /// Where records land: `translate` (after what the target holds; group
+    /// offsets translated) or `exact` (at their source offsets, gaps
+    /// reproduced with placeholders and transaction markers, group offsets
+    /// verbatim; a restore needs every target partition new).
+    #[arg(long, value_name = "MODE", default_value = "translate", value_parser = ["translate", "exact"])]
+    offsets: String,
+}
+
+impl RestoreSelection {
+    /// The library's restore options for this selection, with the target
+    /// names `--rename` and `--prefix` give; the rest at their defaults.
+    pub(super) fn options(
+        &self,
+        rename: &[String],
+        prefix: &str,
+    ) -> Result<kvault::ops::restore::RestoreOptions> {
+        Ok(kvault::ops::restore::RestoreOptions {
+            kafka: self.kafka.options()?,
+            topics: with_regexes(self.topics.clone(), &self.topic_regex),
+            rename: from_to_pairs("--rename", rename)?,
+            prefix: prefix.to_string(),
+            groups: self.groups.clone(),
+            no_groups: self.no_groups,
+            at: self.at.as_deref().map(parse_at).transpose()?,
+            no_compact: self.no_compact,
+            offsets: super::flag_value("--offsets", &self.offsets)?,
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    sel: RestoreSelection,
     /// Restore topic FROM as TO (repeatable).
     #[arg(long = "rename", value_name = "FROM=TO")]
     rename: Vec<String>,
     /// Prefix every target topic name.
     #[arg(long, default_value = "")]
     prefix: String,
-    /// Consumer groups to restore (glob, repeatable; default all).
-    #[arg(long = "group", value_name = "PATTERN")]
-    groups: Vec<String>,
-    /// Restore no consumer-group offsets.
-    #[arg(long)]
-    no_groups: bool,
     /// Commit group offsets even if the group has active members on the target.
     #[arg(long)]
     force: bool,
     /// Print the plan (topics, partitions, records, group offsets) and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Restore the log as of this time: RFC 3339, epoch milliseconds, or relative ("2h ago").
-    #[arg(long, value_name = "TIME")]
-    at: Option<String>,
     /// Where resume state is kept (default ~/.local/state/kvault/restore).
     #[arg(long, env = "KVAULT_STATE_DIR", value_name = "DIR")]
     state_dir: Option<std::path::PathBuf>,
-    /// Restore compacted topics with every record the repository holds,
-    /// instead of only the latest value per key.
-    #[arg(long)]
-    no_compact: bool,
     /// A target partition that already holds records: fail (nothing is
     /// written), append after them, or purge them first (DeleteRecords).
     #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "append", "purge"])]
     if_not_empty: String,
-    /// Where records land: `translate` (after what the target holds; group
-    /// offsets translated) or `exact` (at their source offsets, gaps
-    /// reproduced with placeholders and transaction markers, group offsets
-    /// verbatim; every target partition must be new).
-    #[arg(long, value_name = "MODE", default_value = "translate", value_parser = ["translate", "exact"])]
-    offsets: String,
     /// Restore into existing topics with a different partition count,
     /// spreading records by key (the Java client's murmur2; keyless records
     /// round-robin). Group offsets become approximate across partitions.
@@ -793,9 +825,9 @@ pub(super) fn parse_at(s: &str) -> Result<i64> {
 }
 
 pub async fn run_restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    super::metrics::set_cluster(&a.kafka.brokers);
+    super::metrics::set_cluster(&a.sel.kafka.brokers);
     let repo = ctx.open().await?;
-    let id = repo.find_id(kvault::FileKind::Snapshot, &a.snapshot).await?;
+    let id = repo.find_id(kvault::FileKind::Snapshot, &a.sel.snapshot).await?;
     let opts = restore_options(a)?;
     let bar = ctx.out.progress();
     let r = kvault::ops::restore::restore(&repo, &id, &opts, &bar).await?;
@@ -825,7 +857,7 @@ pub(super) fn from_to_pairs(flag: &str, values: &[String]) -> Result<Vec<(String
 
 /// The library's restore options from the command line.
 fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOptions> {
-    let rename = from_to_pairs("--rename", &a.rename)?;
+    let base = a.sel.options(&a.rename, &a.prefix)?;
     let acl_principal_map = from_to_pairs("--acl-principal-map", &a.acl_principal_map)?;
     let scram_credentials = match &a.scram_credentials {
         Some(f) => {
@@ -848,27 +880,19 @@ fn restore_options(a: RestoreArgs) -> Result<kvault::ops::restore::RestoreOption
         None => None,
     };
     Ok(kvault::ops::restore::RestoreOptions {
-        kafka: a.kafka.options()?,
-        topics: with_regexes(a.topics, &a.topic_regex),
-        rename,
-        prefix: a.prefix,
-        groups: a.groups,
-        no_groups: a.no_groups,
         force: a.force,
         dry_run: a.dry_run,
-        at: a.at.as_deref().map(parse_at).transpose()?,
         state_dir: a.state_dir,
-        no_compact: a.no_compact,
         if_not_empty: super::flag_value("--if-not-empty", &a.if_not_empty)?,
         repartition: a.repartition,
         max_records_per_sec: a.max_records_per_sec,
         max_bytes_per_sec: a.max_bytes_per_sec,
-        offsets: super::flag_value("--offsets", &a.offsets)?,
         metadata,
         acl_principal_map,
         scram_credentials,
         if_exists: super::flag_value("--if-exists", &a.if_exists)?,
         shard,
+        ..base
     })
 }
 

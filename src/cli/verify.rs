@@ -6,41 +6,17 @@ use clap::Args;
 use serde_json::json;
 
 use super::Ctx;
-use super::kafka::{KafkaArgs, parse_at, with_regexes};
+use super::kafka::RestoreSelection;
 use kvault::error::exit;
 use kvault::ops::restore::drill::{DrillOptions, DrillReport};
 use kvault::ops::restore::verify::{VerifyOptions, VerifyReport, signature_valid, signed_report};
 
-/// What a restore wrote, as `verify` and `drill` select it.
+/// What a restore wrote, as `verify` and `drill` select it, and where
+/// the evidence goes.
 #[derive(Debug, Args)]
 pub struct Selection {
-    /// Snapshot id, unique prefix, or `latest` (the default).
-    #[arg(default_value = "latest")]
-    snapshot: String,
     #[command(flatten)]
-    kafka: KafkaArgs,
-    /// Source topics (glob, repeatable; default all).
-    #[arg(long = "topic", value_name = "PATTERN")]
-    topics: Vec<String>,
-    /// Source topics by regular expression matching the whole name.
-    #[arg(long = "topic-regex", value_name = "REGEX")]
-    topic_regex: Vec<String>,
-    /// Consumer groups (glob, repeatable; default all).
-    #[arg(long = "group", value_name = "PATTERN")]
-    groups: Vec<String>,
-    /// Leave group offsets out.
-    #[arg(long)]
-    no_groups: bool,
-    /// The log as of this time: RFC 3339, epoch milliseconds, or "2h ago".
-    #[arg(long, value_name = "TIME")]
-    at: Option<String>,
-    /// Compacted topics with every record the repository holds.
-    #[arg(long)]
-    no_compact: bool,
-    /// `translate` (records one after the other from the target's log
-    /// start) or `exact` (at their source offsets).
-    #[arg(long, value_name = "MODE", default_value = "translate", value_parser = ["translate", "exact"])]
-    offsets: String,
+    restore: RestoreSelection,
     /// Write the evidence report (JSON) to FILE and its signature to FILE.sig.
     #[arg(long, value_name = "FILE")]
     report: Option<std::path::PathBuf>,
@@ -91,23 +67,6 @@ pub struct VerifyReportArgs {
     /// Its signature (default FILE.sig).
     #[arg(long, value_name = "FILE")]
     signature: Option<std::path::PathBuf>,
-}
-
-impl Selection {
-    fn options(&self, rename: &[String], prefix: &str) -> Result<kvault::ops::restore::RestoreOptions> {
-        Ok(kvault::ops::restore::RestoreOptions {
-            kafka: self.kafka.options()?,
-            topics: with_regexes(self.topics.clone(), &self.topic_regex),
-            rename: super::kafka::from_to_pairs("--rename", rename)?,
-            prefix: prefix.to_string(),
-            groups: self.groups.clone(),
-            no_groups: self.no_groups,
-            at: self.at.as_deref().map(parse_at).transpose()?,
-            no_compact: self.no_compact,
-            offsets: super::flag_value("--offsets", &self.offsets)?,
-            ..Default::default()
-        })
-    }
 }
 
 /// The report for humans: each differing partition and group, and the verdict.
@@ -238,8 +197,10 @@ fn verify_metrics(r: &VerifyReport) {
 
 pub async fn run_verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let repo = ctx.open().await?;
-    let id = repo.find_id(kvault::FileKind::Snapshot, &a.sel.snapshot).await?;
-    let mut restore = a.sel.options(&a.rename, &a.prefix)?;
+    let id = repo
+        .find_id(kvault::FileKind::Snapshot, &a.sel.restore.snapshot)
+        .await?;
+    let mut restore = a.sel.restore.options(&a.rename, &a.prefix)?;
     restore.acl_principal_map = super::kafka::from_to_pairs("--acl-principal-map", &a.acl_principal_map)?;
     if a.no_metadata {
         restore.metadata = kvault::ops::restore::Metadata::Without;
@@ -261,9 +222,11 @@ pub async fn run_verify(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
 
 pub async fn run_drill(ctx: &Ctx, a: DrillArgs) -> Result<i32> {
     let repo = ctx.open().await?;
-    let id = repo.find_id(kvault::FileKind::Snapshot, &a.sel.snapshot).await?;
+    let id = repo
+        .find_id(kvault::FileKind::Snapshot, &a.sel.restore.snapshot)
+        .await?;
     let opts = DrillOptions {
-        restore: a.sel.options(&[], &a.prefix)?,
+        restore: a.sel.restore.options(&[], &a.prefix)?,
         keep: a.keep,
     };
     let bar = ctx.out.progress();

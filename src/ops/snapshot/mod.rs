@@ -345,12 +345,11 @@ type Found = (
 async fn partition_nodes(
     w: &mut ManifestWriter<'_>,
     plan: &SnapshotPlan,
-    found: Vec<Found>,
+    mut found: Vec<Found>,
     gone_topics: &BTreeSet<String>,
     fingerprint: [u8; 8],
     res: &mut SnapshotResult,
 ) -> Result<BTreeMap<TopicPartition, crate::repo::tree::Node>> {
-    let mut found = found;
     // The new segments' key filters first: small segments share blobs.
     let filters = plan
         .partitions
