@@ -276,6 +276,29 @@ async fn the_key_filter_fixture_still_finds_by_its_filters() {
         assert!(f.chunks_read <= 2 && f.segments_unfiltered == 0, "{key}: {f:?}");
         assert_eq!(f.chunks_read + f.chunks_filtered, all.chunks_read);
     }
+    // The latest snapshot's three small segments name their place in a
+    // shared blob; the large one owns its blob.
+    let latest = repo.find_id(kvault::FileKind::Snapshot, "latest").await.unwrap();
+    let tree = repo.load_snapshot(&latest).await.unwrap().tree;
+    let m = kvault::image::manifest::load(&repo, &tree, true).await.unwrap();
+    let segments: Vec<_> = m
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .flat_map(|p| &p.segments)
+        .map(|s| (s.chunks.len(), s.meta.filter_at, s.filter.is_some()))
+        .collect();
+    assert_eq!(segments.len(), 4, "{segments:?}");
+    assert!(segments.iter().all(|(_, _, has)| *has), "{segments:?}");
+    let shared = segments
+        .iter()
+        .filter(|(n, at, _)| *n < 4 && at.is_some())
+        .count();
+    let own = segments
+        .iter()
+        .filter(|(n, at, _)| *n >= 4 && at.is_none())
+        .count();
+    assert_eq!((shared, own), (3, 1), "{segments:?}");
 }
 
 /// Regenerates the key-filter fixture (needs a broker):
