@@ -208,6 +208,13 @@ impl SegmentFilters {
             .then(|| self.blob.chunks.get(self.at + i))
             .flatten()
     }
+
+    /// Whether the segment's `i`th chunk certainly holds none of the keys
+    /// hashed as `keys` (so it need not be read).
+    pub fn rules_out(&self, i: usize, keys: &[KeyHash]) -> bool {
+        self.chunk(i)
+            .is_some_and(|c| !keys.iter().any(|h| c.may_hold(*h)))
+    }
 }
 
 /// Key filters, one per chunk in order, as stored: one segment's, or
@@ -379,6 +386,9 @@ mod tests {
         assert!(f.chunk(0).unwrap().may_hold(h.hash(b"b")));
         assert!(f.chunk(1).unwrap().may_hold(h.hash(b"c")));
         assert!(f.chunk(2).is_none());
+        assert!(f.rules_out(0, &[h.hash(b"a"), h.hash(b"c")]));
+        assert!(!f.rules_out(0, &[h.hash(b"a"), h.hash(b"b")]));
+        assert!(!f.rules_out(2, &[h.hash(b"a")]), "no filter: not ruled out");
         assert!(SegmentFilters::of(blob.clone(), Some(2), 2).is_none());
         assert!(SegmentFilters::of(blob.clone(), None, 2).is_none());
         assert!(SegmentFilters::of(blob.clone(), Some(u32::MAX), 2).is_none());

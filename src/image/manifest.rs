@@ -406,10 +406,10 @@ pub async fn load_segments(repo: &Repository, node: &Node) -> Result<Vec<Segment
 pub type FilterRef = (Id, Option<u32>);
 
 /// Segments' key filters as `find` and `rewrite` use them: each filter
-/// tree read once however many snapshots share its segment, and only
-/// those usable here (present, one per chunk, made under this
-/// repository's key: a segment copied from another repository has filters
-/// under that one's key, which say nothing here).
+/// tree read once however many segments and snapshots share it, and only
+/// those usable here (present, fitting the segment's chunks, made under
+/// this repository's key: a segment copied from another repository has
+/// filters under that one's key, which say nothing here).
 #[derive(Debug)]
 pub struct FilterCache {
     hasher: KeyHasher,

@@ -238,11 +238,7 @@ async fn segment_hits(
             rep.chunks_skipped += u64::from(seen.skipped.insert(at));
             continue;
         }
-        if filters
-            .as_ref()
-            .and_then(|f| f.chunk(i))
-            .is_some_and(|c| !c.may_hold(key_hash))
-        {
+        if filters.as_ref().is_some_and(|f| f.rules_out(i, &[key_hash])) {
             rep.chunks_filtered += u64::from(seen.filtered.insert(at));
             continue;
         }

@@ -358,11 +358,7 @@ impl Eraser<'_> {
                 .await?;
             let mut done = Vec::with_capacity(n.content.len());
             for (i, (id, cm)) in n.content.iter().zip(&meta.chunks).enumerate() {
-                let skip = filter
-                    .as_ref()
-                    .and_then(|f| f.chunk(i))
-                    .is_some_and(|f| !self.hashes.iter().any(|h| f.may_hold(*h)));
-                if skip {
+                if filter.as_ref().is_some_and(|f| f.rules_out(i, &self.hashes)) {
                     self.rep.chunks_skipped += u64::from(self.skipped.insert((*id, cm.ts_base())));
                     done.push(None);
                     continue;

@@ -331,13 +331,18 @@ pub async fn verify(
         }
         let groups = check_groups(&cluster, &mut plan, &bounds, exact).await?;
         let topics = check_topics(&cluster, &plan).await?;
-        let cluster_state = match (opts.restore.metadata, plan.m.cluster_state(repo).await?) {
-            (Metadata::Without, _) | (_, None) => None,
-            (_, Some(s)) => Some(super::metadata::differences(
+        // The snapshot's cluster state is read only when it is compared.
+        let snapshot_state = match opts.restore.metadata {
+            Metadata::Without => None,
+            _ => plan.m.cluster_state(repo).await?,
+        };
+        let cluster_state = match snapshot_state {
+            Some(s) => Some(super::metadata::differences(
                 &s,
                 &cluster.cluster_state().await?,
                 &opts.restore,
             )?),
+            None => None,
         };
         let equal = partitions.iter().all(|p| p.equal)
             && groups.iter().all(|g| g.equal)
